@@ -1,0 +1,186 @@
+//! The crypto provider: digests, signatures, MACs.
+//!
+//! Protocols call crypto only through [`Crypto`], so the simulator can swap in
+//! a provider that charges modelled CPU time, and the runtime the real one
+//! ([`Ed25519Crypto`]: Ed25519 signatures, HMAC-SHA256 MACs, SHA-256 digests).
+//! A provider signs only as its own node: a Byzantine node holds its own
+//! provider and nobody else's keys.
+
+use crate::ids::NodeId;
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use hmac::{Hmac, Mac as _};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::fmt;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Digest(pub [u8; 32]);
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", hex::encode(&self.0[..6]))
+    }
+}
+
+impl Digest {
+    /// SHA-256 of `data`, computed directly (for code outside a provider, e.g. checkers).
+    pub fn of(data: &[u8]) -> Digest {
+        Digest(Sha256::digest(data).into())
+    }
+    /// SHA-256 over several parts, as if concatenated with length prefixes.
+    pub fn of_parts(parts: &[&[u8]]) -> Digest {
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        Digest(h.finalize().into())
+    }
+}
+
+/// A signature, opaque to protocols.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Signature(pub Vec<u8>);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sig:{}", hex::encode(&self.0[..self.0.len().min(4)]))
+    }
+}
+
+/// A message authentication code for one receiver.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Mac(pub [u8; 32]);
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mac:{}", hex::encode(&self.0[..4]))
+    }
+}
+
+/// The crypto operations a protocol may use. Implementations must be
+/// deterministic given their keys (Ed25519 signing is).
+pub trait Crypto: Send + Sync {
+    /// The node this provider signs as.
+    fn me(&self) -> NodeId;
+    /// SHA-256 of `data`.
+    fn digest(&self, data: &[u8]) -> Digest;
+    /// Sign `data` as [`Crypto::me`].
+    fn sign(&self, data: &[u8]) -> Signature;
+    /// Whether `sig` is `signer`'s signature of `data`.
+    fn verify(&self, signer: NodeId, data: &[u8], sig: &Signature) -> bool;
+    /// MAC of `data` for the pair (me, `peer`).
+    fn mac(&self, peer: NodeId, data: &[u8]) -> Mac;
+    /// Whether `mac` is the (me, `peer`) MAC of `data`.
+    fn verify_mac(&self, peer: NodeId, data: &[u8], mac: &Mac) -> bool;
+    /// A MAC vector: one MAC for each receiver.
+    fn mac_vector(&self, peers: &[NodeId], data: &[u8]) -> Vec<Mac> {
+        peers.iter().map(|p| self.mac(*p, data)).collect()
+    }
+}
+
+/// Keys of every node of a deployment, as the holder of one node sees them.
+#[derive(Clone)]
+pub struct Ed25519Crypto {
+    me: NodeId,
+    signing: SigningKey,
+    public: HashMap<NodeId, VerifyingKey>,
+    mac_secret: [u8; 32],
+}
+
+impl fmt::Debug for Ed25519Crypto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ed25519Crypto").field("me", &self.me).finish_non_exhaustive()
+    }
+}
+
+impl Ed25519Crypto {
+    /// A provider for `me` with its signing key, everybody's public keys, and
+    /// the secret from which per-pair MAC keys are derived (pair keys are
+    /// `HMAC(secret, min(a,b) ‖ max(a,b))`; the runtime replaces the shared
+    /// secret by keys agreed in a signed handshake).
+    pub fn new(me: NodeId, signing: SigningKey, public: HashMap<NodeId, VerifyingKey>, mac_secret: [u8; 32]) -> Self {
+        Ed25519Crypto { me, signing, public, mac_secret }
+    }
+
+    /// Deterministic keys for a set of nodes from a seed: for tests, the
+    /// simulator and benchmarks, never for deployments.
+    pub fn deterministic(seed: u64, nodes: &[NodeId]) -> Vec<Ed25519Crypto> {
+        let key_of = |n: &NodeId| {
+            let d = Digest::of_parts(&[b"quorate-test-key", &seed.to_le_bytes(), format!("{n:?}").as_bytes()]);
+            SigningKey::from_bytes(&d.0)
+        };
+        let public: HashMap<NodeId, VerifyingKey> = nodes.iter().map(|n| (*n, key_of(n).verifying_key())).collect();
+        let secret = Digest::of_parts(&[b"quorate-test-mac", &seed.to_le_bytes()]).0;
+        nodes.iter().map(|n| Ed25519Crypto::new(*n, key_of(n), public.clone(), secret)).collect()
+    }
+
+    fn pair_key(&self, peer: NodeId) -> [u8; 32] {
+        let (a, b) = if self.me <= peer { (self.me, peer) } else { (peer, self.me) };
+        let mut m = <Hmac<Sha256>>::new_from_slice(&self.mac_secret).expect("hmac takes any key length");
+        m.update(format!("{a:?}|{b:?}").as_bytes());
+        m.finalize().into_bytes().into()
+    }
+}
+
+impl Crypto for Ed25519Crypto {
+    fn me(&self) -> NodeId {
+        self.me
+    }
+    fn digest(&self, data: &[u8]) -> Digest {
+        Digest::of(data)
+    }
+    fn sign(&self, data: &[u8]) -> Signature {
+        Signature(self.signing.sign(data).to_bytes().to_vec())
+    }
+    fn verify(&self, signer: NodeId, data: &[u8], sig: &Signature) -> bool {
+        let Some(key) = self.public.get(&signer) else { return false };
+        let Ok(bytes) = <[u8; 64]>::try_from(sig.0.as_slice()) else { return false };
+        key.verify(data, &ed25519_dalek::Signature::from_bytes(&bytes)).is_ok()
+    }
+    fn mac(&self, peer: NodeId, data: &[u8]) -> Mac {
+        let mut m = <Hmac<Sha256>>::new_from_slice(&self.pair_key(peer)).expect("hmac takes any key length");
+        m.update(data);
+        Mac(m.finalize().into_bytes().into())
+    }
+    fn verify_mac(&self, peer: NodeId, data: &[u8], mac: &Mac) -> bool {
+        let mut m = <Hmac<Sha256>>::new_from_slice(&self.pair_key(peer)).expect("hmac takes any key length");
+        m.update(data);
+        m.verify_slice(&mac.0).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ClientId, ReplicaId};
+
+    fn nodes() -> Vec<NodeId> {
+        vec![ReplicaId(0).into(), ReplicaId(1).into(), ClientId(7).into()]
+    }
+
+    #[test]
+    fn signatures_verify_only_for_signer_and_data() {
+        let ks = Ed25519Crypto::deterministic(1, &nodes());
+        let sig = ks[0].sign(b"hello");
+        assert!(ks[1].verify(ReplicaId(0).into(), b"hello", &sig));
+        assert!(!ks[1].verify(ReplicaId(1).into(), b"hello", &sig));
+        assert!(!ks[1].verify(ReplicaId(0).into(), b"hellO", &sig));
+        assert!(!ks[1].verify(ReplicaId(0).into(), b"hello", &Signature(vec![1, 2, 3])));
+        assert!(!ks[1].verify(ReplicaId(9).into(), b"hello", &sig));
+    }
+
+    #[test]
+    fn macs_are_pairwise() {
+        let ks = Ed25519Crypto::deterministic(1, &nodes());
+        let m = ks[0].mac(ReplicaId(1).into(), b"x");
+        assert!(ks[1].verify_mac(ReplicaId(0).into(), b"x", &m));
+        assert!(!ks[2].verify_mac(ReplicaId(0).into(), b"x", &m));
+        assert!(!ks[1].verify_mac(ReplicaId(0).into(), b"y", &m));
+        let v = ks[2].mac_vector(&[ReplicaId(0).into(), ReplicaId(1).into()], b"z");
+        assert!(ks[0].verify_mac(ClientId(7).into(), b"z", &v[0]));
+        assert!(ks[1].verify_mac(ClientId(7).into(), b"z", &v[1]));
+    }
+}

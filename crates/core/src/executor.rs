@@ -1,0 +1,348 @@
+//! The executor: runs a [`Service`] in the agreed order, once per request,
+//! with speculative execution and rollback, state digests and checkpoints.
+//! Protocols execute only through it, so no protocol writes its own.
+
+use crate::crypto::Digest;
+use crate::machine::{Event, Outbox, Protocol};
+use crate::request::{Freshness, Request, RequestTable};
+use crate::service::{ExecCtx, RestoreError, Service};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// The replicated state after `slot` operations: service snapshot and
+/// request table, encoded, with its digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Operations executed.
+    pub slot: u64,
+    /// Encoded (service snapshot, request table).
+    pub state: Bytes,
+    /// Digest of `state` and `slot`.
+    pub digest: Digest,
+}
+
+impl Checkpoint {
+    fn build(slot: u64, snapshot: Bytes, table: &RequestTable) -> Checkpoint {
+        let state = Bytes::from(crate::wire::encode(&(snapshot, table)));
+        let digest = Checkpoint::digest_of(slot, &state);
+        Checkpoint { slot, state, digest }
+    }
+    /// The digest a checkpoint of `state` at `slot` must carry.
+    pub fn digest_of(slot: u64, state: &[u8]) -> Digest {
+        Digest::of_parts(&[b"quorate-checkpoint", &slot.to_le_bytes(), state])
+    }
+    /// Whether the digest matches the contents (received checkpoints).
+    pub fn is_consistent(&self) -> bool {
+        Checkpoint::digest_of(self.slot, &self.state) == self.digest
+    }
+}
+
+/// What executing a request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Executed now; the reply.
+    Executed(Bytes),
+    /// Executed before (the client's last request): the cached reply.
+    Repeat(Bytes),
+    /// Older than the client's last executed request: nothing to do.
+    Stale,
+}
+
+#[derive(Clone, Debug)]
+struct Exec {
+    req: Request,
+    instance: u64,
+    timestamp: u64,
+}
+
+/// State saved at the start of a run of speculative executions.
+struct SpecBase {
+    snapshot: Bytes,
+    table: RequestTable,
+    slot: u64,
+    /// Executions after the base that became final.
+    committed: Vec<Exec>,
+    /// Executions after those that are still speculative.
+    pending: Vec<Exec>,
+}
+
+/// Ordered, speculative and read-only execution over one service.
+pub struct Executor {
+    service: Box<dyn Service>,
+    table: RequestTable,
+    slot: u64,
+    spec: Option<SpecBase>,
+}
+
+impl Executor {
+    /// An executor over a fresh service.
+    pub fn new(service: Box<dyn Service>) -> Self {
+        Executor { service, table: RequestTable::default(), slot: 0, spec: None }
+    }
+
+    /// The next execution slot (= operations executed).
+    pub fn slot(&self) -> u64 {
+        self.slot
+    }
+    /// The request table.
+    pub fn table(&self) -> &RequestTable {
+        &self.table
+    }
+    /// The service (for `validate` and `conflicts`).
+    pub fn service(&self) -> &dyn Service {
+        self.service.as_ref()
+    }
+    /// Whether speculative executions are outstanding.
+    pub fn speculating(&self) -> bool {
+        self.spec.as_ref().is_some_and(|s| !s.pending.is_empty())
+    }
+
+    /// Execute a request in its final position.
+    pub fn execute<P: Protocol>(
+        &mut self,
+        req: &Request,
+        instance: u64,
+        timestamp: u64,
+        out: &mut Outbox<P>,
+    ) -> Outcome {
+        debug_assert!(!self.speculating(), "final execution while speculative executions are pending");
+        let outcome = self.run(req, instance, timestamp, false, out);
+        if let Some(spec) = &mut self.spec {
+            if matches!(outcome, Outcome::Executed(_)) {
+                spec.committed.push(Exec { req: req.clone(), instance, timestamp });
+            }
+        }
+        outcome
+    }
+
+    /// Execute a request speculatively: it may be undone by [`Executor::rollback`].
+    pub fn execute_speculative<P: Protocol>(
+        &mut self,
+        req: &Request,
+        instance: u64,
+        timestamp: u64,
+        out: &mut Outbox<P>,
+    ) -> Outcome {
+        if self.spec.is_none() {
+            self.spec = Some(SpecBase {
+                snapshot: self.service.snapshot(),
+                table: self.table.clone(),
+                slot: self.slot,
+                committed: Vec::new(),
+                pending: Vec::new(),
+            });
+        }
+        let outcome = self.run(req, instance, timestamp, true, out);
+        if matches!(outcome, Outcome::Executed(_)) {
+            if let Some(spec) = &mut self.spec {
+                spec.pending.push(Exec { req: req.clone(), instance, timestamp });
+            }
+        }
+        outcome
+    }
+
+    /// Make the oldest `count` speculative executions final.
+    pub fn commit_speculative(&mut self, count: usize) {
+        let Some(spec) = &mut self.spec else { return };
+        let n = count.min(spec.pending.len());
+        let done: Vec<Exec> = spec.pending.drain(..n).collect();
+        spec.committed.extend(done);
+        if spec.pending.is_empty() {
+            // Everything is final: the saved base is no longer needed.
+            self.spec = None;
+        }
+    }
+
+    /// Undo every speculative execution; returns the undone requests in
+    /// execution order so the protocol can re-execute them in their final order.
+    pub fn rollback<P: Protocol>(&mut self, out: &mut Outbox<P>) -> Result<Vec<Request>, RestoreError> {
+        let Some(spec) = self.spec.take() else { return Ok(Vec::new()) };
+        if spec.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.service.restore(&spec.snapshot)?;
+        self.table = spec.table;
+        self.slot = spec.slot;
+        let mut silent = Outbox::<P>::new();
+        for e in &spec.committed {
+            self.run(&e.req, e.instance, e.timestamp, false, &mut silent);
+        }
+        out.event(Event::RolledBack { slot: self.slot });
+        Ok(spec.pending.into_iter().map(|e| e.req).collect())
+    }
+
+    fn run<P: Protocol>(
+        &mut self,
+        req: &Request,
+        instance: u64,
+        timestamp: u64,
+        speculative: bool,
+        out: &mut Outbox<P>,
+    ) -> Outcome {
+        match self.table.freshness(req.client, req.seq) {
+            Freshness::Repeat(r) => Outcome::Repeat(r),
+            Freshness::Stale => Outcome::Stale,
+            Freshness::New => {
+                let ctx = ExecCtx { slot: self.slot, instance, timestamp, client: req.client, seq: req.seq };
+                let reply = self.service.execute(&req.op, &ctx);
+                self.table.record(req.client, req.seq, reply.clone());
+                out.event(Event::Executed {
+                    slot: self.slot,
+                    client: req.client,
+                    seq: req.seq,
+                    op: Digest::of(&req.op),
+                    speculative,
+                });
+                self.slot += 1;
+                Outcome::Executed(reply)
+            }
+        }
+    }
+
+    /// Answer a read-only operation from the current state.
+    pub fn query(&self, op: &[u8]) -> Bytes {
+        self.service.query(op)
+    }
+
+    /// The current (final) state as a checkpoint. With speculative executions
+    /// pending, the checkpoint is of the last final state.
+    pub fn checkpoint(&self) -> Checkpoint {
+        match &self.spec {
+            Some(spec) if !spec.pending.is_empty() => {
+                // Rebuild the final state on a scratch copy would need a second
+                // service; the base plus committed executions is what is final.
+                // Protocols checkpoint only when nothing is pending, so report the base.
+                Checkpoint::build(spec.slot, spec.snapshot.clone(), &spec.table)
+            }
+            _ => Checkpoint::build(self.slot, self.service.snapshot(), &self.table),
+        }
+    }
+
+    /// Digest of the current state (as a checkpoint now would carry).
+    pub fn state_digest(&self) -> Digest {
+        self.checkpoint().digest
+    }
+
+    /// Replace the state with a checkpoint (state transfer, recovery).
+    pub fn install<P: Protocol>(&mut self, cp: &Checkpoint, out: &mut Outbox<P>) -> Result<(), RestoreError> {
+        if !cp.is_consistent() {
+            return Err(RestoreError("checkpoint digest does not match its contents".into()));
+        }
+        let (snapshot, table): (Bytes, RequestTable) =
+            crate::wire::decode(&cp.state, usize::MAX).map_err(|e| RestoreError(e.to_string()))?;
+        self.service.restore(&snapshot)?;
+        self.table = table;
+        self.slot = cp.slot;
+        self.spec = None;
+        out.event(Event::StateInstalled { slot: cp.slot, digest: cp.digest });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::ClientId;
+    use crate::machine::*;
+    use crate::membership::FaultModel;
+
+    /// A log of operations: state = concatenation, reply = length.
+    #[derive(Default)]
+    struct Log(Vec<u8>);
+    impl Service for Log {
+        fn execute(&mut self, op: &[u8], _ctx: &ExecCtx) -> Bytes {
+            self.0.extend_from_slice(op);
+            Bytes::from(self.0.len().to_le_bytes().to_vec())
+        }
+        fn query(&self, _op: &[u8]) -> Bytes {
+            Bytes::from(self.0.clone())
+        }
+        fn snapshot(&self) -> Bytes {
+            Bytes::from(self.0.clone())
+        }
+        fn restore(&mut self, s: &[u8]) -> Result<(), RestoreError> {
+            self.0 = s.to_vec();
+            Ok(())
+        }
+    }
+
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    struct M;
+    impl Message for M {
+        fn kind(&self) -> &'static str {
+            "M"
+        }
+    }
+    struct T;
+    impl Protocol for T {
+        const NAME: &'static str = "t";
+        type Message = M;
+        type Timer = ();
+        type Config = ();
+        fn replicas_for(f: usize, _: FaultModel) -> usize {
+            3 * f + 1
+        }
+        fn replica(_: ReplicaContext, _: &()) -> Box<dyn ReplicaMachine<Self>> {
+            unimplemented!()
+        }
+        fn client(_: ClientContext, _: &()) -> Box<dyn ClientMachine<Self>> {
+            unimplemented!()
+        }
+    }
+
+    fn req(c: u64, seq: u64, op: &[u8]) -> Request {
+        Request { client: ClientId(c), seq, op: Bytes::copy_from_slice(op), read_only: false }
+    }
+
+    #[test]
+    fn at_most_once() {
+        let mut ex = Executor::new(Box::new(Log::default()));
+        let mut out = Outbox::<T>::new();
+        assert!(matches!(ex.execute(&req(1, 1, b"a"), 0, 0, &mut out), Outcome::Executed(_)));
+        assert!(matches!(ex.execute(&req(1, 1, b"a"), 0, 0, &mut out), Outcome::Repeat(_)));
+        assert!(matches!(ex.execute(&req(1, 2, b"b"), 0, 0, &mut out), Outcome::Executed(_)));
+        assert_eq!(ex.execute(&req(1, 1, b"a"), 0, 0, &mut out), Outcome::Stale);
+        assert_eq!(ex.slot(), 2);
+        assert_eq!(ex.query(b""), Bytes::from_static(b"ab"));
+    }
+
+    #[test]
+    fn speculation_rolls_back_and_commits() {
+        let mut ex = Executor::new(Box::new(Log::default()));
+        let mut out = Outbox::<T>::new();
+        ex.execute(&req(1, 1, b"a"), 0, 0, &mut out);
+        ex.execute_speculative(&req(2, 1, b"b"), 1, 0, &mut out);
+        ex.execute_speculative(&req(3, 1, b"c"), 1, 0, &mut out);
+        ex.commit_speculative(1);
+        assert!(ex.speculating());
+        let undone = ex.rollback(&mut out).unwrap();
+        assert_eq!(undone, vec![req(3, 1, b"c")]);
+        assert_eq!(ex.query(b""), Bytes::from_static(b"ab"));
+        assert_eq!(ex.slot(), 2);
+        // The undone request is new again.
+        assert!(matches!(ex.execute(&req(3, 1, b"d"), 2, 0, &mut out), Outcome::Executed(_)));
+        assert_eq!(ex.query(b""), Bytes::from_static(b"abd"));
+        // Committing everything drops the base.
+        ex.execute_speculative(&req(4, 1, b"e"), 3, 0, &mut out);
+        ex.commit_speculative(5);
+        assert!(!ex.speculating());
+        assert!(ex.rollback(&mut out).unwrap().is_empty());
+        assert_eq!(ex.query(b""), Bytes::from_static(b"abde"));
+    }
+
+    #[test]
+    fn checkpoints_roundtrip_and_detect_tampering() {
+        let mut ex = Executor::new(Box::new(Log::default()));
+        let mut out = Outbox::<T>::new();
+        ex.execute(&req(1, 1, b"xyz"), 0, 0, &mut out);
+        let cp = ex.checkpoint();
+        let mut other = Executor::new(Box::new(Log::default()));
+        other.install(&cp, &mut out).unwrap();
+        assert_eq!(other.state_digest(), ex.state_digest());
+        assert_eq!(other.slot(), 1);
+        assert!(matches!(other.execute(&req(1, 1, b"xyz"), 0, 0, &mut out), Outcome::Repeat(_)));
+        let mut bad = cp.clone();
+        bad.slot = 5;
+        assert!(other.install(&bad, &mut out).is_err());
+    }
+}

@@ -1,0 +1,25 @@
+//! quorate core: what every protocol, the simulator and the runtime share.
+//!
+//! Everything in this crate is pure and deterministic: no threads, sockets,
+//! clocks or unseeded randomness. Protocols are sans-IO state machines
+//! ([`machine::ReplicaMachine`], [`machine::ClientMachine`]) that a host
+//! (the simulator or the runtime) drives with [`machine::Input`]s and whose
+//! [`machine::Effect`]s it carries out.
+
+pub mod crypto;
+pub mod executor;
+pub mod ids;
+pub mod machine;
+pub mod membership;
+pub mod request;
+pub mod service;
+pub mod time;
+pub mod wire;
+
+pub use bytes::Bytes;
+pub use crypto::{Crypto, Digest, Signature};
+pub use ids::{ClientId, NodeId, ReplicaId};
+pub use machine::{ClientMachine, Effect, Event, Input, Outbox, Protocol, ReplicaMachine};
+pub use membership::{FaultModel, Membership};
+pub use service::{ExecCtx, Service};
+pub use time::Time;

@@ -1,0 +1,308 @@
+//! The sans-IO contract between protocols and hosts.
+//!
+//! A host (simulator or runtime) owns one machine per node and calls
+//! `handle(now, input, out)`; the machine appends [`Effect`]s to the
+//! [`Outbox`], which the host drains and carries out. Time comes in as an
+//! argument; machines never read a clock, spawn, or do I/O.
+
+use crate::crypto::{Crypto, Digest};
+use crate::ids::{ClientId, NodeId, ReplicaId};
+use crate::membership::{FaultModel, Membership};
+use crate::service::Service;
+use crate::time::Time;
+use bytes::Bytes;
+use serde::{de::DeserializeOwned, Serialize};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A protocol message: encodable, cloneable, with a short kind name for
+/// metrics and logs.
+pub trait Message: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// Short name of the message kind (e.g. "PROPOSE").
+    fn kind(&self) -> &'static str;
+}
+
+/// What a host feeds a machine.
+#[derive(Clone, Debug)]
+pub enum Input<P: Protocol> {
+    /// The node starts with empty state.
+    Start,
+    /// The node restarts after a crash with what it had made durable: the
+    /// last [`Effect::PersistCheckpoint`] record and every
+    /// [`Effect::Persist`] record after it, in order.
+    Recover {
+        /// Last durable checkpoint record.
+        checkpoint: Option<Bytes>,
+        /// Records persisted after it.
+        records: Vec<Bytes>,
+    },
+    /// A message from an authenticated sender.
+    Message {
+        /// Sender, authenticated by the channel.
+        from: NodeId,
+        /// The message.
+        msg: P::Message,
+    },
+    /// A timer set with [`Effect::SetTimer`] fired.
+    Timer(P::Timer),
+}
+
+/// Something that happened, reported for metrics, tests and checkers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An operation was executed at position `slot` of the replica's order.
+    Executed {
+        /// Position in the execution order.
+        slot: u64,
+        /// Client.
+        client: ClientId,
+        /// Client's sequence number.
+        seq: u64,
+        /// Digest of the operation.
+        op: Digest,
+        /// Executed speculatively (may still roll back).
+        speculative: bool,
+    },
+    /// Speculative executions from `slot` on were undone.
+    RolledBack {
+        /// First undone slot.
+        slot: u64,
+    },
+    /// A checkpoint of the state after `slot` operations.
+    Checkpoint {
+        /// Number of operations executed.
+        slot: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// State received by state transfer was installed; execution continues at `slot`.
+    StateInstalled {
+        /// Number of operations covered by the installed state.
+        slot: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// A consensus instance decided.
+    Decided {
+        /// Instance.
+        instance: u64,
+        /// Requests in the decided batch.
+        requests: usize,
+    },
+    /// A new view / regency was installed.
+    ViewChanged {
+        /// The view number.
+        view: u64,
+        /// Its leader.
+        leader: ReplicaId,
+    },
+    /// Input rejected, with the reason (counted by hosts).
+    Rejected {
+        /// Why.
+        reason: &'static str,
+        /// From whom.
+        from: NodeId,
+    },
+    /// Anything else worth a log line.
+    Note(String),
+}
+
+/// What a machine asks its host to do.
+#[derive(Clone, Debug)]
+pub enum Effect<P: Protocol> {
+    /// Send to one node.
+    Send {
+        /// Destination.
+        to: NodeId,
+        /// Message.
+        msg: P::Message,
+    },
+    /// Send to every replica except the sender itself.
+    Broadcast {
+        /// Message.
+        msg: P::Message,
+    },
+    /// Arm (or re-arm) a named timer.
+    SetTimer {
+        /// Which timer.
+        timer: P::Timer,
+        /// Fires after this delay.
+        after: Duration,
+    },
+    /// Disarm a named timer.
+    CancelTimer {
+        /// Which timer.
+        timer: P::Timer,
+    },
+    /// Make a record durable before any later send of this node leaves.
+    Persist(Bytes),
+    /// Make a checkpoint record durable; it replaces all earlier records.
+    PersistCheckpoint(Bytes),
+    /// Client machines: the outstanding operation completed with this result.
+    Complete {
+        /// The service's reply.
+        result: Bytes,
+    },
+    /// Report an event.
+    Event(Event),
+}
+
+/// Collects the effects of one `handle` call.
+#[derive(Debug)]
+pub struct Outbox<P: Protocol> {
+    effects: Vec<Effect<P>>,
+}
+
+impl<P: Protocol> Default for Outbox<P> {
+    fn default() -> Self {
+        Outbox { effects: Vec::new() }
+    }
+}
+
+impl<P: Protocol> Outbox<P> {
+    /// An empty outbox.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Append an effect.
+    pub fn push(&mut self, e: Effect<P>) {
+        self.effects.push(e);
+    }
+    /// Send to one node.
+    pub fn send(&mut self, to: impl Into<NodeId>, msg: P::Message) {
+        self.effects.push(Effect::Send { to: to.into(), msg });
+    }
+    /// Send to all other replicas.
+    pub fn broadcast(&mut self, msg: P::Message) {
+        self.effects.push(Effect::Broadcast { msg });
+    }
+    /// Arm a timer.
+    pub fn set_timer(&mut self, timer: P::Timer, after: Duration) {
+        self.effects.push(Effect::SetTimer { timer, after });
+    }
+    /// Disarm a timer.
+    pub fn cancel_timer(&mut self, timer: P::Timer) {
+        self.effects.push(Effect::CancelTimer { timer });
+    }
+    /// Report an event.
+    pub fn event(&mut self, e: Event) {
+        self.effects.push(Effect::Event(e));
+    }
+    /// Report a rejected input.
+    pub fn reject(&mut self, from: NodeId, reason: &'static str) {
+        self.effects.push(Effect::Event(Event::Rejected { reason, from }));
+    }
+    /// Take all effects, leaving the outbox empty.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Effect<P>> {
+        self.effects.drain(..)
+    }
+    /// The effects collected so far.
+    pub fn effects(&self) -> &[Effect<P>] {
+        &self.effects
+    }
+    /// Mutable access, for adversary wrappers that rewrite effects.
+    pub fn effects_mut(&mut self) -> &mut Vec<Effect<P>> {
+        &mut self.effects
+    }
+    /// Number of effects.
+    pub fn len(&self) -> usize {
+        self.effects.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+    }
+}
+
+/// A replica's protocol state machine.
+pub trait ReplicaMachine<P: Protocol>: Send {
+    /// Handle one input at time `now`, appending effects to `out`.
+    fn handle(&mut self, now: Time, input: Input<P>, out: &mut Outbox<P>);
+    /// Digest of the replica's current service state (for tests and checkers).
+    fn state_digest(&self) -> Digest;
+    /// Number of operations executed (the next execution slot).
+    fn executed(&self) -> u64;
+}
+
+/// A client's protocol state machine. One operation at a time.
+pub trait ClientMachine<P: Protocol>: Send {
+    /// Start an operation; completion comes as [`Effect::Complete`].
+    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Outbox<P>);
+    /// Handle a reply or a timer.
+    fn handle(&mut self, now: Time, input: Input<P>, out: &mut Outbox<P>);
+}
+
+/// Everything a replica machine is built from.
+pub struct ReplicaContext {
+    /// This replica.
+    pub id: ReplicaId,
+    /// The configuration.
+    pub membership: Membership,
+    /// This replica's crypto provider.
+    pub crypto: Arc<dyn Crypto>,
+    /// The replicated service (fresh state).
+    pub service: Box<dyn Service>,
+}
+
+/// Everything a client machine is built from.
+pub struct ClientContext {
+    /// This client.
+    pub id: ClientId,
+    /// The configuration.
+    pub membership: Membership,
+    /// This client's crypto provider.
+    pub crypto: Arc<dyn Crypto>,
+}
+
+/// An unknown adversary strategy name.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown strategy '{0}' (see --list-faults)")]
+pub struct UnknownStrategy(pub String);
+
+/// A protocol: its message and timer types, its machines, and how many
+/// replicas it needs. Hosts are generic over this trait.
+pub trait Protocol: Sized + Send + 'static {
+    /// Name on the command line (e.g. "mod-smart").
+    const NAME: &'static str;
+    /// Message enum (replica-replica and client-replica).
+    type Message: Message;
+    /// Timer names.
+    type Timer: Clone + Debug + PartialEq + Eq + Hash + Send + Sync + 'static;
+    /// Settings (timeouts, batch size, ...), with documented defaults.
+    type Config: Clone + Debug + Default + Send + Sync + 'static;
+
+    /// Replicas needed to tolerate f faults in a fault model.
+    fn replicas_for(f: usize, model: FaultModel) -> usize;
+    /// Build a replica machine.
+    fn replica(ctx: ReplicaContext, config: &Self::Config) -> Box<dyn ReplicaMachine<Self>>;
+    /// Build a client machine.
+    fn client(ctx: ClientContext, config: &Self::Config) -> Box<dyn ClientMachine<Self>>;
+    /// Adversary strategies this protocol provides: (name, description).
+    fn strategies() -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// Wrap a correct replica into a Byzantine one following `strategy`.
+    fn byzantine(
+        strategy: &str,
+        ctx: ReplicaContext,
+        config: &Self::Config,
+    ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
+        let _ = (ctx, config);
+        Err(UnknownStrategy(strategy.to_string()))
+    }
+    /// Client adversary strategies: (name, description).
+    fn client_strategies() -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// Build a faulty client following `strategy`.
+    fn byzantine_client(
+        strategy: &str,
+        ctx: ClientContext,
+        config: &Self::Config,
+    ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
+        let _ = (ctx, config);
+        Err(UnknownStrategy(strategy.to_string()))
+    }
+}

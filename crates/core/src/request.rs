@@ -1,0 +1,110 @@
+//! Client requests and the per-client request table (at-most-once execution).
+
+use crate::crypto::{Crypto, Digest, Signature};
+use crate::ids::{ClientId, NodeId};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One operation a client asks the service to perform.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Request {
+    /// Who asks.
+    pub client: ClientId,
+    /// The client's sequence number; with `client` it names the request.
+    pub seq: u64,
+    /// The operation, opaque to protocols.
+    pub op: Bytes,
+    /// A read-only operation that may skip ordering.
+    pub read_only: bool,
+}
+
+impl Request {
+    /// The bytes a client signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.op.len() + 32);
+        b.extend_from_slice(b"quorate-request");
+        b.extend_from_slice(&self.client.0.to_le_bytes());
+        b.extend_from_slice(&self.seq.to_le_bytes());
+        b.push(self.read_only as u8);
+        b.extend_from_slice(&self.op);
+        b
+    }
+    /// Digest of the request (of its signing bytes).
+    pub fn digest(&self, crypto: &dyn Crypto) -> Digest {
+        crypto.digest(&self.signing_bytes())
+    }
+}
+
+/// A request with its client's signature (empty where the deployment does
+/// not sign requests, e.g. crash-fault mode).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SignedRequest {
+    /// The request.
+    pub req: Request,
+    /// The client's signature of [`Request::signing_bytes`].
+    pub sig: Signature,
+}
+
+impl SignedRequest {
+    /// Sign `req` with the client's provider.
+    pub fn sign(req: Request, crypto: &dyn Crypto) -> Self {
+        let sig = crypto.sign(&req.signing_bytes());
+        SignedRequest { req, sig }
+    }
+    /// An unsigned request (crash-fault mode).
+    pub fn unsigned(req: Request) -> Self {
+        SignedRequest { req, sig: Signature(Vec::new()) }
+    }
+    /// Whether the signature is the client's.
+    pub fn verify(&self, crypto: &dyn Crypto) -> bool {
+        crypto.verify(NodeId::Client(self.req.client), &self.req.signing_bytes(), &self.sig)
+    }
+}
+
+/// What the request table says about a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Not executed yet.
+    New,
+    /// The client's last executed request: here is its reply again.
+    Repeat(Bytes),
+    /// Older than the client's last executed request: ignore.
+    Stale,
+}
+
+/// Per client: the last executed sequence number and its reply. Part of the
+/// replicated state (it is in every checkpoint), so that at-most-once
+/// execution survives state transfer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestTable {
+    clients: BTreeMap<ClientId, (u64, Bytes)>,
+}
+
+impl RequestTable {
+    /// Classify a request.
+    pub fn freshness(&self, client: ClientId, seq: u64) -> Freshness {
+        match self.clients.get(&client) {
+            None => Freshness::New,
+            Some((last, _)) if seq > *last => Freshness::New,
+            Some((last, reply)) if seq == *last => Freshness::Repeat(reply.clone()),
+            Some(_) => Freshness::Stale,
+        }
+    }
+    /// The last executed sequence number of `client` (0 if none).
+    pub fn last_seq(&self, client: ClientId) -> u64 {
+        self.clients.get(&client).map(|(s, _)| *s).unwrap_or(0)
+    }
+    /// Record the execution of (`client`, `seq`) with its reply.
+    pub fn record(&mut self, client: ClientId, seq: u64, reply: Bytes) {
+        self.clients.insert(client, (seq, reply));
+    }
+    /// Number of clients known.
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+    /// Whether no client is known.
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
