@@ -25,7 +25,7 @@ pub trait Message: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 
 }
 
 /// What a host feeds a machine.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Input<P: Protocol> {
     /// The node starts with empty state.
     Start,
@@ -110,7 +110,7 @@ pub enum Event {
 }
 
 /// What a machine asks its host to do.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Effect<P: Protocol> {
     /// Send to one node.
     Send {
@@ -147,6 +147,34 @@ pub enum Effect<P: Protocol> {
     },
     /// Report an event.
     Event(Event),
+}
+
+impl<P: Protocol> Clone for Input<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Input::Start => Input::Start,
+            Input::Recover { checkpoint, records } => {
+                Input::Recover { checkpoint: checkpoint.clone(), records: records.clone() }
+            }
+            Input::Message { from, msg } => Input::Message { from: *from, msg: msg.clone() },
+            Input::Timer(t) => Input::Timer(t.clone()),
+        }
+    }
+}
+
+impl<P: Protocol> Clone for Effect<P> {
+    fn clone(&self) -> Self {
+        match self {
+            Effect::Send { to, msg } => Effect::Send { to: *to, msg: msg.clone() },
+            Effect::Broadcast { msg } => Effect::Broadcast { msg: msg.clone() },
+            Effect::SetTimer { timer, after } => Effect::SetTimer { timer: timer.clone(), after: *after },
+            Effect::CancelTimer { timer } => Effect::CancelTimer { timer: timer.clone() },
+            Effect::Persist(b) => Effect::Persist(b.clone()),
+            Effect::PersistCheckpoint(b) => Effect::PersistCheckpoint(b.clone()),
+            Effect::Complete { result } => Effect::Complete { result: result.clone() },
+            Effect::Event(e) => Effect::Event(e.clone()),
+        }
+    }
 }
 
 /// Collects the effects of one `handle` call.

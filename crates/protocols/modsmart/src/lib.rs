@@ -1,1 +1,81 @@
-//! Mod-SMaRt.
+//! Mod-SMaRt, the ordering protocol of BFT-SMaRt (J. Sousa, *Byzantine State
+//! Machine Replication for the Masses*, chapters 3–4 and appendix B), as a
+//! sans-IO replica machine and client machine, in Byzantine (n ≥ 3f+1) and
+//! crash (n ≥ 2f+1) modes.
+//!
+//! - [`messages`]: every message and what it carries.
+//! - [`replica`]: the replica; one file per phase (see its module comment).
+//! - [`client`]: the client.
+//! - [`safe_value`]: the leader-change value choice (Cachin's predicates).
+//! - [`byzantine`]: adversary strategies for the simulator.
+//!
+//! Decisions taken where the source is silent are in
+//! `docs/decisions/0002-modsmart-open-points.md`.
+
+pub mod byzantine;
+pub mod client;
+pub mod config;
+pub mod messages;
+pub mod replica;
+pub mod safe_value;
+
+pub use config::Config;
+pub use messages::Msg;
+
+use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
+use quorate_core::membership::FaultModel;
+use serde::{Deserialize, Serialize};
+
+/// Timers of Mod-SMaRt machines.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Replica: periodic check of the request timers.
+    RequestTick,
+    /// Replica: retry a state transfer.
+    StateTransfer,
+    /// Client: retransmit the outstanding request.
+    ClientRetransmit,
+    /// Adversary strategies' own timers.
+    Adversary(u64),
+}
+
+/// The Mod-SMaRt protocol.
+pub struct ModSmart;
+
+impl Protocol for ModSmart {
+    const NAME: &'static str = "mod-smart";
+    type Message = Msg;
+    type Timer = Timer;
+    type Config = Config;
+
+    fn replicas_for(f: usize, model: FaultModel) -> usize {
+        match model {
+            FaultModel::Byzantine => 3 * f + 1,
+            FaultModel::Crash => 2 * f + 1,
+        }
+    }
+
+    fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
+        Box::new(replica::Replica::new(ctx, config.clone()))
+    }
+
+    fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
+        Box::new(client::Client::new(ctx, config.clone()))
+    }
+
+    fn strategies() -> &'static [(&'static str, &'static str)] {
+        byzantine::STRATEGIES
+    }
+
+    fn byzantine(strategy: &str, ctx: ReplicaContext, config: &Config) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
+        byzantine::replica(strategy, ctx, config)
+    }
+
+    fn client_strategies() -> &'static [(&'static str, &'static str)] {
+        byzantine::CLIENT_STRATEGIES
+    }
+
+    fn byzantine_client(strategy: &str, ctx: ClientContext, config: &Config) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
+        byzantine::client(strategy, ctx, config)
+    }
+}

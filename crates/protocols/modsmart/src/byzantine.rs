@@ -1,0 +1,390 @@
+//! Adversary strategies for Mod-SMaRt, for the simulator. Each wraps a
+//! correct replica (or client) and rewrites what it sends; a faulty node signs
+//! only with its own keys.
+
+use crate::client::Client;
+use crate::config::Config;
+use crate::messages::{Batch, Decision, InstanceState, Msg, SignedStopData};
+use crate::replica::Replica;
+use crate::{ModSmart, Timer};
+use quorate_core::crypto::{Crypto, Digest, Signature};
+use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::machine::{
+    ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
+};
+use quorate_core::request::SignedRequest;
+use quorate_core::time::Time;
+use quorate_core::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Out = Outbox<ModSmart>;
+
+/// Replica strategies: (name, description).
+pub const STRATEGIES: &[(&str, &str)] = &[
+    ("silent", "sends nothing at all (a silent leader when it leads)"),
+    ("equivocate", "as leader, proposes different batches to different replicas and writes both"),
+    ("invalid-batch", "as leader, proposes empty batches or batches with forged requests"),
+    ("slow-leader", "as leader, delays every proposal to just under the request timeout"),
+    ("forge-stopdata", "sends STOPDATA with bogus proofs, forged states and stale regencies; forges SYNC as leader"),
+    ("replay", "re-sends old messages of its own and old client requests at random"),
+];
+
+/// Client strategies: (name, description).
+pub const CLIENT_STRATEGIES: &[(&str, &str)] = &[
+    ("bad-signature", "signs its requests wrongly"),
+    ("reuse-seq", "reuses sequence numbers with different operations"),
+    ("split-requests", "sends different operations under one sequence number to different replicas"),
+];
+
+/// Build a Byzantine replica.
+pub fn replica(strategy: &str, ctx: ReplicaContext, cfg: &Config) -> Result<Box<dyn ReplicaMachine<ModSmart>>, UnknownStrategy> {
+    let kind = match strategy {
+        "silent" => Kind::Silent,
+        "equivocate" => Kind::Equivocate,
+        "invalid-batch" => Kind::InvalidBatch,
+        "slow-leader" => Kind::SlowLeader,
+        "forge-stopdata" => Kind::ForgeStopData,
+        "replay" => Kind::Replay,
+        _ => return Err(UnknownStrategy(strategy.to_string())),
+    };
+    let id = ctx.id;
+    let n = ctx.membership.n();
+    let crypto = ctx.crypto.clone();
+    Ok(Box::new(Adversary {
+        inner: Replica::new(ctx, cfg.clone()),
+        kind,
+        id,
+        n,
+        crypto,
+        delay: cfg.request_timeout.mul_f64(0.8),
+        held: VecDeque::new(),
+        timer_seq: 0,
+        sent: VecDeque::new(),
+        rng: 0x9e37_79b9_7f4a_7c15 ^ id.0 as u64,
+        count: 0,
+    }))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Silent,
+    Equivocate,
+    InvalidBatch,
+    SlowLeader,
+    ForgeStopData,
+    Replay,
+}
+
+struct Adversary {
+    inner: Replica,
+    kind: Kind,
+    id: ReplicaId,
+    n: usize,
+    crypto: Arc<dyn Crypto>,
+    delay: Duration,
+    held: VecDeque<(u64, Vec<Effect<ModSmart>>)>,
+    timer_seq: u64,
+    sent: VecDeque<Msg>,
+    rng: u64,
+    count: u64,
+}
+
+impl Adversary {
+    fn rand(&mut self) -> u64 {
+        // xorshift: deterministic per replica.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn others(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        (0..self.n as u32).map(ReplicaId).filter(move |r| *r != self.id)
+    }
+
+    fn rewrite(&mut self, effects: Vec<Effect<ModSmart>>, out: &mut Out) {
+        for e in effects {
+            match e {
+                Effect::Send { .. } | Effect::Broadcast { .. } => self.rewrite_send(e, out),
+                other => out.push(other),
+            }
+        }
+    }
+
+    fn rewrite_send(&mut self, e: Effect<ModSmart>, out: &mut Out) {
+        let msg = match &e {
+            Effect::Send { msg, .. } | Effect::Broadcast { msg } => msg.clone(),
+            _ => return,
+        };
+        match self.kind {
+            Kind::Silent => {}
+            Kind::Equivocate => match msg {
+                Msg::Propose { regency, instance, batch } => {
+                    let mut other = batch.clone();
+                    other.requests.reverse();
+                    other.timestamp += 1;
+                    let (v1, v2) = (batch.digest(self.crypto.as_ref()), other.digest(self.crypto.as_ref()));
+                    let ids: Vec<ReplicaId> = self.others().collect();
+                    for (k, r) in ids.into_iter().enumerate() {
+                        let (b, v) = if k % 2 == 0 { (batch.clone(), v1) } else { (other.clone(), v2) };
+                        out.send(r, Msg::Propose { regency, instance, batch: b });
+                        out.send(r, Msg::Write { regency, instance, value: v });
+                    }
+                }
+                Msg::Write { .. } => {} // Sent with the proposals above.
+                _ => out.push(e),
+            },
+            Kind::InvalidBatch => match msg {
+                Msg::Propose { regency, instance, batch } => {
+                    let bad = if self.rand() % 2 == 0 {
+                        Batch { timestamp: batch.timestamp, requests: Vec::new() }
+                    } else {
+                        let mut b = batch.clone();
+                        for r in &mut b.requests {
+                            let mut op = r.req.op.to_vec();
+                            op.push(0xff);
+                            r.req.op = Bytes::from(op);
+                        }
+                        b
+                    };
+                    out.broadcast(Msg::Propose { regency, instance, batch: bad });
+                }
+                Msg::Write { .. } | Msg::Accept { .. } => {}
+                _ => out.push(e),
+            },
+            Kind::SlowLeader => match msg {
+                Msg::Propose { .. } => {
+                    self.timer_seq += 1;
+                    self.held.push_back((self.timer_seq, vec![e]));
+                    out.set_timer(Timer::Adversary(self.timer_seq), self.delay);
+                }
+                Msg::Write { .. } if !self.held.is_empty() => {
+                    if let Some((_, v)) = self.held.back_mut() {
+                        v.push(e);
+                    }
+                }
+                _ => out.push(e),
+            },
+            Kind::ForgeStopData => match msg {
+                Msg::StopData(sd) => {
+                    for forged in self.forge_stopdata(&sd) {
+                        match &e {
+                            Effect::Send { to, .. } => out.send(*to, Msg::StopData(forged)),
+                            _ => out.broadcast(Msg::StopData(forged)),
+                        }
+                    }
+                }
+                Msg::Sync { regency, stopdata, proposal } => {
+                    // Drop one STOPDATA and tamper with another: below n−f or badly signed.
+                    let mut sds = stopdata.clone();
+                    sds.pop();
+                    if let Some(first) = sds.first_mut() {
+                        first.data.state.valts = regency;
+                        first.data.state.val = Some(Digest([7; 32]));
+                    }
+                    out.broadcast(Msg::Sync { regency, stopdata: sds, proposal });
+                }
+                Msg::Decision(mut d) => {
+                    d.batch.timestamp += 1; // Proof no longer matches.
+                    if let Effect::Send { to, .. } = e {
+                        out.send(to, Msg::Decision(d));
+                    }
+                }
+                _ => out.push(e),
+            },
+            Kind::Replay => {
+                if matches!(msg, Msg::Propose { .. } | Msg::Write { .. } | Msg::Accept { .. } | Msg::Stop { .. } | Msg::StopData(_)) {
+                    if self.sent.len() >= 256 {
+                        self.sent.pop_front();
+                    }
+                    self.sent.push_back(msg);
+                }
+                out.push(e);
+            }
+        }
+    }
+
+    fn forge_stopdata(&mut self, sd: &SignedStopData) -> Vec<SignedStopData> {
+        let mut v = Vec::new();
+        let sign = |c: &dyn Crypto, data: crate::messages::StopData| {
+            let sig = c.sign(&data.signing_bytes());
+            SignedStopData { data, sig }
+        };
+        // 1. A state claiming a value accepted in this regency's epoch, certified by nobody.
+        let mut d = sd.data.clone();
+        let fake = Digest([(self.rand() & 0xff) as u8; 32]);
+        d.state = InstanceState {
+            instance: d.state.instance,
+            valts: d.regency,
+            val: Some(fake),
+            val_batch: None,
+            writeset: vec![(d.regency.max(1), fake)],
+        };
+        // 2. A bogus decision proof for a later instance.
+        if let Some(mut dec) = d.last_decided.clone() {
+            dec.instance += 1;
+            dec.proof = vec![(self.id, Signature(vec![0; 32]))];
+            d.last_decided = Some(dec);
+            d.state.instance += 1;
+        } else {
+            d.last_decided = Some(Decision {
+                instance: 0,
+                epoch: 1,
+                batch: Batch { timestamp: 0, requests: Vec::new() },
+                proof: vec![(self.id, Signature(vec![1; 32]))],
+            });
+            d.state.instance = 1;
+        }
+        let choice = self.rand() % 3;
+        match choice {
+            0 => v.push(sign(self.crypto.as_ref(), d)),
+            1 => {
+                // 3. A stale regency.
+                let mut s = sd.data.clone();
+                s.regency = s.regency.saturating_sub(1);
+                v.push(sign(self.crypto.as_ref(), s));
+            }
+            _ => {
+                // 4. A bad signature on genuine contents.
+                v.push(SignedStopData { data: sd.data.clone(), sig: Signature(vec![9; 32]) });
+            }
+        }
+        v
+    }
+
+    fn replay_some(&mut self, out: &mut Out) {
+        self.count += 1;
+        if self.count % 5 != 0 || self.sent.is_empty() {
+            return;
+        }
+        let k = (self.rand() % self.sent.len() as u64) as usize;
+        if let Some(m) = self.sent.get(k).cloned() {
+            out.broadcast(m);
+        }
+    }
+}
+
+impl ReplicaMachine<ModSmart> for Adversary {
+    fn handle(&mut self, now: Time, input: Input<ModSmart>, out: &mut Out) {
+        if let Input::Timer(Timer::Adversary(k)) = input {
+            while self.held.front().is_some_and(|(seq, _)| *seq <= k) {
+                let Some((_, effects)) = self.held.pop_front() else { break };
+                for e in effects {
+                    out.push(e);
+                }
+            }
+            return;
+        }
+        if self.kind == Kind::Replay {
+            if let Input::Message { msg: Msg::Request(r), .. } = &input {
+                // Old client requests: re-sent to everybody later as FORWARDED.
+                if self.sent.len() < 256 {
+                    self.sent.push_back(Msg::Forwarded { requests: vec![r.clone()] });
+                }
+            }
+        }
+        let mut inner_out = Out::new();
+        self.inner.handle(now, input, &mut inner_out);
+        let effects: Vec<Effect<ModSmart>> = inner_out.drain().collect();
+        self.rewrite(effects, out);
+        if self.kind == Kind::Replay {
+            self.replay_some(out);
+        }
+    }
+
+    fn state_digest(&self) -> Digest {
+        self.inner.state_digest()
+    }
+
+    fn executed(&self) -> u64 {
+        self.inner.executed()
+    }
+}
+
+/// Build a faulty client.
+pub fn client(strategy: &str, ctx: ClientContext, cfg: &Config) -> Result<Box<dyn ClientMachine<ModSmart>>, UnknownStrategy> {
+    let kind = match strategy {
+        "bad-signature" => ClientKind::BadSignature,
+        "reuse-seq" => ClientKind::ReuseSeq,
+        "split-requests" => ClientKind::Split,
+        _ => return Err(UnknownStrategy(strategy.to_string())),
+    };
+    let n = ctx.membership.n();
+    let crypto = ctx.crypto.clone();
+    Ok(Box::new(FaultyClient { inner: Client::new(ctx, cfg.clone()), kind, n, crypto, last: None }))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientKind {
+    BadSignature,
+    ReuseSeq,
+    Split,
+}
+
+struct FaultyClient {
+    inner: Client,
+    kind: ClientKind,
+    n: usize,
+    crypto: Arc<dyn Crypto>,
+    last: Option<SignedRequest>,
+}
+
+impl FaultyClient {
+    fn rewrite(&mut self, effects: Vec<Effect<ModSmart>>, out: &mut Out) {
+        for e in effects {
+            let req = match &e {
+                Effect::Broadcast { msg: Msg::Request(req) } => req.clone(),
+                _ => {
+                    out.push(e);
+                    continue;
+                }
+            };
+            match self.kind {
+                ClientKind::BadSignature => {
+                    let mut bad = req.clone();
+                    bad.sig = Signature(vec![0; bad.sig.0.len().max(32)]);
+                    out.broadcast(Msg::Request(bad));
+                }
+                ClientKind::ReuseSeq => {
+                    // Also send the previous sequence number again with this operation.
+                    if let Some(prev) = &self.last {
+                        let mut again = req.req.clone();
+                        again.seq = prev.req.seq;
+                        out.broadcast(Msg::Request(SignedRequest::sign(again, self.crypto.as_ref())));
+                    }
+                    self.last = Some(req);
+                    out.push(e);
+                }
+                ClientKind::Split => {
+                    for r in 0..self.n as u32 {
+                        let mut variant = req.req.clone();
+                        if r % 2 == 1 {
+                            let mut op = variant.op.to_vec();
+                            op.push(r as u8);
+                            variant.op = Bytes::from(op);
+                        }
+                        out.send(NodeId::Replica(ReplicaId(r)), Msg::Request(SignedRequest::sign(variant, self.crypto.as_ref())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ClientMachine<ModSmart> for FaultyClient {
+    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
+        let mut inner_out = Out::new();
+        self.inner.invoke(now, op, read_only, &mut inner_out);
+        let effects: Vec<_> = inner_out.drain().collect();
+        self.rewrite(effects, out);
+    }
+
+    fn handle(&mut self, now: Time, input: Input<ModSmart>, out: &mut Out) {
+        let mut inner_out = Out::new();
+        self.inner.handle(now, input, &mut inner_out);
+        let effects: Vec<_> = inner_out.drain().collect();
+        self.rewrite(effects, out);
+    }
+}

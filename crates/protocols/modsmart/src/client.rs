@@ -1,0 +1,112 @@
+//! The Mod-SMaRt client (thesis Alg. 1): broadcast the request, wait for a
+//! quorum of matching replies; read-only requests fall back to ordered ones
+//! when the replies cannot match.
+
+use crate::config::Config;
+use crate::messages::{Msg, Reply};
+use crate::{ModSmart, Timer};
+use quorate_core::crypto::Crypto;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox};
+use quorate_core::membership::{FaultModel, Membership};
+use quorate_core::request::{Request, SignedRequest};
+use quorate_core::time::Time;
+use quorate_core::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type Out = Outbox<ModSmart>;
+
+struct Outstanding {
+    request: SignedRequest,
+    replies: BTreeMap<ReplicaId, Bytes>,
+    retransmits: u32,
+}
+
+/// A Mod-SMaRt client: one operation at a time.
+pub struct Client {
+    id: ClientId,
+    m: Membership,
+    crypto: Arc<dyn Crypto>,
+    cfg: Config,
+    seq: u64,
+    current: Option<Outstanding>,
+}
+
+impl Client {
+    /// A client.
+    pub fn new(ctx: ClientContext, cfg: Config) -> Self {
+        Client { id: ctx.id, m: ctx.membership, crypto: ctx.crypto, cfg, seq: 0, current: None }
+    }
+
+    fn send(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
+        self.seq += 1;
+        let req = Request { client: self.id, seq: self.seq, op, read_only };
+        let request = if self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests {
+            SignedRequest::sign(req, self.crypto.as_ref())
+        } else {
+            SignedRequest::unsigned(req)
+        };
+        out.broadcast(Msg::Request(request.clone()));
+        out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit);
+        self.current = Some(Outstanding { request, replies: BTreeMap::new(), retransmits: 0 });
+        let _ = now;
+    }
+
+    fn on_reply(&mut self, now: Time, r: ReplicaId, reply: Reply, out: &mut Out) {
+        let Some(cur) = &mut self.current else { return };
+        if reply.seq != cur.request.req.seq || reply.read_only != cur.request.req.read_only || !self.m.contains(r) {
+            return;
+        }
+        cur.replies.insert(r, reply.result);
+        // Group replies by result; a quorum of matching replies is the answer.
+        let mut groups: BTreeMap<&Bytes, Vec<ReplicaId>> = BTreeMap::new();
+        for (r, res) in &cur.replies {
+            groups.entry(res).or_default().push(*r);
+        }
+        if let Some((res, _)) = groups.iter().find(|(_, v)| self.m.is_quorum(v.iter())) {
+            let result = (*res).clone();
+            self.current = None;
+            out.cancel_timer(Timer::ClientRetransmit);
+            out.push(Effect::Complete { result });
+            return;
+        }
+        if cur.request.req.read_only {
+            // No result can reach a quorum any more: order the operation (Alg. 1 l.15–16).
+            let missing: u64 =
+                self.m.replicas().filter(|r| !cur.replies.contains_key(r)).map(|r| self.m.weight(r)).sum();
+            let best: u64 = groups.values().map(|v| v.iter().map(|r| self.m.weight(*r)).sum::<u64>()).max().unwrap_or(0);
+            if best + missing < self.m.quorum_votes() {
+                let op = cur.request.req.op.clone();
+                self.send(now, op, false, out);
+            }
+        }
+    }
+}
+
+impl ClientMachine<ModSmart> for Client {
+    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
+        self.send(now, op, read_only, out);
+    }
+
+    fn handle(&mut self, now: Time, input: Input<ModSmart>, out: &mut Out) {
+        match input {
+            Input::Message { from: NodeId::Replica(r), msg: Msg::Reply(reply) } => self.on_reply(now, r, reply, out),
+            Input::Message { from, .. } => out.reject(from, "unexpected message at a client"),
+            Input::Timer(Timer::ClientRetransmit) => {
+                let Some(cur) = &mut self.current else { return };
+                if cur.request.req.read_only {
+                    // Unanswered read-only request: order it instead.
+                    let op = cur.request.req.op.clone();
+                    self.send(now, op, false, out);
+                    return;
+                }
+                cur.retransmits += 1;
+                out.broadcast(Msg::Request(cur.request.clone()));
+                let backoff = 2u32.pow(cur.retransmits.min(3));
+                out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit * backoff);
+            }
+            Input::Timer(_) | Input::Start | Input::Recover { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Client requests: REQUEST (Alg. 2 l.1, l.26), FORWARDED (l.18), the request
+//! timers (Alg. 3 l.1–4), and batch selection (Alg. 2 l.4).
+
+use super::{Out, Pending, Replica};
+use crate::messages::{Msg, Reply};
+use crate::Timer;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::request::{Freshness, SignedRequest};
+use quorate_core::time::Time;
+
+/// Why a request is not accepted for ordering.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RequestCheck {
+    Ok,
+    Stale,
+    Repeat,
+    BadSignature,
+    Invalid,
+}
+
+impl Replica {
+    /// Validity of a request for ordering: fresh, validly signed (BFT), and
+    /// well-formed for the service (the source's validSig and validCmd).
+    pub(crate) fn check_request(&self, req: &SignedRequest) -> RequestCheck {
+        if req.req.read_only {
+            return RequestCheck::Invalid;
+        }
+        match self.exec.table().freshness(req.req.client, req.req.seq) {
+            Freshness::Stale => return RequestCheck::Stale,
+            Freshness::Repeat(_) => return RequestCheck::Repeat,
+            Freshness::New => {}
+        }
+        if !self.exec.service().validate(&req.req.op) {
+            return RequestCheck::Invalid;
+        }
+        if self.bft() && self.cfg.sign_requests && !req.verify(self.crypto.as_ref()) {
+            return RequestCheck::BadSignature;
+        }
+        RequestCheck::Ok
+    }
+
+    /// REQUEST from a client.
+    pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
+        if req.req.client != c {
+            out.reject(NodeId::Client(c), "request names another client");
+            return;
+        }
+        if req.req.read_only {
+            // Unordered path (Alg. 2 l.26–28): answer from the current state.
+            let result = self.exec.query(&req.req.op);
+            out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: true, result }));
+            return;
+        }
+        if let Freshness::Repeat(result) = self.exec.table().freshness(c, req.req.seq) {
+            // A retransmission of an executed request: the cached reply again.
+            out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: false, result }));
+            return;
+        }
+        if let Some(p) = self.pending.get(&c) {
+            if p.req.req.seq >= req.req.seq {
+                return; // Already pending (retransmission).
+            }
+        }
+        self.request_received(now, req, NodeId::Client(c), out);
+    }
+
+    /// RequestReceived (Alg. 2 l.21): validate and add to ToOrder.
+    pub(crate) fn request_received(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) -> bool {
+        match self.check_request(&req) {
+            RequestCheck::Ok => {}
+            RequestCheck::Stale | RequestCheck::Repeat => return false,
+            RequestCheck::BadSignature => {
+                out.reject(from, "bad request signature");
+                return false;
+            }
+            RequestCheck::Invalid => {
+                out.reject(from, "invalid request");
+                return false;
+            }
+        }
+        let c = req.req.client;
+        if let Some(p) = self.pending.get(&c) {
+            if p.req.req.seq >= req.req.seq {
+                return false;
+            }
+        } else if self.pending.len() >= self.cfg.max_pending {
+            out.reject(from, "too many pending requests");
+            return false;
+        }
+        self.arrivals += 1;
+        self.pending.insert(c, Pending { req, since: now, expiries: 0, order: self.arrivals });
+        self.maybe_propose(now, out);
+        true
+    }
+
+    /// FORWARDED from a replica (Alg. 2 l.18).
+    pub(crate) fn on_forwarded(&mut self, now: Time, r: ReplicaId, requests: Vec<SignedRequest>, out: &mut Out) {
+        if requests.len() > self.cfg.max_batch.max(1) * 4 {
+            out.reject(NodeId::Replica(r), "oversized FORWARDED");
+            return;
+        }
+        for req in requests {
+            if self.pending.get(&req.req.client).is_some_and(|p| p.req.req.seq >= req.req.seq) {
+                continue;
+            }
+            self.request_received(now, req, NodeId::Replica(r), out);
+        }
+    }
+
+    /// Drop pending requests that execution made stale.
+    pub(crate) fn prune_pending(&mut self) {
+        let table = self.exec.table();
+        self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
+    }
+
+    /// A fair batch: the oldest pending request of each client (one per client), at most max_batch.
+    pub(crate) fn select_batch(&self) -> Vec<SignedRequest> {
+        let mut v: Vec<&Pending> = self.pending.values().collect();
+        v.sort_by_key(|p| p.order);
+        v.into_iter().take(self.cfg.max_batch).map(|p| p.req.clone()).collect()
+    }
+
+    /// The request timer (one periodic tick checks every pending request).
+    pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out) {
+        out.set_timer(Timer::RequestTick, self.tick_interval());
+        if self.transfer.is_some() {
+            return;
+        }
+        let timeout = self.timeout();
+        if self.nreg > self.creg {
+            // Waiting for others to join our STOP: repeat it (messages may be lost).
+            let requests = self.pending_requests(64);
+            out.broadcast(Msg::Stop { regency: self.nreg, requests });
+            return;
+        }
+        let mut first = Vec::new();
+        let mut second = Vec::new();
+        let mut any_expired = false;
+        for p in self.pending.values_mut() {
+            if now.since(p.since) >= timeout {
+                any_expired = true;
+                p.since = now;
+                if p.expiries == 0 {
+                    p.expiries = 1;
+                    first.push(p.req.clone());
+                } else {
+                    second.push(p.req.clone());
+                }
+            }
+        }
+        if any_expired {
+            // Maybe we are the one behind: ask everybody for the next instance.
+            out.broadcast(Msg::DecisionRequest { instance: self.next(), regency: self.creg });
+        }
+        if !first.is_empty() {
+            first.sort_by_key(|r| (r.req.client, r.req.seq));
+            out.broadcast(Msg::Forwarded { requests: first });
+        }
+        if !second.is_empty() {
+            second.sort_by_key(|r| (r.req.client, r.req.seq));
+            self.start_regency_change(now, second, out);
+        }
+    }
+
+    /// Up to `max` pending requests, oldest first.
+    pub(crate) fn pending_requests(&self, max: usize) -> Vec<SignedRequest> {
+        let mut v: Vec<&super::Pending> = self.pending.values().collect();
+        v.sort_by_key(|p| p.order);
+        v.into_iter().take(max).map(|p| p.req.clone()).collect()
+    }
+}
