@@ -39,7 +39,11 @@ pub const CLIENT_STRATEGIES: &[(&str, &str)] = &[
 ];
 
 /// Build a Byzantine replica.
-pub fn replica(strategy: &str, ctx: ReplicaContext, cfg: &Config) -> Result<Box<dyn ReplicaMachine<ModSmart>>, UnknownStrategy> {
+pub fn replica(
+    strategy: &str,
+    ctx: ReplicaContext,
+    cfg: &Config,
+) -> Result<Box<dyn ReplicaMachine<ModSmart>>, UnknownStrategy> {
     let kind = match strategy {
         "silent" => Kind::Silent,
         "equivocate" => Kind::Equivocate,
@@ -195,7 +199,10 @@ impl Adversary {
                 _ => out.push(e),
             },
             Kind::Replay => {
-                if matches!(msg, Msg::Propose { .. } | Msg::Write { .. } | Msg::Accept { .. } | Msg::Stop { .. } | Msg::StopData(_)) {
+                if matches!(
+                    msg,
+                    Msg::Propose { .. } | Msg::Write { .. } | Msg::Accept { .. } | Msg::Stop { .. } | Msg::StopData(_)
+                ) {
                     if self.sent.len() >= 256 {
                         self.sent.pop_front();
                     }
@@ -304,7 +311,11 @@ impl ReplicaMachine<ModSmart> for Adversary {
 }
 
 /// Build a faulty client.
-pub fn client(strategy: &str, ctx: ClientContext, cfg: &Config) -> Result<Box<dyn ClientMachine<ModSmart>>, UnknownStrategy> {
+pub fn client(
+    strategy: &str,
+    ctx: ClientContext,
+    cfg: &Config,
+) -> Result<Box<dyn ClientMachine<ModSmart>>, UnknownStrategy> {
     let kind = match strategy {
         "bad-signature" => ClientKind::BadSignature,
         "reuse-seq" => ClientKind::ReuseSeq,
@@ -365,7 +376,10 @@ impl FaultyClient {
                             op.push(r as u8);
                             variant.op = Bytes::from(op);
                         }
-                        out.send(NodeId::Replica(ReplicaId(r)), Msg::Request(SignedRequest::sign(variant, self.crypto.as_ref())));
+                        out.send(
+                            NodeId::Replica(ReplicaId(r)),
+                            Msg::Request(SignedRequest::sign(variant, self.crypto.as_ref())),
+                        );
                     }
                 }
             }

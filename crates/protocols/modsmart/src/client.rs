@@ -75,7 +75,8 @@ impl Client {
             // No result can reach a quorum any more: order the operation (Alg. 1 l.15–16).
             let missing: u64 =
                 self.m.replicas().filter(|r| !cur.replies.contains_key(r)).map(|r| self.m.weight(r)).sum();
-            let best: u64 = groups.values().map(|v| v.iter().map(|r| self.m.weight(*r)).sum::<u64>()).max().unwrap_or(0);
+            let best: u64 =
+                groups.values().map(|v| v.iter().map(|r| self.m.weight(*r)).sum::<u64>()).max().unwrap_or(0);
             if best + missing < self.m.quorum_votes() {
                 let op = cur.request.req.op.clone();
                 self.send(now, op, false, out);

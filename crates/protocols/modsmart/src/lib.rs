@@ -67,7 +67,11 @@ impl Protocol for ModSmart {
         byzantine::STRATEGIES
     }
 
-    fn byzantine(strategy: &str, ctx: ReplicaContext, config: &Config) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
+    fn byzantine(
+        strategy: &str,
+        ctx: ReplicaContext,
+        config: &Config,
+    ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         byzantine::replica(strategy, ctx, config)
     }
 
@@ -75,7 +79,14 @@ impl Protocol for ModSmart {
         byzantine::CLIENT_STRATEGIES
     }
 
-    fn byzantine_client(strategy: &str, ctx: ClientContext, config: &Config) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
+    fn byzantine_client(
+        strategy: &str,
+        ctx: ClientContext,
+        config: &Config,
+    ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
         byzantine::client(strategy, ctx, config)
     }
 }
+
+#[cfg(test)]
+mod tests;

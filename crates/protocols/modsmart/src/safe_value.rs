@@ -27,9 +27,8 @@ pub fn byzantine(states: &[&InstanceState], q: usize, f: usize) -> SafeValue {
     let quorum_highest = |ts: u64, v: &Digest| {
         states.iter().filter(|s| s.valts < ts || (s.valts == ts && s.val.as_ref() == Some(v))).count() >= q
     };
-    let certified = |ts: u64, v: &Digest| {
-        states.iter().filter(|s| s.writeset.iter().any(|(t, d)| *t >= ts && d == v)).count() > f
-    };
+    let certified =
+        |ts: u64, v: &Digest| states.iter().filter(|s| s.writeset.iter().any(|(t, d)| *t >= ts && d == v)).count() > f;
     // Candidates: the (valts, val) pairs the states report.
     let mut candidates: Vec<(u64, Digest)> =
         states.iter().filter(|s| s.valts > 0).filter_map(|s| s.val.map(|v| (s.valts, v))).collect();

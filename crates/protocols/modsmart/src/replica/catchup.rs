@@ -66,7 +66,13 @@ impl Replica {
     }
 
     /// The peer truncated past what we need.
-    pub(crate) fn on_decision_unavailable(&mut self, now: Time, _r: ReplicaId, checkpoint_instance: u64, out: &mut Out) {
+    pub(crate) fn on_decision_unavailable(
+        &mut self,
+        now: Time,
+        _r: ReplicaId,
+        checkpoint_instance: u64,
+        out: &mut Out,
+    ) {
         if checkpoint_instance >= self.next() && self.transfer.is_none() {
             self.start_state_transfer(now, 0, out);
         }

@@ -279,9 +279,7 @@ impl Replica {
         match msg {
             Msg::Propose { regency, instance, batch } => self.on_propose(now, r, regency, instance, batch, out),
             Msg::Write { regency, instance, value } => self.on_write(now, r, regency, instance, value, out),
-            Msg::Accept { regency, instance, value, sig } => {
-                self.on_accept(now, r, regency, instance, value, sig, out)
-            }
+            Msg::Accept { regency, instance, value, sig } => self.on_accept(now, r, regency, instance, value, sig, out),
             Msg::Forwarded { requests } => self.on_forwarded(now, r, requests, out),
             Msg::Stop { regency, requests } => self.on_stop(now, r, regency, requests, out),
             Msg::StopData(sd) => self.on_stopdata(now, r, sd, out),

@@ -76,9 +76,23 @@ impl Replica {
     }
 
     /// PROPOSE from the leader.
-    pub(crate) fn on_propose(&mut self, now: Time, r: ReplicaId, regency: u64, instance: u64, batch: Batch, out: &mut Out) {
+    pub(crate) fn on_propose(
+        &mut self,
+        now: Time,
+        r: ReplicaId,
+        regency: u64,
+        instance: u64,
+        batch: Batch,
+        out: &mut Out,
+    ) {
         let from = NodeId::Replica(r);
-        if !self.filter_instance_msg(r, regency, instance, Msg::Propose { regency, instance, batch: batch.clone() }, out) {
+        if !self.filter_instance_msg(
+            r,
+            regency,
+            instance,
+            Msg::Propose { regency, instance, batch: batch.clone() },
+            out,
+        ) {
             return;
         }
         if r != self.leader_of(regency) {
@@ -163,7 +177,15 @@ impl Replica {
     }
 
     /// WRITE from a replica.
-    pub(crate) fn on_write(&mut self, now: Time, r: ReplicaId, regency: u64, instance: u64, value: Digest, out: &mut Out) {
+    pub(crate) fn on_write(
+        &mut self,
+        now: Time,
+        r: ReplicaId,
+        regency: u64,
+        instance: u64,
+        value: Digest,
+        out: &mut Out,
+    ) {
         if !self.bft() {
             out.reject(NodeId::Replica(r), "WRITE in crash mode");
             return;

@@ -36,7 +36,14 @@ impl Replica {
     }
 
     /// STOP from a replica (Alg. 3 l.10–25).
-    pub(crate) fn on_stop(&mut self, now: Time, r: ReplicaId, regency: u64, requests: Vec<SignedRequest>, out: &mut Out) {
+    pub(crate) fn on_stop(
+        &mut self,
+        now: Time,
+        r: ReplicaId,
+        regency: u64,
+        requests: Vec<SignedRequest>,
+        out: &mut Out,
+    ) {
         if regency <= self.creg {
             // The sender is behind: it may need our SYNC.
             self.help_with_sync(r, out);
@@ -105,12 +112,8 @@ impl Replica {
         }
         self.persist(&super::Record::Regency(regency), out);
         out.event(Event::ViewChanged { view: regency, leader: self.leader_of(regency) });
-        let data = StopData {
-            regency,
-            replica: self.id,
-            last_decided: self.last_decided.clone(),
-            state: self.inst.state(),
-        };
+        let data =
+            StopData { regency, replica: self.id, last_decided: self.last_decided.clone(), state: self.inst.state() };
         let sig = if self.bft() {
             self.crypto.sign(&data.signing_bytes())
         } else {
@@ -200,12 +203,8 @@ impl Replica {
 
     /// Evaluate a set of STOPDATA (plus, at a replica, its own decision).
     pub(crate) fn plan(&self, set: &[&SignedStopData], own: Option<&Decision>) -> SyncPlan {
-        let highest = set
-            .iter()
-            .filter_map(|sd| sd.data.last_decided.as_ref())
-            .chain(own)
-            .max_by_key(|d| d.instance)
-            .cloned();
+        let highest =
+            set.iter().filter_map(|sd| sd.data.last_decided.as_ref()).chain(own).max_by_key(|d| d.instance).cloned();
         let instance = highest.as_ref().map(|d| d.instance + 1).unwrap_or(0);
         // States about another instance say nothing about this one: treat them as empty.
         let empty = InstanceState { instance, ..Default::default() };
@@ -236,10 +235,8 @@ impl Replica {
             SafeValue::Bound(_) => None,
             SafeValue::Free => {
                 let requests = self.select_batch();
-                let fresh: Vec<SignedRequest> = requests
-                    .into_iter()
-                    .filter(|r| self.exec.table().last_seq(r.req.client) < r.req.seq)
-                    .collect();
+                let fresh: Vec<SignedRequest> =
+                    requests.into_iter().filter(|r| self.exec.table().last_seq(r.req.client) < r.req.seq).collect();
                 (!fresh.is_empty() && self.next() == plan.instance)
                     .then(|| Batch { timestamp: now.as_nanos().max(self.last_timestamp), requests: fresh })
             }

@@ -1,0 +1,415 @@
+//! Machine-level tests: feed inputs, assert effects; and a small in-memory
+//! network that delivers every message instantly, for end-to-end checks
+//! without the simulator.
+
+use crate::messages::*;
+use crate::replica::Replica;
+use crate::{Config, ModSmart, Timer};
+use quorate_apps::kv::{KvOp, KvReply, KvStore};
+use quorate_core::crypto::{Crypto, Ed25519Crypto, Signature};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::*;
+use quorate_core::membership::{FaultModel, Membership};
+use quorate_core::request::{Request, SignedRequest};
+use quorate_core::time::Time;
+use quorate_core::Bytes;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+struct Net {
+    replicas: Vec<Box<dyn ReplicaMachine<ModSmart>>>,
+    keys: Vec<Arc<Ed25519Crypto>>,
+    m: Membership,
+    queue: VecDeque<(NodeId, NodeId, Msg)>,
+    down: Vec<bool>,
+    to_clients: Vec<(ReplicaId, ClientId, Msg)>,
+    events: Vec<(ReplicaId, Event)>,
+    now: Time,
+}
+
+fn nodes(n: usize, clients: u64) -> Vec<NodeId> {
+    let mut v: Vec<NodeId> = (0..n as u32).map(|i| ReplicaId(i).into()).collect();
+    v.extend((1..=clients).map(|c| NodeId::Client(ClientId(c))));
+    v
+}
+
+impl Net {
+    fn new(model: FaultModel, f: usize, cfg: Config) -> Net {
+        let n = <ModSmart as Protocol>::replicas_for(f, model);
+        let m = Membership::new(n, f, model, n).unwrap();
+        let keys: Vec<Arc<Ed25519Crypto>> =
+            Ed25519Crypto::deterministic(7, &nodes(n, 4)).into_iter().map(Arc::new).collect();
+        let mut replicas: Vec<Box<dyn ReplicaMachine<ModSmart>>> = Vec::new();
+        for i in 0..n {
+            let ctx = ReplicaContext {
+                id: ReplicaId(i as u32),
+                membership: m.clone(),
+                crypto: keys[i].clone(),
+                service: Box::new(KvStore::new()),
+            };
+            replicas.push(Box::new(Replica::new(ctx, cfg.clone())));
+        }
+        let mut net = Net {
+            replicas,
+            keys,
+            m,
+            queue: VecDeque::new(),
+            down: vec![false; n],
+            to_clients: Vec::new(),
+            events: Vec::new(),
+            now: Time(1),
+        };
+        for i in 0..n {
+            net.input(ReplicaId(i as u32), Input::Start);
+        }
+        net
+    }
+
+    fn input(&mut self, r: ReplicaId, input: Input<ModSmart>) {
+        if self.down[r.index()] {
+            return;
+        }
+        let mut out = Outbox::new();
+        self.replicas[r.index()].handle(self.now, input, &mut out);
+        for e in out.drain() {
+            match e {
+                Effect::Send { to: NodeId::Client(c), msg } => self.to_clients.push((r, c, msg)),
+                Effect::Send { to, msg } => self.queue.push_back((r.into(), to, msg)),
+                Effect::Broadcast { msg } => {
+                    for i in 0..self.m.n() as u32 {
+                        if i != r.0 {
+                            self.queue.push_back((r.into(), ReplicaId(i).into(), msg.clone()));
+                        }
+                    }
+                }
+                Effect::Event(ev) => self.events.push((r, ev)),
+                _ => {}
+            }
+        }
+    }
+
+    fn run(&mut self) {
+        let mut steps = 0;
+        while let Some((from, to, msg)) = self.queue.pop_front() {
+            steps += 1;
+            assert!(steps < 1_000_000, "message storm");
+            if let NodeId::Replica(r) = to {
+                self.input(r, Input::Message { from, msg });
+            }
+        }
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.now = Time(self.now.0 + ms * 1_000_000);
+        for i in 0..self.m.n() as u32 {
+            self.input(ReplicaId(i), Input::Timer(Timer::RequestTick));
+        }
+        self.run();
+    }
+
+    fn request(&self, c: u64, seq: u64, op: KvOp) -> SignedRequest {
+        let client_key = &self.keys[self.m.n() + c as usize - 1];
+        SignedRequest::sign(
+            Request { client: ClientId(c), seq, op: op.encode(), read_only: false },
+            client_key.as_ref(),
+        )
+    }
+
+    fn submit(&mut self, req: SignedRequest, to: &[u32]) {
+        for r in to {
+            self.input(
+                ReplicaId(*r),
+                Input::Message { from: NodeId::Client(req.req.client), msg: Msg::Request(req.clone()) },
+            );
+        }
+        self.run();
+    }
+
+    fn replies(&self, c: u64, seq: u64) -> Vec<(ReplicaId, Bytes)> {
+        self.to_clients
+            .iter()
+            .filter_map(|(r, cl, m)| match m {
+                Msg::Reply(rep) if cl.0 == c && rep.seq == seq => Some((*r, rep.result.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn rejected(&self, reason: &str) -> usize {
+        self.events.iter().filter(|(_, e)| matches!(e, Event::Rejected { reason: x, .. } if *x == reason)).count()
+    }
+}
+
+fn put(k: &str, v: &str) -> KvOp {
+    KvOp::Put { key: Bytes::copy_from_slice(k.as_bytes()), value: Bytes::copy_from_slice(v.as_bytes()) }
+}
+
+fn all(n: usize) -> Vec<u32> {
+    (0..n as u32).collect()
+}
+
+#[test]
+fn fault_free_bft_orders_and_replies() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    for seq in 1..=5 {
+        let req = net.request(1, seq, put("a", &format!("v{seq}")));
+        net.submit(req, &all(4));
+        let reps = net.replies(1, seq);
+        assert_eq!(reps.len(), 4, "every replica replies to seq {seq}");
+        assert!(reps.iter().all(|(_, r)| *r == reps[0].1));
+    }
+    let last = KvReply::decode(&net.replies(1, 5)[0].1).unwrap();
+    assert_eq!(last, KvReply::Value(Some(Bytes::from_static(b"v4"))));
+    let d: Vec<_> = net.replicas.iter().map(|r| r.state_digest()).collect();
+    assert!(d.iter().all(|x| *x == d[0]));
+}
+
+#[test]
+fn fault_free_cft() {
+    let mut net = Net::new(FaultModel::Crash, 1, Config::default());
+    let req = net.request(1, 1, put("a", "x"));
+    net.submit(req, &all(3));
+    assert_eq!(net.replies(1, 1).len(), 3);
+}
+
+#[test]
+fn silent_leader_causes_regency_change() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    net.down[0] = true;
+    let req = net.request(1, 1, put("a", "x"));
+    net.submit(req, &all(4));
+    assert!(net.replies(1, 1).is_empty());
+    // First expiry forwards, second starts the regency change.
+    for _ in 0..12 {
+        net.tick(600);
+    }
+    assert_eq!(net.replies(1, 1).len(), 3, "decided in regency 1 by the three others");
+    assert!(net.events.iter().any(|(_, e)| matches!(e, Event::ViewChanged { view: 1, .. })));
+    // And the next request goes through the new leader.
+    let req = net.request(1, 2, put("a", "y"));
+    net.submit(req, &all(4));
+    assert_eq!(net.replies(1, 2).len(), 3);
+}
+
+#[test]
+fn bad_request_signature_is_rejected() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let mut req = net.request(1, 1, put("a", "x"));
+    req.sig = Signature(vec![0; 64]);
+    net.submit(req, &all(4));
+    assert!(net.replies(1, 1).is_empty());
+    assert_eq!(net.rejected("bad request signature"), 4);
+}
+
+#[test]
+fn request_from_another_client_is_rejected() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(1, 1, put("a", "x"));
+    net.input(ReplicaId(1), Input::Message { from: NodeId::Client(ClientId(2)), msg: Msg::Request(req) });
+    assert_eq!(net.rejected("request names another client"), 1);
+}
+
+#[test]
+fn propose_validation() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(1, 1, put("a", "x"));
+    let leader = NodeId::Replica(ReplicaId(0));
+    let batch = Batch { timestamp: 5, requests: vec![req.clone()] };
+    // Not from the leader.
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Propose { regency: 0, instance: 0, batch: batch.clone() },
+        },
+    );
+    assert_eq!(net.rejected("PROPOSE from a non-leader"), 1);
+    // Wrong (stale) regency does not count; future instance is buffered, not acted on.
+    net.input(
+        ReplicaId(2),
+        Input::Message { from: leader, msg: Msg::Propose { regency: 0, instance: 3, batch: batch.clone() } },
+    );
+    assert!(net.queue.iter().all(|(_, _, m)| !matches!(m, Msg::Write { .. })));
+    // Empty batch.
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: leader,
+            msg: Msg::Propose { regency: 0, instance: 0, batch: Batch { timestamp: 5, requests: vec![] } },
+        },
+    );
+    assert_eq!(net.rejected("empty batch"), 1);
+    // Forged request inside the batch.
+    let mut forged = req.clone();
+    forged.req.op = put("a", "evil").encode();
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: leader,
+            msg: Msg::Propose { regency: 0, instance: 0, batch: Batch { timestamp: 5, requests: vec![forged] } },
+        },
+    );
+    assert_eq!(net.rejected("bad request signature"), 1);
+    // Unfair: the same client twice.
+    let req2 = net.request(1, 2, put("b", "y"));
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: leader,
+            msg: Msg::Propose {
+                regency: 0,
+                instance: 0,
+                batch: Batch { timestamp: 5, requests: vec![req.clone(), req2] },
+            },
+        },
+    );
+    assert_eq!(net.rejected("unfair batch"), 1);
+    // A valid one is written; a second one for the same instance is a duplicate.
+    net.input(ReplicaId(2), Input::Message { from: leader, msg: Msg::Propose { regency: 0, instance: 0, batch } });
+    assert!(net.queue.iter().any(|(_, _, m)| matches!(m, Msg::Write { .. })));
+    let other = Batch { timestamp: 6, requests: vec![req] };
+    net.input(
+        ReplicaId(2),
+        Input::Message { from: leader, msg: Msg::Propose { regency: 0, instance: 0, batch: other } },
+    );
+    assert_eq!(net.rejected("duplicate PROPOSE"), 1);
+}
+
+#[test]
+fn accept_validation() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let v = quorate_core::crypto::Digest([1; 32]);
+    // Bad signature.
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Accept { regency: 0, instance: 0, value: v, sig: Signature(vec![0; 64]) },
+        },
+    );
+    assert_eq!(net.rejected("bad ACCEPT signature"), 1);
+    // Signed by the sender: counted once; the duplicate is rejected.
+    let sig = net.keys[1].sign(&accept_bytes(0, 1, &v));
+    for _ in 0..2 {
+        net.input(
+            ReplicaId(2),
+            Input::Message {
+                from: ReplicaId(1).into(),
+                msg: Msg::Accept { regency: 0, instance: 0, value: v, sig: sig.clone() },
+            },
+        );
+    }
+    assert_eq!(net.rejected("duplicate ACCEPT"), 1);
+    // Signed by another replica than the sender: rejected.
+    let sig3 = net.keys[3].sign(&accept_bytes(0, 1, &v));
+    net.input(
+        ReplicaId(2),
+        Input::Message { from: ReplicaId(0).into(), msg: Msg::Accept { regency: 0, instance: 0, value: v, sig: sig3 } },
+    );
+    assert_eq!(net.rejected("bad ACCEPT signature"), 2);
+}
+
+#[test]
+fn stopdata_and_sync_validation() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    // STOPDATA to a replica that is not the leader of that regency (regency 1's leader is 1).
+    let data = StopData { regency: 1, replica: ReplicaId(2), last_decided: None, state: InstanceState::default() };
+    let sig = net.keys[2].sign(&data.signing_bytes());
+    let sd = SignedStopData { data: data.clone(), sig };
+    // Sender mismatch.
+    net.input(ReplicaId(1), Input::Message { from: ReplicaId(3).into(), msg: Msg::StopData(sd.clone()) });
+    assert_eq!(net.rejected("STOPDATA names another sender"), 1);
+    // SYNC from a non-leader of the regency.
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(3).into(),
+            msg: Msg::Sync { regency: 1, stopdata: vec![sd.clone()], proposal: None },
+        },
+    );
+    assert_eq!(net.rejected("SYNC from a non-leader"), 1);
+    // SYNC with too few STOPDATA.
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Sync { regency: 1, stopdata: vec![sd.clone()], proposal: None },
+        },
+    );
+    assert_eq!(net.rejected("SYNC with too few STOPDATA"), 1);
+    // SYNC with a forged STOPDATA signature.
+    let mut bad = sd.clone();
+    bad.sig = Signature(vec![1; 64]);
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Sync { regency: 1, stopdata: vec![bad], proposal: None },
+        },
+    );
+    assert_eq!(net.rejected("bad STOPDATA signature"), 1);
+    // SYNC with the same STOPDATA twice.
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Sync { regency: 1, stopdata: vec![sd.clone(), sd.clone(), sd], proposal: None },
+        },
+    );
+    assert_eq!(net.rejected("duplicate STOPDATA in SYNC"), 1);
+    // A bogus decision proof.
+    let mut d2 = data;
+    d2.replica = ReplicaId(3);
+    d2.last_decided = Some(Decision {
+        instance: 0,
+        epoch: 1,
+        batch: Batch { timestamp: 0, requests: vec![net.request(1, 1, put("a", "b"))] },
+        proof: vec![
+            (ReplicaId(0), Signature(vec![0; 64])),
+            (ReplicaId(1), Signature(vec![0; 64])),
+            (ReplicaId(3), Signature(vec![0; 64])),
+        ],
+    });
+    d2.state.instance = 1;
+    let sig = net.keys[3].sign(&d2.signing_bytes());
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Sync { regency: 1, stopdata: vec![SignedStopData { data: d2, sig }], proposal: None },
+        },
+    );
+    assert_eq!(net.rejected("bad decision proof in STOPDATA"), 1);
+}
+
+#[test]
+fn retransmitted_request_gets_cached_reply_and_replays_are_not_reexecuted() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(1, 1, put("a", "x"));
+    net.submit(req.clone(), &all(4));
+    let slots: Vec<u64> = net.replicas.iter().map(|r| r.executed()).collect();
+    net.submit(req, &all(4));
+    assert_eq!(net.replies(1, 1).len(), 8, "the cached reply is sent again");
+    let slots2: Vec<u64> = net.replicas.iter().map(|r| r.executed()).collect();
+    assert_eq!(slots, slots2, "nothing executed twice");
+}
+
+#[test]
+fn lagging_replica_catches_up_by_state_transfer() {
+    let cfg = Config { checkpoint_period: 4, ..Config::default() };
+    let mut net = Net::new(FaultModel::Byzantine, 1, cfg);
+    net.down[3] = true;
+    for seq in 1..=10 {
+        let req = net.request(1, seq, put("k", &format!("{seq}")));
+        net.submit(req, &all(4));
+    }
+    assert_eq!(net.replicas[3].executed(), 0);
+    net.down[3] = false;
+    // It hears of a later instance, asks for the decision, learns it was truncated, transfers state.
+    let req = net.request(2, 1, put("z", "1"));
+    net.submit(req, &all(4));
+    net.tick(10);
+    let d: Vec<_> = net.replicas.iter().map(|r| (r.executed(), r.state_digest())).collect();
+    assert!(d.iter().all(|x| *x == d[0]), "{d:?}");
+    assert!(net.events.iter().any(|(r, e)| r.0 == 3 && matches!(e, Event::StateInstalled { .. })));
+}
