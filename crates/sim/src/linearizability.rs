@@ -46,6 +46,15 @@ pub trait Model {
     fn describe_state(&self, state: &Self::State) -> String {
         format!("{state:?}")
     }
+    /// Optional hint that makes the search far faster on histories with many
+    /// concurrent reads: return true only if `op`, whenever it returns `ret`,
+    /// leaves *every* state unchanged (a read; a compare-and-swap that
+    /// failed). A wrong `true` makes the checker unsound; the default,
+    /// `false`, is always safe.
+    fn is_read_only(&self, op: &Self::Op, ret: &Self::Ret) -> bool {
+        let _ = (op, ret);
+        false
+    }
 }
 
 /// One client operation as observed by the client: invocation time and, if it completed, return time and value.
@@ -66,22 +75,12 @@ pub struct Operation<Op, Ret> {
 impl<Op, Ret> Operation<Op, Ret> {
     /// An operation that was invoked at `call` and returned `value` at `ret`.
     pub fn completed(client: u64, call: u64, ret: u64, op: Op, value: Ret) -> Self {
-        Operation {
-            client,
-            call,
-            ret: Some((ret, value)),
-            op,
-        }
+        Operation { client, call, ret: Some((ret, value)), op }
     }
 
     /// An operation that was invoked at `call` and never returned.
     pub fn pending(client: u64, call: u64, op: Op) -> Self {
-        Operation {
-            client,
-            call,
-            ret: None,
-            op,
-        }
+        Operation { client, call, ret: None, op }
     }
 
     /// True if the operation returned (its result was observed).
@@ -280,12 +279,7 @@ impl BitSet {
 }
 
 /// Like [`check`], but explanations name operation `i` as `labels[i]`.
-fn check_labelled<M: Model>(
-    model: &M,
-    history: &[Operation<M::Op, M::Ret>],
-    labels: &[usize],
-    budget: u64,
-) -> Outcome {
+fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], labels: &[usize], budget: u64) -> Outcome {
     for (i, o) in history.iter().enumerate() {
         if let Some((r, _)) = &o.ret {
             if *r < o.call {
@@ -306,81 +300,177 @@ fn check_labelled<M: Model>(
         return Outcome::Linearizable;
     }
 
-    let mut list = EventList::new(history);
-    let mut linearized = BitSet::new(n);
-    let mut cache: HashSet<(BitSet, M::State)> = HashSet::new();
-    // (call entry of the linearized op, state before it)
-    let mut stack: Vec<(usize, M::State)> = Vec::new();
-    let mut state = model.init();
-    let mut done_completed = 0usize;
-    // Deepest linearized prefix seen (op indices), maintained incrementally:
-    // `best[..low]` always equals the bottom of the current stack.
-    let mut best: Vec<usize> = Vec::new();
-    let mut low = 0usize;
+    let mut search = Search {
+        list: EventList::new(history),
+        linearized: BitSet::new(n),
+        cache: HashSet::new(),
+        stack: Vec::new(),
+        state: model.init(),
+        done_completed: 0,
+        best: Vec::new(),
+        low: 0,
+    };
     let mut steps = 0u64;
-    let mut entry = list.first();
+    let mut phase = Phase::Node;
 
     loop {
-        if done_completed == n_completed {
+        if search.done_completed == n_completed {
             return Outcome::Linearizable;
         }
-        if steps >= budget {
-            return Outcome::Unknown {
-                reason: format!(
-                    "search budget of {budget} steps exhausted ({} of {n} operations linearized \
-                     at the deepest point, {} states memoized)",
-                    best.len(),
-                    cache.len()
-                ),
-            };
-        }
-        steps += 1;
-
-        if entry != NIL && list.is_call[entry] {
-            let op = list.op_of[entry];
-            let o = &history[op];
-            let (new_state, got) = model.step(&state, &o.op);
-            let matches = match &o.ret {
-                Some((_, want)) => *want == got,
-                None => true,
-            };
-            if matches {
-                linearized.set(op);
-                if cache.insert((linearized.clone(), new_state.clone())) {
-                    let old = std::mem::replace(&mut state, new_state);
-                    stack.push((entry, old));
-                    if o.is_completed() {
-                        done_completed += 1;
+        match phase {
+            Phase::Node => {
+                // Look for a completed read-only candidate (see
+                // `Model::is_read_only`) that returns what was observed.
+                // Any linearization of the rest can be rearranged to put it
+                // first: nothing left must precede it in real time, and
+                // wherever it sits it changes no state, so removing it from
+                // there changes nothing for the others. So it is taken
+                // without trying alternatives: if it fails, this node fails.
+                phase = Phase::Scan(search.list.first());
+                let mut e = search.list.first();
+                while e != NIL && search.list.is_call[e] {
+                    let o = &history[search.list.op_of[e]];
+                    let Some((_, want)) = &o.ret else {
+                        e = search.list.next[e];
+                        continue;
+                    };
+                    if !model.is_read_only(&o.op, want) {
+                        e = search.list.next[e];
+                        continue;
                     }
-                    list.lift(entry);
-                    if stack.len() > best.len() {
-                        best.truncate(low);
-                        best.extend(stack[low..].iter().map(|(e, _)| list.op_of[*e]));
-                        low = stack.len();
+                    if steps >= budget {
+                        return search.exhausted(budget, n);
                     }
-                    entry = list.first();
+                    steps += 1;
+                    let (new_state, got) = model.step(&search.state, &o.op);
+                    if new_state == search.state && *want == got {
+                        phase = if search.try_push(e, new_state, o.is_completed(), true) {
+                            Phase::Node
+                        } else {
+                            Phase::Backtrack
+                        };
+                        break;
+                    }
+                    e = search.list.next[e];
+                }
+            }
+            Phase::Scan(e) => {
+                if e == NIL || !search.list.is_call[e] {
+                    // The earliest remaining return cannot be passed.
+                    phase = Phase::Backtrack;
                     continue;
                 }
-                linearized.clear(op);
-            }
-            entry = list.next[entry];
-        } else {
-            // A return entry (or the end of the list): the earliest pending
-            // return cannot be passed, so backtrack.
-            let Some((call, old)) = stack.pop() else {
-                return Outcome::NotLinearizable {
-                    explanation: explain(model, history, labels, &list, &best),
+                if steps >= budget {
+                    return search.exhausted(budget, n);
+                }
+                steps += 1;
+                let o = &history[search.list.op_of[e]];
+                let (new_state, got) = model.step(&search.state, &o.op);
+                phase = if returns(o, &got) && search.try_push(e, new_state, o.is_completed(), false) {
+                    Phase::Node
+                } else {
+                    Phase::Scan(search.list.next[e])
                 };
-            };
-            low = low.min(stack.len());
-            let op = list.op_of[call];
-            if history[op].is_completed() {
-                done_completed -= 1;
             }
-            linearized.clear(op);
-            state = old;
-            list.unlift(call);
-            entry = list.next[call];
+            Phase::Backtrack => {
+                let Some(frame) = search.stack.pop() else {
+                    return Outcome::NotLinearizable {
+                        explanation: explain(model, history, labels, &search.list, &search.best),
+                    };
+                };
+                search.low = search.low.min(search.stack.len());
+                let op = search.list.op_of[frame.call];
+                if history[op].is_completed() {
+                    search.done_completed -= 1;
+                }
+                search.linearized.clear(op);
+                search.state = frame.prev_state;
+                search.list.unlift(frame.call);
+                if !frame.forced {
+                    phase = Phase::Scan(search.list.next[frame.call]);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the model's result `got` is consistent with what the client observed.
+fn returns<Op, Ret: PartialEq>(o: &Operation<Op, Ret>, got: &Ret) -> bool {
+    match &o.ret {
+        Some((_, want)) => want == got,
+        None => true,
+    }
+}
+
+/// Where the search loop is.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Just arrived at a new node: look for a forced move.
+    Node,
+    /// Trying the candidate at this event entry (or backtracking if it is a return).
+    Scan(usize),
+    /// The current node failed: undo the last linearized operation.
+    Backtrack,
+}
+
+/// One linearized operation on the search stack.
+struct Frame<S> {
+    /// Call entry of the operation.
+    call: usize,
+    /// Model state before the operation.
+    prev_state: S,
+    /// Taken as a forced move: failing after it fails the node below too.
+    forced: bool,
+}
+
+/// Mutable state of one search.
+struct Search<S> {
+    list: EventList,
+    linearized: BitSet,
+    /// Lowe's memo: (linearized set, state) pairs already reached.
+    cache: HashSet<(BitSet, S)>,
+    stack: Vec<Frame<S>>,
+    state: S,
+    done_completed: usize,
+    /// Deepest linearized prefix seen (op indices), maintained incrementally:
+    /// `best[..low]` always equals the bottom of the current stack.
+    best: Vec<usize>,
+    low: usize,
+}
+
+impl<S: Clone + Eq + Hash> Search<S> {
+    /// Linearize the operation at `call` into `new_state`, unless that
+    /// (set, state) pair was already explored. Returns whether it did.
+    fn try_push(&mut self, call: usize, new_state: S, completed: bool, forced: bool) -> bool {
+        let op = self.list.op_of[call];
+        self.linearized.set(op);
+        if !self.cache.insert((self.linearized.clone(), new_state.clone())) {
+            self.linearized.clear(op);
+            return false;
+        }
+        let prev_state = std::mem::replace(&mut self.state, new_state);
+        self.stack.push(Frame { call, prev_state, forced });
+        if completed {
+            self.done_completed += 1;
+        }
+        self.list.lift(call);
+        if self.stack.len() > self.best.len() {
+            self.best.truncate(self.low);
+            let list = &self.list;
+            self.best.extend(self.stack[self.low..].iter().map(|f| list.op_of[f.call]));
+            self.low = self.stack.len();
+        }
+        true
+    }
+
+    fn exhausted(&self, budget: u64, n: usize) -> Outcome {
+        Outcome::Unknown {
+            reason: format!(
+                "search budget of {budget} steps exhausted ({} of {n} operations linearized \
+                 at the deepest point, {} states memoized)",
+                self.best.len(),
+                self.cache.len()
+            ),
         }
     }
 }
@@ -389,28 +479,10 @@ fn label(labels: &[usize], i: usize) -> usize {
     labels.get(i).copied().unwrap_or(i)
 }
 
-fn describe_op<Op: fmt::Debug, Ret: fmt::Debug>(
-    labels: &[usize],
-    i: usize,
-    o: &Operation<Op, Ret>,
-) -> String {
+fn describe_op<Op: fmt::Debug, Ret: fmt::Debug>(labels: &[usize], i: usize, o: &Operation<Op, Ret>) -> String {
     match &o.ret {
-        Some((r, v)) => format!(
-            "#{} client {} [{}, {}] {:?} -> {:?}",
-            label(labels, i),
-            o.client,
-            o.call,
-            r,
-            o.op,
-            v
-        ),
-        None => format!(
-            "#{} client {} [{}, never returned] {:?}",
-            label(labels, i),
-            o.client,
-            o.call,
-            o.op
-        ),
+        Some((r, v)) => format!("#{} client {} [{}, {}] {:?} -> {:?}", label(labels, i), o.client, o.call, r, o.op, v),
+        None => format!("#{} client {} [{}, never returned] {:?}", label(labels, i), o.client, o.call, o.op),
     }
 }
 
@@ -448,22 +520,12 @@ fn explain<M: Model>(
             let _ = write!(out, "\n  {}", describe_op(labels, i, &history[i]));
         }
     }
-    let _ = write!(
-        out,
-        "\nmodel state after the prefix: {}",
-        model.describe_state(&state)
-    );
+    let _ = write!(out, "\nmodel state after the prefix: {}", model.describe_state(&state));
 
     // Operations that could be linearized next: call entry before every
     // remaining return entry.
-    let min_ret = (0..n)
-        .filter(|&i| !used[i])
-        .filter_map(|i| list.ret_entry[i])
-        .min()
-        .unwrap_or(NIL);
-    let candidates: Vec<usize> = (0..n)
-        .filter(|&i| !used[i] && list.call_entry[i] < min_ret)
-        .collect();
+    let min_ret = (0..n).filter(|&i| !used[i]).filter_map(|i| list.ret_entry[i]).min().unwrap_or(NIL);
+    let candidates: Vec<usize> = (0..n).filter(|&i| !used[i] && list.call_entry[i] < min_ret).collect();
     out.push_str("\nnone of the operations that could come next fits:");
     for &i in candidates.iter().take(EXPLAIN_CANDIDATES) {
         let o = &history[i];
@@ -478,21 +540,7 @@ fn explain<M: Model>(
         }
     }
     if candidates.len() > EXPLAIN_CANDIDATES {
-        let _ = write!(
-            out,
-            "\n  ... and {} more",
-            candidates.len() - EXPLAIN_CANDIDATES
-        );
-    }
-    if let Some(i) = (0..n)
-        .filter(|&i| !used[i])
-        .find(|&i| list.ret_entry[i] == Some(min_ret))
-    {
-        let _ = write!(
-            out,
-            "\nand all of them must precede the return of {}",
-            describe_op(labels, i, &history[i])
-        );
+        let _ = write!(out, "\n  ... and {} more", candidates.len() - EXPLAIN_CANDIDATES);
     }
     out
 }
@@ -567,13 +615,9 @@ impl fmt::Debug for KvOp {
             KvOp::Get(k) => write!(f, "Get({:?})", Bytes(k)),
             KvOp::Put(k, v) => write!(f, "Put({:?}, {:?})", Bytes(k), Bytes(v)),
             KvOp::Delete(k) => write!(f, "Delete({:?})", Bytes(k)),
-            KvOp::Cas { key, expected, new } => write!(
-                f,
-                "Cas({:?}, expected {:?}, new {:?})",
-                Bytes(key),
-                OptBytes(expected.as_deref()),
-                Bytes(new)
-            ),
+            KvOp::Cas { key, expected, new } => {
+                write!(f, "Cas({:?}, expected {:?}, new {:?})", Bytes(key), OptBytes(expected.as_deref()), Bytes(new))
+            }
         }
     }
 }
@@ -603,6 +647,19 @@ fn kv_apply(current: &Option<Vec<u8>>, op: &KvOp) -> (Option<Vec<u8>>, KvRet) {
     }
 }
 
+/// Whether a KV operation that returned `ret` changed nothing, in any state.
+fn kv_read_only(op: &KvOp, ret: &KvRet) -> bool {
+    match (op, ret) {
+        (KvOp::Get(_), _) => true,
+        // Returned the value it wrote: it overwrote that same value.
+        (KvOp::Put(_, v), KvRet::Value(Some(prev))) => v == prev,
+        // Deleted an absent key.
+        (KvOp::Delete(_), KvRet::Value(None)) => true,
+        (KvOp::Cas { .. }, KvRet::Cas(false)) => true,
+        _ => false,
+    }
+}
+
 /// Single-key register model: the state is the key's value (`None`: absent).
 /// Operations' keys are ignored, so feed it one key's sub-history.
 #[derive(Clone, Copy, Debug, Default)]
@@ -623,6 +680,10 @@ impl Model for KvRegister {
 
     fn describe_state(&self, state: &Self::State) -> String {
         format!("{:?}", OptBytes(state.as_deref()))
+    }
+
+    fn is_read_only(&self, op: &KvOp, ret: &KvRet) -> bool {
+        kv_read_only(op, ret)
     }
 }
 
@@ -655,6 +716,15 @@ impl Model for KvMap {
         };
         (next, ret)
     }
+
+    fn describe_state(&self, state: &Self::State) -> String {
+        let entries = state.iter().map(|(k, v)| format!("{:?}: {:?}", Bytes(k), Bytes(v)));
+        format!("{{{}}}", entries.collect::<Vec<_>>().join(", "))
+    }
+
+    fn is_read_only(&self, op: &KvOp, ret: &KvRet) -> bool {
+        kv_read_only(op, ret)
+    }
 }
 
 /// Check a key-value history one key at a time with [`KvRegister`], each key
@@ -670,26 +740,19 @@ pub fn check_kv(history: &[Operation<KvOp, KvRet>], budget_per_key: u64) -> Outc
     }
     let mut unknown: Vec<String> = Vec::new();
     for (key, indices) in &by_key {
-        let sub: Vec<Operation<KvOp, KvRet>> =
-            indices.iter().map(|&i| history[i].clone()).collect();
+        let sub: Vec<Operation<KvOp, KvRet>> = indices.iter().map(|&i| history[i].clone()).collect();
         match check_labelled(&KvRegister, &sub, indices, budget_per_key) {
             Outcome::Linearizable => {}
             Outcome::NotLinearizable { explanation } => {
-                return Outcome::NotLinearizable {
-                    explanation: format!("key {:?}: {explanation}", Bytes(key)),
-                };
+                return Outcome::NotLinearizable { explanation: format!("key {:?}: {explanation}", Bytes(key)) };
             }
             Outcome::Unknown { reason } => unknown.push(format!("key {:?}: {reason}", Bytes(key))),
         }
     }
     match unknown.len() {
         0 => Outcome::Linearizable,
-        1 => Outcome::Unknown {
-            reason: unknown.swap_remove(0),
-        },
-        k => Outcome::Unknown {
-            reason: format!("{k} keys undecided; first: {}", unknown.swap_remove(0)),
-        },
+        1 => Outcome::Unknown { reason: unknown.swap_remove(0) },
+        k => Outcome::Unknown { reason: format!("{k} keys undecided; first: {}", unknown.swap_remove(0)) },
     }
 }
 
@@ -714,11 +777,7 @@ mod tests {
         KvOp::Delete(b(k))
     }
     fn cas(k: &str, expected: Option<&str>, new: &str) -> KvOp {
-        KvOp::Cas {
-            key: b(k),
-            expected: expected.map(b),
-            new: b(new),
-        }
+        KvOp::Cas { key: b(k), expected: expected.map(b), new: b(new) }
     }
     fn val(v: Option<&str>) -> KvRet {
         KvRet::Value(v.map(b))
@@ -771,16 +830,10 @@ mod tests {
     #[test]
     fn back_to_back_operations_at_same_instant_are_ordered() {
         // Put returns at 10, get invoked at 10: the get must see the put.
-        let h = vec![
-            op(1, 0, 10, put("x", "1"), val(None)),
-            op(1, 10, 20, get("x"), val(None)),
-        ];
+        let h = vec![op(1, 0, 10, put("x", "1"), val(None)), op(1, 10, 20, get("x"), val(None))];
         assert_violation(&h);
         // Zero-duration operations at the same instant are concurrent.
-        let h = vec![
-            op(1, 5, 5, get("x"), val(Some("1"))),
-            op(2, 5, 5, put("x", "1"), val(None)),
-        ];
+        let h = vec![op(1, 5, 5, get("x"), val(Some("1"))), op(2, 5, 5, put("x", "1"), val(None))];
         assert_linearizable(&h);
     }
 
@@ -798,10 +851,7 @@ mod tests {
         assert_linearizable(&h);
         // A read concurrent with a write may see either value.
         for seen in [None, Some("1")] {
-            let h = vec![
-                op(1, 0, 100, put("x", "1"), val(None)),
-                op(2, 10, 20, get("x"), val(seen)),
-            ];
+            let h = vec![op(1, 0, 100, put("x", "1"), val(None)), op(2, 10, 20, get("x"), val(seen))];
             assert_linearizable(&h);
         }
     }
@@ -836,10 +886,7 @@ mod tests {
         ];
         assert_violation(&h);
         // A pending op cannot take effect before its call.
-        let h = vec![
-            op(2, 10, 20, get("x"), val(Some("1"))),
-            Operation::pending(1, 30, put("x", "1")),
-        ];
+        let h = vec![op(2, 10, 20, get("x"), val(Some("1"))), Operation::pending(1, 30, put("x", "1"))];
         assert_violation(&h);
     }
 
@@ -869,10 +916,8 @@ mod tests {
         ];
         assert_linearizable(&h);
         // A CAS that claims failure although the value matched.
-        let h = vec![
-            op(1, 0, 10, put("x", "0"), val(None)),
-            op(1, 20, 30, cas("x", Some("0"), "a"), KvRet::Cas(false)),
-        ];
+        let h =
+            vec![op(1, 0, 10, put("x", "0"), val(None)), op(1, 20, 30, cas("x", Some("0"), "a"), KvRet::Cas(false))];
         assert_violation(&h);
     }
 
@@ -924,9 +969,7 @@ mod tests {
     fn budget_exhaustion_returns_unknown() {
         // 24 fully concurrent puts followed by a read of a value nobody
         // wrote: refuting it needs to explore ~2^24 subsets.
-        let mut h: Vec<KvOperation> = (0..24)
-            .map(|i| Operation::pending(i, 0, put("x", &i.to_string())))
-            .collect();
+        let mut h: Vec<KvOperation> = (0..24).map(|i| Operation::pending(i, 0, put("x", &i.to_string()))).collect();
         h.push(op(99, 10, 20, get("x"), val(Some("nobody"))));
         let out = check_kv(&h, 10_000);
         assert!(out.is_unknown(), "{out}");
@@ -954,7 +997,6 @@ mod tests {
     /// Random history from a true register-per-key execution: each op gets a
     /// linearization point strictly inside its interval (pending ops: after
     /// their call, or never), results come from applying ops in that order.
-    pub(super) fn random_history_pub(rng: &mut ChaCha8Rng, c: u64, o: usize, k: usize, v: usize, p: u32) -> Vec<KvOperation> { random_history(rng, c, o, k, v, p) }
     fn random_history(
         rng: &mut ChaCha8Rng,
         clients: u64,
@@ -978,11 +1020,7 @@ mod tests {
                     7 => KvOp::Delete(k),
                     _ => KvOp::Cas {
                         key: k,
-                        expected: if rng.gen_bool(0.2) {
-                            None
-                        } else {
-                            Some(value(rng.gen_range(0..values)))
-                        },
+                        expected: if rng.gen_bool(0.2) { None } else { Some(value(rng.gen_range(0..values))) },
                         new: value(rng.gen_range(0..values)),
                     },
                 };
@@ -1023,18 +1061,11 @@ mod tests {
         let start = std::time::Instant::now();
         let out = check_kv(&h, BUDGET);
         assert_eq!(out, Outcome::Linearizable, "{out}");
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "{:?}",
-            start.elapsed()
-        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "{:?}", start.elapsed());
 
         // Corrupting one read makes it non-linearizable.
         let mut bad = h.clone();
-        let Some(victim) = bad
-            .iter()
-            .rposition(|o| matches!(o.op, KvOp::Get(_)) && o.is_completed())
-        else {
+        let Some(victim) = bad.iter().rposition(|o| matches!(o.op, KvOp::Get(_)) && o.is_completed()) else {
             panic!("no completed get");
         };
         if let Some((_, r)) = &mut bad[victim].ret {
@@ -1051,10 +1082,44 @@ mod tests {
 
     #[test]
     fn single_hot_key_many_concurrent_clients() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let h = random_history(&mut rng, 30, 60, 1, 3, 3);
-        let out = check_kv(&h, BUDGET);
-        assert_eq!(out, Outcome::Linearizable, "{out}");
+        for (seed, values, pending_permille) in [(7, 3, 0), (8, 3, 3), (9, 10, 3), (10, 1, 5)] {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let h = random_history(&mut rng, 30, 60, 1, values, pending_permille);
+            let out = check_kv(&h, BUDGET);
+            assert_eq!(out, Outcome::Linearizable, "seed {seed}: {out}");
+        }
+    }
+
+    /// [`KvMap`] without the read-only hint: exercises the plain search.
+    struct Unhinted;
+
+    impl Model for Unhinted {
+        type State = BTreeMap<Vec<u8>, Vec<u8>>;
+        type Op = KvOp;
+        type Ret = KvRet;
+        fn init(&self) -> Self::State {
+            KvMap.init()
+        }
+        fn step(&self, state: &Self::State, op: &KvOp) -> (Self::State, KvRet) {
+            KvMap.step(state, op)
+        }
+    }
+
+    #[test]
+    fn many_small_random_linearizable_histories() {
+        // Few values and many pending operations: the cases where shortcuts
+        // in the search are most likely to be unsound.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for round in 0..300 {
+            let clients = rng.gen_range(2..8);
+            let keys = rng.gen_range(1..3);
+            let values = rng.gen_range(1..4);
+            let h = random_history(&mut rng, clients, 12, keys, values, 60);
+            let out = check_kv(&h, BUDGET);
+            assert_eq!(out, Outcome::Linearizable, "round {round}: {out}\n{h:?}");
+            let out = check(&Unhinted, &h, BUDGET);
+            assert!(!out.is_violation(), "round {round}: {out}\n{h:?}");
+        }
     }
 
     /// Reference checker: tries every order allowed by real time.
@@ -1069,12 +1134,7 @@ mod tests {
                 }
             }
         }
-        fn go<M: Model>(
-            model: &M,
-            h: &[Operation<M::Op, M::Ret>],
-            used: &mut Vec<bool>,
-            state: &M::State,
-        ) -> bool {
+        fn go<M: Model>(model: &M, h: &[Operation<M::Op, M::Ret>], used: &mut Vec<bool>, state: &M::State) -> bool {
             if (0..h.len()).all(|i| used[i] || !h[i].is_completed()) {
                 return true;
             }
@@ -1102,8 +1162,9 @@ mod tests {
     fn agrees_with_brute_force_and_whole_map_model() {
         let mut rng = ChaCha8Rng::seed_from_u64(42);
         let (mut yes, mut no) = (0, 0);
-        for _ in 0..400 {
-            let mut h = random_history(&mut rng, 3, 2, 2, 2, 100);
+        for _ in 0..1000 {
+            let clients = rng.gen_range(2..=4);
+            let mut h = random_history(&mut rng, clients, 2, 2, 2, 250);
             // Scramble some results and times so that many are not linearizable.
             for o in h.iter_mut() {
                 if rng.gen_bool(0.2) {
@@ -1126,9 +1187,11 @@ mod tests {
             }
             let expected = brute_force(&KvMap, &h);
             let (per_key, whole) = both(&h);
-            assert_eq!(per_key.is_linearizable(), expected, "{h:?}: {per_key}");
-            assert_eq!(whole.is_linearizable(), expected, "{h:?}: {whole}");
-            assert!(!per_key.is_unknown() && !whole.is_unknown());
+            let unhinted = check(&Unhinted, &h, BUDGET);
+            for out in [&per_key, &whole, &unhinted] {
+                assert_eq!(out.is_linearizable(), expected, "{h:?}: {out}");
+                assert!(!out.is_unknown(), "{h:?}: {out}");
+            }
             if expected {
                 yes += 1;
             } else {
@@ -1136,21 +1199,5 @@ mod tests {
             }
         }
         assert!(yes > 50 && no > 50, "yes {yes} no {no}");
-    }
-}
-#[cfg(test)]
-mod diag {
-    use super::*;
-    use rand::SeedableRng;
-    use rand_chacha::ChaCha8Rng;
-    #[test]
-    fn diag() {
-        for (clients, pend, values) in [(30u64, 0u32, 3usize), (30, 3, 3), (10, 3, 3), (20, 0, 3), (30, 0, 10), (30, 3, 10)] {
-            let mut rng = ChaCha8Rng::seed_from_u64(7);
-            let h = tests::random_history_pub(&mut rng, clients, 60, 1, values, pend);
-            let t = std::time::Instant::now();
-            let out = check_kv(&h, 20_000_000);
-            eprintln!("clients {clients} pend {pend} values {values}: n {} pending {} -> {} in {:?}", h.len(), h.iter().filter(|o| !o.is_completed()).count(), match &out { Outcome::Unknown{reason} => reason.clone(), o => format!("{o:?}").chars().take(60).collect()}, t.elapsed());
-        }
     }
 }
