@@ -21,7 +21,9 @@ impl Replica {
 
     /// Send a lagging peer the decision it is working on (once per peer and instance).
     pub(crate) fn help_with_decision(&mut self, r: ReplicaId, instance: u64, out: &mut Out) {
-        if !self.helped.insert((r, instance, 0)) {
+        // Late WRITEs and ACCEPTs for the previous instance are normal: only help peers
+        // at least two instances behind (others ask with DECISION_REQUEST).
+        if instance + 1 >= self.next() || !self.helped.insert((r, instance, 0)) {
             return;
         }
         if let Some(d) = self.decision_of(instance) {
@@ -127,7 +129,7 @@ impl Replica {
     /// (crash mode: one) and one of them sent it whole.
     pub(crate) fn on_state_reply(&mut self, now: Time, r: ReplicaId, rep: StateReply, out: &mut Out) {
         let need = if self.bft() { self.m.f() + 1 } else { 1 };
-        let (next, n) = (self.next(), self.m.n());
+        let n = self.m.n();
         let Some(t) = &mut self.transfer else { return };
         if rep.attempt != t.attempt {
             return;
@@ -144,15 +146,9 @@ impl Replica {
         for (r, rep) in &t.replies {
             groups.entry((rep.checkpoint_instance, rep.checkpoint_digest)).or_default().push(*r);
         }
-        let chosen = groups
-            .iter()
-            .filter(|(_, v)| v.len() >= need)
-            .filter(|((ci, _), _)| {
-                // No checkpoint yet at the senders is fine only if we are not behind one.
-                ci.is_some() || next == 0
-            })
-            .max_by_key(|((ci, _), _)| *ci)
-            .map(|(k, _)| *k);
+        // The most advanced checkpoint that enough replicas vouch for ("no checkpoint" included:
+        // then only their logs are used).
+        let chosen = groups.iter().filter(|(_, v)| v.len() >= need).max_by_key(|((ci, _), _)| *ci).map(|(k, _)| *k);
         let Some((ci, digest)) = chosen else {
             // Replies vouch for different checkpoints, or the designated one has not answered.
             if t.replies.len() >= n - 1 {

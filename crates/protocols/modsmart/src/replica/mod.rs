@@ -168,6 +168,7 @@ pub struct Replica {
     pub(crate) helped: HashSet<(ReplicaId, u64, u8)>,
     pub(crate) asked: HashSet<(ReplicaId, u64)>,
     pub(crate) started: bool,
+    pub(crate) next_at_last_tick: u64,
 }
 
 impl Replica {
@@ -205,6 +206,7 @@ impl Replica {
             helped: HashSet::new(),
             asked: HashSet::new(),
             started: false,
+            next_at_last_tick: 0,
         }
     }
 
@@ -303,9 +305,10 @@ impl Replica {
             self.future.entry(instance).or_default().push((from, msg));
             self.future_len += 1;
         }
-        // Evidence that we are behind: ask the sender for what we miss (once per peer and instance).
+        // Clearly behind: ask the sender for what we miss (once per peer and instance per tick).
+        // One instance ahead is normal for a slower replica; the request tick asks if it lasts.
         let next = self.next();
-        if self.asked.insert((from, next)) {
+        if instance > next + 1 && self.asked.insert((from, next)) {
             out.send(from, Msg::DecisionRequest { instance: next, regency: self.creg });
         }
     }

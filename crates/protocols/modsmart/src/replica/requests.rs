@@ -123,14 +123,24 @@ impl Replica {
     /// The request timer (one periodic tick checks every pending request).
     pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out) {
         out.set_timer(Timer::RequestTick, self.tick_interval());
+        self.asked.clear();
         if self.transfer.is_some() {
             return;
+        }
+        // Messages for later instances and no progress for a whole tick: we are behind.
+        let stuck = self.next() == self.next_at_last_tick;
+        self.next_at_last_tick = self.next();
+        if stuck && (!self.future.is_empty() || !self.decided.is_empty()) {
+            out.broadcast(Msg::DecisionRequest { instance: self.next(), regency: self.creg });
         }
         let timeout = self.timeout();
         if self.nreg > self.creg {
             // Waiting for others to join our STOP: repeat it (messages may be lost).
             let requests = self.pending_requests(64);
             out.broadcast(Msg::Stop { regency: self.nreg, requests });
+            if stuck {
+                out.broadcast(Msg::DecisionRequest { instance: self.next(), regency: self.creg });
+            }
             return;
         }
         let mut first = Vec::new();
