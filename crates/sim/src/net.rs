@@ -92,9 +92,7 @@ fn aws_shared() -> &'static Arc<RttMatrix> {
 /// Cached parse of the embedded Azure matrix.
 fn azure_shared() -> &'static Arc<RttMatrix> {
     static AZURE: OnceLock<Arc<RttMatrix>> = OnceLock::new();
-    AZURE.get_or_init(|| {
-        Arc::new(RttMatrix::parse(AZURE_CSV).expect("embedded Azure matrix is valid"))
-    })
+    AZURE.get_or_init(|| Arc::new(RttMatrix::parse(AZURE_CSV).expect("embedded Azure matrix is valid")))
 }
 
 impl RttMatrix {
@@ -104,22 +102,14 @@ impl RttMatrix {
     /// Blank lines are ignored and `\r\n` line ends are accepted.
     pub fn parse(csv: &str) -> Result<Self, NetError> {
         let err = |line: usize, message: String| NetError::Csv { line, message };
-        let mut lines = csv
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.trim()))
-            .filter(|(_, l)| !l.is_empty());
+        let mut lines = csv.lines().enumerate().map(|(i, l)| (i + 1, l.trim())).filter(|(_, l)| !l.is_empty());
 
-        let (header_line, header) = lines
-            .next()
-            .ok_or_else(|| err(1, "empty input: expected header `region,<code>,...`".into()))?;
+        let (header_line, header) =
+            lines.next().ok_or_else(|| err(1, "empty input: expected header `region,<code>,...`".into()))?;
         let mut cells = header.split(',').map(str::trim);
         let first = cells.next().unwrap_or("");
         if !first.eq_ignore_ascii_case("region") {
-            return Err(err(
-                header_line,
-                format!("header must start with `region`, found `{first}`"),
-            ));
+            return Err(err(header_line, format!("header must start with `region`, found `{first}`")));
         }
         let regions: Vec<String> = cells.map(str::to_owned).collect();
         if regions.is_empty() {
@@ -127,16 +117,10 @@ impl RttMatrix {
         }
         for (i, r) in regions.iter().enumerate() {
             if r.is_empty() {
-                return Err(err(
-                    header_line,
-                    format!("header column {} has an empty region name", i + 2),
-                ));
+                return Err(err(header_line, format!("header column {} has an empty region name", i + 2)));
             }
             if regions[..i].contains(r) {
-                return Err(err(
-                    header_line,
-                    format!("region `{r}` appears twice in header"),
-                ));
+                return Err(err(header_line, format!("region `{r}` appears twice in header")));
             }
         }
 
@@ -150,19 +134,12 @@ impl RttMatrix {
             let cells: Vec<&str> = text.split(',').map(str::trim).collect();
             let name = cells[0];
             if row >= n {
-                return Err(err(
-                    line,
-                    format!("extra row `{name}`: header has only {n} regions"),
-                ));
+                return Err(err(line, format!("extra row `{name}`: header has only {n} regions")));
             }
             if cells.len() != n + 1 {
                 return Err(err(
                     line,
-                    format!(
-                        "row `{name}` has {} cells, expected {} (region name + {n} values)",
-                        cells.len(),
-                        n + 1
-                    ),
+                    format!("row `{name}` has {} cells, expected {} (region name + {n} values)", cells.len(), n + 1),
                 ));
             }
             if name != regions[row] {
@@ -179,21 +156,12 @@ impl RttMatrix {
             let mut values = Vec::with_capacity(n);
             for (col, cell) in cells[1..].iter().enumerate() {
                 let v: f64 = cell.parse().map_err(|_| {
-                    err(
-                        line,
-                        format!(
-                            "region `{name}`, column `{}`: `{cell}` is not a number",
-                            regions[col]
-                        ),
-                    )
+                    err(line, format!("region `{name}`, column `{}`: `{cell}` is not a number", regions[col]))
                 })?;
                 if !v.is_finite() || v < 0.0 {
                     return Err(err(
                         line,
-                        format!(
-                            "region `{name}`, column `{}`: RTT {v} must be finite and non-negative",
-                            regions[col]
-                        ),
+                        format!("region `{name}`, column `{}`: RTT {v} must be finite and non-negative", regions[col]),
                     ));
                 }
                 values.push(v);
@@ -204,10 +172,7 @@ impl RttMatrix {
         if rtt_ms.len() < n {
             return Err(err(
                 last_line + 1,
-                format!(
-                    "unexpected end of input: missing row for region `{}`",
-                    regions[rtt_ms.len()]
-                ),
+                format!("unexpected end of input: missing row for region `{}`", regions[rtt_ms.len()]),
             ));
         }
         for a in 0..n {
@@ -249,10 +214,7 @@ impl RttMatrix {
         self.regions
             .iter()
             .position(|r| r == name)
-            .ok_or_else(|| NetError::UnknownRegion {
-                name: name.to_owned(),
-                known: self.regions.join(", "),
-            })
+            .ok_or_else(|| NetError::UnknownRegion { name: name.to_owned(), known: self.regions.join(", ") })
     }
 
     /// RTT in ms between regions `a` and `b` (indices), or `None` if either is out of range.
@@ -293,11 +255,7 @@ fn lookup_shared(name: &str) -> Result<(&'static Arc<RttMatrix>, usize), NetErro
     }
     Err(NetError::UnknownRegion {
         name: name.to_owned(),
-        known: format!(
-            "AWS: {}; Azure: {}",
-            aws.regions.join(", "),
-            azure.regions.join(", ")
-        ),
+        known: format!("AWS: {}; Azure: {}", aws.regions.join(", "), azure.regions.join(", ")),
     })
 }
 
@@ -361,21 +319,14 @@ impl NetConfig {
         ];
         for (name, p) in probs {
             if !(0.0..=1.0).contains(&p) {
-                return Err(NetError::InvalidConfig(format!(
-                    "{name} = {p} is not a probability in [0, 1]"
-                )));
+                return Err(NetError::InvalidConfig(format!("{name} = {p} is not a probability in [0, 1]")));
             }
         }
         if !self.jitter.is_finite() || self.jitter < 0.0 {
-            return Err(NetError::InvalidConfig(format!(
-                "jitter = {} must be finite and non-negative",
-                self.jitter
-            )));
+            return Err(NetError::InvalidConfig(format!("jitter = {} must be finite and non-negative", self.jitter)));
         }
         if self.bandwidth_bps == Some(0) {
-            return Err(NetError::InvalidConfig(
-                "bandwidth_bps = Some(0); use None for infinite bandwidth".into(),
-            ));
+            return Err(NetError::InvalidConfig("bandwidth_bps = Some(0); use None for infinite bandwidth".into()));
         }
         Ok(())
     }
@@ -399,20 +350,14 @@ pub enum Placement {
 impl Placement {
     /// Region `name` of `matrix`.
     pub fn in_matrix(matrix: &Arc<RttMatrix>, name: &str) -> Result<Self, NetError> {
-        Ok(Placement::Region {
-            region: matrix.region_index(name)?,
-            matrix: Arc::clone(matrix),
-        })
+        Ok(Placement::Region { region: matrix.region_index(name)?, matrix: Arc::clone(matrix) })
     }
 
     /// Region `name` of the embedded AWS matrix, or else of the Azure one. The
     /// matrices are shared, so this is cheap to call once per node.
     pub fn region(name: &str) -> Result<Self, NetError> {
         let (matrix, region) = lookup_shared(name)?;
-        Ok(Placement::Region {
-            matrix: Arc::clone(matrix),
-            region,
-        })
+        Ok(Placement::Region { matrix: Arc::clone(matrix), region })
     }
 }
 
@@ -432,10 +377,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// A dropped message.
-    pub const DROPPED: Delivery = Delivery {
-        first: None,
-        duplicate: None,
-    };
+    pub const DROPPED: Delivery = Delivery { first: None, duplicate: None };
 
     /// Whether the message was dropped.
     pub fn is_dropped(&self) -> bool {
@@ -518,10 +460,7 @@ impl Network {
                     if *region >= m.len() {
                         return Err(NetError::InvalidPlacement {
                             node,
-                            message: format!(
-                                "region index {region} out of range (matrix has {} regions)",
-                                m.len()
-                            ),
+                            message: format!("region index {region} out of range (matrix has {} regions)", m.len()),
                         });
                     }
                     match matrix {
@@ -548,9 +487,7 @@ impl Network {
         for a in 0..sites {
             for b in 0..sites {
                 let base = match (a, b, matrix) {
-                    (1.., 1.., Some(m)) => {
-                        (m.rtt_ms[a - 1][b - 1] * NS_PER_MS / 2.0).round() as u64
-                    }
+                    (1.., 1.., Some(m)) => (m.rtt_ms[a - 1][b - 1] * NS_PER_MS / 2.0).round() as u64,
                     _ => config.lan_one_way_ns,
                 };
                 let jitter_max = (base as f64 * config.jitter).round() as u64;
@@ -646,14 +583,7 @@ impl Network {
     /// dropped on the way still used the sender's link. Messages whose `from` or
     /// `to` is not a node are dropped and counted in [`NetStats::dropped_invalid`].
     /// "Before GST" means `now < gst_ns`.
-    pub fn transmit(
-        &mut self,
-        rng: &mut ChaCha8Rng,
-        now: u64,
-        from: usize,
-        to: usize,
-        bytes: usize,
-    ) -> Delivery {
+    pub fn transmit(&mut self, rng: &mut ChaCha8Rng, now: u64, from: usize, to: usize, bytes: usize) -> Delivery {
         self.stats.messages_sent += 1;
         self.stats.bytes_sent = self.stats.bytes_sent.saturating_add(bytes as u64);
         let n = self.node_count();
@@ -662,10 +592,7 @@ impl Network {
             return Delivery::DROPPED;
         }
         if from == to {
-            return Delivery {
-                first: Some(now),
-                duplicate: None,
-            };
+            return Delivery { first: Some(now), duplicate: None };
         }
 
         // Serialisation on the sender's egress link.
@@ -695,10 +622,7 @@ impl Network {
         } else {
             None
         };
-        Delivery {
-            first: Some(first),
-            duplicate,
-        }
+        Delivery { first: Some(first), duplicate }
     }
 
     /// One propagation-delay sample: base + jitter + reorder + pre-GST extra.
@@ -787,11 +711,7 @@ mod tests {
     }
 
     fn quiet() -> NetConfig {
-        NetConfig {
-            jitter: 0.0,
-            bandwidth_bps: None,
-            ..NetConfig::default()
-        }
+        NetConfig { jitter: 0.0, bandwidth_bps: None, ..NetConfig::default() }
     }
 
     #[test]
@@ -829,10 +749,7 @@ mod tests {
         let e = aws.region_index("us-east-1").unwrap();
         let m = aws.region_index("ap-south-1").unwrap();
         assert_eq!(aws.rtt_ms(e, m), Some(182.0));
-        assert_eq!(
-            aws.rtt_ms_by_name("ap-south-1", "us-east-1").unwrap(),
-            182.0
-        );
+        assert_eq!(aws.rtt_ms_by_name("ap-south-1", "us-east-1").unwrap(), 182.0);
     }
 
     #[test]
@@ -879,10 +796,7 @@ mod tests {
             }
         }
         let e = RttMatrix::parse("region,a,b\na,1.0,x\nb,2.0,1.0\n").unwrap_err();
-        assert!(
-            e.to_string().contains("`a`") && e.to_string().contains("`x`"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("`a`") && e.to_string().contains("`x`"), "{e}");
     }
 
     #[test]
@@ -902,14 +816,8 @@ mod tests {
 
         // With default jitter, the delay lies in [91 ms, 91 ms * 1.05].
         let mut net = Network::new(
-            NetConfig {
-                bandwidth_bps: None,
-                ..NetConfig::default()
-            },
-            vec![
-                Placement::region("ap-south-1").unwrap(),
-                Placement::region("us-east-1").unwrap(),
-            ],
+            NetConfig { bandwidth_bps: None, ..NetConfig::default() },
+            vec![Placement::region("ap-south-1").unwrap(), Placement::region("us-east-1").unwrap()],
         )
         .unwrap();
         let mut r = rng(2);
@@ -930,71 +838,34 @@ mod tests {
         assert_eq!(d.first, Some(42));
         assert_eq!(net.link_free_at(1), Some(0));
         // LAN node to region node uses the LAN latency.
-        let net = Network::new(
-            quiet(),
-            vec![Placement::Lan, Placement::region("eu-west-1").unwrap()],
-        )
-        .unwrap();
+        let net = Network::new(quiet(), vec![Placement::Lan, Placement::region("eu-west-1").unwrap()]).unwrap();
         assert_eq!(net.one_way_ns(0, 1), Some(100_000));
     }
 
     #[test]
     fn invalid_config_and_placement_are_errors() {
         for cfg in [
-            NetConfig {
-                loss: 1.5,
-                ..NetConfig::default()
-            },
-            NetConfig {
-                jitter: f64::NAN,
-                ..NetConfig::default()
-            },
-            NetConfig {
-                bandwidth_bps: Some(0),
-                ..NetConfig::default()
-            },
+            NetConfig { loss: 1.5, ..NetConfig::default() },
+            NetConfig { jitter: f64::NAN, ..NetConfig::default() },
+            NetConfig { bandwidth_bps: Some(0), ..NetConfig::default() },
         ] {
-            assert!(matches!(
-                Network::lan(cfg, 2),
-                Err(NetError::InvalidConfig(_))
-            ));
+            assert!(matches!(Network::lan(cfg, 2), Err(NetError::InvalidConfig(_))));
         }
-        let mixed = vec![
-            Placement::region("us-east-1").unwrap(),
-            Placement::region("eastus").unwrap(),
-        ];
-        assert!(matches!(
-            Network::new(quiet(), mixed),
-            Err(NetError::InvalidPlacement { node: 1, .. })
-        ));
-        let bad = vec![Placement::Region {
-            matrix: Arc::new(RttMatrix::aws()),
-            region: 99,
-        }];
-        assert!(matches!(
-            Network::new(quiet(), bad),
-            Err(NetError::InvalidPlacement { node: 0, .. })
-        ));
+        let mixed = vec![Placement::region("us-east-1").unwrap(), Placement::region("eastus").unwrap()];
+        assert!(matches!(Network::new(quiet(), mixed), Err(NetError::InvalidPlacement { node: 1, .. })));
+        let bad = vec![Placement::Region { matrix: Arc::new(RttMatrix::aws()), region: 99 }];
+        assert!(matches!(Network::new(quiet(), bad), Err(NetError::InvalidPlacement { node: 0, .. })));
         // Equal matrices in different Arcs are accepted.
         let ok = vec![
-            Placement::Region {
-                matrix: Arc::new(RttMatrix::aws()),
-                region: 0,
-            },
-            Placement::Region {
-                matrix: Arc::new(RttMatrix::aws()),
-                region: 1,
-            },
+            Placement::Region { matrix: Arc::new(RttMatrix::aws()), region: 0 },
+            Placement::Region { matrix: Arc::new(RttMatrix::aws()), region: 1 },
         ];
         assert!(Network::new(quiet(), ok).is_ok());
     }
 
     #[test]
     fn bandwidth_queues_on_sender_link() {
-        let cfg = NetConfig {
-            jitter: 0.0,
-            ..NetConfig::default()
-        };
+        let cfg = NetConfig { jitter: 0.0, ..NetConfig::default() };
         let mut net = Network::lan(cfg, 11).unwrap();
         let mut r = rng(3);
         let mut last = 0;
@@ -1048,15 +919,10 @@ mod tests {
 
     #[test]
     fn loss_probability_is_respected() {
-        let cfg = NetConfig {
-            loss: 0.1,
-            ..quiet()
-        };
+        let cfg = NetConfig { loss: 0.1, ..quiet() };
         let mut net = Network::lan(cfg, 2).unwrap();
         let mut r = rng(5);
-        let lost = (0..10_000)
-            .filter(|_| net.transmit(&mut r, 0, 0, 1, 100).is_dropped())
-            .count();
+        let lost = (0..10_000).filter(|_| net.transmit(&mut r, 0, 0, 1, 100).is_dropped()).count();
         // Mean 1000, sd 30.
         assert!((880..=1120).contains(&lost), "{lost}");
         let s = net.stats();
@@ -1068,12 +934,7 @@ mod tests {
 
     #[test]
     fn duplication_and_reorder() {
-        let cfg = NetConfig {
-            duplicate: 1.0,
-            reorder: 0.5,
-            reorder_max_ns: 10 * MS,
-            ..NetConfig::default()
-        };
+        let cfg = NetConfig { duplicate: 1.0, reorder: 0.5, reorder_max_ns: 10 * MS, ..NetConfig::default() };
         let mut net = Network::lan(cfg, 2).unwrap();
         let mut r = rng(6);
         let mut reordered = 0;
@@ -1083,10 +944,7 @@ mod tests {
             assert_eq!(d.times().count(), 2);
             for t in d.times() {
                 let lat = t - now;
-                assert!(
-                    (100_000..=100_000 + 5_000 + 800 + 10 * MS).contains(&lat),
-                    "{lat}"
-                );
+                assert!((100_000..=100_000 + 5_000 + 800 + 10 * MS).contains(&lat), "{lat}");
                 if lat > 200_000 {
                     reordered += 1;
                 }
@@ -1098,12 +956,7 @@ mod tests {
 
     #[test]
     fn pre_gst_delay_and_loss_stop_at_gst() {
-        let cfg = NetConfig {
-            gst_ns: 1_000 * MS,
-            pre_gst_extra_delay_ns: 500 * MS,
-            pre_gst_loss: 0.5,
-            ..quiet()
-        };
+        let cfg = NetConfig { gst_ns: 1_000 * MS, pre_gst_extra_delay_ns: 500 * MS, pre_gst_loss: 0.5, ..quiet() };
         let mut net = Network::lan(cfg, 2).unwrap();
         let mut r = rng(7);
         let mut delayed = 0;
@@ -1121,10 +974,7 @@ mod tests {
         assert!(delayed > 400, "{delayed}");
         for i in 0..1000 {
             let now = 1_000 * MS + i;
-            assert_eq!(
-                net.transmit(&mut r, now, 0, 1, 0).first,
-                Some(now + 100_000)
-            );
+            assert_eq!(net.transmit(&mut r, now, 0, 1, 0).first, Some(now + 100_000));
         }
         assert_eq!(net.stats().dropped_pre_gst, pre);
     }

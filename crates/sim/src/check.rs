@@ -1,0 +1,328 @@
+//! Safety and liveness checkers that run on every simulation.
+//!
+//! [`SafetyChecker`] watches the [`Event`]s of correct replicas as they
+//! happen (Byzantine replicas are never fed to it; crashed-and-recovered
+//! replicas are, before and after the crash):
+//!
+//! - **agreement**: the first final (non-speculative) execution reported at a
+//!   slot by any correct replica becomes that slot's canonical entry
+//!   (client, seq, op digest); every later final execution at that slot, by
+//!   any correct replica (including the same one after recovery), must equal
+//!   it. Memory is O(slots), not O(replicas × slots), so large replica counts
+//!   stay cheap.
+//! - **at-most-once**: a request (client, seq) finally executed at two
+//!   different slots is a violation.
+//! - **checkpoints**: `Checkpoint` and `StateInstalled` events at the same
+//!   slot must carry the same digest.
+//! - **speculation**: speculative executions are kept per replica until a
+//!   `RolledBack { slot }` discards those at or after `slot`; at the end, the
+//!   survivors are compared with the canonical entries. Because the contract
+//!   has no "speculation committed" event, a mismatch there is reported as a
+//!   speculative divergence, not a safety violation.
+//!
+//! [`check_liveness`] judges the clients' history after the stabilisation time.
+
+use crate::workload::OpRecord;
+use quorate_core::{Digest, Event};
+use std::collections::{BTreeMap, HashMap};
+
+/// Most violation descriptions kept (the count is exact).
+const MAX_KEPT: usize = 20;
+
+/// What was executed at one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Exec {
+    client: u64,
+    seq: u64,
+    op: Digest,
+}
+
+/// The online safety checker (agreement, at-most-once, checkpoint digests).
+#[derive(Debug, Default)]
+pub struct SafetyChecker {
+    canon: HashMap<u64, (Exec, u32)>,
+    request_slot: HashMap<(u64, u64), u64>,
+    checkpoints: HashMap<u64, (Digest, u32)>,
+    speculative: HashMap<u32, BTreeMap<u64, Exec>>,
+    violations: u64,
+    kept: Vec<String>,
+    /// Final executions observed.
+    pub executions: u64,
+    /// Checkpoint and state-installed events observed.
+    pub checkpoints_seen: u64,
+}
+
+impl SafetyChecker {
+    /// A checker with nothing observed.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a violation.
+    pub fn violation(&mut self, text: String) {
+        self.violations += 1;
+        if self.kept.len() < MAX_KEPT {
+            self.kept.push(text);
+        }
+    }
+
+    /// Safety violations so far.
+    pub fn violations(&self) -> u64 {
+        self.violations
+    }
+
+    /// The first violations (at most 20), in order.
+    pub fn descriptions(&self) -> &[String] {
+        &self.kept
+    }
+
+    /// Feed an event of correct replica `replica` at virtual time `now` (ns).
+    pub fn observe(&mut self, replica: u32, now: u64, event: &Event) {
+        match event {
+            Event::Executed { slot, client, seq, op, speculative } => {
+                let e = Exec { client: client.0, seq: *seq, op: *op };
+                if *speculative {
+                    self.speculative.entry(replica).or_default().insert(*slot, e);
+                } else {
+                    self.final_execution(replica, now, *slot, e);
+                }
+            }
+            Event::RolledBack { slot } => {
+                if let Some(m) = self.speculative.get_mut(&replica) {
+                    m.split_off(slot);
+                }
+            }
+            Event::Checkpoint { slot, digest } | Event::StateInstalled { slot, digest } => {
+                self.checkpoints_seen += 1;
+                match self.checkpoints.get(slot) {
+                    None => {
+                        self.checkpoints.insert(*slot, (*digest, replica));
+                    }
+                    Some((d, first)) if d != digest => {
+                        let text = format!(
+                            "checkpoint digests differ at slot {slot}: r{first} has {d:?}, r{replica} has {digest:?} (t={})",
+                            fmt_ns(now)
+                        );
+                        self.violation(text);
+                    }
+                    Some(_) => {}
+                }
+                // A state installed at `slot` replaces any speculation below it.
+                if matches!(event, Event::StateInstalled { .. }) {
+                    self.speculative.remove(&replica);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn final_execution(&mut self, replica: u32, now: u64, slot: u64, e: Exec) {
+        self.executions += 1;
+        if let Some(m) = self.speculative.get_mut(&replica) {
+            // A final execution at `slot` supersedes speculation there.
+            m.remove(&slot);
+        }
+        match self.canon.get(&slot) {
+            None => {
+                self.canon.insert(slot, (e, replica));
+            }
+            Some((c, first)) if *c != e => {
+                let text = format!(
+                    "agreement: at slot {slot} r{first} executed c{}#{} (op {:?}) but r{replica} executed c{}#{} (op {:?}) (t={})",
+                    c.client,
+                    c.seq,
+                    c.op,
+                    e.client,
+                    e.seq,
+                    e.op,
+                    fmt_ns(now)
+                );
+                self.violation(text);
+                return;
+            }
+            Some(_) => {}
+        }
+        match self.request_slot.get(&(e.client, e.seq)) {
+            None => {
+                self.request_slot.insert((e.client, e.seq), slot);
+            }
+            Some(s) if *s != slot => {
+                let text = format!(
+                    "at-most-once: request c{}#{} executed at slot {s} and again at slot {slot} (r{replica}, t={})",
+                    e.client,
+                    e.seq,
+                    fmt_ns(now)
+                );
+                self.violation(text);
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Speculative executions that survived to the end and differ from the
+    /// canonical (final) entry at their slot.
+    pub fn speculative_divergences(&self) -> u64 {
+        let mut n = 0;
+        for m in self.speculative.values() {
+            for (slot, e) in m {
+                if let Some((c, _)) = self.canon.get(slot) {
+                    if c != e {
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+/// The liveness verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Liveness {
+    /// No violation found.
+    pub ok: bool,
+    /// Whether the run lasted past stabilisation + bound, so that the
+    /// "something completes after stabilisation" rule was judged.
+    pub judged: bool,
+    /// Operations of correct clients that completed after stabilisation.
+    pub completed_after: u64,
+    /// What went wrong (first offending operation).
+    pub detail: Option<String>,
+}
+
+/// Judge liveness: every operation of a correct client pending at some time
+/// t ≥ `stable` (ns) must complete by t + `bound` unless the run (`end`) is
+/// over by then; that is, an operation invoked at `i` must complete by
+/// `max(i, stable) + bound`. And if `end > stable + bound`, at least one
+/// operation must complete after `stable`.
+pub fn check_liveness(ops: &[OpRecord], stable: u64, bound: u64, end: u64) -> Liveness {
+    let mut completed_after = 0;
+    let mut first: Option<(u64, String)> = None;
+    for (i, r) in ops.iter().enumerate().filter(|(_, r)| r.correct) {
+        if let Some(t) = r.ret {
+            if t <= stable {
+                continue;
+            }
+            completed_after += 1;
+        }
+        let deadline = r.invoke.max(stable).saturating_add(bound);
+        if deadline > end {
+            continue;
+        }
+        let late = match r.ret {
+            None => true,
+            Some(t) => t > deadline,
+        };
+        if late && first.as_ref().is_none_or(|(d, _)| deadline < *d) {
+            let what = match r.ret {
+                None => "never completed".to_string(),
+                Some(t) => format!("completed only at {}", fmt_ns(t)),
+            };
+            first = Some((
+                deadline,
+                format!(
+                    "client c{} op #{i} invoked at {} {what}; deadline {} (stabilisation {} + bound {})",
+                    r.client,
+                    fmt_ns(r.invoke),
+                    fmt_ns(deadline),
+                    fmt_ns(stable),
+                    fmt_ns(bound)
+                ),
+            ));
+        }
+    }
+    let judged = end > stable.saturating_add(bound);
+    if first.is_none() && judged && completed_after == 0 {
+        first = Some((
+            0,
+            format!(
+                "no operation completed after stabilisation at {} although the run lasted until {}",
+                fmt_ns(stable),
+                fmt_ns(end)
+            ),
+        ));
+    }
+    Liveness { ok: first.is_none(), judged, completed_after, detail: first.map(|(_, d)| d) }
+}
+
+/// Render virtual nanoseconds as seconds with millisecond precision.
+pub fn fmt_ns(ns: u64) -> String {
+    format!("{:.3}s", ns as f64 / 1e9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use quorate_core::ClientId;
+
+    fn exec(slot: u64, client: u64, seq: u64, op: u8, speculative: bool) -> Event {
+        Event::Executed { slot, client: ClientId(client), seq, op: Digest([op; 32]), speculative }
+    }
+
+    #[test]
+    fn agreement_and_at_most_once() {
+        let mut c = SafetyChecker::new();
+        c.observe(0, 0, &exec(0, 1, 1, 1, false));
+        c.observe(1, 0, &exec(0, 1, 1, 1, false));
+        assert_eq!(c.violations(), 0);
+        c.observe(2, 0, &exec(0, 2, 1, 2, false));
+        assert_eq!(c.violations(), 1);
+        assert!(c.descriptions()[0].contains("slot 0"));
+        c.observe(0, 0, &exec(1, 1, 1, 1, false));
+        assert_eq!(c.violations(), 2);
+        assert!(c.descriptions()[1].contains("at-most-once"));
+    }
+
+    #[test]
+    fn speculation_rolls_back() {
+        let mut c = SafetyChecker::new();
+        c.observe(0, 0, &exec(0, 1, 1, 1, false));
+        c.observe(1, 0, &exec(0, 2, 1, 2, true));
+        assert_eq!(c.speculative_divergences(), 1);
+        c.observe(1, 0, &Event::RolledBack { slot: 0 });
+        assert_eq!(c.speculative_divergences(), 0);
+        assert_eq!(c.violations(), 0);
+    }
+
+    #[test]
+    fn checkpoint_digests() {
+        let mut c = SafetyChecker::new();
+        c.observe(0, 0, &Event::Checkpoint { slot: 10, digest: Digest([1; 32]) });
+        c.observe(1, 0, &Event::StateInstalled { slot: 10, digest: Digest([1; 32]) });
+        assert_eq!(c.violations(), 0);
+        c.observe(2, 0, &Event::Checkpoint { slot: 10, digest: Digest([2; 32]) });
+        assert_eq!(c.violations(), 1);
+    }
+
+    fn op(invoke: u64, ret: Option<u64>) -> OpRecord {
+        OpRecord { client: 0, correct: true, invoke, ret, op: Bytes::new(), read_only: false, reply: None }
+    }
+
+    #[test]
+    fn liveness_rules() {
+        // Completed in time after stabilisation.
+        let l = check_liveness(&[op(0, Some(5)), op(5, Some(150))], 100, 100, 1000);
+        assert!(l.ok && l.judged);
+        // Pending at stabilisation, too late.
+        let l = check_liveness(&[op(50, Some(250))], 100, 100, 1000);
+        assert!(!l.ok, "{l:?}");
+        // Never completes, but the run ends before the deadline.
+        let l = check_liveness(&[op(950, None), op(0, Some(120))], 100, 100, 1000);
+        assert!(l.ok, "{l:?}");
+        // Never completes, deadline inside the run.
+        let l = check_liveness(&[op(300, None), op(0, Some(120))], 100, 100, 1000);
+        assert!(!l.ok);
+        // Nothing at all completes after stabilisation.
+        let l = check_liveness(&[op(0, Some(10))], 100, 100, 1000);
+        assert!(!l.ok);
+        assert!(l.detail.unwrap().contains("no operation"));
+        // Not judged when the run is too short.
+        let l = check_liveness(&[op(0, Some(10))], 100, 1000, 1000);
+        assert!(l.ok && !l.judged);
+        // Faulty clients are not judged.
+        let mut f = op(300, None);
+        f.correct = false;
+        assert!(check_liveness(&[f, op(0, Some(150))], 100, 100, 1000).ok);
+    }
+}
