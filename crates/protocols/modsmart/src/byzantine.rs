@@ -142,7 +142,7 @@ impl Adversary {
             },
             Kind::InvalidBatch => match msg {
                 Msg::Propose { regency, instance, batch } => {
-                    let bad = if self.rand() % 2 == 0 {
+                    let bad = if self.rand().is_multiple_of(2) {
                         Batch { timestamp: batch.timestamp, requests: Vec::new() }
                     } else {
                         let mut b = batch.clone();
@@ -263,7 +263,7 @@ impl Adversary {
 
     fn replay_some(&mut self, out: &mut Out) {
         self.count += 1;
-        if self.count % 5 != 0 || self.sent.is_empty() {
+        if !self.count.is_multiple_of(5) || self.sent.is_empty() {
             return;
         }
         let k = (self.rand() % self.sent.len() as u64) as usize;

@@ -40,11 +40,11 @@ impl Net {
         let keys: Vec<Arc<Ed25519Crypto>> =
             Ed25519Crypto::deterministic(7, &nodes(n, 4)).into_iter().map(Arc::new).collect();
         let mut replicas: Vec<Box<dyn ReplicaMachine<ModSmart>>> = Vec::new();
-        for i in 0..n {
+        for (i, key) in keys.iter().enumerate().take(n) {
             let ctx = ReplicaContext {
                 id: ReplicaId(i as u32),
                 membership: m.clone(),
-                crypto: keys[i].clone(),
+                crypto: key.clone(),
                 service: Box::new(KvStore::new()),
             };
             replicas.push(Box::new(Replica::new(ctx, cfg.clone())));

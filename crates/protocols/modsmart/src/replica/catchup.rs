@@ -162,13 +162,17 @@ impl Replica {
             if ci >= self.next() {
                 let Some(rep) = replies.values().find(|x| x.checkpoint.as_ref().is_some_and(|c| c.digest == digest))
                 else {
-                    self.transfer.as_mut().map(|t| t.replies = replies);
+                    if let Some(t) = self.transfer.as_mut() {
+                        t.replies = replies;
+                    }
                     return; // Wait for the designated replica's full copy.
                 };
                 let Some(cp) = rep.checkpoint.clone() else { return };
                 if let Err(e) = self.exec.install(&cp, out) {
                     out.event(Event::Note(format!("state transfer: cannot install checkpoint: {e}")));
-                    self.transfer.as_mut().map(|t| t.replies = replies);
+                    if let Some(t) = self.transfer.as_mut() {
+                        t.replies = replies;
+                    }
                     return;
                 }
                 self.last_timestamp = rep.checkpoint_timestamp;

@@ -327,7 +327,7 @@ impl Replica {
             self.last_decided = Some(d);
             self.advance_instance();
             progressed = true;
-            if self.next() % self.cfg.checkpoint_period == 0 {
+            if self.next().is_multiple_of(self.cfg.checkpoint_period.max(1)) {
                 self.take_checkpoint(out);
             }
         }
