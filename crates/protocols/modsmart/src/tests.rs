@@ -272,7 +272,7 @@ fn propose_validation() {
         ReplicaId(2),
         Input::Message { from: leader, msg: Msg::Propose { regency: 0, instance: 0, batch: other } },
     );
-    assert_eq!(net.rejected("duplicate PROPOSE"), 1);
+    assert_eq!(net.rejected("conflicting PROPOSE"), 1);
 }
 
 #[test]
@@ -299,7 +299,16 @@ fn accept_validation() {
             },
         );
     }
-    assert_eq!(net.rejected("duplicate ACCEPT"), 1);
+    assert_eq!(net.rejected("conflicting ACCEPT"), 0, "an exact repeat is ignored silently");
+    let sig_other = net.keys[1].sign(&accept_bytes(0, 1, &quorate_core::crypto::Digest([2; 32])));
+    net.input(
+        ReplicaId(2),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Accept { regency: 0, instance: 0, value: quorate_core::crypto::Digest([2; 32]), sig: sig_other },
+        },
+    );
+    assert_eq!(net.rejected("conflicting ACCEPT"), 1);
     // Signed by another replica than the sender: rejected.
     let sig3 = net.keys[3].sign(&accept_bytes(0, 1, &v));
     net.input(

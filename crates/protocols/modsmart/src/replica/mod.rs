@@ -51,6 +51,8 @@ pub(crate) struct Instance {
     pub written: Option<Digest>,
     /// Sent ACCEPT in this epoch.
     pub accepted: bool,
+    /// Our ACCEPT of this epoch, kept to repeat it when messages may have been lost.
+    pub my_accept: Option<(Digest, Signature)>,
     /// Batches seen for this instance, by digest.
     pub batches: HashMap<Digest, Batch>,
     /// WRITE votes of this epoch.
@@ -76,6 +78,7 @@ impl Instance {
         self.free = false;
         self.written = None;
         self.accepted = false;
+        self.my_accept = None;
         self.writes = Votes::default();
     }
 

@@ -100,7 +100,10 @@ impl Replica {
             return;
         }
         if !self.inst.free || self.inst.written.is_some() {
-            out.reject(from, "duplicate PROPOSE");
+            // A repeated PROPOSE (the leader repeats it when stuck) is harmless; a different one is not.
+            if self.inst.written != Some(batch.digest(self.crypto.as_ref())) {
+                out.reject(from, "conflicting PROPOSE");
+            }
             return;
         }
         if let Err(e) = self.check_batch(&batch) {
@@ -220,6 +223,7 @@ impl Replica {
         let (instance, epoch, regency) = (self.inst.id, self.inst.epoch, self.creg);
         let sig = if self.bft() { self.crypto.sign(&accept_bytes(instance, epoch, &v)) } else { Signature(Vec::new()) };
         self.persist(&Record::Accepted { instance, epoch, value: v }, out);
+        self.inst.my_accept = Some((v, sig.clone()));
         out.broadcast(Msg::Accept { regency, instance, value: v, sig: sig.clone() });
         self.count_accept(now, self.id, epoch, v, sig, out);
     }
@@ -250,7 +254,10 @@ impl Replica {
 
     fn count_accept_checked(&mut self, now: Time, r: ReplicaId, epoch: u64, v: Digest, sig: Signature, out: &mut Out) {
         if self.inst.acceptors.contains(&(epoch, r)) {
-            out.reject(NodeId::Replica(r), "duplicate ACCEPT");
+            // Repeated ACCEPTs are normal (messages are repeated when stuck); different ones are not.
+            if !self.inst.accepts.get(&(epoch, v)).is_some_and(|vs| vs.iter().any(|(x, _)| *x == r)) {
+                out.reject(NodeId::Replica(r), "conflicting ACCEPT");
+            }
             return;
         }
         if self.bft() && !self.crypto.verify(NodeId::Replica(r), &accept_bytes(self.inst.id, epoch, &v), &sig) {

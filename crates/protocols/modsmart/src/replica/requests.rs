@@ -133,6 +133,9 @@ impl Replica {
         if stuck && (!self.future.is_empty() || !self.decided.is_empty()) {
             out.broadcast(Msg::DecisionRequest { instance: self.next(), regency: self.creg });
         }
+        if stuck && !self.stopped && self.nreg == self.creg {
+            self.repeat_votes(out);
+        }
         let timeout = self.timeout();
         if self.nreg > self.creg {
             // Waiting for others to join our STOP: repeat it (messages may be lost).
@@ -169,6 +172,25 @@ impl Replica {
         if !second.is_empty() {
             second.sort_by_key(|r| (r.req.client, r.req.seq));
             self.start_regency_change(now, second, out);
+        }
+    }
+
+    /// No progress for a tick: repeat our part of the running instance, in case
+    /// messages were lost (receivers ignore exact repeats).
+    fn repeat_votes(&mut self, out: &mut Out) {
+        let (regency, instance) = (self.creg, self.next());
+        if let Some(v) = self.inst.written {
+            if self.is_leader() {
+                if let Some(batch) = self.inst.batches.get(&v) {
+                    out.broadcast(Msg::Propose { regency, instance, batch: batch.clone() });
+                }
+            }
+            if self.bft() {
+                out.broadcast(Msg::Write { regency, instance, value: v });
+            }
+        }
+        if let Some((value, sig)) = self.inst.my_accept.clone() {
+            out.broadcast(Msg::Accept { regency, instance, value, sig });
         }
     }
 
