@@ -116,7 +116,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 4)]
     pub clients: usize,
     /// Virtual duration of the run (e.g. 10s, 500ms, 2m).
-    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    #[arg(long, default_value = "20s", value_parser = duration_arg)]
     pub duration: Duration,
     /// Run seed (first seed of a campaign).
     #[arg(long, default_value_t = 0)]
@@ -189,8 +189,10 @@ pub struct SimArgs {
     /// Checkpoint period in instances (Mod-SMaRt: checkpoint_period).
     #[arg(long)]
     pub checkpoint_period: Option<u64>,
-    /// Liveness bound: after stabilisation every operation must complete within this.
-    #[arg(long, default_value = "30s", value_parser = duration_arg)]
+    /// Liveness bound: after stabilisation every operation must complete within
+    /// this. The default, 8 s, is four default request timeouts: two expiries,
+    /// STOP, STOPDATA and SYNC fit with room to spare.
+    #[arg(long, default_value = "8s", value_parser = duration_arg)]
     pub liveness_bound: Duration,
     /// Stabilisation is this long after the last crash, recovery or heal.
     #[arg(long, default_value = "1s", value_parser = duration_arg)]

@@ -70,9 +70,8 @@ fn leader_crash_changes_regency_and_clients_continue() {
 }
 
 fn byzantine(strategy: &str, replica: u32, seed: u64) -> Report {
-    let sc = scenario(seed)
-        .with_duration(secs(25))
-        .with_fault(Fault::Byzantine { replica, strategy: strategy.to_string() });
+    let sc =
+        scenario(seed).with_duration(secs(25)).with_fault(Fault::Byzantine { replica, strategy: strategy.to_string() });
     run(sc).unwrap()
 }
 
@@ -145,9 +144,11 @@ fn crash_and_recover_from_durable_state() {
 
 #[test]
 fn partitioned_replica_catches_up_by_state_transfer() {
-    let mut sc = scenario(16)
-        .with_duration(secs(20))
-        .with_fault(Fault::Partition { groups: vec![vec![0, 1, 2], vec![3]], from: secs(1), until: Some(secs(8)) });
+    let mut sc = scenario(16).with_duration(secs(20)).with_fault(Fault::Partition {
+        groups: vec![vec![0, 1, 2], vec![3]],
+        from: secs(1),
+        until: Some(secs(8)),
+    });
     sc.config = Config { checkpoint_period: 16, ..Config::default() };
     let r = run(sc).unwrap();
     check(&r);
