@@ -50,6 +50,8 @@ pub struct SafetyChecker {
     pub executions: u64,
     /// Checkpoint and state-installed events observed.
     pub checkpoints_seen: u64,
+    /// `StateInstalled` events seen (state transfers and recoveries).
+    pub states_installed: u64,
 }
 
 impl SafetyChecker {
@@ -109,6 +111,7 @@ impl SafetyChecker {
                 }
                 // A state installed at `slot` replaces any speculation below it.
                 if matches!(event, Event::StateInstalled { .. }) {
+                    self.states_installed += 1;
                     self.speculative.remove(&replica);
                 }
             }

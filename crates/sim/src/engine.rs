@@ -1244,6 +1244,7 @@ impl<P: Protocol> Simulation<P> {
             decided: self.decided.iter().copied().max().unwrap_or(0),
             executions: self.safety.executions,
             checkpoints: self.safety.checkpoints_seen,
+            states_installed: self.safety.states_installed,
             executed: (0..self.n)
                 .map(|r| match &self.nodes[r].machine {
                     MachineSlot::Replica(m) => Some(m.executed()),

@@ -144,6 +144,8 @@ pub struct Report {
     pub executions: u64,
     /// Checkpoint and state-installed events of correct replicas.
     pub checkpoints: u64,
+    /// States installed by state transfer or recovery.
+    pub states_installed: u64,
     /// Operations executed by each replica at the end (`null` when down).
     pub executed: Vec<Option<u64>>,
     /// Speculative executions that survived and differ from the final order.

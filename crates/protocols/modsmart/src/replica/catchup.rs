@@ -26,6 +26,11 @@ impl Replica {
         if instance + 1 >= self.next() || !self.helped.insert((r, instance, 0)) {
             return;
         }
+        self.send_decision(r, instance, out);
+    }
+
+    /// The decision of `instance`, or where our log starts if it was truncated.
+    fn send_decision(&self, r: ReplicaId, instance: u64, out: &mut Out) {
         if let Some(d) = self.decision_of(instance) {
             out.send(r, Msg::Decision(d.clone()));
         } else if let Some(cp) = &self.checkpoint {
@@ -40,15 +45,8 @@ impl Replica {
         if regency < self.creg {
             self.help_with_sync(r, out);
         }
-        if instance >= self.next() {
-            return;
-        }
-        if let Some(d) = self.decision_of(instance) {
-            out.send(r, Msg::Decision(d.clone()));
-        } else if let Some(cp) = &self.checkpoint {
-            if instance <= cp.instance {
-                out.send(r, Msg::DecisionUnavailable { checkpoint_instance: cp.instance });
-            }
+        if instance < self.next() {
+            self.send_decision(r, instance, out);
         }
     }
 
