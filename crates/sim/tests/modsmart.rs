@@ -86,6 +86,7 @@ fn silent_leader() {
 fn equivocating_leader() {
     let r = byzantine("equivocate", 0, 8);
     check(&r);
+    assert!(r.view_changes > 0, "{}", r.summary());
 }
 
 #[test]

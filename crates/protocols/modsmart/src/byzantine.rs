@@ -24,7 +24,7 @@ type Out = Outbox<ModSmart>;
 /// Replica strategies: (name, description).
 pub const STRATEGIES: &[(&str, &str)] = &[
     ("silent", "sends nothing at all (a silent leader when it leads)"),
-    ("equivocate", "as leader, proposes different batches to different replicas and writes both"),
+    ("equivocate", "as leader, proposes a different batch to every replica and writes each to its receiver"),
     ("invalid-batch", "as leader, proposes empty batches or batches with forged requests"),
     ("slow-leader", "as leader, delays every proposal to just under the request timeout"),
     ("forge-stopdata", "sends STOPDATA with bogus proofs, forged states and stale regencies; forges SYNC as leader"),
@@ -126,13 +126,16 @@ impl Adversary {
             Kind::Silent => {}
             Kind::Equivocate => match msg {
                 Msg::Propose { regency, instance, batch } => {
-                    let mut other = batch.clone();
-                    other.requests.reverse();
-                    other.timestamp += 1;
-                    let (v1, v2) = (batch.digest(self.crypto.as_ref()), other.digest(self.crypto.as_ref()));
+                    // A different (valid) batch for every replica, and a WRITE for it to
+                    // that replica only: no value can gather a quorum of WRITEs.
                     let ids: Vec<ReplicaId> = self.others().collect();
                     for (k, r) in ids.into_iter().enumerate() {
-                        let (b, v) = if k % 2 == 0 { (batch.clone(), v1) } else { (other.clone(), v2) };
+                        let mut b = batch.clone();
+                        b.timestamp += k as u64;
+                        if k % 2 == 1 {
+                            b.requests.reverse();
+                        }
+                        let v = b.digest(self.crypto.as_ref());
                         out.send(r, Msg::Propose { regency, instance, batch: b });
                         out.send(r, Msg::Write { regency, instance, value: v });
                     }
