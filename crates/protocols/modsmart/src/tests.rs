@@ -189,6 +189,21 @@ fn silent_leader_causes_regency_change() {
     let req = net.request(1, 2, put("a", "y"));
     net.submit(req, &all(4));
     assert_eq!(net.replies(1, 2).len(), 3);
+    // A message of the old regency is refused.
+    let value = quorate_core::crypto::Digest([3; 32]);
+    net.input(
+        ReplicaId(2),
+        Input::Message { from: ReplicaId(3).into(), msg: Msg::Write { regency: 0, instance: 2, value } },
+    );
+    assert_eq!(net.rejected("stale regency"), 1);
+    // So is a STOPDATA sent to a replica that does not lead that regency.
+    let data = StopData { regency: 1, replica: ReplicaId(3), last_decided: None, state: InstanceState::default() };
+    let sig = net.keys[3].sign(&data.signing_bytes());
+    net.input(
+        ReplicaId(2),
+        Input::Message { from: ReplicaId(3).into(), msg: Msg::StopData(SignedStopData { data, sig }) },
+    );
+    assert_eq!(net.rejected("stale or misdirected STOPDATA"), 1);
 }
 
 #[test]
