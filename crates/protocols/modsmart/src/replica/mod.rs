@@ -150,6 +150,8 @@ pub struct Replica {
     pub(crate) stopdata: BTreeMap<ReplicaId, SignedStopData>,
     pub(crate) early_stopdata: Vec<(ReplicaId, SignedStopData)>,
     pub(crate) sync_sent: bool,
+    /// Our STOPDATA for the regency being installed (repeated until the SYNC comes).
+    pub(crate) my_stopdata: Option<SignedStopData>,
     pub(crate) last_sync: Option<Msg>,
     pub(crate) sync_outcome: Option<SyncOutcome>,
     pub(crate) held: Vec<(ReplicaId, Msg)>,
@@ -191,6 +193,7 @@ impl Replica {
             stopdata: BTreeMap::new(),
             early_stopdata: Vec::new(),
             sync_sent: false,
+            my_stopdata: None,
             last_sync: None,
             sync_outcome: None,
             held: Vec::new(),

@@ -120,6 +120,7 @@ impl Replica {
             quorate_core::crypto::Signature(Vec::new())
         };
         let sd = SignedStopData { data, sig };
+        self.my_stopdata = Some(sd.clone());
         let leader = self.leader_of(regency);
         if leader == self.id {
             self.stopdata.insert(self.id, sd);

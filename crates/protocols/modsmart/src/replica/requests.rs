@@ -137,6 +137,15 @@ impl Replica {
             self.repeat_votes(out);
         }
         let timeout = self.timeout();
+        if self.stopped && self.nreg == self.creg {
+            // Installed, waiting for SYNC: repeat our STOP so replicas that missed the change
+            // (partitioned, lossy) can join it, and our STOPDATA in case it was lost.
+            out.broadcast(Msg::Stop { regency: self.creg, requests: Vec::new() });
+            let leader = self.leader_of(self.creg);
+            if let Some(sd) = self.my_stopdata.clone().filter(|_| leader != self.id) {
+                out.send(leader, Msg::StopData(sd));
+            }
+        }
         if self.nreg > self.creg {
             // Waiting for others to join our STOP: repeat it (messages may be lost).
             let requests = self.pending_requests(64);
