@@ -142,14 +142,26 @@ impl Executor {
     }
 
     /// Make the oldest `count` speculative executions final.
-    pub fn commit_speculative(&mut self, count: usize) {
+    pub fn commit_speculative<P: Protocol>(&mut self, count: usize, out: &mut Outbox<P>) {
         let Some(spec) = &mut self.spec else { return };
         let n = count.min(spec.pending.len());
+        if n == 0 {
+            return;
+        }
         let done: Vec<Exec> = spec.pending.drain(..n).collect();
         spec.committed.extend(done);
         if spec.pending.is_empty() {
             // Everything is final: the saved base is no longer needed.
             self.spec = None;
+        }
+        out.event(Event::Committed { slot: self.final_slot() });
+    }
+
+    /// Operations executed finally (the speculative ones not counted).
+    pub fn final_slot(&self) -> u64 {
+        match &self.spec {
+            Some(spec) => spec.slot + spec.committed.len() as u64,
+            None => self.slot,
         }
     }
 
@@ -313,7 +325,8 @@ mod tests {
         ex.execute(&req(1, 1, b"a"), 0, 0, &mut out);
         ex.execute_speculative(&req(2, 1, b"b"), 1, 0, &mut out);
         ex.execute_speculative(&req(3, 1, b"c"), 1, 0, &mut out);
-        ex.commit_speculative(1);
+        ex.commit_speculative(1, &mut out);
+        assert_eq!(ex.final_slot(), 2);
         assert!(ex.speculating());
         let undone = ex.rollback(&mut out).unwrap();
         assert_eq!(undone, vec![req(3, 1, b"c")]);
@@ -324,7 +337,8 @@ mod tests {
         assert_eq!(ex.query(b""), Bytes::from_static(b"abd"));
         // Committing everything drops the base.
         ex.execute_speculative(&req(4, 1, b"e"), 3, 0, &mut out);
-        ex.commit_speculative(5);
+        ex.commit_speculative(5, &mut out);
+        assert_eq!(ex.final_slot(), 4);
         assert!(!ex.speculating());
         assert!(ex.rollback(&mut out).unwrap().is_empty());
         assert_eq!(ex.query(b""), Bytes::from_static(b"abde"));

@@ -65,6 +65,11 @@ pub enum Event {
         /// Executed speculatively (may still roll back).
         speculative: bool,
     },
+    /// Speculative executions below `slot` became final.
+    Committed {
+        /// First slot that is not final yet.
+        slot: u64,
+    },
     /// Speculative executions from `slot` on were undone.
     RolledBack {
         /// First undone slot.
@@ -124,6 +129,13 @@ pub enum Effect<P: Protocol> {
         /// Message.
         msg: P::Message,
     },
+    /// Send to a set of replicas (the host encodes the message once).
+    Multicast {
+        /// Destinations.
+        to: Vec<ReplicaId>,
+        /// Message.
+        msg: P::Message,
+    },
     /// Arm (or re-arm) a named timer.
     SetTimer {
         /// Which timer.
@@ -167,6 +179,7 @@ impl<P: Protocol> Clone for Effect<P> {
         match self {
             Effect::Send { to, msg } => Effect::Send { to: *to, msg: msg.clone() },
             Effect::Broadcast { msg } => Effect::Broadcast { msg: msg.clone() },
+            Effect::Multicast { to, msg } => Effect::Multicast { to: to.clone(), msg: msg.clone() },
             Effect::SetTimer { timer, after } => Effect::SetTimer { timer: timer.clone(), after: *after },
             Effect::CancelTimer { timer } => Effect::CancelTimer { timer: timer.clone() },
             Effect::Persist(b) => Effect::Persist(b.clone()),
@@ -205,6 +218,10 @@ impl<P: Protocol> Outbox<P> {
     /// Send to all other replicas.
     pub fn broadcast(&mut self, msg: P::Message) {
         self.effects.push(Effect::Broadcast { msg });
+    }
+    /// Send to a set of replicas.
+    pub fn multicast(&mut self, to: Vec<ReplicaId>, msg: P::Message) {
+        self.effects.push(Effect::Multicast { to, msg });
     }
     /// Arm a timer.
     pub fn set_timer(&mut self, timer: P::Timer, after: Duration) {
@@ -250,7 +267,7 @@ pub trait ReplicaMachine<P: Protocol>: Send {
     fn handle(&mut self, now: Time, input: Input<P>, out: &mut Outbox<P>);
     /// Digest of the replica's current service state (for tests and checkers).
     fn state_digest(&self) -> Digest;
-    /// Number of operations executed (the next execution slot).
+    /// Number of operations executed finally (speculative executions not included).
     fn executed(&self) -> u64;
 }
 

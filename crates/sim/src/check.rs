@@ -89,6 +89,16 @@ impl SafetyChecker {
                     self.final_execution(replica, now, *slot, e);
                 }
             }
+            Event::Committed { slot } => {
+                // Speculative executions below `slot` are final now: check them as such.
+                if let Some(m) = self.speculative.get_mut(&replica) {
+                    let rest = m.split_off(slot);
+                    let done = std::mem::replace(m, rest);
+                    for (s, e) in done {
+                        self.final_execution(replica, now, s, e);
+                    }
+                }
+            }
             Event::RolledBack { slot } => {
                 if let Some(m) = self.speculative.get_mut(&replica) {
                     m.split_off(slot);
@@ -286,6 +296,19 @@ mod tests {
         c.observe(1, 0, &Event::RolledBack { slot: 0 });
         assert_eq!(c.speculative_divergences(), 0);
         assert_eq!(c.violations(), 0);
+    }
+
+    #[test]
+    fn committed_speculation_is_checked_as_final() {
+        let mut c = SafetyChecker::new();
+        c.observe(0, 0, &exec(0, 1, 1, 1, false));
+        c.observe(1, 0, &exec(0, 2, 1, 2, true));
+        c.observe(1, 0, &exec(1, 2, 2, 3, true));
+        assert_eq!(c.violations(), 0);
+        // Committing slot 0 of replica 1 makes its disagreement a violation; slot 1 stays speculative.
+        c.observe(1, 0, &Event::Committed { slot: 1 });
+        assert_eq!(c.violations(), 1);
+        assert!(c.descriptions()[0].contains("agreement"));
     }
 
     #[test]

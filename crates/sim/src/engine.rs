@@ -994,6 +994,15 @@ impl<P: Protocol> Simulation<P> {
                     }
                 }
             }
+            Effect::Multicast { to, msg } => {
+                let size = quorate_core::wire::encoded_len(&msg);
+                let dests: Vec<usize> = to.iter().map(|r| r.index()).filter(|r| *r < self.n && *r != x).collect();
+                self.count_kind(msg.kind(), dests.len() as u64, size);
+                let msg = Arc::new(msg);
+                for r in dests {
+                    self.transmit(done, x, r, size, &msg);
+                }
+            }
             Effect::SetTimer { timer, after } => {
                 self.timer_gen += 1;
                 let gen = self.timer_gen;
