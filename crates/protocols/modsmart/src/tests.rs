@@ -437,3 +437,104 @@ fn lagging_replica_catches_up_by_state_transfer() {
     assert!(d.iter().all(|x| *x == d[0]), "{d:?}");
     assert!(net.events.iter().any(|(r, e)| r.0 == 3 && matches!(e, Event::StateInstalled { .. })));
 }
+
+#[test]
+fn decision_forwarded_stop_and_state_reply_validation() {
+    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(1, 1, put("a", "x"));
+    // A decision whose proof does not match its batch.
+    let batch = Batch { timestamp: 1, requests: vec![req.clone()] };
+    let v = batch.digest(net.keys[0].as_ref());
+    let proof: Vec<_> = (0..3).map(|i| (ReplicaId(i), net.keys[i as usize].sign(&accept_bytes(0, 1, &v)))).collect();
+    let mut tampered = Decision { instance: 0, epoch: 1, batch: batch.clone(), proof: proof.clone() };
+    tampered.batch.timestamp = 2;
+    net.input(ReplicaId(3), Input::Message { from: ReplicaId(1).into(), msg: Msg::Decision(tampered) });
+    assert_eq!(net.rejected("bad decision proof"), 1);
+    // Too few signers.
+    let short = Decision { instance: 0, epoch: 1, batch: batch.clone(), proof: proof[..2].to_vec() };
+    net.input(ReplicaId(3), Input::Message { from: ReplicaId(1).into(), msg: Msg::Decision(short) });
+    assert_eq!(net.rejected("bad decision proof"), 2);
+    // The same signer twice.
+    let twice = Decision {
+        instance: 0,
+        epoch: 1,
+        batch: batch.clone(),
+        proof: vec![proof[0].clone(), proof[0].clone(), proof[1].clone()],
+    };
+    net.input(ReplicaId(3), Input::Message { from: ReplicaId(1).into(), msg: Msg::Decision(twice) });
+    assert_eq!(net.rejected("bad decision proof"), 3);
+    // A valid one, from anybody, is executed.
+    let good = Decision { instance: 0, epoch: 1, batch, proof };
+    net.input(ReplicaId(3), Input::Message { from: ReplicaId(2).into(), msg: Msg::Decision(good) });
+    assert_eq!(net.replicas[3].executed(), 1);
+    // FORWARDED with a forged request.
+    let mut forged = net.request(2, 1, put("b", "y"));
+    forged.req.op = put("b", "evil").encode();
+    net.input(
+        ReplicaId(3),
+        Input::Message { from: ReplicaId(1).into(), msg: Msg::Forwarded { requests: vec![forged] } },
+    );
+    assert_eq!(net.rejected("bad request signature"), 1);
+    // An oversized STOP.
+    let many = vec![req; 1000];
+    net.input(
+        ReplicaId(3),
+        Input::Message { from: ReplicaId(1).into(), msg: Msg::Stop { regency: 1, requests: many } },
+    );
+    assert_eq!(net.rejected("oversized STOP"), 1);
+    // A client may not send replica messages, nor a replica client ones.
+    net.input(
+        ReplicaId(3),
+        Input::Message { from: NodeId::Client(ClientId(1)), msg: Msg::DecisionRequest { instance: 0, regency: 0 } },
+    );
+    assert_eq!(net.rejected("client sent a replica message"), 1);
+    net.input(
+        ReplicaId(3),
+        Input::Message {
+            from: ReplicaId(1).into(),
+            msg: Msg::Reply(Reply { seq: 1, read_only: false, result: Bytes::new() }),
+        },
+    );
+    assert_eq!(net.rejected("replica sent a client message"), 1);
+    // Not a member.
+    net.input(ReplicaId(3), Input::Message { from: ReplicaId(9).into(), msg: Msg::Forwarded { requests: vec![] } });
+    assert_eq!(net.rejected("not a member"), 1);
+}
+
+#[test]
+fn state_reply_with_inconsistent_checkpoint_is_rejected() {
+    let cfg = Config { checkpoint_period: 2, ..Config::default() };
+    let mut net = Net::new(FaultModel::Byzantine, 1, cfg);
+    net.down[3] = true;
+    for seq in 1..=3 {
+        let req = net.request(1, seq, put("k", "v"));
+        net.submit(req, &[0, 1, 2]);
+    }
+    net.down[3] = false;
+    // Replica 3 starts a state transfer (as if told its log was truncated).
+    net.input(
+        ReplicaId(3),
+        Input::Message { from: ReplicaId(0).into(), msg: Msg::DecisionUnavailable { checkpoint_instance: 1 } },
+    );
+    let attempt = 0;
+    let mut cp = quorate_core::executor::Checkpoint {
+        slot: 2,
+        state: Bytes::from_static(b"garbage"),
+        digest: quorate_core::crypto::Digest([0; 32]),
+    };
+    cp.digest = quorate_core::executor::Checkpoint::digest_of(3, &cp.state); // Digest of another slot.
+    let rep = StateReply {
+        attempt,
+        checkpoint_instance: Some(1),
+        checkpoint_digest: cp.digest,
+        checkpoint: Some(cp),
+        checkpoint_timestamp: 0,
+        log: vec![],
+    };
+    net.input(ReplicaId(3), Input::Message { from: ReplicaId(1).into(), msg: Msg::StateReply(Box::new(rep)) });
+    assert_eq!(net.rejected("inconsistent checkpoint"), 1);
+    // The genuine transfer still completes.
+    net.run();
+    let d: Vec<_> = net.replicas.iter().map(|r| (r.executed(), r.state_digest())).collect();
+    assert_eq!(d[3], d[0]);
+}
