@@ -320,6 +320,11 @@ pub trait Protocol: Sized + Send + 'static {
 
     /// Replicas needed to tolerate f faults in a fault model.
     fn replicas_for(f: usize, model: FaultModel) -> usize;
+    /// Check settings; the error names the wrong field.
+    fn validate_config(config: &Self::Config) -> Result<(), String> {
+        let _ = config;
+        Ok(())
+    }
     /// Build a replica machine.
     fn replica(ctx: ReplicaContext, config: &Self::Config) -> Box<dyn ReplicaMachine<Self>>;
     /// Build a client machine.

@@ -266,6 +266,9 @@ impl<P: Protocol> Scenario<P> {
         if self.duration.is_zero() {
             return inv("the duration must be positive".into());
         }
+        if let Err(e) = P::validate_config(&self.config) {
+            return inv(format!("{} settings: {e}", P::NAME));
+        }
         if !self.regions.is_empty() && self.regions.len() != n {
             return inv(format!(
                 "--regions names {} regions but there are {n} replicas (one per replica)",

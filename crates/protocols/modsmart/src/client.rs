@@ -105,7 +105,7 @@ impl ClientMachine<ModSmart> for Client {
                 cur.retransmits += 1;
                 out.broadcast(Msg::Request(cur.request.clone()));
                 let backoff = 2u32.pow(cur.retransmits.min(3));
-                out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit * backoff);
+                out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit.saturating_mul(backoff));
             }
             Input::Timer(_) | Input::Start | Input::Recover { .. } => {}
         }

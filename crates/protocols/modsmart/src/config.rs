@@ -26,6 +26,28 @@ pub struct Config {
     pub sign_requests: bool,
 }
 
+impl Config {
+    /// Check the settings; the error names the wrong field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_timeout.is_zero() {
+            return Err("request_timeout must be positive".into());
+        }
+        if self.max_batch == 0 {
+            return Err("max_batch must be at least 1".into());
+        }
+        if self.checkpoint_period == 0 {
+            return Err("checkpoint_period must be at least 1".into());
+        }
+        if self.client_retransmit.is_zero() || self.state_transfer_timeout.is_zero() {
+            return Err("client_retransmit and state_transfer_timeout must be positive".into());
+        }
+        if self.max_pending == 0 || self.max_future == 0 {
+            return Err("max_pending and max_future must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

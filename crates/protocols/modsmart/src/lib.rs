@@ -55,6 +55,10 @@ impl Protocol for ModSmart {
         }
     }
 
+    fn validate_config(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
     fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
         Box::new(replica::Replica::new(ctx, config.clone()))
     }

@@ -236,7 +236,7 @@ impl Replica {
 
     /// Request timeout with back-off after unproductive regency changes.
     pub(crate) fn timeout(&self) -> std::time::Duration {
-        self.cfg.request_timeout * 2u32.saturating_pow(self.failed_regencies.min(6))
+        self.cfg.request_timeout.saturating_mul(2u32.saturating_pow(self.failed_regencies.min(6)))
     }
 
     /// Replicas needed to join a regency change (> f; crash mode: 1).
