@@ -417,6 +417,22 @@ struct Node<P: Protocol> {
     correct: bool,
 }
 
+impl<P: Protocol> Node<P> {
+    fn new(id: NodeId, machine: MachineSlot<P>, crypto: Arc<SimCrypto>, correct: bool) -> Self {
+        Node {
+            id,
+            machine,
+            crypto,
+            busy_until: 0,
+            queue: VecDeque::new(),
+            wake_pending: false,
+            incarnation: 0,
+            timers: HashMap::new(),
+            correct,
+        }
+    }
+}
+
 struct ClientState {
     gen: OpGenerator,
     current: Option<usize>,
@@ -564,17 +580,8 @@ impl<P: Protocol> Simulation<P> {
             let id = NodeId::Replica(ReplicaId(r as u32));
             let crypto = Arc::new(SimCrypto::new(id, seed, Arc::clone(&sim.sc.cost_model)));
             let machine = sim.build_replica(r, &crypto)?;
-            sim.nodes.push(Node {
-                id,
-                machine: MachineSlot::Replica(machine),
-                crypto,
-                busy_until: 0,
-                queue: VecDeque::new(),
-                wake_pending: false,
-                incarnation: 0,
-                timers: HashMap::new(),
-                correct: sim.byzantine[r].is_none(),
-            });
+            let correct = sim.byzantine[r].is_none();
+            sim.nodes.push(Node::new(id, MachineSlot::Replica(machine), crypto, correct));
         }
         // Replicas start first, at 0; then clients at their offsets.
         for r in 0..n {
@@ -601,17 +608,7 @@ impl<P: Protocol> Simulation<P> {
             };
             let label = if correct { "workload" } else { "faulty-workload" };
             let gen = sim.sc.workload.generator(i as u64, stream(seed, label, i as u64), !correct);
-            sim.nodes.push(Node {
-                id,
-                machine: MachineSlot::Client(machine),
-                crypto,
-                busy_until: 0,
-                queue: VecDeque::new(),
-                wake_pending: false,
-                incarnation: 0,
-                timers: HashMap::new(),
-                correct,
-            });
+            sim.nodes.push(Node::new(id, MachineSlot::Client(machine), crypto, correct));
             sim.clients.push(ClientState { gen, current: None, correct });
             let offset = if stagger_ns == 0 { 0 } else { stagger.gen_range(0..stagger_ns) };
             sim.schedule(offset, Ev::Invoke { node: (n + i) as u32 });
