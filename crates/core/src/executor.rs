@@ -216,16 +216,11 @@ impl Executor {
         self.service.query(op)
     }
 
-    /// The current (final) state as a checkpoint. With speculative executions
-    /// pending, the checkpoint is of the last final state.
+    /// A checkpoint of final state only: while speculative executions are
+    /// pending, the state saved when speculation began (at its slot).
     pub fn checkpoint(&self) -> Checkpoint {
         match &self.spec {
-            Some(spec) if !spec.pending.is_empty() => {
-                // Rebuild the final state on a scratch copy would need a second
-                // service; the base plus committed executions is what is final.
-                // Protocols checkpoint only when nothing is pending, so report the base.
-                Checkpoint::build(spec.slot, spec.snapshot.clone(), &spec.table)
-            }
+            Some(spec) if !spec.pending.is_empty() => Checkpoint::build(spec.slot, spec.snapshot.clone(), &spec.table),
             _ => Checkpoint::build(self.slot, self.service.snapshot(), &self.table),
         }
     }

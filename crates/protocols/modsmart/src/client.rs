@@ -39,7 +39,7 @@ impl Client {
         Client { id: ctx.id, m: ctx.membership, crypto: ctx.crypto, cfg, seq: 0, current: None }
     }
 
-    fn send(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
+    fn send(&mut self, op: Bytes, read_only: bool, out: &mut Out) {
         self.seq += 1;
         let req = Request { client: self.id, seq: self.seq, op, read_only };
         let request = if self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests {
@@ -50,10 +50,9 @@ impl Client {
         out.broadcast(Msg::Request(request.clone()));
         out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit);
         self.current = Some(Outstanding { request, replies: BTreeMap::new(), retransmits: 0 });
-        let _ = now;
     }
 
-    fn on_reply(&mut self, now: Time, r: ReplicaId, reply: Reply, out: &mut Out) {
+    fn on_reply(&mut self, r: ReplicaId, reply: Reply, out: &mut Out) {
         let Some(cur) = &mut self.current else { return };
         if reply.seq != cur.request.req.seq || reply.read_only != cur.request.req.read_only || !self.m.contains(r) {
             return;
@@ -79,27 +78,27 @@ impl Client {
                 groups.values().map(|v| v.iter().map(|r| self.m.weight(*r)).sum::<u64>()).max().unwrap_or(0);
             if best + missing < self.m.quorum_votes() {
                 let op = cur.request.req.op.clone();
-                self.send(now, op, false, out);
+                self.send(op, false, out);
             }
         }
     }
 }
 
 impl ClientMachine<ModSmart> for Client {
-    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
-        self.send(now, op, read_only, out);
+    fn invoke(&mut self, _now: Time, op: Bytes, read_only: bool, out: &mut Out) {
+        self.send(op, read_only, out);
     }
 
-    fn handle(&mut self, now: Time, input: Input<ModSmart>, out: &mut Out) {
+    fn handle(&mut self, _now: Time, input: Input<ModSmart>, out: &mut Out) {
         match input {
-            Input::Message { from: NodeId::Replica(r), msg: Msg::Reply(reply) } => self.on_reply(now, r, reply, out),
+            Input::Message { from: NodeId::Replica(r), msg: Msg::Reply(reply) } => self.on_reply(r, reply, out),
             Input::Message { from, .. } => out.reject(from, "unexpected message at a client"),
             Input::Timer(Timer::ClientRetransmit) => {
                 let Some(cur) = &mut self.current else { return };
                 if cur.request.req.read_only {
                     // Unanswered read-only request: order it instead.
                     let op = cur.request.req.op.clone();
-                    self.send(now, op, false, out);
+                    self.send(op, false, out);
                     return;
                 }
                 cur.retransmits += 1;

@@ -16,14 +16,14 @@ use std::collections::BTreeMap;
 impl Replica {
     /// The decision of `instance`, if still in the log.
     fn decision_of(&self, instance: u64) -> Option<&Decision> {
-        self.log.get(&instance).or(self.last_decided.as_ref().filter(|d| d.instance == instance))
+        self.log.get(&instance)
     }
 
     /// Send a lagging peer the decision it is working on (once per peer and instance).
     pub(crate) fn help_with_decision(&mut self, r: ReplicaId, instance: u64, out: &mut Out) {
         // Late WRITEs and ACCEPTs for the previous instance are normal: only help peers
         // at least two instances behind (others ask with DECISION_REQUEST).
-        if instance + 1 >= self.next() || !self.helped.insert((r, instance, 0)) {
+        if instance + 1 >= self.next() || !self.helped.insert((r, instance)) {
             return;
         }
         self.send_decision(r, instance, out);
@@ -66,20 +66,14 @@ impl Replica {
     }
 
     /// The peer truncated past what we need.
-    pub(crate) fn on_decision_unavailable(
-        &mut self,
-        now: Time,
-        _r: ReplicaId,
-        checkpoint_instance: u64,
-        out: &mut Out,
-    ) {
+    pub(crate) fn on_decision_unavailable(&mut self, checkpoint_instance: u64, out: &mut Out) {
         if checkpoint_instance >= self.next() && self.transfer.is_none() {
-            self.start_state_transfer(now, 0, out);
+            self.start_state_transfer(0, out);
         }
     }
 
     /// Ask everybody for state; one designated replica sends the checkpoint.
-    pub(crate) fn start_state_transfer(&mut self, _now: Time, attempt: u32, out: &mut Out) {
+    pub(crate) fn start_state_transfer(&mut self, attempt: u32, out: &mut Out) {
         let n = self.m.n() as u32;
         let mut designated = ReplicaId((self.id.0 + 1 + attempt) % n);
         if designated == self.id {
@@ -91,10 +85,10 @@ impl Replica {
         out.set_timer(Timer::StateTransfer, self.cfg.state_transfer_timeout);
     }
 
-    pub(crate) fn on_state_transfer_timeout(&mut self, now: Time, out: &mut Out) {
+    pub(crate) fn on_state_transfer_timeout(&mut self, out: &mut Out) {
         if let Some(t) = &self.transfer {
             let attempt = t.attempt + 1;
-            self.start_state_transfer(now, attempt, out);
+            self.start_state_transfer(attempt, out);
         }
     }
 
@@ -127,7 +121,7 @@ impl Replica {
     /// (crash mode: one) and one of them sent it whole.
     pub(crate) fn on_state_reply(&mut self, now: Time, r: ReplicaId, rep: StateReply, out: &mut Out) {
         let need = if self.bft() { self.m.f() + 1 } else { 1 };
-        let n = self.m.n();
+        let (n, next) = (self.m.n(), self.next());
         let Some(t) = &mut self.transfer else { return };
         if rep.attempt != t.attempt {
             return;
@@ -151,47 +145,33 @@ impl Replica {
             // Replies vouch for different checkpoints, or the designated one has not answered.
             if t.replies.len() >= n - 1 {
                 let attempt = t.attempt + 1;
-                self.start_state_transfer(now, attempt, out);
+                self.start_state_transfer(attempt, out);
             }
             return;
         };
-        let replies = std::mem::take(&mut t.replies);
-        if let Some(ci) = ci {
-            if ci >= self.next() {
-                let Some(rep) = replies.values().find(|x| x.checkpoint.as_ref().is_some_and(|c| c.digest == digest))
-                else {
-                    if let Some(t) = self.transfer.as_mut() {
-                        t.replies = replies;
-                    }
-                    return; // Wait for the designated replica's full copy.
-                };
-                let Some(cp) = rep.checkpoint.clone() else { return };
-                if let Err(e) = self.exec.install(&cp, out) {
-                    out.event(Event::Note(format!("state transfer: cannot install checkpoint: {e}")));
-                    if let Some(t) = self.transfer.as_mut() {
-                        t.replies = replies;
-                    }
-                    return;
-                }
-                self.last_timestamp = rep.checkpoint_timestamp;
-                self.inst = Instance::new(ci + 1, self.creg + 1);
-                self.inst.free = !self.stopped;
-                self.log.clear();
-                self.last_decided = None;
-                self.decided.retain(|i, _| *i > ci);
-                let rec = CheckpointRecord {
-                    instance: ci,
-                    timestamp: self.last_timestamp,
-                    checkpoint: cp,
-                    last_decided: None,
-                    regency: self.creg,
-                };
-                out.push(quorate_core::machine::Effect::PersistCheckpoint(quorate_core::wire::encode(&rec).into()));
-                self.checkpoint = Some(rec);
-                self.prune_pending();
+        if let Some(ci) = ci.filter(|ci| *ci >= next) {
+            // Behind the checkpoint: install it, once the designated replica's full copy is here.
+            let full = t.replies.values().find_map(|x| {
+                x.checkpoint.as_ref().filter(|c| c.digest == digest).map(|c| (c.clone(), x.checkpoint_timestamp))
+            });
+            let Some((cp, timestamp)) = full else { return };
+            if let Err(e) = self.exec.install(&cp, out) {
+                // Retried with another designated replica when the transfer timer fires.
+                out.event(Event::Note(format!("state transfer: cannot install checkpoint: {e}")));
+                return;
             }
+            self.last_timestamp = timestamp;
+            self.inst = Instance::new(ci + 1, self.creg + 1);
+            self.inst.free = !self.stopped;
+            self.log.clear();
+            self.decided.retain(|i, _| *i > ci);
+            let rec =
+                CheckpointRecord { instance: ci, timestamp, checkpoint: cp, last_decided: None, regency: self.creg };
+            out.push(quorate_core::machine::Effect::PersistCheckpoint(quorate_core::wire::encode(&rec).into()));
+            self.checkpoint = Some(rec);
+            self.prune_pending();
         }
-        self.transfer = None;
+        let replies = self.transfer.take().map(|t| t.replies).unwrap_or_default();
         out.cancel_timer(Timer::StateTransfer);
         // Decisions after the checkpoint, from every reply (each proves itself).
         let next = self.next();
@@ -213,7 +193,7 @@ impl Replica {
 
     /// Restart from durable state: the last checkpoint, then the decisions and
     /// votes logged after it.
-    pub(crate) fn recover(&mut self, now: Time, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out) {
+    pub(crate) fn recover(&mut self, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out) {
         let mut scratch = Outbox::new();
         if let Some(bytes) = checkpoint {
             match quorate_core::wire::decode::<CheckpointRecord>(&bytes, usize::MAX) {
@@ -223,7 +203,9 @@ impl Replica {
                         self.creg = rec.regency;
                         self.nreg = rec.regency;
                         self.inst = Instance::new(rec.instance + 1, self.creg + 1);
-                        self.last_decided = rec.last_decided.clone();
+                        if let Some(d) = rec.last_decided.clone() {
+                            self.log.insert(d.instance, d);
+                        }
                         self.checkpoint = Some(rec);
                     }
                 }
@@ -232,7 +214,7 @@ impl Replica {
         }
         let mut votes = Vec::new();
         for bytes in records {
-            let Ok(rec) = quorate_core::wire::decode::<Record>(&bytes, usize::MAX) else {
+            let Ok(rec) = quorate_core::wire::decode::<Record<Decision>>(&bytes, usize::MAX) else {
                 out.event(Event::Note("recovery: unreadable record skipped".into()));
                 continue;
             };
@@ -240,8 +222,7 @@ impl Replica {
                 Record::Decided(d) => {
                     if d.instance == self.next() {
                         self.execute_decision(&d, &mut scratch);
-                        self.log.insert(d.instance, d.clone());
-                        self.last_decided = Some(d);
+                        self.log.insert(d.instance, d);
                         let epoch = self.creg + 1;
                         self.inst = Instance::new(self.inst.id + 1, epoch);
                     }
@@ -282,7 +263,6 @@ impl Replica {
         // learns from its peers (SYNC on request).
         out.event(Event::StateInstalled { slot: self.exec.slot(), digest: self.exec.state_digest() });
         self.prune_pending();
-        let _ = now;
         out.broadcast(Msg::DecisionRequest { instance: self.next(), regency: self.creg });
     }
 }

@@ -117,8 +117,10 @@ pub(crate) struct Transfer {
 /// Durable records (thesis §4.2.3.2: decisions are logged; we also log votes
 /// so a recovered replica never votes twice differently in one epoch).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) enum Record {
-    Decided(Decision),
+///
+/// Written as `Record<&Decision>` (no copy of the batch), read back as `Record<Decision>`.
+pub(crate) enum Record<D> {
+    Decided(D),
     Wrote { instance: u64, epoch: u64, value: Digest },
     Accepted { instance: u64, epoch: u64, value: Digest },
     Regency(u64),
@@ -161,8 +163,9 @@ pub struct Replica {
     pub(crate) future: BTreeMap<u64, Vec<(ReplicaId, Msg)>>,
     pub(crate) future_len: usize,
     pub(crate) decided: BTreeMap<u64, Decision>,
+    /// Executed decisions since the last checkpoint, and the checkpoint's own
+    /// (the latest decision is always here, for STOPDATA).
     pub(crate) log: BTreeMap<u64, Decision>,
-    pub(crate) last_decided: Option<Decision>,
     pub(crate) checkpoint: Option<CheckpointRecord>,
     pub(crate) last_timestamp: u64,
     // ToOrder.
@@ -170,7 +173,11 @@ pub struct Replica {
     pub(crate) arrivals: u64,
     // Catch-up.
     pub(crate) transfer: Option<Transfer>,
-    pub(crate) helped: HashSet<(ReplicaId, u64, u8)>,
+    /// (peer, instance) whose decision we sent a lagging peer.
+    pub(crate) helped: HashSet<(ReplicaId, u64)>,
+    /// (peer, regency) to which we sent our SYNC.
+    pub(crate) helped_sync: HashSet<(ReplicaId, u64)>,
+    /// (peer, instance) asked with DECISION_REQUEST since the last tick.
     pub(crate) asked: HashSet<(ReplicaId, u64)>,
     pub(crate) started: bool,
     pub(crate) next_at_last_tick: u64,
@@ -203,13 +210,13 @@ impl Replica {
             future_len: 0,
             decided: BTreeMap::new(),
             log: BTreeMap::new(),
-            last_decided: None,
             checkpoint: None,
             last_timestamp: 0,
             pending: HashMap::new(),
             arrivals: 0,
             transfer: None,
             helped: HashSet::new(),
+            helped_sync: HashSet::new(),
             asked: HashSet::new(),
             started: false,
             next_at_last_tick: 0,
@@ -257,10 +264,14 @@ impl Replica {
         }
     }
 
-    fn start(&mut self, now: Time, out: &mut Out) {
+    fn start(&mut self, out: &mut Out) {
         self.started = true;
         out.set_timer(Timer::RequestTick, self.tick_interval());
-        let _ = now;
+    }
+
+    /// The latest executed decision.
+    pub(crate) fn last_decided(&self) -> Option<&Decision> {
+        self.log.values().next_back()
     }
 
     pub(crate) fn tick_interval(&self) -> std::time::Duration {
@@ -294,9 +305,7 @@ impl Replica {
             Msg::Sync { regency, stopdata, proposal } => self.on_sync(now, r, regency, stopdata, proposal, out),
             Msg::DecisionRequest { instance, regency } => self.on_decision_request(r, instance, regency, out),
             Msg::Decision(d) => self.on_decision(now, r, d, out),
-            Msg::DecisionUnavailable { checkpoint_instance } => {
-                self.on_decision_unavailable(now, r, checkpoint_instance, out)
-            }
+            Msg::DecisionUnavailable { checkpoint_instance } => self.on_decision_unavailable(checkpoint_instance, out),
             Msg::StateRequest { attempt, designated } => self.on_state_request(r, attempt, designated, out),
             Msg::StateReply(rep) => self.on_state_reply(now, r, *rep, out),
             Msg::Request(_) | Msg::Reply(_) => out.reject(NodeId::Replica(r), "replica sent a client message"),
@@ -336,7 +345,7 @@ impl Replica {
         }
     }
 
-    pub(crate) fn persist(&self, rec: &Record, out: &mut Out) {
+    pub(crate) fn persist(&self, rec: &Record<&Decision>, out: &mut Out) {
         out.push(quorate_core::machine::Effect::Persist(quorate_core::wire::encode(rec).into()));
     }
 }
@@ -344,10 +353,10 @@ impl Replica {
 impl ReplicaMachine<ModSmart> for Replica {
     fn handle(&mut self, now: Time, input: Input<ModSmart>, out: &mut Out) {
         match input {
-            Input::Start => self.start(now, out),
+            Input::Start => self.start(out),
             Input::Recover { checkpoint, records } => {
-                self.recover(now, checkpoint, records, out);
-                self.start(now, out);
+                self.recover(checkpoint, records, out);
+                self.start(out);
             }
             Input::Message { from, msg } => {
                 if self.started {
@@ -356,7 +365,7 @@ impl ReplicaMachine<ModSmart> for Replica {
             }
             Input::Timer(t) => match t {
                 Timer::RequestTick => self.on_request_tick(now, out),
-                Timer::StateTransfer => self.on_state_transfer_timeout(now, out),
+                Timer::StateTransfer => self.on_state_transfer_timeout(out),
                 Timer::ClientRetransmit | Timer::Adversary(_) => {}
             },
         }

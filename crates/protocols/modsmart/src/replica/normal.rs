@@ -12,43 +12,31 @@ use quorate_core::machine::{Effect, Event};
 use quorate_core::time::Time;
 use std::collections::HashSet;
 
-/// Why a proposed batch fails the validity predicate γ.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum BatchError {
-    Empty,
-    TooLarge,
-    Unfair,
-    BadRequest(&'static str),
-    Timestamp,
-}
-
 impl Replica {
     /// The validity predicate γ (thesis §3.5.3): non-empty, fair (one request
     /// per client), every request valid (fresh, signed, well-formed) and a
     /// non-decreasing timestamp.
-    pub(crate) fn check_batch(&self, batch: &Batch) -> Result<(), BatchError> {
+    pub(crate) fn check_batch(&self, batch: &Batch) -> Result<(), &'static str> {
         if batch.requests.is_empty() {
-            return Err(BatchError::Empty);
+            return Err("empty batch");
         }
         if batch.requests.len() > self.cfg.max_batch {
-            return Err(BatchError::TooLarge);
+            return Err("batch too large");
         }
         if batch.timestamp < self.last_timestamp {
-            return Err(BatchError::Timestamp);
+            return Err("batch timestamp goes back");
         }
         let mut clients = HashSet::with_capacity(batch.requests.len());
         for r in &batch.requests {
             if !clients.insert(r.req.client) {
-                return Err(BatchError::Unfair);
+                return Err("unfair batch");
             }
             // A request already in ToOrder was validated on arrival.
             let known = self.pending.get(&r.req.client).is_some_and(|p| p.req == *r);
             if !known {
                 match self.check_request(r) {
                     RequestCheck::Ok => {}
-                    RequestCheck::Stale | RequestCheck::Repeat => return Err(BatchError::BadRequest("stale request")),
-                    RequestCheck::BadSignature => return Err(BatchError::BadRequest("bad request signature")),
-                    RequestCheck::Invalid => return Err(BatchError::BadRequest("invalid request")),
+                    bad => return Err(bad.reason()),
                 }
             }
         }
@@ -68,7 +56,7 @@ impl Replica {
         {
             return;
         }
-        let requests = self.select_batch();
+        let requests = self.pending_requests(self.cfg.max_batch);
         let timestamp = now.as_nanos().max(self.last_timestamp);
         let batch = Batch { timestamp, requests };
         out.broadcast(Msg::Propose { regency: self.creg, instance: self.next(), batch: batch.clone() });
@@ -86,17 +74,12 @@ impl Replica {
         out: &mut Out,
     ) {
         let from = NodeId::Replica(r);
-        if !self.filter_instance_msg(
-            r,
-            regency,
-            instance,
-            Msg::Propose { regency, instance, batch: batch.clone() },
-            out,
-        ) {
-            return;
-        }
         if r != self.leader_of(regency) {
             out.reject(from, "PROPOSE from a non-leader");
+            return;
+        }
+        // The batch is copied only if the message must be kept for later.
+        if !self.admit(r, regency, instance, false, out, || Msg::Propose { regency, instance, batch: batch.clone() }) {
             return;
         }
         if !self.inst.free || self.inst.written.is_some() {
@@ -106,17 +89,8 @@ impl Replica {
             }
             return;
         }
-        if let Err(e) = self.check_batch(&batch) {
-            out.reject(
-                from,
-                match e {
-                    BatchError::Empty => "empty batch",
-                    BatchError::TooLarge => "batch too large",
-                    BatchError::Unfair => "unfair batch",
-                    BatchError::BadRequest(why) => why,
-                    BatchError::Timestamp => "batch timestamp goes back",
-                },
-            );
+        if let Err(why) = self.check_batch(&batch) {
+            out.reject(from, why);
             return;
         }
         self.accept_value(now, batch, out);
@@ -140,39 +114,41 @@ impl Replica {
         }
     }
 
-    /// Common checks for PROPOSE/WRITE/ACCEPT: returns true if the message is
-    /// for the current instance and regency; buffers, helps or rejects otherwise.
-    fn filter_instance_msg(&mut self, r: ReplicaId, regency: u64, instance: u64, msg: Msg, out: &mut Out) -> bool {
-        let from = NodeId::Replica(r);
+    /// Common checks for PROPOSE/WRITE/ACCEPT: true if the message is for the
+    /// current instance and regency; otherwise it is kept for later (built by
+    /// `msg` only then), answered with help, or rejected. WRITEs and ACCEPTs
+    /// (`vote`) count even while a regency change waits for its SYNC.
+    fn admit(
+        &mut self,
+        r: ReplicaId,
+        regency: u64,
+        instance: u64,
+        vote: bool,
+        out: &mut Out,
+        msg: impl FnOnce() -> Msg,
+    ) -> bool {
         if instance < self.next() {
             // The sender is behind: help it with the decision (once).
             self.help_with_decision(r, instance, out);
             return false;
         }
-        if regency > self.creg {
-            // We have not installed that regency yet; hold the message, and
-            // ask for the SYNC that proves it.
-            if self.held.len() < self.cfg.max_future {
-                self.held.push((r, msg));
-            }
-            if self.asked.insert((r, u64::MAX - regency)) {
-                out.send(r, Msg::DecisionRequest { instance: self.next(), regency: self.creg });
-            }
-            return false;
-        }
         if regency < self.creg {
-            out.reject(from, "stale regency");
+            out.reject(NodeId::Replica(r), "stale regency");
             self.help_with_sync(r, out);
             return false;
         }
-        if instance > self.next() {
-            self.buffer_future(r, instance, msg, out);
+        if instance > self.next() && regency <= self.creg {
+            self.buffer_future(r, instance, msg(), out);
             return false;
         }
-        if self.stopped && !matches!(msg, Msg::Write { .. } | Msg::Accept { .. }) {
-            // Installed but not synchronized yet: keep it for after SYNC.
+        if regency > self.creg || (self.stopped && !vote) {
+            // A regency we have not installed (ask the sender: it answers with the SYNC that
+            // proves it), or installed but not synchronized yet: keep it for after SYNC.
             if self.held.len() < self.cfg.max_future {
-                self.held.push((r, msg));
+                self.held.push((r, msg()));
+            }
+            if regency > self.creg && self.asked.insert((r, self.next())) {
+                out.send(r, Msg::DecisionRequest { instance: self.next(), regency: self.creg });
             }
             return false;
         }
@@ -193,7 +169,7 @@ impl Replica {
             out.reject(NodeId::Replica(r), "WRITE in crash mode");
             return;
         }
-        if !self.filter_instance_msg(r, regency, instance, Msg::Write { regency, instance, value }, out) {
+        if !self.admit(r, regency, instance, true, out, || Msg::Write { regency, instance, value }) {
             return;
         }
         self.count_write(now, r, value, out);
@@ -240,13 +216,12 @@ impl Replica {
         sig: Signature,
         out: &mut Out,
     ) {
-        let msg = Msg::Accept { regency, instance, value, sig: sig.clone() };
         // ACCEPTs of an older regency for the current instance still prove a decision.
         if instance == self.next() && regency < self.creg {
             self.count_accept_checked(now, r, regency + 1, value, sig, out);
             return;
         }
-        if !self.filter_instance_msg(r, regency, instance, msg, out) {
+        if !self.admit(r, regency, instance, true, out, || Msg::Accept { regency, instance, value, sig: sig.clone() }) {
             return;
         }
         self.count_accept_checked(now, r, regency + 1, value, sig, out);
@@ -328,10 +303,9 @@ impl Replica {
         let mut progressed = false;
         while let Some(d) = self.decided.remove(&self.next()) {
             self.execute_decision(&d, out);
-            self.persist(&Record::Decided(d.clone()), out);
+            self.persist(&Record::Decided(&d), out);
             out.event(Event::Decided { instance: d.instance, requests: d.batch.requests.len() });
-            self.log.insert(d.instance, d.clone());
-            self.last_decided = Some(d);
+            self.log.insert(d.instance, d);
             self.advance_instance();
             progressed = true;
             if self.next().is_multiple_of(self.cfg.checkpoint_period.max(1)) {
@@ -378,8 +352,7 @@ impl Replica {
         self.inst = Instance::new(next, self.creg + 1);
         // While a regency change is under way only the SYNC may free the instance.
         self.inst.free = !self.stopped;
-        self.asked.retain(|(_, i)| *i > next);
-        self.helped.retain(|(_, i, _)| *i + 64 > next);
+        self.helped.retain(|(_, i)| *i + 64 > next);
     }
 
     /// Apply a SYNC's outcome once this replica reaches the synchronized instance.
@@ -408,11 +381,11 @@ impl Replica {
             instance,
             timestamp: self.last_timestamp,
             checkpoint,
-            last_decided: self.last_decided.clone(),
+            last_decided: self.last_decided().cloned(),
             regency: self.creg,
         };
         out.push(Effect::PersistCheckpoint(quorate_core::wire::encode(&rec).into()));
-        self.log.retain(|i, _| *i > instance);
+        self.log.retain(|i, _| *i >= instance);
         self.checkpoint = Some(rec);
     }
 }

@@ -81,9 +81,7 @@ impl Replica {
                 // Requests from STOPs join ToOrder (Alg. 3 l.15–17).
                 let from_stops = std::mem::take(&mut self.stop_requests);
                 for req in from_stops {
-                    if self.pending.get(&req.req.client).is_none_or(|p| p.req.req.seq < req.req.seq) {
-                        self.request_received(now, req, NodeId::Replica(self.id), out);
-                    }
+                    self.request_received(now, req, NodeId::Replica(self.id), out);
                 }
                 let requests = self.pending_requests(64);
                 out.broadcast(Msg::Stop { regency: g, requests });
@@ -112,8 +110,12 @@ impl Replica {
         }
         self.persist(&super::Record::Regency(regency), out);
         out.event(Event::ViewChanged { view: regency, leader: self.leader_of(regency) });
-        let data =
-            StopData { regency, replica: self.id, last_decided: self.last_decided.clone(), state: self.inst.state() };
+        let data = StopData {
+            regency,
+            replica: self.id,
+            last_decided: self.last_decided().cloned(),
+            state: self.inst.state(),
+        };
         let sig = if self.bft() {
             self.crypto.sign(&data.signing_bytes())
         } else {
@@ -202,10 +204,9 @@ impl Replica {
         self.try_sync(now, out);
     }
 
-    /// Evaluate a set of STOPDATA (plus, at a replica, its own decision).
-    pub(crate) fn plan(&self, set: &[&SignedStopData], own: Option<&Decision>) -> SyncPlan {
-        let highest =
-            set.iter().filter_map(|sd| sd.data.last_decided.as_ref()).chain(own).max_by_key(|d| d.instance).cloned();
+    /// Evaluate a set of STOPDATA.
+    pub(crate) fn plan(&self, set: &[&SignedStopData]) -> SyncPlan {
+        let highest = set.iter().filter_map(|sd| sd.data.last_decided.as_ref()).max_by_key(|d| d.instance).cloned();
         let instance = highest.as_ref().map(|d| d.instance + 1).unwrap_or(0);
         // States about another instance say nothing about this one: treat them as empty.
         let empty = InstanceState { instance, ..Default::default() };
@@ -229,13 +230,13 @@ impl Replica {
             return;
         }
         let set: Vec<&SignedStopData> = self.stopdata.values().collect();
-        let plan = self.plan(&set, None);
+        let plan = self.plan(&set);
         let proposal = match plan.safe {
             SafeValue::Unsound => return, // Wait for more STOPDATA.
             SafeValue::Bound(_) if plan.bound_batch.is_none() => return,
             SafeValue::Bound(_) => None,
             SafeValue::Free => {
-                let requests = self.select_batch();
+                let requests = self.pending_requests(self.cfg.max_batch);
                 let fresh: Vec<SignedRequest> =
                     requests.into_iter().filter(|r| self.exec.table().last_seq(r.req.client) < r.req.seq).collect();
                 (!fresh.is_empty() && self.next() == plan.instance)
@@ -288,7 +289,7 @@ impl Replica {
             return;
         }
         let set: Vec<&SignedStopData> = stopdata.iter().collect();
-        let plan = self.plan(&set, None);
+        let plan = self.plan(&set);
         let value: Option<(Digest, Batch)> = match plan.safe {
             SafeValue::Unsound => {
                 out.reject(from, "SYNC is not sound");
@@ -355,7 +356,7 @@ impl Replica {
     /// A replica in an older regency: send it the SYNC of ours (once per regency).
     pub(crate) fn help_with_sync(&mut self, r: ReplicaId, out: &mut Out) {
         if let Some(sync) = &self.last_sync {
-            if self.helped.insert((r, self.creg, 1)) {
+            if self.helped_sync.insert((r, self.creg)) {
                 out.send(r, sync.clone());
             }
         }

@@ -18,6 +18,18 @@ pub(crate) enum RequestCheck {
     Invalid,
 }
 
+impl RequestCheck {
+    /// The reason counted when a request is refused.
+    pub(crate) fn reason(&self) -> &'static str {
+        match self {
+            RequestCheck::Ok => "ok",
+            RequestCheck::Stale | RequestCheck::Repeat => "stale request",
+            RequestCheck::BadSignature => "bad request signature",
+            RequestCheck::Invalid => "invalid request",
+        }
+    }
+}
+
 impl Replica {
     /// Validity of a request for ordering: fresh, validly signed (BFT), and
     /// well-formed for the service (the source's validSig and validCmd).
@@ -56,34 +68,25 @@ impl Replica {
             out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: false, result }));
             return;
         }
-        if let Some(p) = self.pending.get(&c) {
-            if p.req.req.seq >= req.req.seq {
-                return; // Already pending (retransmission).
-            }
-        }
         self.request_received(now, req, NodeId::Client(c), out);
     }
 
     /// RequestReceived (Alg. 2 l.21): validate and add to ToOrder.
     pub(crate) fn request_received(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) -> bool {
+        // Already pending (a retransmission, a forward, a STOP): nothing to check again.
+        let c = req.req.client;
+        if self.pending.get(&c).is_some_and(|p| p.req.req.seq >= req.req.seq) {
+            return false;
+        }
         match self.check_request(&req) {
             RequestCheck::Ok => {}
             RequestCheck::Stale | RequestCheck::Repeat => return false,
-            RequestCheck::BadSignature => {
-                out.reject(from, "bad request signature");
-                return false;
-            }
-            RequestCheck::Invalid => {
-                out.reject(from, "invalid request");
+            bad => {
+                out.reject(from, bad.reason());
                 return false;
             }
         }
-        let c = req.req.client;
-        if let Some(p) = self.pending.get(&c) {
-            if p.req.req.seq >= req.req.seq {
-                return false;
-            }
-        } else if self.pending.len() >= self.cfg.max_pending {
+        if !self.pending.contains_key(&c) && self.pending.len() >= self.cfg.max_pending {
             out.reject(from, "too many pending requests");
             return false;
         }
@@ -100,9 +103,6 @@ impl Replica {
             return;
         }
         for req in requests {
-            if self.pending.get(&req.req.client).is_some_and(|p| p.req.req.seq >= req.req.seq) {
-                continue;
-            }
             self.request_received(now, req, NodeId::Replica(r), out);
         }
     }
@@ -111,13 +111,6 @@ impl Replica {
     pub(crate) fn prune_pending(&mut self) {
         let table = self.exec.table();
         self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
-    }
-
-    /// A fair batch: the oldest pending request of each client (one per client), at most max_batch.
-    pub(crate) fn select_batch(&self) -> Vec<SignedRequest> {
-        let mut v: Vec<&Pending> = self.pending.values().collect();
-        v.sort_by_key(|p| p.order);
-        v.into_iter().take(self.cfg.max_batch).map(|p| p.req.clone()).collect()
     }
 
     /// The request timer (one periodic tick checks every pending request).
