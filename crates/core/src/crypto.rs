@@ -87,7 +87,18 @@ pub struct Ed25519Crypto {
     me: NodeId,
     signing: SigningKey,
     public: HashMap<NodeId, VerifyingKey>,
-    mac_secret: [u8; 32],
+    macs: MacKeys,
+}
+
+/// Where per-pair MAC keys come from.
+#[derive(Clone)]
+pub enum MacKeys {
+    /// Derived from one secret every node knows: `HMAC(secret, min(a,b) ‖ max(a,b))`.
+    /// Only for tests and the simulator (any holder can forge any pair's MACs).
+    Shared([u8; 32]),
+    /// One key per peer, known only to the pair (the runtime derives them by
+    /// Diffie–Hellman from the nodes' long-term keys).
+    PerPeer(HashMap<NodeId, [u8; 32]>),
 }
 
 impl fmt::Debug for Ed25519Crypto {
@@ -97,12 +108,9 @@ impl fmt::Debug for Ed25519Crypto {
 }
 
 impl Ed25519Crypto {
-    /// A provider for `me` with its signing key, everybody's public keys, and
-    /// the secret from which per-pair MAC keys are derived (pair keys are
-    /// `HMAC(secret, min(a,b) ‖ max(a,b))`; the runtime replaces the shared
-    /// secret by keys agreed in a signed handshake).
-    pub fn new(me: NodeId, signing: SigningKey, public: HashMap<NodeId, VerifyingKey>, mac_secret: [u8; 32]) -> Self {
-        Ed25519Crypto { me, signing, public, mac_secret }
+    /// A provider for `me` with its signing key, everybody's public keys, and its MAC keys.
+    pub fn new(me: NodeId, signing: SigningKey, public: HashMap<NodeId, VerifyingKey>, macs: MacKeys) -> Self {
+        Ed25519Crypto { me, signing, public, macs }
     }
 
     /// Deterministic keys for a set of nodes from a seed: for tests, the
@@ -114,14 +122,20 @@ impl Ed25519Crypto {
         };
         let public: HashMap<NodeId, VerifyingKey> = nodes.iter().map(|n| (*n, key_of(n).verifying_key())).collect();
         let secret = Digest::of_parts(&[b"quorate-test-mac", &seed.to_le_bytes()]).0;
-        nodes.iter().map(|n| Ed25519Crypto::new(*n, key_of(n), public.clone(), secret)).collect()
+        nodes.iter().map(|n| Ed25519Crypto::new(*n, key_of(n), public.clone(), MacKeys::Shared(secret))).collect()
     }
 
-    fn pair_key(&self, peer: NodeId) -> [u8; 32] {
-        let (a, b) = if self.me <= peer { (self.me, peer) } else { (peer, self.me) };
-        let mut m = <Hmac<Sha256>>::new_from_slice(&self.mac_secret).expect("hmac takes any key length");
-        m.update(format!("{a:?}|{b:?}").as_bytes());
-        m.finalize().into_bytes().into()
+    /// The MAC key shared with `peer` (none for an unknown peer).
+    fn pair_key(&self, peer: NodeId) -> Option<[u8; 32]> {
+        match &self.macs {
+            MacKeys::Shared(secret) => {
+                let (a, b) = if self.me <= peer { (self.me, peer) } else { (peer, self.me) };
+                let mut m = <Hmac<Sha256>>::new_from_slice(secret).expect("hmac takes any key length");
+                m.update(format!("{a:?}|{b:?}").as_bytes());
+                Some(m.finalize().into_bytes().into())
+            }
+            MacKeys::PerPeer(keys) => keys.get(&peer).copied(),
+        }
     }
 }
 
@@ -141,12 +155,15 @@ impl Crypto for Ed25519Crypto {
         key.verify(data, &ed25519_dalek::Signature::from_bytes(&bytes)).is_ok()
     }
     fn mac(&self, peer: NodeId, data: &[u8]) -> Mac {
-        let mut m = <Hmac<Sha256>>::new_from_slice(&self.pair_key(peer)).expect("hmac takes any key length");
+        // No key with an unknown peer: an all-zero MAC, which never verifies.
+        let Some(key) = self.pair_key(peer) else { return Mac([0; 32]) };
+        let mut m = <Hmac<Sha256>>::new_from_slice(&key).expect("hmac takes any key length");
         m.update(data);
         Mac(m.finalize().into_bytes().into())
     }
     fn verify_mac(&self, peer: NodeId, data: &[u8], mac: &Mac) -> bool {
-        let mut m = <Hmac<Sha256>>::new_from_slice(&self.pair_key(peer)).expect("hmac takes any key length");
+        let Some(key) = self.pair_key(peer) else { return false };
+        let mut m = <Hmac<Sha256>>::new_from_slice(&key).expect("hmac takes any key length");
         m.update(data);
         m.verify_slice(&mac.0).is_ok()
     }

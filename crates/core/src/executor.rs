@@ -197,14 +197,9 @@ impl Executor {
             Freshness::New => {
                 let ctx = ExecCtx { slot: self.slot, instance, timestamp, client: req.client, seq: req.seq };
                 let reply = self.service.execute(&req.op, &ctx);
-                self.table.record(req.client, req.seq, reply.clone());
-                out.event(Event::Executed {
-                    slot: self.slot,
-                    client: req.client,
-                    seq: req.seq,
-                    op: Digest::of(&req.op),
-                    speculative,
-                });
+                let op = Digest::of(&req.op);
+                self.table.record(req.client, req.seq, op, reply.clone());
+                out.event(Event::Executed { slot: self.slot, client: req.client, seq: req.seq, op, speculative });
                 self.slot += 1;
                 Outcome::Executed(reply)
             }

@@ -22,6 +22,14 @@ use std::time::Duration;
 pub trait Message: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Short name of the message kind (e.g. "PROPOSE").
     fn kind(&self) -> &'static str;
+    /// Check the signatures this message carries, through `crypto`, before
+    /// the machine sees it. Only a performance hook: the runtime calls it on
+    /// its receiving threads so that the machine's own checks (which it must
+    /// still make) hit the provider's cache of verified signatures instead of
+    /// running on the machine's single thread.
+    fn preverify(&self, from: NodeId, crypto: &dyn Crypto) {
+        let _ = (from, crypto);
+    }
 }
 
 /// What a host feeds a machine.
@@ -295,6 +303,11 @@ pub struct ReplicaContext {
 pub struct ClientContext {
     /// This client.
     pub id: ClientId,
+    /// The sequence number the client's first request must exceed. Replicas
+    /// remember each client's last executed number, so a client process that
+    /// restarts with the same id must continue above it (the runtime derives
+    /// it from the wall clock; the simulator starts at 0).
+    pub first_seq: u64,
     /// The configuration.
     pub membership: Membership,
     /// This client's crypto provider.
@@ -316,7 +329,9 @@ pub trait Protocol: Sized + Send + 'static {
     /// Timer names.
     type Timer: Clone + Debug + PartialEq + Eq + Hash + Send + Sync + 'static;
     /// Settings (timeouts, batch size, ...), with documented defaults.
-    type Config: Clone + Debug + Default + Send + Sync + 'static;
+    /// Settings, read from the `[settings]` table of the cluster file (unknown
+    /// fields are errors; missing ones take their defaults).
+    type Config: Clone + Debug + Default + Serialize + DeserializeOwned + Send + Sync + 'static;
 
     /// Replicas needed to tolerate f faults in a fault model.
     fn replicas_for(f: usize, model: FaultModel) -> usize;

@@ -78,7 +78,14 @@ pub enum Freshness {
 /// execution survives state transfer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestTable {
-    clients: BTreeMap<ClientId, (u64, Bytes)>,
+    clients: BTreeMap<ClientId, Entry>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Entry {
+    seq: u64,
+    op: Digest,
+    reply: Bytes,
 }
 
 impl RequestTable {
@@ -86,18 +93,23 @@ impl RequestTable {
     pub fn freshness(&self, client: ClientId, seq: u64) -> Freshness {
         match self.clients.get(&client) {
             None => Freshness::New,
-            Some((last, _)) if seq > *last => Freshness::New,
-            Some((last, reply)) if seq == *last => Freshness::Repeat(reply.clone()),
+            Some(e) if seq > e.seq => Freshness::New,
+            Some(e) if seq == e.seq => Freshness::Repeat(e.reply.clone()),
             Some(_) => Freshness::Stale,
         }
     }
     /// The last executed sequence number of `client` (0 if none).
     pub fn last_seq(&self, client: ClientId) -> u64 {
-        self.clients.get(&client).map(|(s, _)| *s).unwrap_or(0)
+        self.clients.get(&client).map(|e| e.seq).unwrap_or(0)
     }
-    /// Record the execution of (`client`, `seq`) with its reply.
-    pub fn record(&mut self, client: ClientId, seq: u64, reply: Bytes) {
-        self.clients.insert(client, (seq, reply));
+    /// Digest of the operation of `client`'s last executed request (to tell a
+    /// retransmission from a sequence number reused for another operation).
+    pub fn last_op(&self, client: ClientId) -> Option<Digest> {
+        self.clients.get(&client).map(|e| e.op)
+    }
+    /// Record the execution of (`client`, `seq`), whose operation has digest `op`, with its reply.
+    pub fn record(&mut self, client: ClientId, seq: u64, op: Digest, reply: Bytes) {
+        self.clients.insert(client, Entry { seq, op, reply });
     }
     /// Number of clients known.
     pub fn len(&self) -> usize {

@@ -44,3 +44,22 @@ impl Sub<Time> for Time {
         self.since(rhs)
     }
 }
+
+/// Serde for [`std::time::Duration`] settings as human-readable strings
+/// ("2s", "500ms", "1m 30s"), for configuration files:
+/// `#[serde(with = "quorate_core::time::human")]`.
+pub mod human {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    /// Write as e.g. "2s".
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    /// Read "2s", "500ms", "1m 30s", ...
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| D::Error::custom(format!("'{s}' is not a duration: {e}")))
+    }
+}

@@ -27,6 +27,26 @@ pub enum WireError {
     /// Valid, but bytes left over.
     #[error("{0} trailing bytes after the message")]
     Trailing(usize),
+    /// An enum whose leading variant index names no variant: a message kind
+    /// this node does not know (a newer or foreign peer, or garbage).
+    #[error("unknown message kind {index} (this node knows {known})")]
+    UnknownKind {
+        /// The variant index found.
+        index: u32,
+        /// How many kinds there are.
+        known: usize,
+    },
+}
+
+impl WireError {
+    /// A short label for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WireError::Oversize { .. } => "oversize frame",
+            WireError::Malformed(_) | WireError::Trailing(_) => "malformed message",
+            WireError::UnknownKind { .. } => "unknown message kind",
+        }
+    }
 }
 
 /// Encode a value.
@@ -44,11 +64,64 @@ pub fn decode<T: DeserializeOwned>(frame: &[u8], limit: usize) -> Result<T, Wire
     if frame.len() > limit {
         return Err(WireError::Oversize { size: frame.len(), limit });
     }
-    let (value, rest) = postcard::take_from_bytes(frame).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let (value, rest) = postcard::take_from_bytes(frame).map_err(|e| {
+        // An enum encoding starts with its variant index: tell an unknown kind from garbage.
+        match (variant_count::<T>(), postcard::take_from_bytes::<u32>(frame)) {
+            (Some(known), Ok((index, _))) if index as usize >= known => WireError::UnknownKind { index, known },
+            _ => WireError::Malformed(e.to_string()),
+        }
+    })?;
     if !rest.is_empty() {
         return Err(WireError::Trailing(rest.len()));
     }
     Ok(value)
+}
+
+/// The number of variants of `T` if `T` is an enum. Asks `T`'s own
+/// `Deserialize` impl, which names its variants to the deserializer.
+fn variant_count<T: DeserializeOwned>() -> Option<usize> {
+    match T::deserialize(EnumProbe) {
+        Err(ProbeResult(n)) => n,
+        Ok(_) => None,
+    }
+}
+
+struct EnumProbe;
+
+#[derive(Debug)]
+struct ProbeResult(Option<usize>);
+
+impl std::fmt::Display for ProbeResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "enum probe")
+    }
+}
+
+impl std::error::Error for ProbeResult {}
+
+impl serde::de::Error for ProbeResult {
+    fn custom<M: std::fmt::Display>(_: M) -> Self {
+        ProbeResult(None)
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for EnumProbe {
+    type Error = ProbeResult;
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, ProbeResult> {
+        Err(ProbeResult(None))
+    }
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        _: V,
+    ) -> Result<V::Value, ProbeResult> {
+        Err(ProbeResult(Some(variants.len())))
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
 }
 
 #[cfg(test)]
@@ -74,12 +147,16 @@ mod tests {
     fn bad_frames_are_errors() {
         let b = encode(&M::B(5));
         assert!(matches!(decode::<M>(&b, 1), Err(WireError::Oversize { .. })));
-        assert!(matches!(decode::<M>(&[9, 9, 9], 1024), Err(WireError::Malformed(_))));
+        assert!(matches!(decode::<M>(&[1], 1024), Err(WireError::Malformed(_))));
+        assert!(matches!(decode::<M>(&[9, 9, 9], 1024), Err(WireError::UnknownKind { index: 9, .. })));
         assert!(matches!(decode::<M>(&[], 1024), Err(WireError::Malformed(_))));
         let mut t = b.clone();
         t.push(0);
         assert_eq!(decode::<M>(&t, 1024), Err(WireError::Trailing(1)));
         let a = encode(&M::A { x: 1, data: vec![7; 100] });
         assert!(matches!(decode::<M>(&a[..50], 1024), Err(WireError::Malformed(_))));
+        assert_eq!(decode::<M>(&[2, 0], 1024), Err(WireError::UnknownKind { index: 2, known: 2 }));
+        assert_eq!(decode::<M>(&[0x80, 0x01], 1024), Err(WireError::UnknownKind { index: 128, known: 2 }));
+        assert!(matches!(decode::<u64>(&[0xff; 12], 1024), Err(WireError::Malformed(_))));
     }
 }

@@ -595,6 +595,7 @@ impl<P: Protocol> Simulation<P> {
             let crypto = Arc::new(SimCrypto::new(id, seed, Arc::clone(&sim.sc.cost_model)));
             let ctx = ClientContext {
                 id: cid,
+                first_seq: 0,
                 membership: sim.membership.clone(),
                 crypto: Arc::clone(&crypto) as Arc<dyn Crypto>,
             };

@@ -24,8 +24,9 @@ impl Message for Ping {
 
 type Log = Arc<Mutex<Vec<(u32, u64, String)>>>;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct ProbeConfig {
+    #[serde(skip)]
     log: Log,
 }
 

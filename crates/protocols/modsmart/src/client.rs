@@ -36,7 +36,7 @@ pub struct Client {
 impl Client {
     /// A client.
     pub fn new(ctx: ClientContext, cfg: Config) -> Self {
-        Client { id: ctx.id, m: ctx.membership, crypto: ctx.crypto, cfg, seq: 0, current: None }
+        Client { id: ctx.id, m: ctx.membership, crypto: ctx.crypto, cfg, seq: ctx.first_seq, current: None }
     }
 
     fn send(&mut self, op: Bytes, read_only: bool, out: &mut Out) {

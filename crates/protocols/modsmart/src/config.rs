@@ -1,22 +1,29 @@
 //! Mod-SMaRt settings and their defaults (each default is explained in
 //! docs/decisions/0002-modsmart-open-points.md).
 
+use quorate_core::time::human;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// Mod-SMaRt settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Mod-SMaRt settings (the `[settings]` table of a cluster file; durations
+/// are written like "2s" or "500ms").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Request timer: a request pending this long is forwarded; pending twice
     /// as long it triggers a regency change. Doubles with every regency change
     /// that decides nothing, back to this value after a decision.
+    #[serde(with = "human")]
     pub request_timeout: Duration,
     /// Largest batch, in requests (BFT-SMaRt's default: 400).
     pub max_batch: usize,
     /// A checkpoint every this many decided instances; the log is truncated to it.
     pub checkpoint_period: u64,
     /// Client: retransmit an unanswered request after this long (doubling, up to 8×).
+    #[serde(with = "human")]
     pub client_retransmit: Duration,
     /// State transfer: retry with another designated replica after this long.
+    #[serde(with = "human")]
     pub state_transfer_timeout: Duration,
     /// Most requests a replica keeps pending (ToOrder); more are shed.
     pub max_pending: usize,

@@ -5,7 +5,7 @@
 
 use quorate_core::crypto::{Crypto, Digest, Signature};
 use quorate_core::executor::Checkpoint;
-use quorate_core::ids::ReplicaId;
+use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::machine::Message;
 use quorate_core::request::SignedRequest;
 use quorate_core::Bytes;
@@ -231,6 +231,29 @@ impl Message for Msg {
             Msg::DecisionUnavailable { .. } => "DECISION_UNAVAILABLE",
             Msg::StateRequest { .. } => "STATE_REQUEST",
             Msg::StateReply(_) => "STATE_REPLY",
+        }
+    }
+
+    fn preverify(&self, from: NodeId, crypto: &dyn Crypto) {
+        let requests = |rs: &[SignedRequest]| {
+            for r in rs.iter().filter(|r| !r.sig.0.is_empty()) {
+                r.verify(crypto);
+            }
+        };
+        match self {
+            Msg::Request(r) => requests(std::slice::from_ref(r)),
+            Msg::Propose { batch, .. } => requests(&batch.requests),
+            Msg::Forwarded { requests: rs } | Msg::Stop { requests: rs, .. } => requests(rs),
+            Msg::Accept { regency, instance, value, sig } if !sig.0.is_empty() => {
+                crypto.verify(from, &accept_bytes(*instance, regency + 1, value), sig);
+            }
+            Msg::Decision(d) => {
+                let bytes = accept_bytes(d.instance, d.epoch, &d.batch.digest(crypto));
+                for (r, sig) in d.proof.iter().filter(|(_, s)| !s.0.is_empty()) {
+                    crypto.verify(NodeId::Replica(*r), &bytes, sig);
+                }
+            }
+            _ => {}
         }
     }
 }

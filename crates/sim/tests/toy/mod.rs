@@ -48,7 +48,7 @@ pub enum ToyTimer {
 }
 
 /// Toy settings.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ToyConfig {
     /// A deliberately buggy "correct" replica: it executes a different
     /// operation at slot 5 (to test the checkers).

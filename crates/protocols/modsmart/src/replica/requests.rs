@@ -4,6 +4,7 @@
 use super::{Out, Pending, Replica};
 use crate::messages::{Msg, Reply};
 use crate::Timer;
+use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
@@ -63,9 +64,24 @@ impl Replica {
             out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: true, result }));
             return;
         }
-        if let Freshness::Repeat(result) = self.exec.table().freshness(c, req.req.seq) {
-            // A retransmission of an executed request: the cached reply again.
-            out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: false, result }));
+        match self.exec.table().freshness(c, req.req.seq) {
+            Freshness::Repeat(result) => {
+                if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
+                    out.reject(NodeId::Client(c), "sequence number reused for another operation");
+                    return;
+                }
+                // A retransmission of an executed request: the cached reply again.
+                out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: false, result }));
+                return;
+            }
+            Freshness::Stale => {
+                out.reject(NodeId::Client(c), "stale sequence number");
+                return;
+            }
+            Freshness::New => {}
+        }
+        if self.pending.get(&c).is_some_and(|p| p.req.req.seq == req.req.seq && p.req.req.op != req.req.op) {
+            out.reject(NodeId::Client(c), "sequence number reused for another operation");
             return;
         }
         self.request_received(now, req, NodeId::Client(c), out);

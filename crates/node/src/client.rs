@@ -1,0 +1,279 @@
+//! The client library: a protocol's client machine on tokio, with an
+//! authenticated connection to every replica (reconnecting with back-off).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use quorate_node::{Client, ClientOptions, ClusterConfig};
+//! # type P = quorate_modsmart::ModSmart;
+//! let cfg = ClusterConfig::load("cluster/cluster.toml".as_ref())?;
+//! let id = cfg.local_clients()[0];
+//! let mut client = Client::<P>::connect(&cfg, id, ClientOptions::default())?;
+//! let reply = client.invoke(bytes::Bytes::from_static(b"op")).await?;
+//! # Ok(()) }
+//! ```
+
+use crate::config::{ClusterConfig, ConfigError};
+use crate::crypto::RuntimeCrypto;
+use crate::net::dial;
+use bytes::Bytes;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox, Protocol};
+use quorate_core::time::Time;
+use quorate_core::wire;
+use quorate_transport::{Identity, Limits};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+/// Why an operation did not complete.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// No answer within the timeout (the operation may still execute later).
+    #[error("no answer from the cluster within {0:?} (replicas unreachable or too many faulty)")]
+    Timeout(Duration),
+    /// The client's connections are gone (the runtime is shutting down).
+    #[error("client closed")]
+    Closed,
+}
+
+/// Client settings.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Give up on an operation after this long.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions { timeout: Duration::from_secs(30) }
+    }
+}
+
+/// A client of a replicated service. One operation at a time (`&mut self`);
+/// run several clients for concurrency.
+pub struct Client<P: Protocol> {
+    machine: Box<dyn ClientMachine<P>>,
+    peers: Vec<mpsc::Sender<Bytes>>,
+    inbox: mpsc::Receiver<(ReplicaId, P::Message)>,
+    timers: HashMap<P::Timer, Instant>,
+    epoch: Instant,
+    timeout: Duration,
+    tasks: Vec<JoinHandle<()>>,
+    out: Outbox<P>,
+}
+
+impl<P: Protocol> Drop for Client<P> {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// A client with id `id`, whose key file is in the cluster's keys directory.
+    /// Must be called inside a tokio runtime; connections open in the background.
+    pub fn connect(cfg: &ClusterConfig, id: ClientId, opts: ClientOptions) -> Result<Self, ConfigError> {
+        let key = cfg.signing_key(NodeId::Client(id))?;
+        Self::with_key(cfg, id, key, opts)
+    }
+
+    /// A client holding `key` (which must match its entry in the cluster file).
+    pub fn with_key(
+        cfg: &ClusterConfig,
+        id: ClientId,
+        key: ed25519_dalek::SigningKey,
+        opts: ClientOptions,
+    ) -> Result<Self, ConfigError> {
+        let membership = cfg.membership::<P>()?;
+        let settings = cfg.settings::<P>()?;
+        let me = NodeId::Client(id);
+        let crypto = RuntimeCrypto::new(me, &key, &cfg.directory);
+        // Replicas remember our last executed sequence number across our restarts:
+        // continue above it (a microsecond clock outruns one process's requests).
+        let first_seq = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let ctx = ClientContext { id, first_seq, membership, crypto: Arc::new(crypto) };
+        let machine = P::client(ctx, &settings);
+        let node = &cfg.file.node;
+        let limits = Limits { max_frame: node.max_frame, handshake_timeout: node.handshake_timeout };
+        let identity = Arc::new(Identity { me, key });
+        let directory = Arc::new(cfg.directory.clone());
+        let (inbox_tx, inbox) = mpsc::channel(1024);
+        let mut peers = Vec::new();
+        let mut tasks = Vec::new();
+        for r in &cfg.file.replicas {
+            let (tx, rx) = mpsc::channel(1024);
+            peers.push(tx);
+            tasks.push(tokio::spawn(connection::<P>(
+                ReplicaId(r.id),
+                r.address.clone(),
+                Arc::clone(&identity),
+                Arc::clone(&directory),
+                limits.clone(),
+                node.reconnect_max,
+                rx,
+                inbox_tx.clone(),
+            )));
+        }
+        Ok(Client {
+            machine,
+            peers,
+            inbox,
+            timers: HashMap::new(),
+            epoch: Instant::now(),
+            timeout: opts.timeout,
+            tasks,
+            out: Outbox::new(),
+        })
+    }
+
+    /// Order and execute `op`; the service's reply.
+    pub async fn invoke(&mut self, op: Bytes) -> Result<Bytes, ClientError> {
+        self.run(op, false).await
+    }
+
+    /// Execute a read-only `op` (the protocol may answer without ordering it,
+    /// falling back to ordering when replies disagree).
+    pub async fn invoke_read_only(&mut self, op: Bytes) -> Result<Bytes, ClientError> {
+        self.run(op, true).await
+    }
+
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    async fn run(&mut self, op: Bytes, read_only: bool) -> Result<Bytes, ClientError> {
+        let deadline = Instant::now() + self.timeout;
+        let mut out = std::mem::take(&mut self.out);
+        self.machine.invoke(self.now(), op, read_only, &mut out);
+        let mut done = self.apply(&mut out);
+        while done.is_none() {
+            let next_timer = self.timers.values().min().copied().unwrap_or(deadline).min(deadline);
+            tokio::select! {
+                m = self.inbox.recv() => {
+                    let Some((r, msg)) = m else { return Err(ClientError::Closed) };
+                    self.machine.handle(self.now(), Input::Message { from: NodeId::Replica(r), msg }, &mut out);
+                }
+                _ = tokio::time::sleep_until(next_timer) => {
+                    if Instant::now() >= deadline {
+                        self.out = out;
+                        return Err(ClientError::Timeout(self.timeout));
+                    }
+                    let now = Instant::now();
+                    let due: Vec<P::Timer> =
+                        self.timers.iter().filter(|(_, at)| **at <= now).map(|(t, _)| t.clone()).collect();
+                    for t in due {
+                        self.timers.remove(&t);
+                        self.machine.handle(self.now(), Input::Timer(t), &mut out);
+                    }
+                }
+            }
+            done = self.apply(&mut out);
+        }
+        self.out = out;
+        done.ok_or(ClientError::Closed)
+    }
+
+    /// Carry out effects; the result if the operation completed.
+    fn apply(&mut self, out: &mut Outbox<P>) -> Option<Bytes> {
+        let mut result = None;
+        for e in out.drain() {
+            match e {
+                Effect::Send { to: NodeId::Replica(r), msg } => {
+                    if let Some(p) = self.peers.get(r.index()) {
+                        let _ = p.try_send(Bytes::from(wire::encode(&msg)));
+                    }
+                }
+                Effect::Broadcast { msg } => {
+                    let frame = Bytes::from(wire::encode(&msg));
+                    for p in &self.peers {
+                        // A full queue means the replica is unreachable; retransmission covers it.
+                        let _ = p.try_send(frame.clone());
+                    }
+                }
+                Effect::Multicast { to, msg } => {
+                    let frame = Bytes::from(wire::encode(&msg));
+                    for r in to {
+                        if let Some(p) = self.peers.get(r.index()) {
+                            let _ = p.try_send(frame.clone());
+                        }
+                    }
+                }
+                Effect::SetTimer { timer, after } => {
+                    self.timers.insert(timer, Instant::now() + after);
+                }
+                Effect::CancelTimer { timer } => {
+                    self.timers.remove(&timer);
+                }
+                Effect::Complete { result: r } => result = Some(r),
+                Effect::Event(ev) => debug!(?ev, "client event"),
+                Effect::Send { .. } | Effect::Persist(_) | Effect::PersistCheckpoint(_) => {}
+            }
+        }
+        result
+    }
+}
+
+/// Keep a connection to replica `r` open: send what is queued, pass replies to the client.
+#[allow(clippy::too_many_arguments)]
+async fn connection<P: Protocol>(
+    r: ReplicaId,
+    address: String,
+    identity: Arc<Identity>,
+    directory: Arc<quorate_transport::Directory>,
+    limits: Limits,
+    reconnect_max: Duration,
+    mut rx: mpsc::Receiver<Bytes>,
+    inbox: mpsc::Sender<(ReplicaId, P::Message)>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match dial(&address, &identity, NodeId::Replica(r), &directory, &limits).await {
+            Ok((mut reader, mut writer)) => {
+                backoff = Duration::from_millis(50);
+                let inbox = inbox.clone();
+                let max = limits.max_frame;
+                let mut read = tokio::spawn(async move {
+                    while let Ok(Some(frame)) = reader.next().await {
+                        match wire::decode::<P::Message>(&frame, max) {
+                            Ok(msg) => {
+                                if inbox.send((r, msg)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => warn!(replica = r.0, "reply rejected: {e}"),
+                        }
+                    }
+                });
+                loop {
+                    tokio::select! {
+                        frame = rx.recv() => {
+                            let Some(frame) = frame else { read.abort(); return };
+                            if writer.push(&frame).is_err() {
+                                warn!("request over the frame limit dropped");
+                                continue;
+                            }
+                            while let Ok(f) = rx.try_recv() {
+                                let _ = writer.push(&f);
+                            }
+                            if writer.flush().await.is_err() {
+                                break;
+                            }
+                        }
+                        _ = &mut read => break,
+                    }
+                }
+                read.abort();
+                debug!(replica = r.0, "connection lost");
+            }
+            Err(e) => debug!(replica = r.0, "connect failed: {e}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(reconnect_max);
+    }
+}

@@ -1,0 +1,142 @@
+//! Key files and `keygen`: one Ed25519 signing key per node, hex in
+//! `<keys_dir>/replica-<i>.key` or `client-<id>.key` (readable only by the
+//! owner), public keys in the cluster file.
+
+use crate::config::{ClientEntry, ClusterFile, ModelName, NodeSettings, ReplicaEntry};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use quorate_core::ids::NodeId;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A key file that cannot be used.
+#[derive(Debug, Error)]
+pub enum KeyError {
+    /// Cannot be read or written.
+    #[error("key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not 64 hex digits.
+    #[error("key file {path}: {msg}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The key does not belong to the public key the cluster file lists.
+    #[error("key file {path} does not match the public key of {node} in the cluster file")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// Whose key it should be.
+        node: String,
+    },
+}
+
+/// File name of a node's key.
+pub fn file_name(node: NodeId) -> String {
+    match node {
+        NodeId::Replica(r) => format!("replica-{}.key", r.0),
+        NodeId::Client(c) => format!("client-{}.key", c.0),
+    }
+}
+
+/// Parse a hex public key.
+pub fn parse_public(hex_key: &str) -> Result<VerifyingKey, String> {
+    let bytes = hex::decode(hex_key.trim()).map_err(|e| format!("not hex: {e}"))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| format!("{} bytes, expected 32", b.len()))?;
+    VerifyingKey::from_bytes(&arr).map_err(|e| format!("not an Ed25519 public key: {e}"))
+}
+
+/// Read a signing key file.
+pub fn read_signing(path: &Path) -> Result<SigningKey, KeyError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
+    let malformed = |msg: String| KeyError::Malformed { path: path.into(), msg };
+    let bytes = hex::decode(text.trim()).map_err(|e| malformed(format!("not hex: {e}")))?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| malformed(format!("{} bytes, expected 32", b.len())))?;
+    Ok(SigningKey::from_bytes(&arr))
+}
+
+fn write_signing(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io { path: path.into(), source };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(key.to_bytes())).as_bytes()).map_err(io)
+}
+
+/// What `quorate keygen` makes.
+#[derive(Clone, Debug)]
+pub struct KeygenSpec {
+    /// Protocol name.
+    pub protocol: String,
+    /// Fault model.
+    pub fault_model: ModelName,
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Faults tolerated.
+    pub f: usize,
+    /// Number of client keys (ids 1..=clients).
+    pub clients: usize,
+    /// Replica i listens on 127.0.0.1:(base_port + i).
+    pub base_port: u16,
+    /// Replica i serves metrics on 127.0.0.1:(metrics_base_port + i) (None: no endpoint).
+    pub metrics_base_port: Option<u16>,
+    /// The protocol's default settings, written out so they can be edited.
+    pub settings: toml::Table,
+    /// Runtime settings.
+    pub node: NodeSettings,
+}
+
+/// Write fresh keys into `<out>/keys` and a ready cluster file `<out>/cluster.toml`.
+pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
+    let keys_dir = out.join("keys");
+    std::fs::create_dir_all(&keys_dir).map_err(|source| KeyError::Io { path: keys_dir.clone(), source })?;
+    let mut rng = rand::rngs::OsRng;
+    let mut fresh = |node: NodeId| -> Result<String, KeyError> {
+        let key = SigningKey::generate(&mut rng);
+        write_signing(&keys_dir.join(file_name(node)), &key)?;
+        Ok(hex::encode(key.verifying_key().to_bytes()))
+    };
+    let mut replicas = Vec::new();
+    for i in 0..spec.replicas {
+        let port = u32::from(spec.base_port) + i as u32;
+        replicas.push(ReplicaEntry {
+            id: i as u32,
+            address: format!("127.0.0.1:{port}"),
+            public_key: fresh(NodeId::Replica(quorate_core::ReplicaId(i as u32)))?,
+            metrics: spec.metrics_base_port.map(|p| format!("127.0.0.1:{}", u32::from(p) + i as u32)),
+        });
+    }
+    let mut clients = Vec::new();
+    for id in 1..=spec.clients as u64 {
+        clients.push(ClientEntry { id, public_key: fresh(NodeId::Client(quorate_core::ClientId(id)))? });
+    }
+    let file = ClusterFile {
+        protocol: spec.protocol.clone(),
+        fault_model: spec.fault_model,
+        f: spec.f,
+        service: "kv".into(),
+        replicas,
+        clients,
+        node: spec.node.clone(),
+        settings: spec.settings.clone(),
+    };
+    let body = toml::to_string(&file).expect("the cluster file serializes");
+    let text = format!(
+        "# quorate cluster file, written by `quorate keygen`.\n\
+         # Edit the addresses for real hosts and copy each replica its own key file only.\n\
+         # protocol: the ordering protocol; fault_model: byzantine (n >= 3f+1 for mod-smart) or crash;\n\
+         # service: kv or counter. [node]: runtime settings; [settings]: the protocol's settings\n\
+         # (all shown with their defaults; durations like \"2s\" or \"500ms\").\n\n{body}"
+    );
+    let path = out.join("cluster.toml");
+    std::fs::write(&path, text).map_err(|source| KeyError::Io { path: path.clone(), source })?;
+    Ok(path)
+}

@@ -1,0 +1,338 @@
+//! The replica's network: an authenticated listener for replicas and
+//! clients, one outgoing connection per peer replica (reconnecting with
+//! back-off), and the routes back to connected clients.
+//!
+//! Receiving tasks decode each frame and check the signatures it carries
+//! (`Message::preverify`) before queueing it for the protocol thread: these
+//! tasks run on all of tokio's worker threads, which is the parallel
+//! authentication stage in front of the single protocol thread.
+
+use crate::crypto::RuntimeCrypto;
+use crate::metrics::{Metrics, Peer};
+use bytes::Bytes;
+use parking_lot::RwLock;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::{Message, Protocol};
+use quorate_core::wire;
+use quorate_transport::{FrameReader, FrameWriter, Identity, Limits};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+/// A message for the protocol thread.
+pub(crate) struct Inbound<P: Protocol> {
+    pub from: NodeId,
+    pub msg: P::Message,
+    pub arrived: Instant,
+}
+
+/// What the protocol thread receives.
+pub(crate) enum HostInput<P: Protocol> {
+    Message(Inbound<P>),
+    Shutdown,
+}
+
+/// Flush a connection's buffer once it holds this much, even if more frames wait.
+const MAX_WRITE_BATCH: usize = 1 << 20;
+
+/// Where the replica's outgoing frames go.
+pub(crate) struct Routes {
+    me: ReplicaId,
+    peers: Vec<Option<mpsc::Sender<Bytes>>>,
+    clients: RwLock<HashMap<ClientId, (u64, mpsc::Sender<Bytes>)>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Routes {
+    /// Queue a frame for one node; a full queue drops it (counted), as a lossy link would.
+    pub fn send(&self, to: NodeId, frame: Bytes) {
+        let sent = match to {
+            NodeId::Replica(r) if r == self.me => return,
+            NodeId::Replica(r) => match self.peers.get(r.index()).and_then(|p| p.as_ref()) {
+                Some(tx) => tx.try_send(frame).is_ok(),
+                None => {
+                    debug!(?r, "send to a replica outside the membership");
+                    return;
+                }
+            },
+            NodeId::Client(c) => match self.clients.read().get(&c) {
+                Some((_, tx)) => tx.try_send(frame).is_ok(),
+                // Not connected: the client retransmits after reconnecting.
+                None => return,
+            },
+        };
+        if !sent {
+            self.metrics.reject("send queue full");
+        }
+    }
+
+    /// Queue a frame for every other replica.
+    pub fn broadcast(&self, frame: Bytes) {
+        for (i, p) in self.peers.iter().enumerate() {
+            if let Some(tx) = p {
+                if tx.try_send(frame.clone()).is_err() {
+                    self.metrics.reject("send queue full");
+                    debug!(peer = i, "send queue full");
+                }
+            }
+        }
+    }
+}
+
+/// Everything the network tasks share.
+pub(crate) struct NetContext<P: Protocol> {
+    pub identity: Identity,
+    pub directory: quorate_transport::Directory,
+    pub limits: Limits,
+    pub max_client_frame: usize,
+    pub send_queue: usize,
+    pub reconnect_max: Duration,
+    pub crypto: RuntimeCrypto,
+    pub metrics: Arc<Metrics>,
+    pub input: flume::Sender<HostInput<P>>,
+    pub routes: Arc<Routes>,
+    next_conn: AtomicU64,
+}
+
+/// Start the network of replica `me`: the listener and one dialer per peer.
+/// Returns the routes the durability stage sends through.
+pub(crate) fn start<P: Protocol>(
+    listener: TcpListener,
+    addresses: Vec<String>,
+    identity: Identity,
+    directory: quorate_transport::Directory,
+    limits: Limits,
+    settings: &crate::config::NodeSettings,
+    crypto: RuntimeCrypto,
+    metrics: Arc<Metrics>,
+    input: flume::Sender<HostInput<P>>,
+) -> Arc<Routes> {
+    let me = identity.me.replica().expect("a replica host runs as a replica");
+    let mut peers = Vec::new();
+    let mut receivers = Vec::new();
+    for i in 0..addresses.len() {
+        if i == me.index() {
+            peers.push(None);
+        } else {
+            let (tx, rx) = mpsc::channel(settings.send_queue);
+            peers.push(Some(tx));
+            receivers.push((ReplicaId(i as u32), rx));
+        }
+    }
+    let routes = Arc::new(Routes { me, peers, clients: RwLock::new(HashMap::new()), metrics: Arc::clone(&metrics) });
+    let ctx = Arc::new(NetContext {
+        identity,
+        directory,
+        limits,
+        max_client_frame: settings.max_client_frame,
+        send_queue: settings.send_queue,
+        reconnect_max: settings.reconnect_max,
+        crypto,
+        metrics,
+        input,
+        routes: Arc::clone(&routes),
+        next_conn: AtomicU64::new(0),
+    });
+    for (peer, rx) in receivers {
+        let address = addresses[peer.index()].clone();
+        tokio::spawn(dial_peer(Arc::clone(&ctx), peer, address, rx));
+    }
+    tokio::spawn(accept_loop(ctx, listener));
+    routes
+}
+
+async fn accept_loop<P: Protocol>(ctx: Arc<NetContext<P>>, listener: TcpListener) {
+    loop {
+        let (stream, addr) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            match quorate_transport::accept(stream, &ctx.identity, &ctx.directory, &ctx.limits).await {
+                Ok((peer, channel)) => {
+                    let (reader, writer) = channel.split();
+                    serve_connection(ctx, peer, reader, writer).await;
+                }
+                Err(e) => {
+                    ctx.metrics.reject(e.reason());
+                    warn!(%addr, "connection refused: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// An accepted, authenticated connection: read from it; for a client, also
+/// route replies to it.
+async fn serve_connection<P: Protocol, R, W>(
+    ctx: Arc<NetContext<P>>,
+    peer: NodeId,
+    reader: FrameReader<R>,
+    writer: FrameWriter<W>,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    ctx.metrics.connections.inc();
+    debug!(?peer, "connection accepted");
+    let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+    let client = peer.client();
+    if let Some(c) = client {
+        let (tx, rx) = mpsc::channel(ctx.send_queue);
+        // The latest connection of a client is its route (it reconnected).
+        ctx.routes.clients.write().insert(c, (conn, tx));
+        let label = Peer { peer: format!("c{}", c.0) };
+        tokio::spawn(write_loop(writer, rx, Arc::clone(&ctx.metrics), label));
+    } else {
+        // Replicas send to us on their own outgoing connection; this one is read only.
+        drop(writer);
+    }
+    let limit = if client.is_some() { ctx.max_client_frame } else { ctx.limits.max_frame };
+    read_loop(&ctx, peer, reader, limit).await;
+    if let Some(c) = client {
+        let mut routes = ctx.routes.clients.write();
+        if routes.get(&c).is_some_and(|(id, _)| *id == conn) {
+            routes.remove(&c);
+        }
+    }
+    ctx.metrics.connections.dec();
+}
+
+/// Decode, pre-verify and queue every frame of a connection until it ends.
+async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
+    ctx: &NetContext<P>,
+    peer: NodeId,
+    mut reader: FrameReader<R>,
+    limit: usize,
+) {
+    loop {
+        let frame = match reader.next().await {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => {
+                ctx.metrics.reject(e.reason());
+                warn!(?peer, "connection dropped: {e}");
+                return;
+            }
+        };
+        let msg: P::Message = match wire::decode(&frame, limit) {
+            Ok(m) => m,
+            Err(e) => {
+                // The channel is authenticated: the peer itself sent this. Drop the frame, keep serving.
+                ctx.metrics.reject(e.reason());
+                warn!(?peer, "frame rejected: {e}");
+                if matches!(e, wire::WireError::Oversize { .. }) {
+                    return;
+                }
+                continue;
+            }
+        };
+        msg.preverify(peer, &ctx.crypto);
+        let input = HostInput::Message(Inbound { from: peer, msg, arrived: Instant::now() });
+        if ctx.input.send_async(input).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Send queued frames on a connection, many per write.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut writer: FrameWriter<W>,
+    mut rx: mpsc::Receiver<Bytes>,
+    metrics: Arc<Metrics>,
+    label: Peer,
+) -> Option<mpsc::Receiver<Bytes>> {
+    loop {
+        let frame = rx.recv().await?;
+        if writer.push(&frame).is_err() {
+            metrics.reject("oversize outgoing frame");
+        }
+        while writer.buffered() < MAX_WRITE_BATCH {
+            let Ok(frame) = rx.try_recv() else { break };
+            if writer.push(&frame).is_err() {
+                metrics.reject("oversize outgoing frame");
+            }
+        }
+        metrics.send_queue.get_or_create(&label).set(rx.len() as i64);
+        if let Err(e) = writer.flush().await {
+            debug!(peer = %label.peer, "write failed: {e}");
+            return Some(rx);
+        }
+    }
+}
+
+/// Keep a connection to `peer` open and send it what is queued for it.
+async fn dial_peer<P: Protocol>(
+    ctx: Arc<NetContext<P>>,
+    peer: ReplicaId,
+    address: String,
+    mut rx: mpsc::Receiver<Bytes>,
+) {
+    let label = Peer { peer: format!("r{}", peer.0) };
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match dial(&address, &ctx.identity, NodeId::Replica(peer), &ctx.directory, &ctx.limits).await {
+            Ok((reader, writer)) => {
+                backoff = Duration::from_millis(50);
+                info!(?peer, "connected");
+                drop(reader);
+                ctx.metrics.connections.inc();
+                let back = write_loop(writer, rx, Arc::clone(&ctx.metrics), label.clone()).await;
+                ctx.metrics.connections.dec();
+                match back {
+                    Some(r) => rx = r,
+                    None => return,
+                }
+                info!(?peer, "connection lost");
+            }
+            Err(DialError::Handshake(e)) => {
+                ctx.metrics.reject(e.reason());
+                warn!(?peer, "handshake failed: {e}");
+            }
+            Err(DialError::Io(e)) => debug!(?peer, "connect failed: {e}"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(ctx.reconnect_max);
+    }
+}
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    /// TCP connect failed.
+    #[error("connect: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer failed authentication.
+    #[error(transparent)]
+    Handshake(#[from] quorate_transport::HandshakeError),
+}
+
+/// The two halves of an authenticated TCP connection.
+pub type TcpHalves = (FrameReader<tokio::io::ReadHalf<TcpStream>>, FrameWriter<tokio::io::WriteHalf<TcpStream>>);
+
+/// Connect to `address` and authenticate it as `expected`.
+pub async fn dial(
+    address: &str,
+    identity: &Identity,
+    expected: NodeId,
+    directory: &quorate_transport::Directory,
+    limits: &Limits,
+) -> Result<TcpHalves, DialError> {
+    let stream = tokio::time::timeout(limits.handshake_timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let channel = quorate_transport::connect(stream, identity, expected, directory, limits).await?;
+    Ok(channel.split())
+}
