@@ -385,7 +385,7 @@ mod tests {
         assert!(err(&file("").replacen(&key_hex(2), "abcd", 1)).contains("replicas[1].public_key"));
         assert!(err(&file("service = \"sql\"\n")).contains("service"));
         assert!(err(&file("colour = 3\n")).contains("colour"));
-        assert!(err(&file("[node]\nfsync = \"yes\"\n").replace("[[replicas]]", "[[replicas]]")).contains("fsync"));
+        assert!(err(&file("[node]\nfsync = \"yes\"\n")).contains("fsync"));
         assert!(err("protocol = 3").contains("protocol"));
     }
 }

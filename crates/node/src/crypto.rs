@@ -12,11 +12,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// The young and the old generation of the cache.
+type Generations = (HashSet<[u8; 32]>, HashSet<[u8; 32]>);
+
 /// Signatures known to be valid, remembered as SHA-256(signer, signature, data).
 /// Two generations: when the young one is full the old one is dropped, so the
 /// cache is bounded and keeps what was verified recently.
 pub struct VerifyCache {
-    gens: Mutex<(HashSet<[u8; 32]>, HashSet<[u8; 32]>)>,
+    gens: Mutex<Generations>,
     capacity: usize,
     /// Lookups answered from the cache.
     pub hits: AtomicU64,

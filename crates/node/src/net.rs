@@ -7,6 +7,7 @@
 //! tasks run on all of tokio's worker threads, which is the parallel
 //! authentication stage in front of the single protocol thread.
 
+use crate::config::ClusterConfig;
 use crate::crypto::RuntimeCrypto;
 use crate::metrics::{Metrics, Peer};
 use bytes::Bytes;
@@ -103,16 +104,16 @@ pub(crate) struct NetContext<P: Protocol> {
 /// Returns the routes the durability stage sends through.
 pub(crate) fn start<P: Protocol>(
     listener: TcpListener,
-    addresses: Vec<String>,
+    cfg: &ClusterConfig,
     identity: Identity,
-    directory: quorate_transport::Directory,
-    limits: Limits,
-    settings: &crate::config::NodeSettings,
     crypto: RuntimeCrypto,
     metrics: Arc<Metrics>,
     input: flume::Sender<HostInput<P>>,
 ) -> Arc<Routes> {
     let me = identity.me.replica().expect("a replica host runs as a replica");
+    let settings = &cfg.file.node;
+    let addresses: Vec<String> = cfg.file.replicas.iter().map(|r| r.address.clone()).collect();
+    let limits = Limits { max_frame: settings.max_frame, handshake_timeout: settings.handshake_timeout };
     let mut peers = Vec::new();
     let mut receivers = Vec::new();
     for i in 0..addresses.len() {
@@ -127,7 +128,7 @@ pub(crate) fn start<P: Protocol>(
     let routes = Arc::new(Routes { me, peers, clients: RwLock::new(HashMap::new()), metrics: Arc::clone(&metrics) });
     let ctx = Arc::new(NetContext {
         identity,
-        directory,
+        directory: cfg.directory.clone(),
         limits,
         max_client_frame: settings.max_client_frame,
         send_queue: settings.send_queue,
@@ -178,7 +179,7 @@ async fn accept_loop<P: Protocol>(ctx: Arc<NetContext<P>>, listener: TcpListener
 async fn serve_connection<P: Protocol, R, W>(
     ctx: Arc<NetContext<P>>,
     peer: NodeId,
-    reader: FrameReader<R>,
+    mut reader: FrameReader<R>,
     writer: FrameWriter<W>,
 ) where
     R: AsyncRead + Unpin,
@@ -192,13 +193,15 @@ async fn serve_connection<P: Protocol, R, W>(
         let (tx, rx) = mpsc::channel(ctx.send_queue);
         // The latest connection of a client is its route (it reconnected).
         ctx.routes.clients.write().insert(c, (conn, tx));
-        let label = Peer { peer: format!("c{}", c.0) };
-        tokio::spawn(write_loop(writer, rx, Arc::clone(&ctx.metrics), label));
+        // No per-client queue gauge: clients come and go, series would pile up.
+        tokio::spawn(write_loop(writer, rx, Arc::clone(&ctx.metrics), None));
     } else {
         // Replicas send to us on their own outgoing connection; this one is read only.
         drop(writer);
     }
     let limit = if client.is_some() { ctx.max_client_frame } else { ctx.limits.max_frame };
+    // Checked on each frame's length, before the frame is buffered (the handshake ran under max_frame).
+    reader.set_max_frame(limit);
     read_loop(&ctx, peer, reader, limit).await;
     if let Some(c) = client {
         let mut routes = ctx.routes.clients.write();
@@ -251,8 +254,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut writer: FrameWriter<W>,
     mut rx: mpsc::Receiver<Bytes>,
     metrics: Arc<Metrics>,
-    label: Peer,
+    label: Option<Peer>,
 ) -> Option<mpsc::Receiver<Bytes>> {
+    let depth = label.as_ref().map(|l| metrics.send_queue.get_or_create(l).clone());
     loop {
         let frame = rx.recv().await?;
         if writer.push(&frame).is_err() {
@@ -264,9 +268,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 metrics.reject("oversize outgoing frame");
             }
         }
-        metrics.send_queue.get_or_create(&label).set(rx.len() as i64);
+        if let Some(d) = &depth {
+            d.set(rx.len() as i64);
+        }
         if let Err(e) = writer.flush().await {
-            debug!(peer = %label.peer, "write failed: {e}");
+            debug!(peer = ?label, "write failed: {e}");
             return Some(rx);
         }
     }
@@ -288,7 +294,7 @@ async fn dial_peer<P: Protocol>(
                 info!(?peer, "connected");
                 drop(reader);
                 ctx.metrics.connections.inc();
-                let back = write_loop(writer, rx, Arc::clone(&ctx.metrics), label.clone()).await;
+                let back = write_loop(writer, rx, Arc::clone(&ctx.metrics), Some(label.clone())).await;
                 ctx.metrics.connections.dec();
                 match back {
                     Some(r) => rx = r,

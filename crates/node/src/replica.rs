@@ -20,7 +20,7 @@ use quorate_core::service::Service;
 use quorate_core::time::Time;
 use quorate_core::wire;
 use quorate_storage::{Log, LogOptions, StorageError};
-use quorate_transport::{Identity, Limits};
+use quorate_transport::Identity;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -159,22 +159,10 @@ pub fn start<P: Protocol>(
     }
 
     let (input_tx, input_rx) = flume::bounded(node.input_queue);
-    let limits = Limits { max_frame: node.max_frame, handshake_timeout: node.handshake_timeout };
-    let identity = Identity { me, key };
-    let addresses: Vec<String> = cfg.file.replicas.iter().map(|r| r.address.clone()).collect();
     let routes = {
         let _guard = runtime.enter();
-        net::start::<P>(
-            listener,
-            addresses,
-            identity,
-            cfg.directory.clone(),
-            limits,
-            &node,
-            crypto.clone(),
-            Arc::clone(&metrics),
-            input_tx.clone(),
-        )
+        let identity = Identity { me, key };
+        net::start::<P>(listener, cfg, identity, crypto.clone(), Arc::clone(&metrics), input_tx.clone())
     };
 
     let (egress_tx, egress_rx) = flume::bounded(node.input_queue);
