@@ -71,9 +71,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         FrameReader { io, key, counter: 0, buf: BytesMut::new(), max_frame }
     }
 
+    /// Change the largest payload accepted from now on (e.g. a tighter limit once the peer
+    /// turns out to be a client): announced lengths over it fail before anything is buffered.
+    pub fn set_max_frame(&mut self, max_frame: usize) {
+        self.max_frame = max_frame;
+    }
+
     /// The next authenticated payload, or `Ok(None)` at EOF on a frame boundary. Note that an
     /// attacker on the path can also cut the connection, so EOF means "no more frames", not
     /// "the peer meant to stop".
+    ///
+    /// The payload is a slice of the shared read buffer, not a copy: holding it keeps that
+    /// buffer's allocation alive, so copy payloads that are kept for long.
     ///
     /// Cancel-safe: partial input stays buffered, so this can be used in `select!`.
     pub async fn next(&mut self) -> Result<Option<Bytes>, FrameError> {
@@ -156,6 +165,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             }
         }
         self.io.flush().await?;
+        Ok(())
+    }
+
+    /// Flush, then close the write direction: the peer's reader sees a clean EOF. (Dropping a
+    /// split writer does not close the stream while its reader half is alive.)
+    pub async fn shutdown(&mut self) -> Result<(), FrameError> {
+        self.flush().await?;
+        self.io.shutdown().await?;
         Ok(())
     }
 

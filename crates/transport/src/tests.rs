@@ -78,7 +78,7 @@ async fn client_to_replica_over_tcp() {
         sw.send(&(i * 3).to_be_bytes()).await.unwrap();
         assert_eq!(cr.next().await.unwrap().unwrap(), &(i * 3).to_be_bytes()[..]);
     }
-    drop(cw);
+    cw.shutdown().await.unwrap();
     assert!(sr.next().await.unwrap().is_none(), "clean EOF at a frame boundary");
 }
 
@@ -228,8 +228,8 @@ async fn eof_inside_a_frame_is_truncation() {
     w.push(b"complete").unwrap();
     w.push(b"cut short").unwrap();
     let raw = w.buf.split();
-    w.io.write_all(&raw[..raw.len() - 3]).await.unwrap();
-    w.io.shutdown().await.unwrap();
+    w.buf.extend_from_slice(&raw[..raw.len() - 3]);
+    w.shutdown().await.unwrap();
     assert_eq!(r.next().await.unwrap().unwrap(), &b"complete"[..]);
     let err = r.next().await.unwrap_err();
     assert!(matches!(err, FrameError::Truncated));
@@ -273,4 +273,26 @@ async fn silent_peer_times_out() {
     let (_silent, s) = duplex(4096);
     let err = connect(s, &ids[0], B, &dir, &limits).await.err().unwrap();
     assert!(matches!(err, HandshakeError::Timeout));
+}
+
+#[tokio::test]
+async fn frame_reflected_back_to_its_sender_fails_mac() {
+    let (ids, _) = nodes();
+    let (d, a) = handshake(&ids[0], B, &ids[1], &Limits::default()).await;
+    let ((mut dr, mut dw), (_ar, mut aw)) = (d.unwrap().split(), a.unwrap().1.split());
+    // Same counter (0) in both directions: only the per-direction keys tell the frames apart.
+    dw.push(b"to B").unwrap();
+    aw.io.write_all(&dw.buf.split()).await.unwrap();
+    assert!(matches!(dr.next().await, Err(FrameError::BadMac)));
+}
+
+#[tokio::test]
+async fn low_order_ephemeral_key_is_refused() {
+    let (ids, dir) = nodes();
+    let (mut x, y) = duplex(4096);
+    // The identity point: the shared secret would be all zeros whatever the acceptor's key.
+    let hello = Hello { version: VERSION, from: A, to: B, ephemeral: [0; 32], nonce: [0; 32] };
+    send_msg(&mut x, &hello).await.unwrap();
+    let err = accept(y, &ids[1], &dir, &Limits::default()).await.err().unwrap();
+    assert!(matches!(err, HandshakeError::NonContributory), "{err}");
 }
