@@ -139,7 +139,6 @@ fn run<P: Protocol>(cfg: &ClusterConfig, args: &BenchArgs) -> Result<(), String>
     let ids: Vec<ClientId> = (1..=args.clients as u64).map(ClientId).collect();
     let value = Bytes::from(vec![b'x'; args.payload]);
     let done = Arc::new(AtomicU64::new(0));
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stats: Vec<ClientStats> = rt.block_on(async {
         // Wait until the cluster answers.
         let mut probe = Client::<P>::connect(cfg, ids[0], ClientOptions { timeout: Duration::from_secs(30) })
@@ -158,7 +157,6 @@ fn run<P: Protocol>(cfg: &ClusterConfig, args: &BenchArgs) -> Result<(), String>
                 .map_err(|e| e.to_string())?;
             let op = KvOp::Put { key: Bytes::from(format!("k{}", id.0)), value: value.clone() }.encode();
             let done = Arc::clone(&done);
-            let measuring = Arc::clone(&measuring);
             tasks.push(tokio::spawn(async move {
                 let mut s = ClientStats {
                     latencies: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
@@ -181,9 +179,6 @@ fn run<P: Protocol>(cfg: &ClusterConfig, args: &BenchArgs) -> Result<(), String>
                         }
                         Ok(_) => {}
                         Err(_) => s.errors += 1,
-                    }
-                    if !measuring.load(Ordering::Relaxed) && after >= measure_from {
-                        measuring.store(true, Ordering::Relaxed);
                     }
                 }
             }));

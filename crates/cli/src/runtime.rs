@@ -243,17 +243,22 @@ pub fn show_reply(reply: &[u8]) -> Result<String, String> {
     }
 }
 
+/// Execute `op` (reads by the read-only path); the printed reply.
+async fn execute<P: Protocol>(client: &mut Client<P>, op: &KvOp) -> Result<String, String> {
+    let bytes = op.encode();
+    let reply = if op.is_read_only() { client.invoke_read_only(bytes).await } else { client.invoke(bytes).await };
+    show_reply(&reply.map_err(|e| e.to_string())?)
+}
+
 /// Run one operation as client `id`; the printed reply.
-pub async fn run_op<P: Protocol>(
+async fn run_op<P: Protocol>(
     cfg: &ClusterConfig,
     id: ClientId,
     op: &KvOp,
     timeout: Duration,
 ) -> Result<String, String> {
     let mut client = Client::<P>::connect(cfg, id, ClientOptions { timeout }).map_err(|e| e.to_string())?;
-    let bytes = op.encode();
-    let reply = if op.is_read_only() { client.invoke_read_only(bytes).await } else { client.invoke(bytes).await };
-    show_reply(&reply.map_err(|e| e.to_string())?)
+    execute(&mut client, op).await
 }
 
 /// `quorate client`.
@@ -469,14 +474,8 @@ fn demo(cfg: &ClusterConfig) -> Result<(), String> {
         let mut client = Client::<ModSmart>::connect(cfg, id, ClientOptions { timeout: Duration::from_secs(20) })
             .map_err(|e| e.to_string())?;
         for step in &steps {
-            let op = step.to_kv();
             let t = std::time::Instant::now();
-            let reply = if op.is_read_only() {
-                client.invoke_read_only(op.encode()).await
-            } else {
-                client.invoke(op.encode()).await
-            };
-            let text = show_reply(&reply.map_err(|e| e.to_string())?)?;
+            let text = execute(&mut client, &step.to_kv()).await?;
             println!("client {}: {step:?} -> {text}  ({:.1} ms)", id.0, t.elapsed().as_secs_f64() * 1e3);
         }
         Ok::<(), String>(())

@@ -16,6 +16,27 @@ fn view_changes(cluster: &Cluster, i: usize) -> f64 {
     cluster.metric_now(i, "quorate_view_changes_total")
 }
 
+/// Stop the load; the replicas in `running` must still be up; the whole
+/// history (load, `probes`, a final ordered read of every key) must be linearizable.
+fn finish(
+    rt: &tokio::runtime::Runtime,
+    cluster: &mut Cluster,
+    load: Load,
+    running: &[usize],
+    probes: History,
+    start: Instant,
+) {
+    for &i in running {
+        cluster.assert_running(i);
+    }
+    let (done, failed) = (load.completed(), load.failed());
+    let mut history = load.stop(rt);
+    history.extend(probes);
+    final_reads(rt, &cluster.cfg, READER, start, &mut history);
+    eprintln!("{done} operations completed, {failed} timed out");
+    common::assert_linearizable(&history);
+}
+
 /// The leader (replica 0, the initial one) is killed under load: the others
 /// change regency and keep serving, and the whole history is linearizable.
 #[test]
@@ -37,14 +58,7 @@ fn leader_crash_under_load() {
         survivors.iter().any(|&i| view_changes(&cluster, i) > before[i])
     });
     assert_ne!(cluster.leader(), leader, "a surviving replica leads");
-    for &i in &survivors {
-        cluster.assert_running(i);
-    }
-    let (done, failed) = (load.completed(), load.failed());
-    let mut history = load.stop(&rt);
-    final_reads(&rt, &cluster.cfg, READER, start, &mut history);
-    eprintln!("{done} operations completed, {failed} timed out");
-    common::assert_linearizable(&history);
+    finish(&rt, &mut cluster, load, &survivors, History::new(), start);
 }
 
 /// Each replica in turn is killed with SIGKILL under load, restarted from its
@@ -67,15 +81,7 @@ fn kill_and_restart_each_replica_under_load() {
         wait_caught_up(&rt, &mut cluster, i, 6 + i as u64, start, &mut probes);
         load.wait_more(20, &format!("after replica {i} restarted"));
     }
-    for i in 0..4 {
-        cluster.assert_running(i);
-    }
-    let (done, failed) = (load.completed(), load.failed());
-    let mut history = load.stop(&rt);
-    history.extend(probes);
-    final_reads(&rt, &cluster.cfg, READER, start, &mut history);
-    eprintln!("{done} operations completed, {failed} timed out");
-    common::assert_linearizable(&history);
+    finish(&rt, &mut cluster, load, &[0, 1, 2, 3], probes, start);
 }
 
 /// A replica whose disk is wiped rejoins by state transfer (the others have
@@ -111,13 +117,5 @@ fn wiped_replica_rejoins_by_state_transfer() {
         cluster.metric_now(3, "quorate_executed_requests_total") >= 1.0
     });
     load.wait_more(20, "after replica 3 rejoined");
-    for i in 0..4 {
-        cluster.assert_running(i);
-    }
-    let (done, failed) = (load.completed(), load.failed());
-    let mut history = load.stop(&rt);
-    history.extend(probes);
-    final_reads(&rt, &cluster.cfg, READER, start, &mut history);
-    eprintln!("{done} operations completed, {failed} timed out");
-    common::assert_linearizable(&history);
+    finish(&rt, &mut cluster, load, &[0, 1, 2, 3], probes, start);
 }

@@ -14,7 +14,7 @@
 
 use crate::config::{ClusterConfig, ConfigError};
 use crate::crypto::RuntimeCrypto;
-use crate::net::dial;
+use crate::net::{dial, Backoff};
 use bytes::Bytes;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox, Protocol};
@@ -64,7 +64,6 @@ pub struct Client<P: Protocol> {
     epoch: Instant,
     timeout: Duration,
     tasks: Vec<JoinHandle<()>>,
-    out: Outbox<P>,
 }
 
 impl<P: Protocol> Drop for Client<P> {
@@ -128,7 +127,6 @@ impl<P: Protocol> Client<P> {
             epoch: Instant::now(),
             timeout: opts.timeout,
             tasks,
-            out: Outbox::new(),
         })
     }
 
@@ -149,10 +147,12 @@ impl<P: Protocol> Client<P> {
 
     async fn run(&mut self, op: Bytes, read_only: bool) -> Result<Bytes, ClientError> {
         let deadline = Instant::now() + self.timeout;
-        let mut out = std::mem::take(&mut self.out);
+        let mut out = Outbox::new();
         self.machine.invoke(self.now(), op, read_only, &mut out);
-        let mut done = self.apply(&mut out);
-        while done.is_none() {
+        loop {
+            if let Some(result) = self.apply(&mut out) {
+                return Ok(result);
+            }
             let next_timer = self.timers.values().min().copied().unwrap_or(deadline).min(deadline);
             tokio::select! {
                 m = self.inbox.recv() => {
@@ -161,7 +161,6 @@ impl<P: Protocol> Client<P> {
                 }
                 _ = tokio::time::sleep_until(next_timer) => {
                     if Instant::now() >= deadline {
-                        self.out = out;
                         return Err(ClientError::Timeout(self.timeout));
                     }
                     let now = Instant::now();
@@ -173,10 +172,7 @@ impl<P: Protocol> Client<P> {
                     }
                 }
             }
-            done = self.apply(&mut out);
         }
-        self.out = out;
-        done.ok_or(ClientError::Closed)
     }
 
     /// Carry out effects; the result if the operation completed.
@@ -231,11 +227,11 @@ async fn connection<P: Protocol>(
     mut rx: mpsc::Receiver<Bytes>,
     inbox: mpsc::Sender<(ReplicaId, P::Message)>,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(reconnect_max);
     loop {
         match dial(&address, &identity, NodeId::Replica(r), &directory, &limits).await {
             Ok((mut reader, mut writer)) => {
-                backoff = Duration::from_millis(50);
+                backoff.reset();
                 let inbox = inbox.clone();
                 let max = limits.max_frame;
                 let mut read = tokio::spawn(async move {
@@ -273,7 +269,6 @@ async fn connection<P: Protocol>(
             }
             Err(e) => debug!(replica = r.0, "connect failed: {e}"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(reconnect_max);
+        backoff.wait().await;
     }
 }

@@ -307,7 +307,8 @@ impl ClusterConfig {
     /// A node's signing key, checked against its public key in the file.
     pub fn signing_key(&self, node: NodeId) -> Result<SigningKey, ConfigError> {
         let Some(public) = self.directory.get(&node) else {
-            return Err(self.invalid("clients", format!("{node:?} is not in the cluster file")));
+            let field = if node.replica().is_some() { "replicas" } else { "clients" };
+            return Err(self.invalid(field, format!("{node:?} is not in the cluster file")));
         };
         let path = self.keys_dir().join(keys::file_name(node));
         let key = keys::read_signing(&path)?;

@@ -45,20 +45,22 @@ pub fn file_name(node: NodeId) -> String {
     }
 }
 
+/// 32 bytes written as 64 hex digits.
+fn hex32(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+    bytes.try_into().map_err(|b: Vec<u8>| format!("{} bytes, expected 32", b.len()))
+}
+
 /// Parse a hex public key.
 pub fn parse_public(hex_key: &str) -> Result<VerifyingKey, String> {
-    let bytes = hex::decode(hex_key.trim()).map_err(|e| format!("not hex: {e}"))?;
-    let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| format!("{} bytes, expected 32", b.len()))?;
-    VerifyingKey::from_bytes(&arr).map_err(|e| format!("not an Ed25519 public key: {e}"))
+    VerifyingKey::from_bytes(&hex32(hex_key)?).map_err(|e| format!("not an Ed25519 public key: {e}"))
 }
 
 /// Read a signing key file.
 pub fn read_signing(path: &Path) -> Result<SigningKey, KeyError> {
     let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
-    let malformed = |msg: String| KeyError::Malformed { path: path.into(), msg };
-    let bytes = hex::decode(text.trim()).map_err(|e| malformed(format!("not hex: {e}")))?;
-    let arr: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| malformed(format!("{} bytes, expected 32", b.len())))?;
-    Ok(SigningKey::from_bytes(&arr))
+    let bytes = hex32(&text).map_err(|msg| KeyError::Malformed { path: path.into(), msg })?;
+    Ok(SigningKey::from_bytes(&bytes))
 }
 
 fn write_signing(path: &Path, key: &SigningKey) -> Result<(), KeyError> {

@@ -235,9 +235,6 @@ async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
                 // The channel is authenticated: the peer itself sent this. Drop the frame, keep serving.
                 ctx.metrics.reject(e.reason());
                 warn!(?peer, "frame rejected: {e}");
-                if matches!(e, wire::WireError::Oversize { .. }) {
-                    return;
-                }
                 continue;
             }
         };
@@ -286,11 +283,11 @@ async fn dial_peer<P: Protocol>(
     mut rx: mpsc::Receiver<Bytes>,
 ) {
     let label = Peer { peer: format!("r{}", peer.0) };
-    let mut backoff = Duration::from_millis(50);
+    let mut backoff = Backoff::new(ctx.reconnect_max);
     loop {
         match dial(&address, &ctx.identity, NodeId::Replica(peer), &ctx.directory, &ctx.limits).await {
             Ok((reader, writer)) => {
-                backoff = Duration::from_millis(50);
+                backoff.reset();
                 info!(?peer, "connected");
                 drop(reader);
                 ctx.metrics.connections.inc();
@@ -308,8 +305,31 @@ async fn dial_peer<P: Protocol>(
             }
             Err(DialError::Io(e)) => debug!(?peer, "connect failed: {e}"),
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(ctx.reconnect_max);
+        backoff.wait().await;
+    }
+}
+
+/// Reconnection delays: from 50 ms, doubling up to a maximum.
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(50);
+
+    pub(crate) fn new(max: Duration) -> Self {
+        Backoff { next: Self::FIRST, max }
+    }
+
+    /// Connected: the next failure waits the shortest delay again.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    pub(crate) async fn wait(&mut self) {
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(self.max);
     }
 }
 

@@ -76,14 +76,6 @@ impl<P: Protocol> ReplicaHandle<P> {
         self.stop();
     }
 
-    /// Wait until the replica stops by itself (it never does unless its threads fail).
-    pub fn wait(mut self) {
-        if let Some(m) = self.machine.take() {
-            let _ = m.join();
-        }
-        self.stop();
-    }
-
     fn stop(&mut self) {
         let _ = self.input.send(HostInput::Shutdown);
         if let Some(m) = self.machine.take() {
@@ -226,17 +218,11 @@ impl<P: Protocol> ProtocolThread<P> {
             };
             match received {
                 Ok(HostInput::Message(m)) => {
-                    if !self.deliver(m) {
-                        return;
-                    }
+                    self.deliver(m);
                     // Take what else is waiting before looking at timers (bounded, so timers stay on time).
                     for _ in 0..256 {
                         match input.try_recv() {
-                            Ok(HostInput::Message(m)) => {
-                                if !self.deliver(m) {
-                                    return;
-                                }
-                            }
+                            Ok(HostInput::Message(m)) => self.deliver(m),
                             Ok(HostInput::Shutdown) => return,
                             Err(_) => break,
                         }
@@ -250,12 +236,11 @@ impl<P: Protocol> ProtocolThread<P> {
         }
     }
 
-    fn deliver(&mut self, m: Inbound<P>) -> bool {
+    fn deliver(&mut self, m: Inbound<P>) {
         if let NodeId::Client(c) = m.from {
             self.arrivals.entry(c).or_insert(m.arrived);
         }
         self.handle(Input::Message { from: m.from, msg: m.msg });
-        true
     }
 
     fn fire_timers(&mut self) {
