@@ -12,7 +12,7 @@ use quorate_core::ids::ClientId;
 use quorate_core::machine::Protocol;
 use quorate_modsmart::ModSmart;
 use quorate_node::config::NodeSettings;
-use quorate_node::{Client, ClientOptions, ClusterConfig};
+use quorate_node::{Client, ClientHost, ClientOptions, ClusterConfig};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +54,11 @@ pub struct BenchArgs {
     /// Threads per replica process for networking and signature checks (0: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Connections to each replica that the clients share (clients are spread
+    /// evenly; set it to --clients for one connection per client, as
+    /// BFT-SMaRt's benchmark clients have).
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
     /// Client threads in the benchmark process.
     #[arg(long, default_value_t = 2)]
     pub client_threads: usize,
@@ -90,6 +95,9 @@ pub fn bench_main(args: &BenchArgs) -> Result<ExitCode, String> {
     if args.clients == 0 {
         return Err("--clients must be at least 1".into());
     }
+    if args.connections == 0 || args.connections > args.clients {
+        return Err("--connections must be between 1 and --clients".into());
+    }
     let temp = args.dir.is_none();
     let dir =
         args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("quorate-bench-{}", std::process::id())));
@@ -104,6 +112,7 @@ pub fn bench_main(args: &BenchArgs) -> Result<ExitCode, String> {
         metrics_base_port: 0,
         f: None,
         clients: args.clients,
+        clients_per_key: args.clients.div_ceil(args.connections),
         crash: args.crash,
     };
     let node = NodeSettings { fsync: args.fsync, threads: args.threads, ..NodeSettings::default() };
@@ -152,9 +161,16 @@ fn run<P: Protocol>(cfg: &ClusterConfig, args: &BenchArgs) -> Result<(), String>
         let measure_from = start + args.warmup;
         let end = measure_from + args.duration;
         let mut tasks = Vec::new();
-        for id in &ids {
-            let mut client = Client::<P>::connect(cfg, *id, ClientOptions { timeout: Duration::from_secs(10) })
-                .map_err(|e| e.to_string())?;
+        let per_connection = args.clients.div_ceil(args.connections);
+        let mut hosts = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if i % per_connection == 0 {
+                hosts.push(
+                    ClientHost::<P>::connect(cfg, *id, ClientOptions { timeout: Duration::from_secs(10) })
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            let mut client = hosts[hosts.len() - 1].client(*id).map_err(|e| e.to_string())?;
             let op = KvOp::Put { key: Bytes::from(format!("k{}", id.0)), value: value.clone() }.encode();
             let done = Arc::clone(&done);
             tasks.push(tokio::spawn(async move {
@@ -230,7 +246,7 @@ fn run<P: Protocol>(cfg: &ClusterConfig, args: &BenchArgs) -> Result<(), String>
                 "protocol": args.protocol, "replicas": args.replicas, "f": cfg.file.f, "fault_model": format!("{:?}", cfg.file.fault_model).to_lowercase(),
                 "clients": args.clients, "duration_s": secs, "warmup_s": args.warmup.as_secs_f64(), "payload_bytes": args.payload,
                 "operation": "kv put of a per-client key", "sign_requests": args.sign_requests, "fsync": args.fsync,
-                "batch": args.batch, "replica_threads": args.threads, "client_threads": args.client_threads,
+                "batch": args.batch, "connections": args.connections, "replica_threads": args.threads, "client_threads": args.client_threads,
                 "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             }
         });

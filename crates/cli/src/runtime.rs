@@ -45,9 +45,13 @@ pub struct KeygenArgs {
     /// Faults tolerated (default: the most the replicas allow).
     #[arg(long)]
     pub f: Option<usize>,
-    /// Number of client keys (ids 1..=N).
+    /// Number of clients (ids 1..=N), each with a key file.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
+    /// Consecutive client ids sharing one key, so that one process can run them
+    /// as sessions over shared connections (1: a key each).
+    #[arg(long, default_value_t = 1)]
+    pub clients_per_key: usize,
     /// Crash-fault mode instead of Byzantine.
     #[arg(long)]
     pub crash: bool,
@@ -76,6 +80,7 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
         replicas: args.replicas,
         f,
         clients: args.clients,
+        clients_per_key: args.clients_per_key,
         base_port: args.base_port,
         metrics_base_port: (args.metrics_base_port != 0).then_some(args.metrics_base_port),
         settings: {
@@ -427,6 +432,7 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
         metrics_base_port: args.metrics_base_port,
         f: None,
         clients: 16,
+        clients_per_key: 1,
         crash: args.crash,
     };
     let mut cluster = LocalCluster::start(&kg, NodeSettings::default(), &toml::Table::new(), &args.log_level)?;

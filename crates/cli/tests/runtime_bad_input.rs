@@ -1,7 +1,7 @@
 //! The runtime against bad input: a follower and the leader of a 4-replica
 //! cluster receive malformed, unknown, oversize, truncated and tampered
-//! frames, badly signed and replayed requests, and handshakes that lie about
-//! who they are. After each, the replica still runs, its metrics count the
+//! frames, badly signed and replayed requests, client sessions claimed on a
+//! connection without their key, and handshakes that lie about who they are. After each, the replica still runs, its metrics count the
 //! rejection under the expected reason, and it still serves clients (a client
 //! that can only reach a quorum through it completes an operation).
 
@@ -13,10 +13,9 @@ use quorate_apps::KvOp;
 use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::request::{Request, SignedRequest};
-use quorate_core::wire;
 use quorate_modsmart::{ModSmart, Msg};
 use quorate_node::crypto::RuntimeCrypto;
-use quorate_node::{Client, ClusterConfig};
+use quorate_node::{session, Client, ClusterConfig};
 use quorate_transport::{FrameReader, FrameWriter, Identity, Limits};
 use std::io;
 use std::pin::Pin;
@@ -133,13 +132,18 @@ fn put(key: &str, value: &str) -> Bytes {
     KvOp::Put { key: Bytes::from(key.to_string()), value: Bytes::from(value.to_string()) }.encode()
 }
 
-/// A request of client `id`, signed with `signer`'s key.
-fn request(cfg: &ClusterConfig, id: u64, seq: u64, op: Bytes, signer: u64) -> Vec<u8> {
+/// A client connection's frame: the session header of client `id`, then `body`.
+fn framed(id: u64, body: &[u8]) -> Vec<u8> {
+    [&id.to_be_bytes()[..], body].concat()
+}
+
+/// A request frame of client `id`, signed with `signer`'s key.
+fn request(cfg: &ClusterConfig, id: u64, seq: u64, op: Bytes, signer: u64) -> Bytes {
     let node = NodeId::Client(ClientId(signer));
     let crypto = RuntimeCrypto::new(node, &cfg.signing_key(node).expect("key"), &cfg.directory);
     let req = Request { client: ClientId(id), seq, op, read_only: false };
     let sig = crypto.sign(&req.signing_bytes());
-    wire::encode(&Msg::Request(SignedRequest { req, sig }))
+    session::encode(ClientId(id), &Msg::Request(SignedRequest { req, sig }))
 }
 
 /// Read frames until the reply to `seq` arrives.
@@ -147,7 +151,7 @@ async fn await_reply(raw: &mut Raw, seq: u64) {
     let read = async {
         loop {
             let frame = raw.reader.next().await.expect("reply stream").expect("connection open");
-            if let Ok(Msg::Reply(reply)) = wire::decode::<Msg>(&frame, 1 << 20) {
+            if let Ok((_, Msg::Reply(reply))) = session::decode::<Msg>(&frame, 1 << 20) {
                 if reply.seq == seq {
                     return;
                 }
@@ -201,7 +205,7 @@ impl Bench {
 #[test]
 fn replicas_reject_bad_input_and_keep_serving() {
     let _serial = serial();
-    let mut cluster = Cluster::new("bad-input", 4, 16, |t| t);
+    let mut cluster = Cluster::new("bad-input", 4, 16, 1, |t| t);
     cluster.start_all();
     let rt = runtime();
     let started = Instant::now();
@@ -243,14 +247,28 @@ fn replicas_reject_bad_input_and_keep_serving() {
         // A frame that is no message: the frame is dropped, the connection kept.
         b.step(r, "malformed message", async {
             let mut raw = dial_client(&cfg, r, id).await;
-            raw.writer.send(&[0, 0xff]).await.expect("send");
+            raw.writer.send(&framed(id, &[0, 0xff])).await.expect("send");
+            Box::new(raw) as KeepAlive
+        });
+
+        // A frame too short to name its client session.
+        b.step(r, "malformed message", async {
+            let mut raw = dial_client(&cfg, r, id).await;
+            raw.writer.send(&[0, 0, 1]).await.expect("send");
+            Box::new(raw) as KeepAlive
+        });
+
+        // A well-formed request of client 1 on a connection authenticated with another key.
+        b.step(r, "client session not allowed on this connection", async {
+            let mut raw = dial_client(&cfg, r, id).await;
+            raw.writer.send(&request(&cfg, 1, fresh_seq(), put("hijack", "x"), 1)).await.expect("send");
             Box::new(raw) as KeepAlive
         });
 
         // A message kind this replica does not know (variant index 250).
         b.step(r, "unknown message kind", async {
             let mut raw = dial_client(&cfg, r, id).await;
-            raw.writer.send(&[0xfa, 0x01]).await.expect("send");
+            raw.writer.send(&framed(id, &[0xfa, 0x01])).await.expect("send");
             Box::new(raw) as KeepAlive
         });
 

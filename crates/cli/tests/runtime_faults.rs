@@ -8,7 +8,8 @@ mod common;
 use common::{final_reads, runtime, serial, wait_caught_up, wait_until, Cluster, History, Load, DEADLINE};
 use std::time::Instant;
 
-/// Load clients 1..=4; the final reads use client 5, probes 6 and up.
+/// Load clients 1..=4 (one key: sessions over shared connections); the final
+/// reads use client 5, probes 6 and up.
 const LOAD_CLIENTS: &[u64] = &[1, 2, 3, 4];
 const READER: u64 = 5;
 
@@ -42,7 +43,7 @@ fn finish(
 #[test]
 fn leader_crash_under_load() {
     let _serial = serial();
-    let mut cluster = Cluster::new("leader-crash", 4, 8, |t| t);
+    let mut cluster = Cluster::new("leader-crash", 4, 8, 4, |t| t);
     cluster.start_all();
     let rt = runtime();
     let start = Instant::now();
@@ -67,7 +68,7 @@ fn leader_crash_under_load() {
 #[test]
 fn kill_and_restart_each_replica_under_load() {
     let _serial = serial();
-    let mut cluster = Cluster::new("restart-each", 4, 16, |t| t);
+    let mut cluster = Cluster::new("restart-each", 4, 16, 4, |t| t);
     cluster.start_all();
     let rt = runtime();
     let start = Instant::now();
@@ -90,7 +91,7 @@ fn kill_and_restart_each_replica_under_load() {
 #[test]
 fn wiped_replica_rejoins_by_state_transfer() {
     let _serial = serial();
-    let mut cluster = Cluster::new("wiped-disk", 4, 8, |t| {
+    let mut cluster = Cluster::new("wiped-disk", 4, 8, 4, |t| {
         assert!(t.contains("checkpoint_period = 256"), "keygen writes the checkpoint period");
         t.replace("checkpoint_period = 256", "checkpoint_period = 16")
     });

@@ -54,6 +54,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("encoding into a Vec cannot fail for our types")
 }
 
+/// Encode a value after `prefix` (a header of the layer that carries it), in one buffer.
+pub fn encode_after<T: Serialize>(prefix: &[u8], value: &T) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(prefix.len() + 120);
+    buf.extend_from_slice(prefix);
+    postcard::to_extend(value, buf).expect("encoding into a Vec cannot fail for our types")
+}
+
 /// Size of the encoding of a value, without allocating it.
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
     postcard::experimental::serialized_size(value).unwrap_or(0)

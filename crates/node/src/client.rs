@@ -15,12 +15,15 @@
 use crate::config::{ClusterConfig, ConfigError};
 use crate::crypto::RuntimeCrypto;
 use crate::net::{dial, Backoff};
+use crate::session;
 use bytes::Bytes;
+use parking_lot::RwLock;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox, Protocol};
 use quorate_core::time::Time;
-use quorate_core::wire;
+use quorate_core::Membership;
 use quorate_transport::{Identity, Limits};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -54,19 +57,31 @@ impl Default for ClientOptions {
     }
 }
 
-/// A client of a replicated service. One operation at a time (`&mut self`);
-/// run several clients for concurrency.
-pub struct Client<P: Protocol> {
-    machine: Box<dyn ClientMachine<P>>,
-    peers: Vec<mpsc::Sender<Bytes>>,
-    inbox: mpsc::Receiver<(ReplicaId, P::Message)>,
-    timers: HashMap<P::Timer, Instant>,
-    epoch: Instant,
+/// Connections to every replica, shared by the clients ("sessions") that
+/// run over them: one write carries the requests of many clients, one read
+/// their replies. A connection authenticates with one client's key and may
+/// carry the sessions of every client id that has the same public key in the
+/// cluster file (holding that key, it could open their connections anyway).
+pub struct ClientHost<P: Protocol> {
+    shared: Arc<Shared<P>>,
+}
+
+struct Shared<P: Protocol> {
+    cfg: ClusterConfig,
+    owner: ClientId,
+    key: ed25519_dalek::SigningKey,
+    membership: Membership,
+    settings: P::Config,
     timeout: Duration,
+    peers: Vec<mpsc::Sender<Bytes>>,
+    sessions: Sessions<P>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl<P: Protocol> Drop for Client<P> {
+/// Where each client's replies go.
+type Sessions<P> = Arc<RwLock<HashMap<ClientId, mpsc::Sender<(ReplicaId, <P as Protocol>::Message)>>>>;
+
+impl<P: Protocol> Drop for Shared<P> {
     fn drop(&mut self) {
         for t in &self.tasks {
             t.abort();
@@ -74,39 +89,36 @@ impl<P: Protocol> Drop for Client<P> {
     }
 }
 
-impl<P: Protocol> Client<P> {
-    /// A client with id `id`, whose key file is in the cluster's keys directory.
-    /// Must be called inside a tokio runtime; connections open in the background.
-    pub fn connect(cfg: &ClusterConfig, id: ClientId, opts: ClientOptions) -> Result<Self, ConfigError> {
-        let key = cfg.signing_key(NodeId::Client(id))?;
-        Self::with_key(cfg, id, key, opts)
+/// Replies a session has not taken yet; more are dropped (its requests are retransmitted).
+const SESSION_INBOX: usize = 256;
+
+impl<P: Protocol> ClientHost<P> {
+    /// Connections authenticated as client `owner`, whose key file is in the
+    /// cluster's keys directory. Must be called inside a tokio runtime;
+    /// connections open in the background.
+    pub fn connect(cfg: &ClusterConfig, owner: ClientId, opts: ClientOptions) -> Result<Self, ConfigError> {
+        let key = cfg.signing_key(NodeId::Client(owner))?;
+        Self::with_key(cfg, owner, key, opts)
     }
 
-    /// A client holding `key` (which must match its entry in the cluster file).
+    /// Connections authenticated as `owner` holding `key` (which must match its entry in the cluster file).
     pub fn with_key(
         cfg: &ClusterConfig,
-        id: ClientId,
+        owner: ClientId,
         key: ed25519_dalek::SigningKey,
         opts: ClientOptions,
     ) -> Result<Self, ConfigError> {
         let membership = cfg.membership::<P>()?;
         let settings = cfg.settings::<P>()?;
-        let me = NodeId::Client(id);
-        let crypto = RuntimeCrypto::new(me, &key, &cfg.directory);
-        // Replicas remember our last executed sequence number across our restarts:
-        // continue above it (a microsecond clock outruns one process's requests).
-        let first_seq = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        let ctx = ClientContext { id, first_seq, membership, crypto: Arc::new(crypto) };
-        let machine = P::client(ctx, &settings);
         let node = &cfg.file.node;
         let limits = Limits { max_frame: node.max_frame, handshake_timeout: node.handshake_timeout };
-        let identity = Arc::new(Identity { me, key });
+        let identity = Arc::new(Identity { me: NodeId::Client(owner), key: key.clone() });
         let directory = Arc::new(cfg.directory.clone());
-        let (inbox_tx, inbox) = mpsc::channel(1024);
+        let sessions: Sessions<P> = Arc::default();
         let mut peers = Vec::new();
         let mut tasks = Vec::new();
         for r in &cfg.file.replicas {
-            let (tx, rx) = mpsc::channel(1024);
+            let (tx, rx) = mpsc::channel(node.send_queue);
             peers.push(tx);
             tasks.push(tokio::spawn(connection::<P>(
                 ReplicaId(r.id),
@@ -116,18 +128,97 @@ impl<P: Protocol> Client<P> {
                 limits.clone(),
                 node.reconnect_max,
                 rx,
-                inbox_tx.clone(),
+                Arc::clone(&sessions),
             )));
         }
-        Ok(Client {
-            machine,
+        let shared = Shared {
+            cfg: cfg.clone(),
+            owner,
+            key,
+            membership,
+            settings,
+            timeout: opts.timeout,
             peers,
+            sessions,
+            tasks,
+        };
+        Ok(ClientHost { shared: Arc::new(shared) })
+    }
+
+    /// A session for client `id` over these connections. `id` must have the
+    /// connections' public key and no other session here.
+    pub fn client(&self, id: ClientId) -> Result<Client<P>, ConfigError> {
+        let s = &self.shared;
+        let me = NodeId::Client(id);
+        if s.cfg.directory.get(&me) != Some(&s.key.verifying_key()) {
+            return Err(s.cfg.invalid(
+                "clients",
+                format!(
+                    "client {} does not have the key of client {}, whose connections were asked to carry it",
+                    id.0, s.owner.0
+                ),
+            ));
+        }
+        let (tx, inbox) = mpsc::channel(SESSION_INBOX);
+        match s.sessions.write().entry(id) {
+            Entry::Occupied(_) => {
+                return Err(s
+                    .cfg
+                    .invalid("clients", format!("client {} already has a session on these connections", id.0)))
+            }
+            Entry::Vacant(v) => v.insert(tx),
+        };
+        let crypto = RuntimeCrypto::new(me, &s.key, &s.cfg.directory);
+        // Replicas remember our last executed sequence number across our restarts:
+        // continue above it (a microsecond clock outruns one process's requests).
+        let first_seq = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let ctx = ClientContext { id, first_seq, membership: s.membership.clone(), crypto: Arc::new(crypto) };
+        Ok(Client {
+            machine: P::client(ctx, &s.settings),
+            id,
+            host: Arc::clone(s),
             inbox,
             timers: HashMap::new(),
             epoch: Instant::now(),
-            timeout: opts.timeout,
-            tasks,
+            timeout: s.timeout,
         })
+    }
+}
+
+/// A client of a replicated service. One operation at a time (`&mut self`);
+/// run several clients for concurrency (over one [`ClientHost`] they share connections).
+pub struct Client<P: Protocol> {
+    machine: Box<dyn ClientMachine<P>>,
+    id: ClientId,
+    host: Arc<Shared<P>>,
+    inbox: mpsc::Receiver<(ReplicaId, P::Message)>,
+    timers: HashMap<P::Timer, Instant>,
+    epoch: Instant,
+    timeout: Duration,
+}
+
+impl<P: Protocol> Drop for Client<P> {
+    fn drop(&mut self) {
+        self.host.sessions.write().remove(&self.id);
+    }
+}
+
+impl<P: Protocol> Client<P> {
+    /// A client with id `id` on connections of its own; its key file is in
+    /// the cluster's keys directory. Must be called inside a tokio runtime;
+    /// connections open in the background.
+    pub fn connect(cfg: &ClusterConfig, id: ClientId, opts: ClientOptions) -> Result<Self, ConfigError> {
+        ClientHost::connect(cfg, id, opts)?.client(id)
+    }
+
+    /// A client holding `key` (which must match its entry in the cluster file), on connections of its own.
+    pub fn with_key(
+        cfg: &ClusterConfig,
+        id: ClientId,
+        key: ed25519_dalek::SigningKey,
+        opts: ClientOptions,
+    ) -> Result<Self, ConfigError> {
+        ClientHost::with_key(cfg, id, key, opts)?.client(id)
     }
 
     /// Order and execute `op`; the service's reply.
@@ -178,24 +269,25 @@ impl<P: Protocol> Client<P> {
     /// Carry out effects; the result if the operation completed.
     fn apply(&mut self, out: &mut Outbox<P>) -> Option<Bytes> {
         let mut result = None;
+        let peers = &self.host.peers;
         for e in out.drain() {
             match e {
                 Effect::Send { to: NodeId::Replica(r), msg } => {
-                    if let Some(p) = self.peers.get(r.index()) {
-                        let _ = p.try_send(Bytes::from(wire::encode(&msg)));
+                    if let Some(p) = peers.get(r.index()) {
+                        let _ = p.try_send(session::encode(self.id, &msg));
                     }
                 }
                 Effect::Broadcast { msg } => {
-                    let frame = Bytes::from(wire::encode(&msg));
-                    for p in &self.peers {
+                    let frame = session::encode(self.id, &msg);
+                    for p in peers {
                         // A full queue means the replica is unreachable; retransmission covers it.
                         let _ = p.try_send(frame.clone());
                     }
                 }
                 Effect::Multicast { to, msg } => {
-                    let frame = Bytes::from(wire::encode(&msg));
+                    let frame = session::encode(self.id, &msg);
                     for r in to {
-                        if let Some(p) = self.peers.get(r.index()) {
+                        if let Some(p) = peers.get(r.index()) {
                             let _ = p.try_send(frame.clone());
                         }
                     }
@@ -225,21 +317,22 @@ async fn connection<P: Protocol>(
     limits: Limits,
     reconnect_max: Duration,
     mut rx: mpsc::Receiver<Bytes>,
-    inbox: mpsc::Sender<(ReplicaId, P::Message)>,
+    sessions: Sessions<P>,
 ) {
     let mut backoff = Backoff::new(reconnect_max);
     loop {
         match dial(&address, &identity, NodeId::Replica(r), &directory, &limits).await {
             Ok((mut reader, mut writer)) => {
                 backoff.reset();
-                let inbox = inbox.clone();
+                let sessions = Arc::clone(&sessions);
                 let max = limits.max_frame;
                 let mut read = tokio::spawn(async move {
                     while let Ok(Some(frame)) = reader.next().await {
-                        match wire::decode::<P::Message>(&frame, max) {
-                            Ok(msg) => {
-                                if inbox.send((r, msg)).await.is_err() {
-                                    return;
+                        match session::decode::<P::Message>(&frame, max) {
+                            Ok((id, msg)) => {
+                                // A session that is gone or not listening loses the reply; it retransmits.
+                                if let Some(tx) = sessions.read().get(&id) {
+                                    let _ = tx.try_send((r, msg));
                                 }
                             }
                             Err(e) => warn!(replica = r.0, "reply rejected: {e}"),
@@ -270,5 +363,44 @@ async fn connection<P: Protocol>(
             Err(e) => debug!(replica = r.0, "connect failed: {e}"),
         }
         backoff.wait().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ModelName, NodeSettings};
+    use crate::keys::{keygen, KeygenSpec};
+    use quorate_modsmart::ModSmart;
+
+    #[tokio::test]
+    async fn sessions_need_the_connections_key_and_one_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = KeygenSpec {
+            protocol: "mod-smart".into(),
+            fault_model: ModelName::Byzantine,
+            replicas: 4,
+            f: 1,
+            clients: 3,
+            clients_per_key: 2,
+            base_port: 1,
+            metrics_base_port: None,
+            settings: toml::Table::new(),
+            node: NodeSettings::default(),
+        };
+        let cfg = ClusterConfig::load(&keygen(dir.path(), &spec).unwrap()).unwrap();
+        let host = ClientHost::<ModSmart>::connect(&cfg, ClientId(1), ClientOptions::default()).unwrap();
+        let one = host.client(ClientId(1)).unwrap();
+        let two = host.client(ClientId(2)).unwrap();
+        let other_key = host.client(ClientId(3)).err().unwrap().to_string();
+        assert!(other_key.contains("does not have the key of client 1"), "{other_key}");
+        let twice = host.client(ClientId(2)).err().unwrap().to_string();
+        assert!(twice.contains("already has a session"), "{twice}");
+        drop(two);
+        // Its session ended: the id is free again.
+        let _again = host.client(ClientId(2)).unwrap();
+        // The connections outlive the host handle while sessions use them.
+        drop(host);
+        assert_eq!(one.host.sessions.read().len(), 2);
     }
 }

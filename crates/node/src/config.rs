@@ -249,7 +249,7 @@ impl ClusterConfig {
         Ok(ClusterConfig { file, path: path.to_path_buf(), directory })
     }
 
-    fn invalid(&self, field: &str, msg: String) -> ConfigError {
+    pub(crate) fn invalid(&self, field: &str, msg: String) -> ConfigError {
         ConfigError::Invalid { file: self.path.clone(), field: field.into(), msg }
     }
 

@@ -84,8 +84,11 @@ pub struct KeygenSpec {
     pub replicas: usize,
     /// Faults tolerated.
     pub f: usize,
-    /// Number of client keys (ids 1..=clients).
+    /// Number of clients (ids 1..=clients).
     pub clients: usize,
+    /// Consecutive client ids sharing one key (1: a key each). Clients with one
+    /// key can share connections (see `ClientHost`); each id still gets its key file.
+    pub clients_per_key: usize,
     /// Replica i listens on 127.0.0.1:(base_port + i).
     pub base_port: u16,
     /// Replica i serves metrics on 127.0.0.1:(metrics_base_port + i) (None: no endpoint).
@@ -101,9 +104,9 @@ pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
     let keys_dir = out.join("keys");
     std::fs::create_dir_all(&keys_dir).map_err(|source| KeyError::Io { path: keys_dir.clone(), source })?;
     let mut rng = rand::rngs::OsRng;
-    let mut fresh = |node: NodeId| -> Result<String, KeyError> {
-        let key = SigningKey::generate(&mut rng);
-        write_signing(&keys_dir.join(file_name(node)), &key)?;
+    let mut fresh = || SigningKey::generate(&mut rng);
+    let write = |node: NodeId, key: &SigningKey| -> Result<String, KeyError> {
+        write_signing(&keys_dir.join(file_name(node)), key)?;
         Ok(hex::encode(key.verifying_key().to_bytes()))
     };
     let mut replicas = Vec::new();
@@ -112,13 +115,17 @@ pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
         replicas.push(ReplicaEntry {
             id: i as u32,
             address: format!("127.0.0.1:{port}"),
-            public_key: fresh(NodeId::Replica(quorate_core::ReplicaId(i as u32)))?,
+            public_key: write(NodeId::Replica(quorate_core::ReplicaId(i as u32)), &fresh())?,
             metrics: spec.metrics_base_port.map(|p| format!("127.0.0.1:{}", u32::from(p) + i as u32)),
         });
     }
     let mut clients = Vec::new();
-    for id in 1..=spec.clients as u64 {
-        clients.push(ClientEntry { id, public_key: fresh(NodeId::Client(quorate_core::ClientId(id)))? });
+    let mut key = fresh();
+    for (i, id) in (1..=spec.clients as u64).enumerate() {
+        if i > 0 && i % spec.clients_per_key.max(1) == 0 {
+            key = fresh();
+        }
+        clients.push(ClientEntry { id, public_key: write(NodeId::Client(quorate_core::ClientId(id)), &key)? });
     }
     let file = ClusterFile {
         protocol: spec.protocol.clone(),

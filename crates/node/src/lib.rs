@@ -7,6 +7,7 @@
 //! - [`client`]: the client library.
 //! - [`crypto`]: the runtime crypto provider (pair MAC keys, cache of verified signatures).
 //! - [`metrics`]: Prometheus metrics and their HTTP endpoint.
+//! - [`session`]: frames on client connections (many clients per connection).
 //! - `net`: the replica's connections.
 //!
 //! Everything is generic over [`quorate_core::Protocol`]: a new protocol runs
@@ -19,8 +20,9 @@ pub mod keys;
 pub mod metrics;
 mod net;
 pub mod replica;
+pub mod session;
 
-pub use client::{Client, ClientError, ClientOptions};
+pub use client::{Client, ClientError, ClientHost, ClientOptions};
 pub use config::{ClusterConfig, ConfigError};
 pub use net::{dial, DialError};
 pub use replica::{start, NodeError, ReplicaHandle};

@@ -10,13 +10,15 @@
 use crate::config::ClusterConfig;
 use crate::crypto::RuntimeCrypto;
 use crate::metrics::{Metrics, Peer};
+use crate::session;
 use bytes::Bytes;
+use ed25519_dalek::VerifyingKey;
 use parking_lot::RwLock;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{Message, Protocol};
 use quorate_core::wire;
 use quorate_transport::{FrameReader, FrameWriter, Identity, Limits};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,7 +177,7 @@ async fn accept_loop<P: Protocol>(ctx: Arc<NetContext<P>>, listener: TcpListener
 }
 
 /// An accepted, authenticated connection: read from it; for a client, also
-/// route replies to it.
+/// route replies to every client session it carries.
 async fn serve_connection<P: Protocol, R, W>(
     ctx: Arc<NetContext<P>>,
     peer: NodeId,
@@ -187,37 +189,53 @@ async fn serve_connection<P: Protocol, R, W>(
 {
     ctx.metrics.connections.inc();
     debug!(?peer, "connection accepted");
-    let conn = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-    let client = peer.client();
-    if let Some(c) = client {
-        let (tx, rx) = mpsc::channel(ctx.send_queue);
-        // The latest connection of a client is its route (it reconnected).
-        ctx.routes.clients.write().insert(c, (conn, tx));
-        // No per-client queue gauge: clients come and go, series would pile up.
-        tokio::spawn(write_loop(writer, rx, Arc::clone(&ctx.metrics), None));
-    } else {
-        // Replicas send to us on their own outgoing connection; this one is read only.
-        drop(writer);
-    }
-    let limit = if client.is_some() { ctx.max_client_frame } else { ctx.limits.max_frame };
-    // Checked on each frame's length, before the frame is buffered (the handshake ran under max_frame).
-    reader.set_max_frame(limit);
-    read_loop(&ctx, peer, reader, limit).await;
-    if let Some(c) = client {
-        let mut routes = ctx.routes.clients.write();
-        if routes.get(&c).is_some_and(|(id, _)| *id == conn) {
-            routes.remove(&c);
+    match peer {
+        NodeId::Client(_) => {
+            let (tx, rx) = mpsc::channel(ctx.send_queue);
+            // No per-client queue gauge: clients come and go, series would pile up.
+            tokio::spawn(write_loop(writer, rx, Arc::clone(&ctx.metrics), None));
+            // Checked on each frame's length, before the frame is buffered (the handshake ran under max_frame).
+            reader.set_max_frame(ctx.max_client_frame);
+            let mut conn = ClientConnection {
+                id: ctx.next_conn.fetch_add(1, Ordering::Relaxed),
+                key: ctx.directory.get(&peer).copied(),
+                replies: tx,
+                sessions: HashSet::new(),
+            };
+            read_loop(&ctx, peer, reader, ctx.max_client_frame, Some(&mut conn)).await;
+            let mut routes = ctx.routes.clients.write();
+            for c in &conn.sessions {
+                if routes.get(c).is_some_and(|(id, _)| *id == conn.id) {
+                    routes.remove(c);
+                }
+            }
+        }
+        NodeId::Replica(_) => {
+            // Replicas send to us on their own outgoing connection; this one is read only.
+            drop(writer);
+            read_loop(&ctx, peer, reader, ctx.limits.max_frame, None).await;
         }
     }
     ctx.metrics.connections.dec();
 }
 
+/// A connection from a client process, and the client sessions seen on it.
+struct ClientConnection {
+    id: u64,
+    /// The key it authenticated with: sessions of clients with another key are refused.
+    key: Option<VerifyingKey>,
+    replies: mpsc::Sender<Bytes>,
+    sessions: HashSet<ClientId>,
+}
+
 /// Decode, pre-verify and queue every frame of a connection until it ends.
+/// A client connection's frames name their client session.
 async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
     ctx: &NetContext<P>,
     peer: NodeId,
     mut reader: FrameReader<R>,
     limit: usize,
+    mut client: Option<&mut ClientConnection>,
 ) {
     loop {
         let frame = match reader.next().await {
@@ -229,8 +247,23 @@ async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
                 return;
             }
         };
-        let msg: P::Message = match wire::decode(&frame, limit) {
-            Ok(m) => m,
+        let decoded = match client.as_deref_mut() {
+            Some(conn) => session::decode(&frame, limit).map_err(FrameRejected::from).and_then(|(c, msg)| {
+                let from = NodeId::Client(c);
+                if !conn.sessions.contains(&c) {
+                    if conn.key.is_none() || ctx.directory.get(&from) != conn.key.as_ref() {
+                        return Err(SessionRefused(c).into());
+                    }
+                    conn.sessions.insert(c);
+                    // The latest connection carrying a client is its route (it reconnected).
+                    ctx.routes.clients.write().insert(c, (conn.id, conn.replies.clone()));
+                }
+                Ok((from, msg))
+            }),
+            None => wire::decode(&frame, limit).map(|msg| (peer, msg)).map_err(FrameRejected::from),
+        };
+        let (from, msg): (NodeId, P::Message) = match decoded {
+            Ok(x) => x,
             Err(e) => {
                 // The channel is authenticated: the peer itself sent this. Drop the frame, keep serving.
                 ctx.metrics.reject(e.reason());
@@ -238,10 +271,33 @@ async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
                 continue;
             }
         };
-        msg.preverify(peer, &ctx.crypto);
-        let input = HostInput::Message(Inbound { from: peer, msg, arrived: Instant::now() });
+        msg.preverify(from, &ctx.crypto);
+        let input = HostInput::Message(Inbound { from, msg, arrived: Instant::now() });
         if ctx.input.send_async(input).await.is_err() {
             return;
+        }
+    }
+}
+
+/// A client connection's frame for a client whose key is not the connection's.
+#[derive(Debug, thiserror::Error)]
+#[error("session of client {} refused: not authenticated with its key", .0 .0)]
+struct SessionRefused(ClientId);
+
+/// Why a decoded frame was dropped.
+#[derive(Debug, thiserror::Error)]
+enum FrameRejected {
+    #[error(transparent)]
+    Wire(#[from] wire::WireError),
+    #[error(transparent)]
+    Session(#[from] SessionRefused),
+}
+
+impl FrameRejected {
+    fn reason(&self) -> &'static str {
+        match self {
+            FrameRejected::Wire(e) => e.reason(),
+            FrameRejected::Session(_) => "client session not allowed on this connection",
         }
     }
 }

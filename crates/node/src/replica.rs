@@ -13,6 +13,7 @@ use crate::config::{ClusterConfig, ConfigError};
 use crate::crypto::RuntimeCrypto;
 use crate::metrics::{self, Metrics};
 use crate::net::{self, HostInput, Inbound, Routes};
+use crate::session;
 use bytes::Bytes;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{Effect, Event, Input, Outbox, Protocol, ReplicaContext, ReplicaMachine};
@@ -264,6 +265,7 @@ impl<P: Protocol> ProtocolThread<P> {
 
     fn apply(&mut self, e: Effect<P>) {
         let egress = match e {
+            Effect::Send { to: to @ NodeId::Client(c), msg } => Egress::Send(to, session::encode(c, &msg)),
             Effect::Send { to, msg } => Egress::Send(to, Bytes::from(wire::encode(&msg))),
             Effect::Broadcast { msg } => Egress::Broadcast(Bytes::from(wire::encode(&msg))),
             Effect::Multicast { to, msg } => Egress::Multicast(to, Bytes::from(wire::encode(&msg))),

@@ -11,11 +11,12 @@
 
 use bytes::Bytes;
 use quorate_apps::{KvOp, KvReply};
-use quorate_core::ids::{ClientId, ReplicaId};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_modsmart::ModSmart;
-use quorate_node::{Client, ClientOptions, ClusterConfig};
+use quorate_node::{Client, ClientHost, ClientOptions, ClusterConfig};
 use quorate_sim::linearizability::{check_kv, KvOp as LKvOp, KvRet, Operation, Outcome};
 use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -83,17 +84,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Keys and cluster file for `n` replicas and `clients` clients (ids 1..=clients);
-    /// `edit` may change the cluster file's text before anything starts.
-    /// No replica is started.
-    pub fn new(name: &str, n: usize, clients: usize, edit: impl FnOnce(String) -> String) -> Cluster {
+    /// Keys and cluster file for `n` replicas and `clients` clients (ids 1..=clients,
+    /// `per_key` consecutive ids sharing a key); `edit` may change the cluster
+    /// file's text before anything starts. No replica is started.
+    pub fn new(name: &str, n: usize, clients: usize, per_key: usize, edit: impl FnOnce(String) -> String) -> Cluster {
         let dir = tempfile::Builder::new().prefix(&format!("quorate-{name}-")).tempdir().expect("temp dir");
         let base = free_ports(name, 2 * n as u16);
         let out = Command::new(env!("CARGO_BIN_EXE_quorate"))
             .args(["keygen", "--replicas", &n.to_string(), "--out"])
             .arg(dir.path())
             .args(["--base-port", &base.to_string(), "--metrics-base-port", &(base + n as u16).to_string()])
-            .args(["--clients", &clients.to_string()])
+            .args(["--clients", &clients.to_string(), "--clients-per-key", &per_key.to_string()])
             .output()
             .expect("run quorate keygen");
         assert!(out.status.success(), "keygen failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -353,19 +354,26 @@ pub struct Load {
 }
 
 impl Load {
-    /// Start one closed-loop client per id in `ids`.
+    /// Start one closed-loop client per id in `ids`; clients with the same key
+    /// run as sessions over shared connections.
     pub fn start(rt: &tokio::runtime::Runtime, cfg: &ClusterConfig, ids: &[u64], start: Instant) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let completed = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
+        let _rt = rt.enter();
+        let mut hosts: HashMap<[u8; 32], ClientHost<ModSmart>> = HashMap::new();
         let tasks = ids
             .iter()
             .map(|&id| {
-                let cfg = cfg.clone();
+                let key = cfg.directory[&NodeId::Client(ClientId(id))].to_bytes();
+                // Long enough to ride out a regency change on a loaded machine.
+                let opts = ClientOptions { timeout: Duration::from_secs(20) };
+                let host = hosts
+                    .entry(key)
+                    .or_insert_with(|| ClientHost::connect(cfg, ClientId(id), opts).expect("client connections"));
+                let mut c = host.client(ClientId(id)).expect("client session");
                 let (stop, completed, failed) = (Arc::clone(&stop), Arc::clone(&completed), Arc::clone(&failed));
                 rt.spawn(async move {
-                    // Long enough to ride out a regency change on a loaded machine.
-                    let mut c = client(&cfg, id, Duration::from_secs(20));
                     let mut rng = Rng(id);
                     let mut history = History::new();
                     let mut n = 0u64;
