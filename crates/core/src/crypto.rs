@@ -7,12 +7,14 @@
 //! provider and nobody else's keys.
 
 use crate::ids::NodeId;
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_consensus::{VerificationKey, VerificationKeyBytes};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use hmac::{Hmac, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 /// A SHA-256 digest.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -87,6 +89,8 @@ pub struct Ed25519Crypto {
     me: NodeId,
     signing: SigningKey,
     public: HashMap<NodeId, VerifyingKey>,
+    /// `public` decoded for verification, on first use (a client may never verify).
+    verifying: Arc<OnceLock<HashMap<NodeId, VerificationKey>>>,
     macs: MacKeys,
 }
 
@@ -110,7 +114,40 @@ impl fmt::Debug for Ed25519Crypto {
 impl Ed25519Crypto {
     /// A provider for `me` with its signing key, everybody's public keys, and its MAC keys.
     pub fn new(me: NodeId, signing: SigningKey, public: HashMap<NodeId, VerifyingKey>, macs: MacKeys) -> Self {
-        Ed25519Crypto { me, signing, public, macs }
+        Ed25519Crypto { me, signing, public, verifying: Arc::default(), macs }
+    }
+
+    fn verification_key(&self, node: NodeId) -> Option<&VerificationKey> {
+        self.verifying
+            .get_or_init(|| {
+                let decode =
+                    |(n, k): (&NodeId, &VerifyingKey)| Some((*n, VerificationKey::try_from(k.to_bytes()).ok()?));
+                self.public.iter().filter_map(decode).collect()
+            })
+            .get(&node)
+    }
+
+    /// Whether every signature of `items` is valid, checked as one batch (about
+    /// twice as fast per signature as one by one for large batches). Agrees with
+    /// [`Crypto::verify`] on every input: both follow ZIP 215, which removes the
+    /// edge cases where Ed25519 batch and single verification differ (replicas
+    /// must agree on which signatures are valid).
+    /// The random coefficients come from `rng`; they decide nothing but how likely a
+    /// bad batch is to pass (2^-128).
+    pub fn verify_batch<R: rand::RngCore + rand::CryptoRng>(
+        &self,
+        items: &[(NodeId, &[u8], &Signature)],
+        rng: R,
+    ) -> bool {
+        let mut batch = ed25519_consensus::batch::Verifier::new();
+        for (signer, data, sig) in items {
+            let (Some(key), Ok(bytes)) = (self.verification_key(*signer), <[u8; 64]>::try_from(sig.0.as_slice()))
+            else {
+                return false;
+            };
+            batch.queue((VerificationKeyBytes::from(*key), ed25519_consensus::Signature::from(bytes), data));
+        }
+        batch.verify(rng).is_ok()
     }
 
     /// Deterministic keys for a set of nodes from a seed: for tests, the
@@ -150,9 +187,10 @@ impl Crypto for Ed25519Crypto {
         Signature(self.signing.sign(data).to_bytes().to_vec())
     }
     fn verify(&self, signer: NodeId, data: &[u8], sig: &Signature) -> bool {
-        let Some(key) = self.public.get(&signer) else { return false };
+        // ZIP 215 rules (ed25519-consensus), so that batches agree (see `verify_batch`).
+        let Some(key) = self.verification_key(signer) else { return false };
         let Ok(bytes) = <[u8; 64]>::try_from(sig.0.as_slice()) else { return false };
-        key.verify(data, &ed25519_dalek::Signature::from_bytes(&bytes)).is_ok()
+        key.verify(&ed25519_consensus::Signature::from(bytes), data).is_ok()
     }
     fn mac(&self, peer: NodeId, data: &[u8]) -> Mac {
         // No key with an unknown peer: an all-zero MAC, which never verifies.
@@ -187,6 +225,36 @@ mod tests {
         assert!(!ks[1].verify(ReplicaId(0).into(), b"hellO", &sig));
         assert!(!ks[1].verify(ReplicaId(0).into(), b"hello", &Signature(vec![1, 2, 3])));
         assert!(!ks[1].verify(ReplicaId(9).into(), b"hello", &sig));
+    }
+
+    #[test]
+    fn batches_pass_only_when_every_signature_does() {
+        let ks = Ed25519Crypto::deterministic(1, &nodes());
+        let data: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1 + i as usize]).collect();
+        let sigs: Vec<Signature> = data.iter().enumerate().map(|(i, d)| ks[i % 3].sign(d)).collect();
+        let items = |sigs: &[Signature]| -> Vec<(NodeId, Vec<u8>, Signature)> {
+            data.iter().zip(sigs).enumerate().map(|(i, (d, s))| (nodes()[i % 3], d.clone(), s.clone())).collect()
+        };
+        let check = |v: &[(NodeId, Vec<u8>, Signature)]| {
+            let refs: Vec<(NodeId, &[u8], &Signature)> = v.iter().map(|(n, d, s)| (*n, d.as_slice(), s)).collect();
+            let batch = ks[1].verify_batch(&refs, rand::rngs::OsRng);
+            assert_eq!(batch, v.iter().all(|(n, d, s)| ks[1].verify(*n, d, s)), "batch and single checks agree");
+            batch
+        };
+        assert!(check(&items(&sigs)));
+        assert!(check(&[]));
+        let mut bad = sigs.clone();
+        bad[17].0[3] ^= 1;
+        assert!(!check(&items(&bad)));
+        let mut swapped = items(&sigs);
+        swapped[5].0 = nodes()[(5 + 1) % 3];
+        assert!(!check(&swapped));
+        let mut short = sigs.clone();
+        short[0] = Signature(vec![1, 2, 3]);
+        assert!(!check(&items(&short)));
+        let mut unknown = items(&sigs);
+        unknown[2].0 = ReplicaId(9).into();
+        assert!(!check(&unknown));
     }
 
     #[test]

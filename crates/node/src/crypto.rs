@@ -88,6 +88,76 @@ impl RuntimeCrypto {
     pub fn cache(&self) -> &VerifyCache {
         &self.cache
     }
+
+    /// Check the signatures that `check` asks about (each as if by [`Crypto::verify`])
+    /// as one batch, remembering the valid ones: the receiving tasks run a message's
+    /// `preverify`, or several messages', through this. A batch with a bad signature
+    /// is checked again one by one, so the good ones are still remembered.
+    pub fn verify_collected(&self, check: impl FnOnce(&dyn Crypto)) {
+        let collector = Collector { inner: self, items: Mutex::new(Vec::new()) };
+        check(&collector);
+        let mut items = collector.items.into_inner();
+        items.retain(|(signer, data, sig)| {
+            let cached = self.cache.contains(&VerifyCache::key(*signer, data, sig));
+            if cached {
+                self.cache.hits.fetch_add(1, Ordering::Relaxed);
+            }
+            !cached
+        });
+        match items.len() {
+            0 => {}
+            1 => {
+                let (signer, data, sig) = &items[0];
+                self.verify(*signer, data, sig);
+            }
+            n => {
+                let refs: Vec<(NodeId, &[u8], &Signature)> =
+                    items.iter().map(|(n, d, s)| (*n, d.as_slice(), s)).collect();
+                if self.inner.verify_batch(&refs, rand::thread_rng()) {
+                    self.cache.checks.fetch_add(n as u64, Ordering::Relaxed);
+                    for (signer, data, sig) in &items {
+                        self.cache.insert(VerifyCache::key(*signer, data, sig));
+                    }
+                } else {
+                    for (signer, data, sig) in &items {
+                        self.verify(*signer, data, sig);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A provider that answers every signature check "valid" and notes it down,
+/// for [`RuntimeCrypto::verify_collected`]. Only `preverify` hooks see it
+/// (they check ahead and ignore the answers).
+struct Collector<'a> {
+    inner: &'a RuntimeCrypto,
+    items: Mutex<Vec<(NodeId, Vec<u8>, Signature)>>,
+}
+
+impl Crypto for Collector<'_> {
+    fn me(&self) -> NodeId {
+        self.inner.me()
+    }
+    fn digest(&self, data: &[u8]) -> Digest {
+        self.inner.digest(data)
+    }
+    fn sign(&self, data: &[u8]) -> Signature {
+        self.inner.sign(data)
+    }
+    fn verify(&self, signer: NodeId, data: &[u8], sig: &Signature) -> bool {
+        if !sig.0.is_empty() {
+            self.items.lock().push((signer, data.to_vec(), sig.clone()));
+        }
+        true
+    }
+    fn mac(&self, peer: NodeId, data: &[u8]) -> Mac {
+        self.inner.mac(peer, data)
+    }
+    fn verify_mac(&self, peer: NodeId, data: &[u8], mac: &Mac) -> bool {
+        self.inner.verify_mac(peer, data, mac)
+    }
 }
 
 /// The MAC key of the pair (me, peer): X25519 between the Montgomery forms of
@@ -165,6 +235,38 @@ mod tests {
         assert!(!b.verify(nodes[0], b"date", &sig));
         assert!(!b.verify(nodes[2], b"data", &sig));
         assert!(!b.verify(nodes[0], b"data", &Signature(Vec::new())));
+    }
+
+    #[test]
+    fn collected_checks_remember_only_valid_signatures() {
+        let (nodes, keys, dir) = setup();
+        let a = RuntimeCrypto::new(nodes[0], &keys[0], &dir);
+        let b = RuntimeCrypto::new(nodes[1], &keys[1], &dir);
+        let data: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 10]).collect();
+        let mut sigs: Vec<Signature> = data.iter().map(|d| a.sign(d)).collect();
+        for bad in [false, true] {
+            if bad {
+                sigs[3].0[0] ^= 1;
+            }
+            let b = RuntimeCrypto::new(nodes[1], &keys[1], &dir);
+            b.verify_collected(|c| {
+                for (d, s) in data.iter().zip(&sigs) {
+                    assert!(c.verify(nodes[0], d, s), "the collector answers yes and checks later");
+                }
+            });
+            assert_eq!(b.cache().checks.load(Ordering::Relaxed), 8);
+            for (i, (d, s)) in data.iter().zip(&sigs).enumerate() {
+                assert_eq!(b.verify(nodes[0], d, s), !(bad && i == 3));
+            }
+            // The valid ones came from the cache; the bad one was checked again (and failed again).
+            assert_eq!(b.cache().hits.load(Ordering::Relaxed), 7 + u64::from(!bad));
+        }
+        // Already known signatures are not checked twice.
+        b.verify(nodes[0], &data[0], &sigs[0]);
+        b.verify_collected(|c| {
+            c.verify(nodes[0], &data[0], &sigs[0]);
+        });
+        assert_eq!(b.cache().checks.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -228,8 +228,12 @@ struct ClientConnection {
     sessions: HashSet<ClientId>,
 }
 
+/// Most frames whose signatures are checked as one batch.
+const MAX_VERIFY_BATCH: usize = 512;
+
 /// Decode, pre-verify and queue every frame of a connection until it ends.
-/// A client connection's frames name their client session.
+/// A client connection's frames name their client session. The frames one read
+/// brought in are decoded together and their signatures checked as one batch.
 async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
     ctx: &NetContext<P>,
     peer: NodeId,
@@ -237,46 +241,77 @@ async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
     limit: usize,
     mut client: Option<&mut ClientConnection>,
 ) {
+    let mut batch: Vec<(NodeId, P::Message)> = Vec::new();
     loop {
-        let frame = match reader.next().await {
-            Ok(Some(f)) => f,
+        let mut frame = match reader.next().await {
+            Ok(Some(f)) => Some(f),
             Ok(None) => return,
-            Err(e) => {
-                ctx.metrics.reject(e.reason());
-                warn!(?peer, "connection dropped: {e}");
+            Err(e) => return dropped(ctx, peer, &e),
+        };
+        let mut failed = None;
+        while let Some(f) = frame.take() {
+            match decode::<P>(ctx, peer, &f, limit, client.as_deref_mut()) {
+                Ok(m) => batch.push(m),
+                Err(e) => {
+                    // The channel is authenticated: the peer itself sent this. Drop the frame, keep serving.
+                    ctx.metrics.reject(e.reason());
+                    warn!(?peer, "frame rejected: {e}");
+                }
+            }
+            if batch.len() < MAX_VERIFY_BATCH {
+                frame = reader.next_buffered().unwrap_or_else(|e| {
+                    failed = Some(e);
+                    None
+                });
+            }
+        }
+        ctx.crypto.verify_collected(|c| {
+            for (from, msg) in &batch {
+                msg.preverify(*from, c);
+            }
+        });
+        for (from, msg) in batch.drain(..) {
+            let input = HostInput::Message(Inbound { from, msg, arrived: Instant::now() });
+            if ctx.input.send_async(input).await.is_err() {
                 return;
             }
-        };
-        let decoded = match client.as_deref_mut() {
-            Some(conn) => session::decode(&frame, limit).map_err(FrameRejected::from).and_then(|(c, msg)| {
-                let from = NodeId::Client(c);
-                if !conn.sessions.contains(&c) {
-                    if conn.key.is_none() || ctx.directory.get(&from) != conn.key.as_ref() {
-                        return Err(SessionRefused(c).into());
-                    }
-                    conn.sessions.insert(c);
-                    // The latest connection carrying a client is its route (it reconnected).
-                    ctx.routes.clients.write().insert(c, (conn.id, conn.replies.clone()));
-                }
-                Ok((from, msg))
-            }),
-            None => wire::decode(&frame, limit).map(|msg| (peer, msg)).map_err(FrameRejected::from),
-        };
-        let (from, msg): (NodeId, P::Message) = match decoded {
-            Ok(x) => x,
-            Err(e) => {
-                // The channel is authenticated: the peer itself sent this. Drop the frame, keep serving.
-                ctx.metrics.reject(e.reason());
-                warn!(?peer, "frame rejected: {e}");
-                continue;
-            }
-        };
-        msg.preverify(from, &ctx.crypto);
-        let input = HostInput::Message(Inbound { from, msg, arrived: Instant::now() });
-        if ctx.input.send_async(input).await.is_err() {
-            return;
+        }
+        // Frames before a broken one were authentic and are delivered; the connection ends.
+        if let Some(e) = failed {
+            return dropped(ctx, peer, &e);
         }
     }
+}
+
+fn dropped<P: Protocol>(ctx: &NetContext<P>, peer: NodeId, e: &quorate_transport::FrameError) {
+    ctx.metrics.reject(e.reason());
+    warn!(?peer, "connection dropped: {e}");
+}
+
+/// One frame's sender and message. On a client connection the frame names its
+/// client, who must have the connection's key (the first frame of a client
+/// session makes this connection its route).
+fn decode<P: Protocol>(
+    ctx: &NetContext<P>,
+    peer: NodeId,
+    frame: &[u8],
+    limit: usize,
+    client: Option<&mut ClientConnection>,
+) -> Result<(NodeId, P::Message), FrameRejected> {
+    let Some(conn) = client else {
+        return Ok((peer, wire::decode(frame, limit)?));
+    };
+    let (c, msg) = session::decode(frame, limit)?;
+    let from = NodeId::Client(c);
+    if !conn.sessions.contains(&c) {
+        if conn.key.is_none() || ctx.directory.get(&from) != conn.key.as_ref() {
+            return Err(SessionRefused(c).into());
+        }
+        conn.sessions.insert(c);
+        // The latest connection carrying a client is its route (it reconnected).
+        ctx.routes.clients.write().insert(c, (conn.id, conn.replies.clone()));
+    }
+    Ok((from, msg))
 }
 
 /// A client connection's frame for a client whose key is not the connection's.

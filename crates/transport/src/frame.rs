@@ -87,32 +87,46 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Cancel-safe: partial input stays buffered, so this can be used in `select!`.
     pub async fn next(&mut self) -> Result<Option<Bytes>, FrameError> {
         loop {
-            let mut need = LEN_PREFIX;
-            if self.buf.len() >= LEN_PREFIX {
-                let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]) as usize;
-                let size = len.checked_sub(TAG_LEN).ok_or(FrameError::BadMac)?;
-                // Checked before reserving, so a hostile length never turns into an allocation.
-                if size > self.max_frame {
-                    return Err(FrameError::Oversize { size, limit: self.max_frame });
-                }
-                need = LEN_PREFIX + len;
-                if self.buf.len() >= need {
-                    self.buf.advance(LEN_PREFIX);
-                    let mut frame = self.buf.split_to(len);
-                    mac(&self.key, self.counter, &frame[..size])
-                        .verify_truncated_left(&frame[size..])
-                        .map_err(|_| FrameError::BadMac)?;
-                    frame.truncate(size);
-                    self.counter += 1;
-                    return Ok(Some(frame.freeze()));
-                }
+            if let Some(frame) = self.next_buffered()? {
+                return Ok(Some(frame));
             }
             // Reserve the whole rest of a large frame at once, so it is read without regrowing.
+            let need = self.announced()?.map_or(LEN_PREFIX, |len| LEN_PREFIX + len);
             self.buf.reserve((need - self.buf.len()).max(READ_CHUNK));
             if self.io.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() { Ok(None) } else { Err(FrameError::Truncated) };
             }
         }
+    }
+
+    /// The next authenticated payload if it has already been read in whole, without
+    /// waiting for I/O (so that a caller can take every frame a read brought in at once).
+    pub fn next_buffered(&mut self) -> Result<Option<Bytes>, FrameError> {
+        let Some(len) = self.announced()? else { return Ok(None) };
+        if self.buf.len() < LEN_PREFIX + len {
+            return Ok(None);
+        }
+        self.buf.advance(LEN_PREFIX);
+        let mut frame = self.buf.split_to(len);
+        let size = len - TAG_LEN;
+        mac(&self.key, self.counter, &frame[..size])
+            .verify_truncated_left(&frame[size..])
+            .map_err(|_| FrameError::BadMac)?;
+        frame.truncate(size);
+        self.counter += 1;
+        Ok(Some(frame.freeze()))
+    }
+
+    /// The length (payload and tag) the buffered frame announces, once its prefix is in.
+    fn announced(&self) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = self.buf.first_chunk::<LEN_PREFIX>() else { return Ok(None) };
+        let len = u32::from_be_bytes(*prefix) as usize;
+        let size = len.checked_sub(TAG_LEN).ok_or(FrameError::BadMac)?;
+        // Checked before reserving, so a hostile length never turns into an allocation.
+        if size > self.max_frame {
+            return Err(FrameError::Oversize { size, limit: self.max_frame });
+        }
+        Ok(Some(len))
     }
 }
 

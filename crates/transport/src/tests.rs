@@ -101,6 +101,24 @@ async fn many_frames_in_one_flush() {
 }
 
 #[tokio::test]
+async fn buffered_frames_come_without_waiting() {
+    let (mut w, mut r) = a_to_b(&Limits::default()).await;
+    assert!(r.next_buffered().unwrap().is_none(), "nothing read yet");
+    for p in [&b"one"[..], b"two", b"three"] {
+        w.push(p).unwrap();
+    }
+    w.flush().await.unwrap();
+    // One read brings all three in (they are far below the read size).
+    assert_eq!(r.next().await.unwrap().unwrap(), &b"one"[..]);
+    assert_eq!(r.next_buffered().unwrap().unwrap(), &b"two"[..]);
+    assert_eq!(r.next_buffered().unwrap().unwrap(), &b"three"[..]);
+    assert!(r.next_buffered().unwrap().is_none());
+    // A buffered frame still has its MAC checked, under the running counter.
+    w.send(b"four").await.unwrap();
+    assert_eq!(r.next().await.unwrap().unwrap(), &b"four"[..]);
+}
+
+#[tokio::test]
 async fn large_frame_at_the_limit() {
     let limits = Limits { max_frame: 1 << 20, ..Limits::default() };
     let (mut w, mut r) = a_to_b(&limits).await;
