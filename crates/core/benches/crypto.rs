@@ -34,6 +34,15 @@ fn signatures(c: &mut Criterion) {
     let mut g = c.benchmark_group("ed25519");
     g.bench_function("sign/64", |b| b.iter(|| ks[0].sign(black_box(&msg))));
     g.bench_function("verify/64", |b| b.iter(|| ks[1].verify(black_box(signer), black_box(&msg), black_box(&sig))));
+    // What the runtime's receiving tasks do with the signatures of many requests at once.
+    let msgs: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64]).collect();
+    let sigs: Vec<_> = msgs.iter().map(|m| ks[0].sign(m)).collect();
+    let items: Vec<(NodeId, &[u8], &quorate_core::crypto::Signature)> =
+        msgs.iter().zip(&sigs).map(|(m, s)| (signer, m.as_slice(), s)).collect();
+    g.throughput(Throughput::Elements(items.len() as u64));
+    g.bench_function("verify_batch/64x64", |b| {
+        b.iter(|| assert!(ks[1].verify_batch(black_box(&items), rand::rngs::OsRng)))
+    });
     g.finish();
 }
 

@@ -50,7 +50,7 @@ pub struct CostModel {
 /// Median Ed25519 sign of 64 B (docs/calibration.md).
 const SIGN_NS: u64 = 13_098;
 /// Median Ed25519 verify of 64 B (docs/calibration.md).
-const VERIFY_NS: u64 = 29_465;
+const VERIFY_NS: u64 = 32_705;
 /// HMAC-SHA256 through `Ed25519Crypto::mac`, intercept (includes the per-call
 /// pair-key derivation that provider does).
 const MAC_BASE_NS: u64 = 525;
