@@ -308,6 +308,11 @@ pub struct ClientContext {
     /// restarts with the same id must continue above it (the runtime derives
     /// it from the wall clock; the simulator starts at 0).
     pub first_seq: u64,
+    /// The replicas from nearest to farthest (every replica once). Protocols
+    /// whose clients talk to one replica (leaderless ones) start with the
+    /// first. The simulator sorts by latency from the client's region; the
+    /// runtime starts at the client's home replica and goes round.
+    pub nearest: Vec<ReplicaId>,
     /// The configuration.
     pub membership: Membership,
     /// This client's crypto provider.

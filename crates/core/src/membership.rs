@@ -96,6 +96,12 @@ impl Membership {
     pub fn replicas(&self) -> impl Iterator<Item = ReplicaId> + '_ {
         (0..self.n as u32).map(ReplicaId)
     }
+    /// Every replica, starting at `home` and going round: the order in which a
+    /// client whose nearest replica is `home` tries them when distances are unknown.
+    pub fn round_from(&self, home: ReplicaId) -> Vec<ReplicaId> {
+        let n = self.n() as u32;
+        (0..n).map(|k| ReplicaId((home.0 % n.max(1) + k) % n.max(1))).collect()
+    }
     /// Whether `r` is a member.
     pub fn contains(&self, r: ReplicaId) -> bool {
         r.index() < self.n

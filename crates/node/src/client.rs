@@ -172,7 +172,9 @@ impl<P: Protocol> ClientHost<P> {
         // Replicas remember our last executed sequence number across our restarts:
         // continue above it (a microsecond clock outruns one process's requests).
         let first_seq = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
-        let ctx = ClientContext { id, first_seq, membership: s.membership.clone(), crypto: Arc::new(crypto) };
+        // No distances are known: clients are spread over the replicas by id.
+        let nearest = s.membership.round_from(ReplicaId((id.0 % s.membership.n().max(1) as u64) as u32));
+        let ctx = ClientContext { id, first_seq, nearest, membership: s.membership.clone(), crypto: Arc::new(crypto) };
         Ok(Client {
             machine: P::client(ctx, &s.settings),
             id,

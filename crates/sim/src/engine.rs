@@ -593,9 +593,14 @@ impl<P: Protocol> Simulation<P> {
             let cid = ClientId(i as u64);
             let id = NodeId::Client(cid);
             let crypto = Arc::new(SimCrypto::new(id, seed, Arc::clone(&sim.sc.cost_model)));
+            // Clients sit round-robin at the replicas: the one they sit at first, then by latency.
+            let home = i % n;
+            let mut nearest: Vec<ReplicaId> = sim.membership.round_from(ReplicaId(home as u32));
+            nearest.sort_by_key(|r| sim.net.one_way_ns(n + i, r.index()).unwrap_or(u64::MAX));
             let ctx = ClientContext {
                 id: cid,
                 first_seq: 0,
+                nearest,
                 membership: sim.membership.clone(),
                 crypto: Arc::clone(&crypto) as Arc<dyn Crypto>,
             };
