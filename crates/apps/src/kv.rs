@@ -323,6 +323,11 @@ impl Service for KvStore {
         }
     }
 
+    /// The key; an operation that does not decode has none (it conflicts with everything).
+    fn conflict_key(&self, op: &[u8]) -> Option<Bytes> {
+        KvOp::decode(op).ok().map(|o| o.key().clone())
+    }
+
     /// Decodes, with the key within [`MAX_KEY_LEN`] and values within
     /// [`MAX_VALUE_LEN`].
     fn validate(&self, op: &[u8]) -> bool {

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 /// The protocols `--protocol` knows. Adding one: one line here and one in
 /// [`dispatch`], plus a [`CliProtocol`] impl mapping the flags to its config.
-pub const PROTOCOLS: &[&str] = &["mod-smart"];
+pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft"];
 
 /// Run the protocol named by `--protocol`.
 fn dispatch(args: &SimArgs) -> Result<ExitCode, String> {
     match args.protocol.as_str() {
         "mod-smart" => run_protocol::<quorate_modsmart::ModSmart>(args),
+        "ezbft" => run_protocol::<quorate_ezbft::Ezbft>(args),
         other => Err(format!("unknown protocol '{other}' (known: {})", PROTOCOLS.join(", "))),
     }
 }
@@ -48,6 +49,22 @@ impl CliProtocol for quorate_modsmart::ModSmart {
                 return Err("--checkpoint-period must be at least 1".into());
             }
             c.checkpoint_period = p;
+        }
+        Ok(c)
+    }
+}
+
+impl CliProtocol for quorate_ezbft::Ezbft {
+    fn config(args: &SimArgs) -> Result<quorate_ezbft::Config, String> {
+        let mut c = quorate_ezbft::Config::default();
+        if let Some(t) = args.timeout {
+            if t.is_zero() {
+                return Err("--timeout must be positive".into());
+            }
+            c.client_retransmit = t;
+        }
+        if args.batch.is_some() || args.checkpoint_period.is_some() {
+            return Err("ezbft has no batching or checkpoints: drop --batch and --checkpoint-period".into());
         }
         Ok(c)
     }

@@ -220,6 +220,14 @@ impl Executor {
         }
     }
 
+    /// The slot a checkpoint taken now would carry (see [`Executor::checkpoint`]).
+    pub fn checkpoint_slot(&self) -> u64 {
+        match &self.spec {
+            Some(spec) if !spec.pending.is_empty() => spec.slot,
+            _ => self.slot,
+        }
+    }
+
     /// Digest of the current state (as a checkpoint now would carry).
     pub fn state_digest(&self) -> Digest {
         self.checkpoint().digest

@@ -19,7 +19,7 @@ pub mod wire;
 pub use bytes::Bytes;
 pub use crypto::{Crypto, Digest, Signature};
 pub use ids::{ClientId, NodeId, ReplicaId};
-pub use machine::{ClientMachine, Effect, Event, Input, Outbox, Protocol, ReplicaMachine};
+pub use machine::{ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine};
 pub use membership::{FaultModel, Membership};
 pub use service::{ExecCtx, Service};
 pub use time::Time;

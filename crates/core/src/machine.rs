@@ -324,11 +324,23 @@ pub struct ClientContext {
 #[error("unknown strategy '{0}' (see --list-faults)")]
 pub struct UnknownStrategy(pub String);
 
+/// Which operations a protocol puts in the same order at every correct replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderGuarantee {
+    /// All of them: one total order (the n-th final execution is the same everywhere).
+    Total,
+    /// Interfering ones (see `Service::conflicts` and `Service::conflict_key`);
+    /// others may run in different orders at different replicas (leaderless protocols).
+    Interfering,
+}
+
 /// A protocol: its message and timer types, its machines, and how many
 /// replicas it needs. Hosts are generic over this trait.
 pub trait Protocol: Sized + Send + 'static {
     /// Name on the command line (e.g. "mod-smart").
     const NAME: &'static str;
+    /// What the protocol orders (checkers compare replicas accordingly).
+    const ORDER: OrderGuarantee = OrderGuarantee::Total;
     /// Message enum (replica-replica and client-replica).
     type Message: Message;
     /// Timer names.

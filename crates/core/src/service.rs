@@ -43,6 +43,13 @@ pub trait Service: Send {
     fn conflicts(&self, _a: &[u8], _b: &[u8]) -> bool {
         true
     }
+    /// The key that indexes an operation's interference: operations with
+    /// different keys never interfere (`conflicts` is false for them); `None`
+    /// means the operation may interfere with anything. Leaderless protocols
+    /// look up interfering commands by it. Default: `None`.
+    fn conflict_key(&self, _op: &[u8]) -> Option<Bytes> {
+        None
+    }
     /// Whether an operation is well-formed for this service (the source's
     /// `validCmd`). Default: any operation.
     fn validate(&self, _op: &[u8]) -> bool {

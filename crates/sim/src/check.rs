@@ -14,6 +14,16 @@
 //!   different slots is a violation.
 //! - **checkpoints**: `Checkpoint` and `StateInstalled` events at the same
 //!   slot must carry the same digest.
+//! - For protocols that order only interfering operations
+//!   ([`OrderGuarantee::Interfering`]), agreement and at-most-once are per
+//!   conflict key instead of per slot: the k-th final execution of an
+//!   operation with key K must be the same at every correct replica, and a
+//!   replica must not execute a request twice. Operations without a key
+//!   (which interfere with everything) form one sequence of their own; their
+//!   order relative to keyed operations is not checked. Slot-based checkpoint
+//!   and speculation comparisons do not apply there. Each replica's set of
+//!   final executions is summarised (count, order-independent digest) so that
+//!   replicas which executed the same set can be checked for equal state.
 //! - **speculation**: speculative executions are kept per replica until a
 //!   `RolledBack { slot }` discards those at or after `slot`; at the end, the
 //!   survivors are compared with the canonical entries. Because the contract
@@ -23,8 +33,8 @@
 //! [`check_liveness`] judges the clients' history after the stabilisation time.
 
 use crate::workload::OpRecord;
-use quorate_core::{Digest, Event};
-use std::collections::{BTreeMap, HashMap};
+use quorate_core::{Bytes, Digest, Event, OrderGuarantee};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most violation descriptions kept (the count is exact).
 const MAX_KEPT: usize = 20;
@@ -37,9 +47,26 @@ struct Exec {
     op: Digest,
 }
 
+/// Per-key agreement state (for [`OrderGuarantee::Interfering`]).
+#[derive(Debug, Default)]
+struct PerKey {
+    /// Conflict key of each operation the clients issued, by operation digest.
+    keys: HashMap<Digest, Option<Bytes>>,
+    /// Canonical final executions of each key, in order.
+    canon: HashMap<Option<Bytes>, Vec<(Exec, u32)>>,
+    /// How far each replica is in each key's sequence.
+    position: HashMap<(u32, Option<Bytes>), usize>,
+    /// Requests each replica executed finally.
+    done: HashMap<u32, HashSet<(u64, u64)>>,
+    /// Per replica: final executions and the XOR of their digests.
+    sets: HashMap<u32, (u64, [u8; 32])>,
+}
+
 /// The online safety checker (agreement, at-most-once, checkpoint digests).
 #[derive(Debug, Default)]
 pub struct SafetyChecker {
+    /// `Some` when the protocol orders only interfering operations.
+    per_key: Option<PerKey>,
     canon: HashMap<u64, (Exec, u32)>,
     request_slot: HashMap<(u64, u64), u64>,
     checkpoints: HashMap<u64, (Digest, u32)>,
@@ -55,9 +82,24 @@ pub struct SafetyChecker {
 }
 
 impl SafetyChecker {
-    /// A checker with nothing observed.
-    pub fn new() -> Self {
-        Self::default()
+    /// A checker with nothing observed, for a protocol with `order`.
+    pub fn new(order: OrderGuarantee) -> Self {
+        let per_key = (order == OrderGuarantee::Interfering).then(PerKey::default);
+        SafetyChecker { per_key, ..Self::default() }
+    }
+
+    /// Note an operation a client issued and its conflict key (needed to check
+    /// per-key agreement; ignored under a total order).
+    pub fn register_op(&mut self, op: Digest, key: Option<Bytes>) {
+        if let Some(k) = &mut self.per_key {
+            k.keys.insert(op, key);
+        }
+    }
+
+    /// Under [`OrderGuarantee::Interfering`]: replica `r`'s final executions
+    /// so far, as (count, order-independent digest of the set).
+    pub fn executed_set(&self, replica: u32) -> Option<(u64, [u8; 32])> {
+        self.per_key.as_ref().map(|k| k.sets.get(&replica).copied().unwrap_or((0, [0; 32])))
     }
 
     /// Record a violation.
@@ -104,6 +146,9 @@ impl SafetyChecker {
                     m.split_off(slot);
                 }
             }
+            Event::Checkpoint { .. } | Event::StateInstalled { .. } if self.per_key.is_some() => {
+                self.checkpoints_seen += 1;
+            }
             Event::Checkpoint { slot, digest } | Event::StateInstalled { slot, digest } => {
                 self.checkpoints_seen += 1;
                 match self.checkpoints.get(slot) {
@@ -130,6 +175,9 @@ impl SafetyChecker {
     }
 
     fn final_execution(&mut self, replica: u32, now: u64, slot: u64, e: Exec) {
+        if self.per_key.is_some() {
+            return self.final_execution_per_key(replica, now, e);
+        }
         self.executions += 1;
         if let Some(m) = self.speculative.get_mut(&replica) {
             // A final execution at `slot` supersedes speculation there.
@@ -172,9 +220,49 @@ impl SafetyChecker {
         }
     }
 
+    fn final_execution_per_key(&mut self, replica: u32, now: u64, e: Exec) {
+        self.executions += 1;
+        let Some(k) = &mut self.per_key else { return };
+        if !k.done.entry(replica).or_default().insert((e.client, e.seq)) {
+            let text =
+                format!("at-most-once: r{replica} executed request c{}#{} twice (t={})", e.client, e.seq, fmt_ns(now));
+            return self.violation(text);
+        }
+        let set = k.sets.entry(replica).or_insert((0, [0; 32]));
+        set.0 += 1;
+        let d = Digest::of_parts(&[&e.client.to_le_bytes(), &e.seq.to_le_bytes(), &e.op.0]);
+        for (a, b) in set.1.iter_mut().zip(d.0) {
+            *a ^= b;
+        }
+        let key = k.keys.get(&e.op).cloned().flatten();
+        let pos = k.position.entry((replica, key.clone())).or_insert(0);
+        let seq = k.canon.entry(key.clone()).or_default();
+        let i = *pos;
+        *pos += 1;
+        match seq.get(i) {
+            None => seq.push((e, replica)),
+            Some((c, _)) if *c == e => {}
+            Some((c, first)) => {
+                let text = format!(
+                    "agreement on key {:?}: operation {i} is c{}#{} at r{first} but c{}#{} at r{replica} (t={})",
+                    key.as_deref().map(String::from_utf8_lossy),
+                    c.client,
+                    c.seq,
+                    e.client,
+                    e.seq,
+                    fmt_ns(now)
+                );
+                self.violation(text);
+            }
+        }
+    }
+
     /// Speculative executions that survived to the end and differ from the
     /// canonical (final) entry at their slot.
     pub fn speculative_divergences(&self) -> u64 {
+        if self.per_key.is_some() {
+            return 0;
+        }
         let mut n = 0;
         for m in self.speculative.values() {
             for (slot, e) in m {
@@ -275,7 +363,7 @@ mod tests {
 
     #[test]
     fn agreement_and_at_most_once() {
-        let mut c = SafetyChecker::new();
+        let mut c = SafetyChecker::new(quorate_core::OrderGuarantee::Total);
         c.observe(0, 0, &exec(0, 1, 1, 1, false));
         c.observe(1, 0, &exec(0, 1, 1, 1, false));
         assert_eq!(c.violations(), 0);
@@ -289,7 +377,7 @@ mod tests {
 
     #[test]
     fn speculation_rolls_back() {
-        let mut c = SafetyChecker::new();
+        let mut c = SafetyChecker::new(quorate_core::OrderGuarantee::Total);
         c.observe(0, 0, &exec(0, 1, 1, 1, false));
         c.observe(1, 0, &exec(0, 2, 1, 2, true));
         assert_eq!(c.speculative_divergences(), 1);
@@ -300,7 +388,7 @@ mod tests {
 
     #[test]
     fn committed_speculation_is_checked_as_final() {
-        let mut c = SafetyChecker::new();
+        let mut c = SafetyChecker::new(quorate_core::OrderGuarantee::Total);
         c.observe(0, 0, &exec(0, 1, 1, 1, false));
         c.observe(1, 0, &exec(0, 2, 1, 2, true));
         c.observe(1, 0, &exec(1, 2, 2, 3, true));
@@ -313,7 +401,7 @@ mod tests {
 
     #[test]
     fn checkpoint_digests() {
-        let mut c = SafetyChecker::new();
+        let mut c = SafetyChecker::new(quorate_core::OrderGuarantee::Total);
         c.observe(0, 0, &Event::Checkpoint { slot: 10, digest: Digest([1; 32]) });
         c.observe(1, 0, &Event::StateInstalled { slot: 10, digest: Digest([1; 32]) });
         assert_eq!(c.violations(), 0);

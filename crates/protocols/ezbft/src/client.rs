@@ -1,0 +1,200 @@
+//! The EZBFT client (§IV-A step 4, §IV-C): send the request to the nearest
+//! replica; with 3f+1 matching SPECREPLYs deliver at once and send
+//! COMMITFAST; otherwise, once 2f+1 replies are in and a short wait for the
+//! rest has passed, combine them into a COMMIT and deliver on 2f+1 matching
+//! COMMITREPLYs.
+
+use crate::config::Config;
+use crate::messages::{canonical_deps, request_digest, CommitBody, InstanceId, Msg, Signed, SpecReply};
+use crate::{Ezbft, Timer};
+use quorate_core::crypto::Crypto;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox};
+use quorate_core::membership::Membership;
+use quorate_core::request::{Request, SignedRequest};
+use quorate_core::time::Time;
+use quorate_core::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Out = Outbox<Ezbft>;
+
+enum Phase {
+    /// Collecting SPECREPLYs.
+    Speculative { slow_armed: bool },
+    /// COMMIT sent; collecting COMMITREPLYs.
+    Committing { commit: Box<Msg>, acks: BTreeMap<ReplicaId, Bytes> },
+}
+
+struct Outstanding {
+    request: SignedRequest,
+    started: Time,
+    /// Valid SPECREPLYs by sender.
+    replies: BTreeMap<ReplicaId, SpecReply>,
+    phase: Phase,
+}
+
+/// An EZBFT client: one operation at a time.
+pub struct Client {
+    id: ClientId,
+    m: Membership,
+    crypto: Arc<dyn Crypto>,
+    cfg: Config,
+    nearest: Vec<ReplicaId>,
+    t: u64,
+    current: Option<Outstanding>,
+}
+
+impl Client {
+    /// A client.
+    pub fn new(ctx: ClientContext, cfg: Config) -> Self {
+        let nearest = if ctx.nearest.is_empty() { ctx.membership.replicas().collect() } else { ctx.nearest };
+        Client { id: ctx.id, m: ctx.membership, crypto: ctx.crypto, cfg, nearest, t: ctx.first_seq, current: None }
+    }
+
+    /// The command-leader this client uses.
+    fn leader(&self) -> ReplicaId {
+        self.nearest[0]
+    }
+
+    fn on_spec_reply(&mut self, now: Time, from: ReplicaId, reply: SpecReply, out: &mut Out) {
+        let Some(cur) = &mut self.current else { return };
+        let b = &reply.reply.body;
+        if !matches!(cur.phase, Phase::Speculative { .. })
+            || b.replica != from
+            || b.client != self.id
+            || b.t != cur.request.req.seq
+            || b.request != request_digest(&cur.request)
+            || !reply.verify(&self.m, self.crypto.as_ref())
+        {
+            return;
+        }
+        // All replies must be about one order: the first valid one sets the instance.
+        if let Some(other) = cur.replies.values().next() {
+            if other.order != reply.order {
+                // The leader gave replicas different orders (evidence for an owner change, not handled here).
+                return;
+            }
+        }
+        cur.replies.insert(from, reply);
+        let n = self.m.n();
+        let first = cur.replies.values().next().map(|r| (r.reply.body.clone(), r.result.clone()));
+        if let Some((body, result)) = first {
+            let matching = cur.replies.values().filter(|r| r.reply.body.matches(&body) && r.result == result).count();
+            if matching == n {
+                // Fast path: deliver now, commit in the background.
+                let cert: Vec<SpecReply> = cur.replies.values().cloned().collect();
+                out.broadcast(Msg::CommitFast { request: cur.request.clone(), cert });
+                self.finish(result, out);
+                return;
+            }
+        }
+        if cur.replies.len() == n {
+            // Everybody answered and they differ: waiting longer cannot help.
+            return self.slow_path(out);
+        }
+        if cur.replies.len() >= self.m.quorum() {
+            if let Phase::Speculative { slow_armed: armed @ false } = &mut cur.phase {
+                *armed = true;
+                let took = Duration::from_nanos(now.0.saturating_sub(cur.started.0));
+                let wait = (took * self.cfg.slow_path_wait_percent / 100).max(self.cfg.slow_path_min_wait);
+                out.set_timer(Timer::SlowPath, wait);
+            }
+        }
+    }
+
+    /// Combine 2f+1 replies into a COMMIT: the designated quorum of the space
+    /// (its owner and the next 2f replicas) if all of it answered, else the
+    /// lowest replica ids that did.
+    fn slow_path(&mut self, out: &mut Out) {
+        let q = self.m.quorum();
+        let n = self.m.n() as u32;
+        let Some(cur) = &mut self.current else { return };
+        let Some(inst) = cur.replies.values().next().map(|r| r.reply.body.inst) else { return };
+        let designated: Vec<ReplicaId> = (0..q as u32).map(|k| ReplicaId((inst.space.0 + k) % n)).collect();
+        let chosen: Vec<ReplicaId> = if designated.iter().all(|r| cur.replies.contains_key(r)) {
+            designated
+        } else {
+            cur.replies.keys().take(q).copied().collect()
+        };
+        if chosen.len() < q {
+            return;
+        }
+        let cert: Vec<SpecReply> = chosen.iter().filter_map(|r| cur.replies.get(r)).cloned().collect();
+        let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
+        let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap_or(0);
+        let body = CommitBody { client: self.id, inst, deps: canonical_deps(deps), seq };
+        let commit =
+            Msg::Commit { commit: Signed::sign(body, self.crypto.as_ref()), request: cur.request.clone(), cert };
+        out.broadcast(commit.clone());
+        out.cancel_timer(Timer::SlowPath);
+        out.set_timer(Timer::Retransmit, self.cfg.client_retransmit);
+        cur.phase = Phase::Committing { commit: Box::new(commit), acks: BTreeMap::new() };
+    }
+
+    fn on_commit_reply(&mut self, from: ReplicaId, inst: InstanceId, t: u64, result: Bytes, out: &mut Out) {
+        let q = self.m.quorum();
+        let Some(cur) = &mut self.current else { return };
+        let Phase::Committing { commit, acks } = &mut cur.phase else { return };
+        let Msg::Commit { commit: c, .. } = commit.as_ref() else { return };
+        if c.body.inst != inst || t != cur.request.req.seq || !self.m.contains(from) {
+            return;
+        }
+        acks.insert(from, result.clone());
+        if acks.values().filter(|r| **r == result).count() >= q {
+            self.finish(result, out);
+        }
+    }
+
+    fn finish(&mut self, result: Bytes, out: &mut Out) {
+        self.current = None;
+        out.cancel_timer(Timer::SlowPath);
+        out.cancel_timer(Timer::Retransmit);
+        out.push(Effect::Complete { result });
+    }
+
+    fn on_retransmit(&mut self, out: &mut Out) {
+        let leader = self.leader();
+        let Some(cur) = &self.current else { return };
+        match &cur.phase {
+            Phase::Speculative { .. } => out.send(leader, Msg::Request(cur.request.clone())),
+            Phase::Committing { commit, .. } => out.broadcast((**commit).clone()),
+        }
+        out.set_timer(Timer::Retransmit, self.cfg.client_retransmit);
+    }
+}
+
+impl ClientMachine<Ezbft> for Client {
+    fn invoke(&mut self, now: Time, op: Bytes, _read_only: bool, out: &mut Out) {
+        // EZBFT has no read-only path: reads are ordered like writes.
+        self.t += 1;
+        let req = Request { client: self.id, seq: self.t, op, read_only: false };
+        let request = SignedRequest::sign(req, self.crypto.as_ref());
+        out.send(self.leader(), Msg::Request(request.clone()));
+        out.set_timer(Timer::Retransmit, self.cfg.client_retransmit);
+        self.current = Some(Outstanding {
+            request,
+            started: now,
+            replies: BTreeMap::new(),
+            phase: Phase::Speculative { slow_armed: false },
+        });
+    }
+
+    fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
+        match input {
+            Input::Message { from: NodeId::Replica(r), msg } => match msg {
+                Msg::SpecReply(reply) => self.on_spec_reply(now, r, *reply, out),
+                Msg::CommitReply { inst, t, result } => self.on_commit_reply(r, inst, t, result, out),
+                _ => {}
+            },
+            Input::Timer(Timer::SlowPath)
+                if self.current.as_ref().is_some_and(|c| matches!(c.phase, Phase::Speculative { .. })) =>
+            {
+                self.slow_path(out)
+            }
+            Input::Timer(Timer::Retransmit) => self.on_retransmit(out),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! EZBFT settings and their defaults (each explained in
+//! docs/decisions/0006-ezbft-open-points.md).
+
+use quorate_core::time::human;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// EZBFT settings (the `[settings]` table of a cluster file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Client: once 2f+1 SPECREPLYs are in, wait this many percent of the time
+    /// they took for the remaining ones before taking the slow path.
+    pub slow_path_wait_percent: u32,
+    /// Client: the shortest such wait.
+    #[serde(with = "human")]
+    pub slow_path_min_wait: Duration,
+    /// Client: send the request or commit again after this long without an answer.
+    #[serde(with = "human")]
+    pub client_retransmit: Duration,
+    /// Replica: most SPECORDERs buffered per space ahead of a missing slot.
+    pub max_future: usize,
+}
+
+impl Config {
+    /// Check the settings; the error names the wrong field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.client_retransmit.is_zero() {
+            return Err("client_retransmit must be positive".into());
+        }
+        if self.max_future == 0 {
+            return Err("max_future must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            slow_path_wait_percent: 50,
+            slow_path_min_wait: Duration::from_millis(2),
+            client_retransmit: Duration::from_secs(1),
+            max_future: 4096,
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! EZBFT (B. Arun, S. Peluso, B. Ravindran, *EZBFT: Decentralizing Byzantine
+//! Fault-Tolerant State Machine Replication*, ICDCS 2019) as sans-IO replica
+//! and client machines.
+//!
+//! Leaderless: every replica orders the commands its own clients send, in
+//! its own instance space, with the dependencies (interfering commands) and a
+//! sequence number; replicas execute speculatively and reply to the client
+//! directly. The client finishes the fast path with 3f+1 matching replies
+//! (3 one-way steps) or drives the slow path with 2f+1 (2 more steps).
+//!
+//! - [`messages`]: every message and what it carries.
+//! - [`replica`]: the replica (ordering, commits, execution).
+//! - [`client`]: the client (reply matching, fast and slow paths).
+//!
+//! Decisions taken where the paper is silent or ambiguous are in
+//! `docs/decisions/0006-ezbft-open-points.md`.
+
+pub mod client;
+pub mod config;
+pub mod messages;
+pub mod replica;
+
+pub use config::Config;
+pub use messages::Msg;
+
+use quorate_core::machine::{ClientContext, ClientMachine, OrderGuarantee, Protocol, ReplicaContext, ReplicaMachine};
+use quorate_core::membership::FaultModel;
+use serde::{Deserialize, Serialize};
+
+/// Timers of EZBFT machines.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Client: stop waiting for the remaining SPECREPLYs and take the slow path.
+    SlowPath,
+    /// Client: send the outstanding request or commit again.
+    Retransmit,
+}
+
+/// The EZBFT protocol.
+pub struct Ezbft;
+
+impl Protocol for Ezbft {
+    const NAME: &'static str = "ezbft";
+    const ORDER: OrderGuarantee = OrderGuarantee::Interfering;
+    type Message = Msg;
+    type Timer = Timer;
+    type Config = Config;
+
+    /// 3f+1 in either model: the fast path needs all replicas and the paper
+    /// defines no crash-only variant.
+    fn replicas_for(f: usize, _model: FaultModel) -> usize {
+        3 * f + 1
+    }
+
+    fn validate_config(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
+        Box::new(replica::Replica::new(ctx, config.clone()))
+    }
+
+    fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
+        Box::new(client::Client::new(ctx, config.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+//! EZBFT messages (paper §IV; digest `../shared/specs/ezbft.md` §3).
+//!
+//! Every message on the critical path is signed, as in the paper: REQUEST and
+//! COMMIT by the client, SPECORDER by the command-leader, SPECREPLY by each
+//! replying replica (over its own identity and a digest of its result, so a
+//! reply can serve as evidence). COMMITFAST and COMMITREPLY carry no
+//! signature: the first is a certificate of signed replies, the second is
+//! counted by the client over authenticated channels.
+
+use quorate_core::crypto::{Crypto, Digest, Signature};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::membership::Membership;
+use quorate_core::request::SignedRequest;
+use quorate_core::{wire, Bytes};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// A slot of a replica's instance space.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstanceId {
+    /// Whose space.
+    pub space: ReplicaId,
+    /// The slot in it (from 0).
+    pub slot: u64,
+}
+
+/// A message body with its signer's signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// What was signed.
+    pub body: T,
+    /// The signature of [`Signable::signing_bytes`] of `body`.
+    pub sig: Signature,
+}
+
+/// A body that can be signed: its bytes carry a label of its kind.
+pub trait Signable: Serialize + Sized {
+    /// Label that keeps one kind's signature from passing as another's.
+    const LABEL: &'static [u8];
+    /// The bytes signed.
+    fn signing_bytes(&self) -> Vec<u8> {
+        wire::encode_after(Self::LABEL, self)
+    }
+}
+
+impl<T: Signable> Signed<T> {
+    /// Sign `body` with `crypto`.
+    pub fn sign(body: T, crypto: &dyn Crypto) -> Self {
+        let sig = crypto.sign(&body.signing_bytes());
+        Signed { body, sig }
+    }
+    /// Whether `signer` signed it.
+    pub fn verify(&self, signer: NodeId, crypto: &dyn Crypto) -> bool {
+        crypto.verify(signer, &self.body.signing_bytes(), &self.sig)
+    }
+}
+
+/// The command-leader's order for a command: SPECORDER's signed part
+/// `⟨SPECORDER, O, I, D, S, h, d⟩`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecOrder {
+    /// Owner number of the space.
+    pub owner: u64,
+    /// Where the command goes.
+    pub inst: InstanceId,
+    /// Dependencies (sorted, no repeats).
+    pub deps: Vec<InstanceId>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Digest of the space's history up to and including this slot (h).
+    pub history: Digest,
+    /// Digest of the client's request (d).
+    pub request: Digest,
+}
+
+impl Signable for SpecOrder {
+    const LABEL: &'static [u8] = b"ezbft-specorder";
+}
+
+/// A replica's speculative answer: SPECREPLY's signed part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecReplyBody {
+    /// The replying replica.
+    pub replica: ReplicaId,
+    /// Owner number of the space.
+    pub owner: u64,
+    /// The instance.
+    pub inst: InstanceId,
+    /// Dependencies as this replica sees them (D').
+    pub deps: Vec<InstanceId>,
+    /// Sequence number as this replica sees it (S').
+    pub seq: u64,
+    /// Digest of the request.
+    pub request: Digest,
+    /// The client.
+    pub client: ClientId,
+    /// The client's timestamp of the request.
+    pub t: u64,
+    /// Digest of the speculative result.
+    pub result: Digest,
+}
+
+impl Signable for SpecReplyBody {
+    const LABEL: &'static [u8] = b"ezbft-specreply";
+}
+
+impl SpecReplyBody {
+    /// Whether two replies agree on everything the client matches (all but the sender).
+    pub fn matches(&self, other: &SpecReplyBody) -> bool {
+        SpecReplyBody { replica: other.replica, ..self.clone() } == *other
+    }
+}
+
+/// SPECREPLY: the signed body, the result and the leader's signed order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpecReply {
+    /// Signed by `body.replica`.
+    pub reply: Signed<SpecReplyBody>,
+    /// The speculative result.
+    pub result: Bytes,
+    /// The command-leader's order the reply is about (SO).
+    pub order: Signed<SpecOrder>,
+}
+
+impl SpecReply {
+    /// Whether the reply is well-formed and signed by its replica, and its order
+    /// by the owner of the space (`owner mod n`).
+    pub fn verify(&self, m: &Membership, crypto: &dyn Crypto) -> bool {
+        let (b, o) = (&self.reply.body, &self.order.body);
+        m.contains(b.replica)
+            && b.owner == o.owner
+            && b.inst == o.inst
+            && b.request == o.request
+            && m.contains(o.inst.space)
+            && canonical(&b.deps)
+            && canonical(&o.deps)
+            && b.result == Digest::of(&self.result)
+            && self.reply.verify(NodeId::Replica(b.replica), crypto)
+            && self.order.verify(NodeId::Replica(owner_replica(o.owner, m)), crypto)
+    }
+}
+
+/// What a client commits on the slow path: COMMIT's signed part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitBody {
+    /// The client.
+    pub client: ClientId,
+    /// The instance.
+    pub inst: InstanceId,
+    /// Union of the quorum's dependencies (D').
+    pub deps: Vec<InstanceId>,
+    /// Highest of the quorum's sequence numbers (S').
+    pub seq: u64,
+}
+
+impl Signable for CommitBody {
+    const LABEL: &'static [u8] = b"ezbft-commit";
+}
+
+/// Every EZBFT message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Client → its nearest replica (the command-leader).
+    Request(SignedRequest),
+    /// Command-leader → the other replicas: the order and the request (m).
+    SpecOrder {
+        /// The signed order.
+        order: Signed<SpecOrder>,
+        /// The client's request.
+        request: SignedRequest,
+    },
+    /// Replica → client.
+    SpecReply(Box<SpecReply>),
+    /// Client → replicas, after 3f+1 matching SPECREPLYs: commit as ordered.
+    CommitFast {
+        /// The request (so that a replica that missed the SPECORDER can execute it).
+        request: SignedRequest,
+        /// The 3f+1 matching replies.
+        cert: Vec<SpecReply>,
+    },
+    /// Client → replicas, on the slow path.
+    Commit {
+        /// Signed by the client.
+        commit: Signed<CommitBody>,
+        /// The request (so that a replica that missed the SPECORDER can execute it).
+        request: SignedRequest,
+        /// The 2f+1 replies the dependencies were combined from.
+        cert: Vec<SpecReply>,
+    },
+    /// Replica → client: the final result of a command committed on the slow path.
+    CommitReply {
+        /// The instance.
+        inst: InstanceId,
+        /// The client's timestamp.
+        t: u64,
+        /// The final result.
+        result: Bytes,
+    },
+}
+
+impl quorate_core::machine::Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Request(_) => "REQUEST",
+            Msg::SpecOrder { .. } => "SPECORDER",
+            Msg::SpecReply(_) => "SPECREPLY",
+            Msg::CommitFast { .. } => "COMMITFAST",
+            Msg::Commit { .. } => "COMMIT",
+            Msg::CommitReply { .. } => "COMMITREPLY",
+        }
+    }
+
+    fn preverify(&self, from: NodeId, crypto: &dyn Crypto) {
+        let reply = |r: &SpecReply| {
+            r.reply.verify(NodeId::Replica(r.reply.body.replica), crypto);
+            r.order.verify(NodeId::Replica(r.order.body.inst.space), crypto);
+        };
+        match self {
+            Msg::Request(r) => {
+                r.verify(crypto);
+            }
+            Msg::SpecOrder { order, request } => {
+                order.verify(from, crypto);
+                request.verify(crypto);
+            }
+            Msg::SpecReply(r) => reply(r),
+            Msg::CommitFast { request, cert } => {
+                request.verify(crypto);
+                cert.iter().for_each(reply);
+            }
+            Msg::Commit { commit, request, cert } => {
+                commit.verify(NodeId::Client(commit.body.client), crypto);
+                request.verify(crypto);
+                cert.iter().for_each(reply);
+            }
+            Msg::CommitReply { .. } => {}
+        }
+    }
+}
+
+/// The replica that owns a space whose owner number is `owner`.
+pub fn owner_replica(owner: u64, m: &Membership) -> ReplicaId {
+    ReplicaId((owner % m.n().max(1) as u64) as u32)
+}
+
+/// Whether a dependency list is in canonical form (strictly increasing).
+pub fn canonical(deps: &[InstanceId]) -> bool {
+    deps.windows(2).all(|w| w[0] < w[1])
+}
+
+/// A dependency set in canonical form.
+pub fn canonical_deps(deps: BTreeSet<InstanceId>) -> Vec<InstanceId> {
+    deps.into_iter().collect()
+}
+
+/// Digest of a client's request as SPECORDER names it (d).
+pub fn request_digest(r: &SignedRequest) -> Digest {
+    Digest::of(&r.req.signing_bytes())
+}

@@ -1,0 +1,195 @@
+//! Execution (§IV-B). Speculative execution runs each command as soon as it is
+//! ordered, on the latest state. Final execution waits until a command and
+//! everything it transitively depends on are committed, then runs the
+//! dependency graph's strongly connected components dependencies-first, each
+//! in (sequence number, replica id) order, on the final state.
+//!
+//! The executor keeps one state with a speculative tail. When the next final
+//! command is the oldest speculative one, its speculative execution becomes
+//! final as it is (it ran on exactly the final state); otherwise the tail is
+//! rolled back, the final commands run, and the rest is executed
+//! speculatively again.
+
+use super::{Out, Replica};
+use crate::messages::{InstanceId, Msg, Signed, SpecReply, SpecReplyBody};
+use quorate_core::crypto::Digest;
+use quorate_core::executor::Outcome;
+use quorate_core::machine::Event;
+use quorate_core::Bytes;
+use std::collections::{HashMap, HashSet};
+
+fn result_of(o: Outcome) -> Bytes {
+    match o {
+        Outcome::Executed(r) | Outcome::Repeat(r) => r,
+        // Superseded by a later request of the same client: nobody waits for it.
+        Outcome::Stale => Bytes::new(),
+    }
+}
+
+impl Replica {
+    /// Execute `inst` speculatively and send the client our SPECREPLY.
+    pub(crate) fn speculate_and_reply(&mut self, inst: InstanceId, out: &mut Out) {
+        let result = self.speculate(inst, out);
+        let Some(e) = self.log.get_mut(&inst) else { return };
+        let body = SpecReplyBody {
+            replica: self.id,
+            owner: e.order.body.owner,
+            inst,
+            deps: e.deps.clone(),
+            seq: e.seq,
+            request: e.order.body.request,
+            client: e.req.req.client,
+            t: e.req.req.seq,
+            result: Digest::of(&result),
+        };
+        let reply = SpecReply { reply: Signed::sign(body, self.crypto.as_ref()), result, order: e.order.clone() };
+        e.reply = Some(reply.clone());
+        out.send(e.req.req.client, Msg::SpecReply(Box::new(reply)));
+    }
+
+    /// Run `inst` on the latest state (final plus speculative); its result.
+    fn speculate(&mut self, inst: InstanceId, out: &mut Out) -> Bytes {
+        let Some(e) = self.log.get_mut(&inst) else { return Bytes::new() };
+        let outcome = self.exec.execute_speculative(&e.req.req, inst.slot, 0, out);
+        if matches!(outcome, Outcome::Executed(_)) {
+            // Only executions the executor can undo are in its speculative tail.
+            self.speculated.push_back(inst);
+        }
+        let result = result_of(outcome);
+        e.spec_result = Some(result.clone());
+        result
+    }
+
+    /// Execute finally every committed command whose dependencies are all committed.
+    pub(crate) fn execute_ready(&mut self, out: &mut Out) {
+        loop {
+            let mut progressed = false;
+            let roots: Vec<InstanceId> = self.waiting.iter().copied().collect();
+            for root in roots {
+                // An earlier component may have taken it.
+                if !self.waiting.contains(&root) {
+                    continue;
+                }
+                if let Some(order) = self.final_order(root) {
+                    self.run_final(&order, out);
+                    progressed = true;
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    /// The final execution order of `root` and the unexecuted commands it
+    /// reaches, or `None` while one of them is unknown or uncommitted.
+    /// Tarjan's algorithm, iteratively: with edges from a command to its
+    /// dependencies, components complete dependencies-first.
+    fn final_order(&self, root: InstanceId) -> Option<Vec<InstanceId>> {
+        let mut t = Tarjan::default();
+        t.visit(root);
+        let mut order = Vec::new();
+        while let Some(&(v, k)) = t.calls.last() {
+            if let Some(&w) = self.log.get(&v)?.deps.get(k) {
+                if let Some(top) = t.calls.last_mut() {
+                    top.1 += 1;
+                }
+                let e = self.log.get(&w)?;
+                if e.executed {
+                    continue;
+                }
+                if !e.committed {
+                    return None;
+                }
+                match t.index.get(&w) {
+                    None => t.visit(w),
+                    Some(&iw) if t.on_stack.contains(&w) => t.lower(v, iw),
+                    Some(_) => {}
+                }
+                continue;
+            }
+            t.calls.pop();
+            if let Some(&(u, _)) = t.calls.last() {
+                t.lower(u, t.low[&v]);
+            }
+            if t.low[&v] == t.index[&v] {
+                let mut component = Vec::new();
+                while let Some(w) = t.stack.pop() {
+                    t.on_stack.remove(&w);
+                    component.push(w);
+                    if w == v {
+                        break;
+                    }
+                }
+                // Inside a component: by sequence number, ties by replica id (then slot).
+                component.sort_by_key(|i| (self.log[i].seq, i.space, i.slot));
+                order.extend(component);
+            }
+        }
+        Some(order)
+    }
+
+    /// Execute `order` finally.
+    fn run_final(&mut self, order: &[InstanceId], out: &mut Out) {
+        let mut respeculate = Vec::new();
+        let mut rolled_back = false;
+        for &inst in order {
+            let result = if !rolled_back && self.speculated.front() == Some(&inst) {
+                // Its speculative run was on exactly the final state: keep it.
+                self.exec.commit_speculative(1, out);
+                self.speculated.pop_front();
+                self.log.get(&inst).and_then(|e| e.spec_result.clone()).unwrap_or_default()
+            } else {
+                if !rolled_back && self.exec.speculating() {
+                    if let Err(e) = self.exec.rollback(out) {
+                        out.event(Event::Note(format!("rollback failed: {e}")));
+                    }
+                    respeculate = self.speculated.drain(..).collect();
+                    rolled_back = true;
+                }
+                let Some(e) = self.log.get(&inst) else { continue };
+                result_of(self.exec.execute(&e.req.req, inst.slot, 0, out))
+            };
+            self.waiting.remove(&inst);
+            let Some(e) = self.log.get_mut(&inst) else { continue };
+            e.executed = true;
+            e.final_result = Some(result.clone());
+            if e.reply_when_final {
+                out.send(e.req.req.client, Msg::CommitReply { inst, t: e.req.req.seq, result });
+            }
+        }
+        for inst in respeculate {
+            if self.log.get(&inst).is_some_and(|e| !e.executed) {
+                self.speculate(inst, out);
+            }
+        }
+    }
+}
+
+/// The state of an iterative run of Tarjan's algorithm.
+#[derive(Default)]
+struct Tarjan {
+    index: HashMap<InstanceId, usize>,
+    low: HashMap<InstanceId, usize>,
+    on_stack: HashSet<InstanceId>,
+    stack: Vec<InstanceId>,
+    /// The simulated call stack: a node and how many of its dependencies it has looked at.
+    calls: Vec<(InstanceId, usize)>,
+}
+
+impl Tarjan {
+    fn visit(&mut self, v: InstanceId) {
+        let i = self.index.len();
+        self.index.insert(v, i);
+        self.low.insert(v, i);
+        self.stack.push(v);
+        self.on_stack.insert(v);
+        self.calls.push((v, 0));
+    }
+
+    fn lower(&mut self, v: InstanceId, to: usize) {
+        if let Some(l) = self.low.get_mut(&v) {
+            *l = (*l).min(to);
+        }
+    }
+}

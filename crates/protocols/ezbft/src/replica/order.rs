@@ -1,0 +1,160 @@
+//! REQUEST: the receiving replica becomes the command-leader and orders the
+//! command in its own space (§IV-A step 2). SPECORDER: the other replicas
+//! check the order, extend its dependencies from their own logs, execute
+//! speculatively and answer the client (step 3).
+
+use super::{Out, Replica};
+use crate::messages::{canonical, canonical_deps, owner_replica, request_digest, InstanceId, Msg, Signed, SpecOrder};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::request::SignedRequest;
+use quorate_core::time::Time;
+
+impl Replica {
+    /// REQUEST from client `c`.
+    pub(crate) fn on_request(&mut self, _now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
+        if req.req.client != c {
+            return out.reject(NodeId::Client(c), "request names another client");
+        }
+        if !req.verify(self.crypto.as_ref()) {
+            return out.reject(NodeId::Client(c), "bad request signature");
+        }
+        if !self.exec.service().validate(&req.req.op) {
+            return out.reject(NodeId::Client(c), "invalid request");
+        }
+        let t = req.req.seq;
+        // t must exceed the highest timestamp led for this client (t_c); the same t is a retransmission.
+        match self.led.get(&c) {
+            Some((last, inst)) if *last == t => return self.retransmit(*inst, out),
+            Some((last, _)) if *last > t => return out.reject(NodeId::Client(c), "stale request timestamp"),
+            _ => {}
+        }
+        if t <= self.exec.table().last_seq(c) {
+            return out.reject(NodeId::Client(c), "stale request timestamp");
+        }
+        let space = &self.spaces[self.id.index()];
+        if owner_replica(space.owner, &self.m) != self.id {
+            // Our own space changed owner (not in this version): no new commands in it.
+            return out.reject(NodeId::Client(c), "space not owned");
+        }
+        let inst = InstanceId { space: self.id, slot: space.next };
+        let key = self.exec.service().conflict_key(&req.req.op);
+        let deps = self.interference.deps(key.as_ref(), c, inst);
+        let seq = self.seq_for(&deps, 0);
+        let digest = request_digest(&req);
+        let history = Self::next_history(&space.history, inst.slot, &digest);
+        let body = SpecOrder { owner: space.owner, inst, deps: canonical_deps(deps), seq, history, request: digest };
+        let order = Signed::sign(body, self.crypto.as_ref());
+        let space = &mut self.spaces[self.id.index()];
+        space.next += 1;
+        space.history = history;
+        self.led.insert(c, (t, inst));
+        out.broadcast(Msg::SpecOrder { order: order.clone(), request: req.clone() });
+        let (deps, seq) = (order.body.deps.clone(), order.body.seq);
+        self.insert(req, order, deps, seq);
+        self.speculate_and_reply(inst, out);
+    }
+
+    /// A client asked again for a command we lead: our order and reply again.
+    fn retransmit(&mut self, inst: InstanceId, out: &mut Out) {
+        let Some(e) = self.log.get(&inst) else { return };
+        out.broadcast(Msg::SpecOrder { order: e.order.clone(), request: e.req.clone() });
+        self.resend_reply(inst, out);
+    }
+
+    /// Our SPECREPLY (and COMMITREPLY, if final on the slow path) for `inst` again.
+    pub(crate) fn resend_reply(&mut self, inst: InstanceId, out: &mut Out) {
+        let Some(e) = self.log.get(&inst) else { return };
+        let c = e.req.req.client;
+        if let Some(r) = &e.reply {
+            out.send(c, Msg::SpecReply(Box::new(r.clone())));
+        }
+        if let (true, Some(result)) = (e.reply_when_final, &e.final_result) {
+            out.send(c, Msg::CommitReply { inst, t: e.req.req.seq, result: result.clone() });
+        }
+    }
+
+    /// S: above the sequence numbers of the known dependencies, and at least `floor`.
+    pub(crate) fn seq_for<'a>(&self, deps: impl IntoIterator<Item = &'a InstanceId>, floor: u64) -> u64 {
+        let above = deps.into_iter().filter_map(|d| self.log.get(d)).map(|e| e.seq + 1).max().unwrap_or(1);
+        above.max(floor).max(1)
+    }
+
+    /// SPECORDER from replica `from`.
+    pub(crate) fn on_spec_order(
+        &mut self,
+        from: ReplicaId,
+        order: Signed<SpecOrder>,
+        request: SignedRequest,
+        out: &mut Out,
+    ) {
+        let o = &order.body;
+        let Some(space) = self.spaces.get(o.inst.space.index()) else {
+            return out.reject(NodeId::Replica(from), "SPECORDER for an unknown space");
+        };
+        if o.owner != space.owner || owner_replica(o.owner, &self.m) != from {
+            return out.reject(NodeId::Replica(from), "SPECORDER from a replica that does not own the space");
+        }
+        if !canonical(&o.deps) || o.request != request_digest(&request) {
+            return out.reject(NodeId::Replica(from), "malformed SPECORDER");
+        }
+        if !order.verify(NodeId::Replica(from), self.crypto.as_ref()) {
+            return out.reject(NodeId::Replica(from), "bad SPECORDER signature");
+        }
+        if !request.verify(self.crypto.as_ref()) || !self.exec.service().validate(&request.req.op) {
+            return out.reject(NodeId::Replica(from), "SPECORDER with an invalid request");
+        }
+        let (inst, next) = (o.inst, space.next);
+        if inst.slot < next {
+            match self.log.get(&inst) {
+                Some(e) if e.order == order => self.resend_reply(inst, out),
+                // A second, different order for one slot: the leader equivocates.
+                _ => out.reject(NodeId::Replica(from), "conflicting SPECORDER for an ordered slot"),
+            }
+            return;
+        }
+        if inst.slot > next {
+            // I = maxI + 1 must hold: keep it until the slots before it arrive.
+            let max_future = self.cfg.max_future;
+            let space = &mut self.spaces[inst.space.index()];
+            if space.future.len() >= max_future && !space.future.contains_key(&inst.slot) {
+                return out.reject(NodeId::Replica(from), "too many SPECORDERs ahead of a missing slot");
+            }
+            space.future.insert(inst.slot, (order, request));
+            return;
+        }
+        self.accept_order(order, request, out);
+        // Buffered successors may be in order now.
+        let space = inst.space.index();
+        while let Some((order, request)) = {
+            let s = &mut self.spaces[space];
+            let next = s.next;
+            s.future.remove(&next)
+        } {
+            self.accept_order(order, request, out);
+        }
+    }
+
+    /// Take the order for the next slot of its space (checked): log, extend, speculate, reply.
+    fn accept_order(&mut self, order: Signed<SpecOrder>, request: SignedRequest, out: &mut Out) {
+        let inst = order.body.inst;
+        let space = &self.spaces[inst.space.index()];
+        let history = Self::next_history(&space.history, inst.slot, &order.body.request);
+        if history != order.body.history {
+            // The leader told us a different history of its space than it signed.
+            return out.reject(NodeId::Replica(inst.space), "SPECORDER history does not match");
+        }
+        let space = &mut self.spaces[inst.space.index()];
+        space.next = inst.slot + 1;
+        space.history = history;
+        if self.log.contains_key(&inst) {
+            // Known from a COMMIT that overtook this order: it is settled already.
+            return;
+        }
+        let key = self.exec.service().conflict_key(&request.req.op);
+        let mut deps = self.interference.deps(key.as_ref(), request.req.client, inst);
+        deps.extend(order.body.deps.iter().copied());
+        let seq = self.seq_for(&deps, order.body.seq);
+        self.insert(request, order, canonical_deps(deps), seq);
+        self.speculate_and_reply(inst, out);
+    }
+}
