@@ -2,7 +2,9 @@
 //! closed-loop clients (each sends its next request when the previous one is
 //! answered) and report throughput and latency.
 
+use crate::protocols::{with_protocol, WithProtocol};
 use crate::runtime::{KeygenArgs, LocalCluster};
+use crate::sim::CliProtocol;
 use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
@@ -10,7 +12,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quorate_apps::KvOp;
 use quorate_core::ids::ClientId;
 use quorate_core::machine::Protocol;
-use quorate_modsmart::ModSmart;
 use quorate_node::config::NodeSettings;
 use quorate_node::{Client, ClientHost, ClientOptions, ClusterConfig};
 use serde_json::json;
@@ -41,10 +42,11 @@ pub struct BenchArgs {
     /// Bytes of the value each request writes (a put of a per-client key).
     #[arg(long, default_value_t = 0)]
     pub payload: usize,
-    /// Clients sign requests (the protocol's default in Byzantine mode). `false` leaves
+    /// Clients sign requests (Mod-SMaRt's default in Byzantine mode). `false` leaves
     /// client authentication to the channels, as BFT-SMaRt does by default.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub sign_requests: bool,
+    /// Only for protocols with that setting (EZBFT clients always sign).
+    #[arg(long, action = clap::ArgAction::Set)]
+    pub sign_requests: Option<bool>,
     /// fsync the replicas' logs (off only to see what the disk costs).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fsync: bool,
@@ -116,23 +118,36 @@ pub fn bench_main(args: &BenchArgs) -> Result<ExitCode, String> {
         crash: args.crash,
     };
     let node = NodeSettings { fsync: args.fsync, threads: args.threads, ..NodeSettings::default() };
-    let result = match args.protocol.as_str() {
-        "mod-smart" => {
-            let mut overrides = toml::Table::new();
-            overrides.insert("sign_requests".into(), toml::Value::Boolean(args.sign_requests));
-            if let Some(b) = args.batch {
-                overrides.insert("max_batch".into(), toml::Value::Integer(b as i64));
+    let mut overrides = toml::Table::new();
+    if let Some(sign) = args.sign_requests {
+        overrides.insert("sign_requests".into(), toml::Value::Boolean(sign));
+    }
+    if let Some(b) = args.batch {
+        overrides.insert("max_batch".into(), toml::Value::Integer(b as i64));
+    }
+    struct Bench<'a> {
+        args: &'a BenchArgs,
+        kg: KeygenArgs,
+        node: NodeSettings,
+        overrides: toml::Table,
+    }
+    impl WithProtocol for Bench<'_> {
+        type Output = Result<(), String>;
+        fn run<P: CliProtocol>(self) -> Self::Output {
+            let defaults = crate::runtime::settings_table::<P>();
+            if let Some(k) = self.overrides.keys().find(|k| !defaults.contains_key(*k)) {
+                return Err(format!("{} has no setting `{k}`: drop the flag that sets it", P::NAME));
             }
-            let mut cluster = LocalCluster::start(&kg, node, &overrides, "warn")?;
+            let mut cluster = LocalCluster::start(&self.kg, self.node, &self.overrides, "warn")?;
             let r = ClusterConfig::load(&cluster.config)
                 .map_err(|e| e.to_string())
-                .and_then(|cfg| run::<ModSmart>(&cfg, args));
+                .and_then(|cfg| run::<P>(&cfg, self.args));
             cluster.check_alive()?;
             cluster.stop();
             r
         }
-        other => Err(format!("unknown protocol '{other}' (known: {})", crate::runtime::PROTOCOLS.join(", "))),
-    };
+    }
+    let result = with_protocol(&args.protocol, Bench { args, kg, node, overrides }).and_then(|r| r);
     if temp {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -245,7 +260,7 @@ fn run<P: Protocol>(cfg: &ClusterConfig, args: &BenchArgs) -> Result<(), String>
             "settings": {
                 "protocol": args.protocol, "replicas": args.replicas, "f": cfg.file.f, "fault_model": format!("{:?}", cfg.file.fault_model).to_lowercase(),
                 "clients": args.clients, "duration_s": secs, "warmup_s": args.warmup.as_secs_f64(), "payload_bytes": args.payload,
-                "operation": "kv put of a per-client key", "sign_requests": args.sign_requests, "fsync": args.fsync,
+                "operation": "kv put of a per-client key", "sign_requests": cfg.file.settings.get("sign_requests").and_then(|v| v.as_bool()), "fsync": args.fsync,
                 "batch": args.batch, "connections": args.connections, "replica_threads": args.threads, "client_threads": args.client_threads,
                 "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
             }

@@ -8,6 +8,7 @@
 //! run failed, and 2 for bad flags.
 
 mod bench;
+mod protocols;
 mod runtime;
 mod sim;
 

@@ -1,20 +1,18 @@
 //! The runtime commands: `keygen`, `replica`, `client`, `cluster`.
 
+use crate::protocols::{with_protocol, WithProtocol};
+use crate::sim::CliProtocol;
 use clap::{Args, Subcommand};
 use quorate_apps::{Counter, KvOp, KvReply, KvStore};
 use quorate_core::ids::{ClientId, ReplicaId};
 use quorate_core::machine::Protocol;
 use quorate_core::service::Service;
-use quorate_modsmart::ModSmart;
 use quorate_node::config::{ModelName, NodeSettings};
 use quorate_node::keys::{keygen, KeygenSpec};
 use quorate_node::{Client, ClientOptions, ClusterConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
-
-/// Protocols the runtime can run.
-pub const PROTOCOLS: &[&str] = &["mod-smart"];
 
 /// Start logging to stderr at `level` (`error`, `warn`, `info`, `debug`, `trace`, or a filter).
 pub fn init_logs(level: &str) {
@@ -57,7 +55,8 @@ pub struct KeygenArgs {
     pub crash: bool,
 }
 
-fn settings_table<P: Protocol>() -> toml::Table {
+/// A protocol's default settings as a TOML table.
+pub fn settings_table<P: Protocol>() -> toml::Table {
     match toml::Value::try_from(P::Config::default()) {
         Ok(toml::Value::Table(t)) => t,
         _ => toml::Table::new(),
@@ -95,18 +94,18 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
 /// Write keys and a cluster file (protocol settings: defaults, then `overrides`);
 /// returns the cluster file's path.
 pub fn run_keygen(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table) -> Result<PathBuf, String> {
-    let spec = match args.protocol.as_str() {
-        "mod-smart" => spec_for::<ModSmart>(args, node, overrides)?,
-        other => return Err(unknown_protocol(other)),
-    };
+    struct Spec<'a>(&'a KeygenArgs, NodeSettings, &'a toml::Table);
+    impl WithProtocol for Spec<'_> {
+        type Output = Result<KeygenSpec, String>;
+        fn run<P: CliProtocol>(self) -> Self::Output {
+            spec_for::<P>(self.0, self.1, self.2)
+        }
+    }
+    let spec = with_protocol(&args.protocol, Spec(args, node, overrides))??;
     let path = keygen(&args.out, &spec).map_err(|e| e.to_string())?;
     // Check what we wrote the way a replica will read it.
     ClusterConfig::load(&path).map_err(|e| e.to_string())?;
     Ok(path)
-}
-
-fn unknown_protocol(p: &str) -> String {
-    format!("unknown protocol '{p}' (known: {})", PROTOCOLS.join(", "))
 }
 
 /// `quorate keygen`.
@@ -147,16 +146,18 @@ pub fn replica_main(args: &ReplicaArgs) -> Result<ExitCode, String> {
     init_logs(&args.log_level);
     let cfg = ClusterConfig::load(&args.config).map_err(|e| e.to_string())?;
     let id = ReplicaId(args.id);
-    let service = service_for(&cfg);
-    match cfg.file.protocol.as_str() {
-        "mod-smart" => {
-            let handle = quorate_node::start::<ModSmart>(&cfg, id, service).map_err(|e| e.to_string())?;
+    struct Run<'a>(&'a ClusterConfig, ReplicaId);
+    impl WithProtocol for Run<'_> {
+        type Output = Result<(), String>;
+        fn run<P: CliProtocol>(self) -> Self::Output {
+            let handle = quorate_node::start::<P>(self.0, self.1, service_for(self.0)).map_err(|e| e.to_string())?;
             wait_for_signal();
             tracing::info!("stopping");
             handle.shutdown();
+            Ok(())
         }
-        other => return Err(unknown_protocol(other)),
     }
+    with_protocol(&cfg.file.protocol, Run(&cfg, id))??;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -280,10 +281,14 @@ pub fn client_main(args: &ClientArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let op = args.op.to_kv();
-    let out = match cfg.file.protocol.as_str() {
-        "mod-smart" => rt.block_on(run_op::<ModSmart>(&cfg, id, &op, args.timeout)),
-        other => Err(unknown_protocol(other)),
-    };
+    struct Op<'a>(&'a tokio::runtime::Runtime, &'a ClusterConfig, ClientId, &'a KvOp, Duration);
+    impl WithProtocol for Op<'_> {
+        type Output = Result<String, String>;
+        fn run<P: CliProtocol>(self) -> Self::Output {
+            self.0.block_on(run_op::<P>(self.1, self.2, self.3, self.4))
+        }
+    }
+    let out = with_protocol(&cfg.file.protocol, Op(&rt, &cfg, id, &op, args.timeout)).and_then(|r| r);
     rt.shutdown_background();
     match out {
         Ok(text) => {
@@ -446,7 +451,14 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
     println!("  cluster file: {config}");
     println!("  data: {}", cfg.data_dir(ReplicaId(0)).parent().unwrap_or(Path::new(".")).display());
     if args.demo {
-        let result = demo(&cfg);
+        struct Demo<'a>(&'a ClusterConfig);
+        impl WithProtocol for Demo<'_> {
+            type Output = Result<(), String>;
+            fn run<P: CliProtocol>(self) -> Self::Output {
+                demo::<P>(self.0)
+            }
+        }
+        let result = with_protocol(&cfg.file.protocol, Demo(&cfg)).and_then(|r| r);
         cluster.check_alive()?;
         cluster.stop();
         return result.map(|_| ExitCode::SUCCESS);
@@ -461,7 +473,7 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
 }
 
 /// A client stores, reads, swaps and deletes values, printing each step.
-fn demo(cfg: &ClusterConfig) -> Result<(), String> {
+fn demo<P: Protocol>(cfg: &ClusterConfig) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -477,7 +489,7 @@ fn demo(cfg: &ClusterConfig) -> Result<(), String> {
         ClientOp::Get { key: "greeting".into() },
     ];
     let result = rt.block_on(async {
-        let mut client = Client::<ModSmart>::connect(cfg, id, ClientOptions { timeout: Duration::from_secs(20) })
+        let mut client = Client::<P>::connect(cfg, id, ClientOptions { timeout: Duration::from_secs(20) })
             .map_err(|e| e.to_string())?;
         for step in &steps {
             let t = std::time::Instant::now();

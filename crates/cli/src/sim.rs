@@ -1,5 +1,6 @@
 //! `quorate sim`: flags, the protocol registry, single runs and campaigns.
 
+use crate::protocols::{with_protocol, WithProtocol};
 use clap::{Args, ValueEnum};
 use quorate_core::{FaultModel, Protocol};
 use quorate_sim::cpu::CostModel;
@@ -10,17 +11,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The protocols `--protocol` knows. Adding one: one line here and one in
-/// [`dispatch`], plus a [`CliProtocol`] impl mapping the flags to its config.
-pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft"];
-
 /// Run the protocol named by `--protocol`.
 fn dispatch(args: &SimArgs) -> Result<ExitCode, String> {
-    match args.protocol.as_str() {
-        "mod-smart" => run_protocol::<quorate_modsmart::ModSmart>(args),
-        "ezbft" => run_protocol::<quorate_ezbft::Ezbft>(args),
-        other => Err(format!("unknown protocol '{other}' (known: {})", PROTOCOLS.join(", "))),
+    struct Sim<'a>(&'a SimArgs);
+    impl WithProtocol for Sim<'_> {
+        type Output = Result<ExitCode, String>;
+        fn run<P: CliProtocol>(self) -> Self::Output {
+            run_protocol::<P>(self.0)
+        }
     }
+    with_protocol(&args.protocol, Sim(args))?
 }
 
 /// A protocol the CLI can run: how the generic protocol flags map to its settings.

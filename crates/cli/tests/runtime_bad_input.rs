@@ -151,7 +151,7 @@ async fn await_reply(raw: &mut Raw, seq: u64) {
     let read = async {
         loop {
             let frame = raw.reader.next().await.expect("reply stream").expect("connection open");
-            if let Ok((_, Msg::Reply(reply))) = session::decode::<Msg>(&frame, 1 << 20) {
+            if let Ok((_, Some(Msg::Reply(reply)))) = session::decode::<Msg>(&frame, 1 << 20) {
                 if reply.seq == seq {
                     return;
                 }

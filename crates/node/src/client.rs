@@ -168,6 +168,10 @@ impl<P: Protocol> ClientHost<P> {
             }
             Entry::Vacant(v) => v.insert(tx),
         };
+        // Open the session everywhere now: replicas may answer before we send them anything.
+        for p in &s.peers {
+            let _ = p.try_send(session::open(id));
+        }
         let crypto = RuntimeCrypto::new(me, &s.key, &s.cfg.directory);
         // Replicas remember our last executed sequence number across our restarts:
         // continue above it (a microsecond clock outruns one process's requests).
@@ -326,12 +330,18 @@ async fn connection<P: Protocol>(
         match dial(&address, &identity, NodeId::Replica(r), &directory, &limits).await {
             Ok((mut reader, mut writer)) => {
                 backoff.reset();
+                // A new connection: open every session on it again.
+                let open: Vec<ClientId> = sessions.read().keys().copied().collect();
+                for id in open {
+                    let _ = writer.push(&session::open(id));
+                }
                 let sessions = Arc::clone(&sessions);
                 let max = limits.max_frame;
                 let mut read = tokio::spawn(async move {
                     while let Ok(Some(frame)) = reader.next().await {
                         match session::decode::<P::Message>(&frame, max) {
-                            Ok((id, msg)) => {
+                            Ok((_, None)) => {}
+                            Ok((id, Some(msg))) => {
                                 // A session that is gone or not listening loses the reply; it retransmits.
                                 if let Some(tx) = sessions.read().get(&id) {
                                     let _ = tx.try_send((r, msg));

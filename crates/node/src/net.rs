@@ -251,7 +251,8 @@ async fn read_loop<P: Protocol, R: AsyncRead + Unpin>(
         let mut failed = None;
         while let Some(f) = frame.take() {
             match decode::<P>(ctx, peer, &f, limit, client.as_deref_mut()) {
-                Ok(m) => batch.push(m),
+                Ok(Some(m)) => batch.push(m),
+                Ok(None) => {}
                 Err(e) => {
                     // The channel is authenticated: the peer itself sent this. Drop the frame, keep serving.
                     ctx.metrics.reject(e.reason());
@@ -288,18 +289,19 @@ fn dropped<P: Protocol>(ctx: &NetContext<P>, peer: NodeId, e: &quorate_transport
     warn!(?peer, "connection dropped: {e}");
 }
 
-/// One frame's sender and message. On a client connection the frame names its
-/// client, who must have the connection's key (the first frame of a client
-/// session makes this connection its route).
+/// One frame's sender and message (none for a frame that only opens a client
+/// session). On a client connection the frame names its client, who must have
+/// the connection's key (the first frame of a client session makes this
+/// connection its route).
 fn decode<P: Protocol>(
     ctx: &NetContext<P>,
     peer: NodeId,
     frame: &[u8],
     limit: usize,
     client: Option<&mut ClientConnection>,
-) -> Result<(NodeId, P::Message), FrameRejected> {
+) -> Result<Option<(NodeId, P::Message)>, FrameRejected> {
     let Some(conn) = client else {
-        return Ok((peer, wire::decode(frame, limit)?));
+        return Ok(Some((peer, wire::decode(frame, limit)?)));
     };
     let (c, msg) = session::decode(frame, limit)?;
     let from = NodeId::Client(c);
@@ -311,7 +313,7 @@ fn decode<P: Protocol>(
         // The latest connection carrying a client is its route (it reconnected).
         ctx.routes.clients.write().insert(c, (conn.id, conn.replies.clone()));
     }
-    Ok((from, msg))
+    Ok(msg.map(|m| (from, m)))
 }
 
 /// A client connection's frame for a client whose key is not the connection's.
