@@ -118,6 +118,10 @@ pub struct SimArgs {
     /// Virtual duration of the run (e.g. 10s, 500ms, 2m).
     #[arg(long, default_value = "20s", value_parser = duration_arg)]
     pub duration: Duration,
+    /// Leave operations invoked before this out of the latency and
+    /// throughput figures (e.g. 5s); the checks still cover them.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    pub warmup: Duration,
     /// Run seed (first seed of a campaign).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -233,6 +237,7 @@ fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     sc.n = args.n;
     sc.clients = args.clients;
     sc.duration = args.duration;
+    sc.warmup = args.warmup;
     sc.seed = args.seed;
     for r in &args.regions {
         Placement::region(r).map_err(|e| format!("--regions: {e}"))?;
