@@ -226,7 +226,21 @@ pub fn main(args: &SimArgs) -> Result<ExitCode, String> {
     dispatch(args)
 }
 
-fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
+/// Flags of `quorate sim` parsed from `argv` (without the program and
+/// subcommand names), defaults for the rest: how `quorate eval` builds its
+/// runs, so that each is exactly what `quorate sim` with the same flags runs.
+pub fn parse_sim_args(argv: &[String]) -> Result<SimArgs, String> {
+    #[derive(clap::Parser)]
+    struct Sim {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+    let argv = std::iter::once("quorate-sim").chain(argv.iter().map(String::as_str));
+    <Sim as clap::Parser>::try_parse_from(argv).map(|s| s.args).map_err(|e| e.to_string())
+}
+
+/// The scenario the flags describe, checked.
+pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     let model = match args.mode {
         Mode::Bft => FaultModel::Byzantine,
         Mode::Cft => FaultModel::Crash,
