@@ -289,7 +289,7 @@ fn claims(res: &Results) -> Vec<Claim> {
     }
     if !lines.is_empty() {
         if res.get("ezbft").is_none() {
-            lines.push(not_run("ezbft"));
+            lines.push(format!("EZBFT's half of the claim is not checked: {}", not_run("ezbft")));
         }
         c.verdict = if holds { "holds" } else { "does not hold" };
         c.ours = lines.join("; ");
