@@ -5,9 +5,12 @@
 //! seeds with random faults) of a protocol, checks it, and prints a summary or
 //! one JSON object. The exit code is 0 when every run passed (no safety
 //! violation, a linearizable or undecided history, liveness held), 1 when a
-//! run failed, and 2 for bad flags.
+//! run failed, and 2 for bad flags. `quorate eval` runs a named experiment
+//! (a source's evaluation, in the simulator) and shows our numbers beside the
+//! source's (see `eval`), with the same exit codes.
 
 mod bench;
+mod eval;
 mod protocols;
 mod runtime;
 mod sim;
@@ -27,6 +30,8 @@ struct Cli {
 enum Command {
     /// Run a protocol in the deterministic simulator and check the run.
     Sim(Box<sim::SimArgs>),
+    /// Run a named experiment from a source's evaluation and compare with its numbers (--list: all of them).
+    Eval(eval::EvalArgs),
     /// Generate keys and a cluster file for replicas on 127.0.0.1.
     Keygen(runtime::KeygenArgs),
     /// Run one replica of a cluster.
@@ -53,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => report(sim::main(&args)),
+        Command::Eval(args) => report(eval::main(&args)),
         Command::Keygen(args) => report(runtime::keygen_main(&args)),
         Command::Replica(args) => report(runtime::replica_main(&args)),
         Command::Client(args) => report(runtime::client_main(&args)),

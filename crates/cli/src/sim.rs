@@ -135,6 +135,10 @@ pub struct SimArgs {
     /// Virtual duration of the run (e.g. 10s, 500ms, 2m).
     #[arg(long, default_value = "20s", value_parser = duration_arg)]
     pub duration: Duration,
+    /// Leave operations invoked before this out of the latency and
+    /// throughput figures (e.g. 5s); the checks still cover them.
+    #[arg(long, default_value = "0s", value_parser = duration_arg)]
+    pub warmup: Duration,
     /// Run seed (first seed of a campaign).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -239,7 +243,21 @@ pub fn main(args: &SimArgs) -> Result<ExitCode, String> {
     dispatch(args)
 }
 
-fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
+/// Flags of `quorate sim` parsed from `argv` (without the program and
+/// subcommand names), defaults for the rest: how `quorate eval` builds its
+/// runs, so that each is exactly what `quorate sim` with the same flags runs.
+pub fn parse_sim_args(argv: &[String]) -> Result<SimArgs, String> {
+    #[derive(clap::Parser)]
+    struct Sim {
+        #[command(flatten)]
+        args: SimArgs,
+    }
+    let argv = std::iter::once("quorate-sim").chain(argv.iter().map(String::as_str));
+    <Sim as clap::Parser>::try_parse_from(argv).map(|s| s.args).map_err(|e| e.to_string())
+}
+
+/// The scenario the flags describe, checked.
+pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     let model = match args.mode {
         Mode::Bft => FaultModel::Byzantine,
         Mode::Cft => FaultModel::Crash,
@@ -250,6 +268,7 @@ fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     sc.n = args.n;
     sc.clients = args.clients;
     sc.duration = args.duration;
+    sc.warmup = args.warmup;
     sc.seed = args.seed;
     for r in &args.regions {
         Placement::region(r).map_err(|e| format!("--regions: {e}"))?;

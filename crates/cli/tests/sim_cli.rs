@@ -72,6 +72,9 @@ fn json_single_run() {
     assert_eq!(v["safety_violations"], 0);
     assert_eq!(v["linearizable"], true);
     assert!(v["completed"].as_u64().unwrap() > 100);
+    // A LAN run has no per-region latency, and no warm-up unless asked for.
+    assert_eq!(v["latency_by_region"], serde_json::json!({}));
+    assert_eq!(v["warmup_s"], 0.0);
     // The same seed gives the same trace.
     let again = quorate(&["sim", "--duration", "2s", "--clients", "3", "--seed", "5", "--json"]);
     let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();

@@ -134,6 +134,9 @@ pub struct Scenario<P: Protocol> {
     pub linearizability_budget: u64,
     /// Clients start at uniform offsets in `[0, client_stagger)`.
     pub client_stagger: Duration,
+    /// Operations invoked before this are left out of the latency statistics
+    /// and the throughput (start-up effects); the checkers still see them.
+    pub warmup: Duration,
 }
 
 impl<P: Protocol> Clone for Scenario<P> {
@@ -155,6 +158,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             settle: self.settle,
             linearizability_budget: self.linearizability_budget,
             client_stagger: self.client_stagger,
+            warmup: self.warmup,
         }
     }
 }
@@ -173,6 +177,7 @@ impl<P: Protocol> std::fmt::Debug for Scenario<P> {
             .field("regions", &self.regions)
             .field("workload", &self.workload)
             .field("faults", &self.faults)
+            .field("warmup", &self.warmup)
             .finish_non_exhaustive()
     }
 }
@@ -181,7 +186,7 @@ impl<P: Protocol> Scenario<P> {
     /// Defaults: Byzantine model, `P::replicas_for(f)` replicas, 4 clients,
     /// 10 s, seed 0, LAN network ([`NetConfig::default`]), KV workload, no
     /// faults, calibrated CPU model, liveness bound 30 s, settle 1 s,
-    /// linearizability budget 1 000 000 steps, client stagger 1 ms.
+    /// linearizability budget 1 000 000 steps, client stagger 1 ms, no warm-up.
     pub fn new(f: usize) -> Self {
         Scenario {
             config: P::Config::default(),
@@ -200,6 +205,7 @@ impl<P: Protocol> Scenario<P> {
             settle: Duration::from_secs(1),
             linearizability_budget: 1_000_000,
             client_stagger: Duration::from_millis(1),
+            warmup: Duration::ZERO,
         }
     }
 
@@ -265,6 +271,13 @@ impl<P: Protocol> Scenario<P> {
         }
         if self.duration.is_zero() {
             return inv("the duration must be positive".into());
+        }
+        if self.warmup >= self.duration {
+            return inv(format!(
+                "the warm-up ({}) must be shorter than the run ({})",
+                format_duration(self.warmup),
+                format_duration(self.duration)
+            ));
         }
         if let Err(e) = P::validate_config(&self.config) {
             return inv(format!("{} settings: {e}", P::NAME));
@@ -1168,10 +1181,12 @@ impl<P: Protocol> Simulation<P> {
         }
 
         let end = self.end;
-        let mut latencies: Vec<u64> =
-            self.ops.iter().filter(|o| o.correct).filter_map(|o| o.ret.map(|r| r.saturating_sub(o.invoke))).collect();
-        let completed = latencies.len() as u64;
+        let completed = self.ops.iter().filter(|o| o.correct && o.ret.is_some()).count() as u64;
         let duration_s = end as f64 / 1e9;
+        let warmup = u64::try_from(sc.warmup.as_nanos()).unwrap_or(u64::MAX).min(end);
+        let mut latencies: Vec<u64> = measured(&self.ops, warmup).map(|(_, ns)| ns).collect();
+        let measured_s = end.saturating_sub(warmup) as f64 / 1e9;
+        let latency_by_region = latency_by_region(&self.ops, warmup, |c| self.client_region(c));
 
         let faulty_clients = self.clients.len() - sc.clients;
         let lin = if sc.clients == 0 {
@@ -1231,8 +1246,10 @@ impl<P: Protocol> Simulation<P> {
             regions: sc.regions.clone(),
             duration_s,
             completed,
-            throughput_ops: if duration_s > 0.0 { completed as f64 / duration_s } else { 0.0 },
+            throughput_ops: if measured_s > 0.0 { latencies.len() as f64 / measured_s } else { 0.0 },
+            warmup_s: warmup as f64 / 1e9,
             latency_ms: Latency::from_ns(&mut latencies),
+            latency_by_region,
             safety_violations: violation_count,
             first_violation: violations.first().cloned(),
             violations,
@@ -1284,6 +1301,43 @@ impl<P: Protocol> Simulation<P> {
     }
 }
 
+impl<P: Protocol> Simulation<P> {
+    /// Region of client `c` (`ClientId(c)`): that of replica `c mod n`, as
+    /// placed in [`Simulation::new`]; `None` on a LAN.
+    fn client_region(&self, c: u64) -> Option<&str> {
+        let n = self.sc.regions.len() as u64;
+        if n == 0 {
+            return None;
+        }
+        self.sc.regions.get((c % n) as usize).map(String::as_str)
+    }
+}
+
+/// Completed operations of correct clients invoked at or after `from` (ns):
+/// (client, latency in ns).
+fn measured(ops: &[OpRecord], from: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+    ops.iter()
+        .filter(move |o| o.correct && o.invoke >= from)
+        .filter_map(|o| o.ret.map(|r| (o.client, r.saturating_sub(o.invoke))))
+}
+
+/// Latency of the measured operations (see [`measured`]) grouped by the
+/// region `region_of` gives each client; clients without a region are left
+/// out, so a LAN run gives an empty map.
+fn latency_by_region<'a>(
+    ops: &[OpRecord],
+    from: u64,
+    region_of: impl Fn(u64) -> Option<&'a str>,
+) -> BTreeMap<String, Latency> {
+    let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for (client, ns) in measured(ops, from) {
+        if let Some(r) = region_of(client) {
+            by.entry(r).or_default().push(ns);
+        }
+    }
+    by.into_iter().map(|(r, mut ns)| (r.to_string(), Latency::from_ns(&mut ns))).collect()
+}
+
 fn unwrap_or_clone<M: Message>(msg: Arc<M>) -> M {
     Arc::try_unwrap(msg).unwrap_or_else(|shared| (*shared).clone())
 }
@@ -1291,4 +1345,48 @@ fn unwrap_or_clone<M: Message>(msg: Arc<M>) -> M {
 /// Build and run a scenario to its end.
 pub fn run<P: Protocol>(scenario: Scenario<P>) -> Result<Report, SimError> {
     Ok(Simulation::new(scenario)?.run())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(client: u64, correct: bool, invoke_ms: u64, latency_ms: Option<u64>) -> OpRecord {
+        let ms = 1_000_000;
+        OpRecord {
+            client,
+            correct,
+            invoke: invoke_ms * ms,
+            ret: latency_ms.map(|l| (invoke_ms + l) * ms),
+            op: Bytes::new(),
+            read_only: false,
+            reply: None,
+        }
+    }
+
+    #[test]
+    fn latency_grouped_by_client_region() {
+        let regions = ["us-east-1", "ap-south-1", "us-east-1"];
+        let region_of = |c: u64| regions.get(c as usize).copied();
+        let ops = vec![
+            op(0, true, 0, Some(999)), // invoked during the warm-up: left out
+            op(0, true, 10, Some(100)),
+            op(0, true, 20, Some(300)),
+            op(2, true, 30, Some(200)), // another client of the same region
+            op(1, true, 10, Some(50)),
+            op(1, true, 20, None),        // never completed
+            op(1, false, 20, Some(7)),    // a faulty client
+            op(9, true, 20, Some(1_000)), // a client without a region
+        ];
+        let by = latency_by_region(&ops, 5_000_000, region_of);
+        assert_eq!(by.keys().collect::<Vec<_>>(), ["ap-south-1", "us-east-1"]);
+        let us = &by["us-east-1"];
+        assert_eq!((us.count, us.p50, us.max), (3, 200.0, 300.0));
+        let india = &by["ap-south-1"];
+        assert_eq!((india.count, india.p50, india.p99), (1, 50.0, 50.0));
+        // Without warm-up the first operation counts.
+        assert_eq!(latency_by_region(&ops, 0, region_of)["us-east-1"].max, 999.0);
+        // A LAN run: no regions, no groups.
+        assert!(latency_by_region(&ops, 0, |_| None).is_empty());
+    }
 }

@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 /// Latency percentiles of completed operations of correct clients, in ms.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Latency {
+    /// Operations measured.
+    pub count: u64,
     /// Median.
     pub p50: f64,
     /// 90th percentile.
@@ -32,7 +34,14 @@ impl Latency {
             ns[i] as f64 / 1e6
         };
         let mean = ns.iter().map(|&x| x as f64).sum::<f64>() / ns.len() as f64 / 1e6;
-        Latency { p50: at(0.5), p90: at(0.9), p99: at(0.99), mean, max: ns[ns.len() - 1] as f64 / 1e6 }
+        Latency {
+            count: ns.len() as u64,
+            p50: at(0.5),
+            p90: at(0.9),
+            p99: at(0.99),
+            mean,
+            max: ns[ns.len() - 1] as f64 / 1e6,
+        }
     }
 }
 
@@ -85,10 +94,16 @@ pub struct Report {
     pub duration_s: f64,
     /// Operations of correct clients completed.
     pub completed: u64,
-    /// Completed operations per virtual second.
+    /// Operations completed per virtual second of the measured window
+    /// (after the warm-up).
     pub throughput_ops: f64,
-    /// Latency of completed operations of correct clients.
+    /// Warm-up, s: operations invoked before it are left out of the latency
+    /// statistics and the throughput (never out of the checks).
+    pub warmup_s: f64,
+    /// Latency of completed operations of correct clients (after the warm-up).
     pub latency_ms: Latency,
+    /// The same, by the region of the client (empty when all nodes are on one LAN).
+    pub latency_by_region: BTreeMap<String, Latency>,
     /// Safety violations (agreement, at-most-once, checkpoint and final
     /// state digests). Linearizability is reported separately.
     pub safety_violations: u64,
@@ -187,9 +202,21 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "completed {} ops, {:.1} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2}",
-            self.completed, self.throughput_ops, self.latency_ms.p50, self.latency_ms.p90, self.latency_ms.p99
+            "completed {} ops, {:.1} ops/s; latency ms p50 {:.2} p90 {:.2} p99 {:.2}{}",
+            self.completed,
+            self.throughput_ops,
+            self.latency_ms.p50,
+            self.latency_ms.p90,
+            self.latency_ms.p99,
+            if self.warmup_s > 0.0 { format!(" (after {:.3}s of warm-up)", self.warmup_s) } else { String::new() }
         );
+        for (region, l) in &self.latency_by_region {
+            let _ = writeln!(
+                s,
+                "  clients in {region}: {} ops, latency ms p50 {:.2} p90 {:.2} p99 {:.2}",
+                l.count, l.p50, l.p90, l.p99
+            );
+        }
         let _ = writeln!(
             s,
             "messages {} ({} bytes), dropped {}, views {} (max {}), decided {}",
@@ -263,7 +290,7 @@ mod tests {
     fn percentiles() {
         let mut v: Vec<u64> = (1..=100).map(|x| x * 1_000_000).collect();
         let l = Latency::from_ns(&mut v);
-        assert_eq!((l.p50, l.p90, l.p99, l.max), (50.0, 90.0, 99.0, 100.0));
+        assert_eq!((l.count, l.p50, l.p90, l.p99, l.max), (100, 50.0, 90.0, 99.0, 100.0));
         assert_eq!(Latency::from_ns(&mut []), Latency::default());
     }
 }

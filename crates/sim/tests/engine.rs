@@ -176,6 +176,47 @@ fn regions_give_wan_latency() {
 }
 
 #[test]
+fn latency_by_client_region_with_warmup() {
+    // The toy's sequencer is replica 0 and clients need f+1 = 2 replies: a
+    // client in us-east-1 waits for Tokyo's reply (RTT 160 ms); clients in
+    // Mumbai and Sydney wait for more than that.
+    let mut sc = base(15);
+    sc.regions =
+        ["us-east-1", "ap-south-1", "ap-southeast-2", "ap-northeast-1"].iter().map(|s| s.to_string()).collect();
+    sc.clients = 8;
+    sc.duration = Duration::from_secs(6);
+    sc.liveness_bound = Duration::from_secs(3);
+    let all = run(sc.clone()).unwrap();
+    assert!(all.ok(), "{}", all.summary());
+    assert_eq!(all.latency_by_region.keys().cloned().collect::<Vec<_>>(), sorted(&sc.regions));
+    // Every measured operation is in exactly one region.
+    let total: u64 = all.latency_by_region.values().map(|l| l.count).sum();
+    assert_eq!(total, all.latency_ms.count);
+    assert_eq!(all.latency_ms.count, all.completed);
+    let p50 = |r: &quorate_sim::Report, region: &str| r.latency_by_region[region].p50;
+    for far in ["ap-south-1", "ap-southeast-2"] {
+        assert!(p50(&all, "us-east-1") < p50(&all, far), "{:?}", all.latency_by_region);
+    }
+    // A warm-up leaves out the first operations from the statistics, not from the checks.
+    sc.warmup = Duration::from_secs(2);
+    let warm = run(sc.clone()).unwrap();
+    assert_eq!(warm.trace_digest, all.trace_digest);
+    assert_eq!(warm.completed, all.completed);
+    assert!(warm.latency_ms.count < all.latency_ms.count && warm.latency_ms.count > 0);
+    assert_eq!(warm.warmup_s, 2.0);
+    // A warm-up as long as the run is an error; a LAN run has no regions.
+    sc.warmup = sc.duration;
+    assert!(run(sc).unwrap_err().to_string().contains("warm-up"));
+    assert!(run(base(15)).unwrap().latency_by_region.is_empty());
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+#[test]
 fn invalid_scenarios_are_errors_not_panics() {
     let mut sc = base(1);
     sc.faults.push(Fault::parse_crash("9@1s").unwrap());
