@@ -32,6 +32,12 @@ struct Outstanding {
     started: Time,
     /// Valid SPECREPLYs by sender.
     replies: BTreeMap<ReplicaId, SpecReply>,
+    /// Final results of an already executed request (CACHEDREPLY), by sender.
+    cached: BTreeMap<ReplicaId, Bytes>,
+    /// Suspicion timeouts so far.
+    suspicions: u32,
+    /// A proof of misbehaviour was sent for this request.
+    accused: bool,
     phase: Phase,
 }
 
@@ -42,6 +48,8 @@ pub struct Client {
     crypto: Arc<dyn Crypto>,
     cfg: Config,
     nearest: Vec<ReplicaId>,
+    /// Index in `nearest` of the replica used as command-leader.
+    leader: usize,
     t: u64,
     current: Option<Outstanding>,
 }
@@ -50,12 +58,21 @@ impl Client {
     /// A client.
     pub fn new(ctx: ClientContext, cfg: Config) -> Self {
         let nearest = if ctx.nearest.is_empty() { ctx.membership.replicas().collect() } else { ctx.nearest };
-        Client { id: ctx.id, m: ctx.membership, crypto: ctx.crypto, cfg, nearest, t: ctx.first_seq, current: None }
+        Client {
+            id: ctx.id,
+            m: ctx.membership,
+            crypto: ctx.crypto,
+            cfg,
+            nearest,
+            leader: 0,
+            t: ctx.first_seq,
+            current: None,
+        }
     }
 
     /// The command-leader this client uses.
     fn leader(&self) -> ReplicaId {
-        self.nearest[0]
+        self.nearest[self.leader % self.nearest.len()]
     }
 
     fn on_spec_reply(&mut self, now: Time, from: ReplicaId, reply: SpecReply, out: &mut Out) {
@@ -73,7 +90,12 @@ impl Client {
         // All replies must be about one order: the first valid one sets the instance.
         if let Some(other) = cur.replies.values().next() {
             if other.order != reply.order {
-                // The leader gave replicas different orders (evidence for an owner change, not handled here).
+                let (a, b) = (&other.order.body, &reply.order.body);
+                if a.inst.space == b.inst.space && a.owner == b.owner && a.inst != b.inst && !cur.accused {
+                    // The owner ordered our request in two slots: proof of misbehaviour (§IV-D 4.4).
+                    cur.accused = true;
+                    out.broadcast(Msg::Pom { a: Box::new(other.clone()), b: Box::new(reply) });
+                }
                 return;
             }
         }
@@ -147,10 +169,49 @@ impl Client {
         }
     }
 
+    /// CACHEDREPLY: the request was executed already; f+1 equal results include a correct replica's.
+    fn on_cached_reply(&mut self, from: ReplicaId, t: u64, result: Bytes, out: &mut Out) {
+        let f = self.m.f();
+        let Some(cur) = &mut self.current else { return };
+        if t != cur.request.req.seq || !self.m.contains(from) {
+            return;
+        }
+        cur.cached.insert(from, result.clone());
+        if cur.cached.values().filter(|r| **r == result).count() > f {
+            self.finish(result, out);
+        }
+    }
+
+    /// Too few replies in time: first ask every replica (they push the leader or
+    /// replace it); then move to the next-nearest replica.
+    fn on_suspect(&mut self, out: &mut Out) {
+        let q = self.m.quorum();
+        let leader = self.leader();
+        let Some(cur) = &mut self.current else { return };
+        if !matches!(cur.phase, Phase::Speculative { .. }) || cur.replies.len() >= q {
+            return;
+        }
+        cur.suspicions += 1;
+        out.set_timer(Timer::Suspect, self.cfg.suspect_timeout);
+        if cur.suspicions == 1 {
+            out.broadcast(Msg::RequestAll { request: cur.request.clone(), leader });
+            return;
+        }
+        cur.replies.clear();
+        cur.accused = false;
+        cur.phase = Phase::Speculative { slow_armed: false };
+        self.leader += 1;
+        let next = self.leader();
+        if let Some(cur) = &self.current {
+            out.send(next, Msg::Request(cur.request.clone()));
+        }
+    }
+
     fn finish(&mut self, result: Bytes, out: &mut Out) {
         self.current = None;
         out.cancel_timer(Timer::SlowPath);
         out.cancel_timer(Timer::Retransmit);
+        out.cancel_timer(Timer::Suspect);
         out.push(Effect::Complete { result });
     }
 
@@ -173,10 +234,14 @@ impl ClientMachine<Ezbft> for Client {
         let request = SignedRequest::sign(req, self.crypto.as_ref());
         out.send(self.leader(), Msg::Request(request.clone()));
         out.set_timer(Timer::Retransmit, self.cfg.client_retransmit);
+        out.set_timer(Timer::Suspect, self.cfg.suspect_timeout);
         self.current = Some(Outstanding {
             request,
             started: now,
             replies: BTreeMap::new(),
+            cached: BTreeMap::new(),
+            suspicions: 0,
+            accused: false,
             phase: Phase::Speculative { slow_armed: false },
         });
     }
@@ -186,6 +251,7 @@ impl ClientMachine<Ezbft> for Client {
             Input::Message { from: NodeId::Replica(r), msg } => match msg {
                 Msg::SpecReply(reply) => self.on_spec_reply(now, r, *reply, out),
                 Msg::CommitReply { inst, t, result } => self.on_commit_reply(r, inst, t, result, out),
+                Msg::CachedReply { t, result } => self.on_cached_reply(r, t, result, out),
                 _ => {}
             },
             Input::Timer(Timer::SlowPath)
@@ -194,6 +260,7 @@ impl ClientMachine<Ezbft> for Client {
                 self.slow_path(out)
             }
             Input::Timer(Timer::Retransmit) => self.on_retransmit(out),
+            Input::Timer(Timer::Suspect) => self.on_suspect(out),
             _ => {}
         }
     }

@@ -18,6 +18,18 @@ pub struct Config {
     /// Client: send the request or commit again after this long without an answer.
     #[serde(with = "human")]
     pub client_retransmit: Duration,
+    /// Client: with fewer than 2f+1 replies after this long, send the request to
+    /// every replica; after twice this long, move to the next-nearest replica.
+    #[serde(with = "human")]
+    pub suspect_timeout: Duration,
+    /// Replica: suspect a command-leader that has not ordered a request this
+    /// long after a RESENDREQ.
+    #[serde(with = "human")]
+    pub resend_timeout: Duration,
+    /// Replica: suspect the new owner if no valid NEWOWNER arrives this long
+    /// after committing to an owner change.
+    #[serde(with = "human")]
+    pub new_owner_timeout: Duration,
     /// Replica: most SPECORDERs buffered per space ahead of a missing slot.
     pub max_future: usize,
 }
@@ -25,8 +37,14 @@ pub struct Config {
 impl Config {
     /// Check the settings; the error names the wrong field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.client_retransmit.is_zero() {
-            return Err("client_retransmit must be positive".into());
+        if self.client_retransmit.is_zero()
+            || self.suspect_timeout.is_zero()
+            || self.resend_timeout.is_zero()
+            || self.new_owner_timeout.is_zero()
+        {
+            return Err(
+                "client_retransmit, suspect_timeout, resend_timeout and new_owner_timeout must be positive".into()
+            );
         }
         if self.max_future == 0 {
             return Err("max_future must be at least 1".into());
@@ -41,6 +59,9 @@ impl Default for Config {
             slow_path_wait_percent: 50,
             slow_path_min_wait: Duration::from_millis(2),
             client_retransmit: Duration::from_secs(1),
+            suspect_timeout: Duration::from_secs(2),
+            resend_timeout: Duration::from_secs(1),
+            new_owner_timeout: Duration::from_secs(2),
             max_future: 4096,
         }
     }

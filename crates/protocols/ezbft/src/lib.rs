@@ -15,6 +15,7 @@
 //! Decisions taken where the paper is silent or ambiguous are in
 //! `docs/decisions/0006-ezbft-open-points.md`.
 
+pub mod byzantine;
 pub mod client;
 pub mod config;
 pub mod messages;
@@ -23,7 +24,10 @@ pub mod replica;
 pub use config::Config;
 pub use messages::Msg;
 
-use quorate_core::machine::{ClientContext, ClientMachine, OrderGuarantee, Protocol, ReplicaContext, ReplicaMachine};
+use quorate_core::ids::{ClientId, ReplicaId};
+use quorate_core::machine::{
+    ClientContext, ClientMachine, OrderGuarantee, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy,
+};
 use quorate_core::membership::FaultModel;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +38,24 @@ pub enum Timer {
     SlowPath,
     /// Client: send the outstanding request or commit again.
     Retransmit,
+    /// Client: too few replies; suspect the command-leader (§IV-D 4.3).
+    Suspect,
+    /// Replica: a RESENDREQ to `space`'s owner went unanswered for the request (client, t).
+    ResendReq {
+        /// The space asked.
+        space: ReplicaId,
+        /// The client.
+        client: ClientId,
+        /// Its timestamp.
+        t: u64,
+    },
+    /// Replica: no valid NEWOWNER for `space` with owner number `owner` yet.
+    NewOwner {
+        /// The space.
+        space: ReplicaId,
+        /// The owner number awaited.
+        owner: u64,
+    },
 }
 
 /// The EZBFT protocol.
@@ -62,6 +84,18 @@ impl Protocol for Ezbft {
 
     fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
         Box::new(client::Client::new(ctx, config.clone()))
+    }
+
+    fn strategies() -> &'static [(&'static str, &'static str)] {
+        byzantine::STRATEGIES
+    }
+
+    fn byzantine(
+        strategy: &str,
+        ctx: ReplicaContext,
+        config: &Config,
+    ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
+        byzantine::replica(strategy, ctx, config)
     }
 }
 

@@ -157,6 +157,52 @@ impl Signable for CommitBody {
     const LABEL: &'static [u8] = b"ezbft-commit";
 }
 
+/// How a command was committed: the certificate a replica keeps with it
+/// (and shows in an owner change).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommitProof {
+    /// 3f+1 matching SPECREPLYs (COMMITFAST).
+    Fast(Vec<SpecReply>),
+    /// A client-signed COMMIT and its 2f+1 SPECREPLYs.
+    Slow {
+        /// The client's commit.
+        commit: Signed<CommitBody>,
+        /// The replies it combines.
+        cert: Vec<SpecReply>,
+    },
+}
+
+/// One slot of a space as a replica reports it in OWNERCHANGE.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotReport {
+    /// The owner's signed order.
+    pub order: Signed<SpecOrder>,
+    /// The client's request.
+    pub request: SignedRequest,
+    /// The reporting replica's own SPECREPLY for it.
+    pub reply: Option<SpecReply>,
+    /// The commit certificate, if the replica committed it.
+    pub commit: Option<CommitProof>,
+}
+
+/// OWNERCHANGE's signed part: a replica's view of a space since its start
+/// (there is no checkpoint yet).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChangeBody {
+    /// The reporting replica.
+    pub replica: ReplicaId,
+    /// The space.
+    pub space: ReplicaId,
+    /// The new owner number (O + 1).
+    pub owner: u64,
+    /// Every slot the replica has, from 0.
+    pub history: Vec<SlotReport>,
+}
+
+impl Signable for OwnerChangeBody {
+    const LABEL: &'static [u8] = b"ezbft-ownerchange";
+}
+
 /// Every EZBFT message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
@@ -187,6 +233,51 @@ pub enum Msg {
         /// The 2f+1 replies the dependencies were combined from.
         cert: Vec<SpecReply>,
     },
+    /// Client → all replicas when its command-leader does not answer (§IV-D 4.3).
+    RequestAll {
+        /// The request.
+        request: SignedRequest,
+        /// The replica it was sent to first.
+        leader: ReplicaId,
+    },
+    /// Replica → a command-leader: a client says you have its request (RESENDREQ).
+    ResendReq {
+        /// The request.
+        request: SignedRequest,
+    },
+    /// Replica → client: the request was executed already; its final result.
+    CachedReply {
+        /// The client's timestamp.
+        t: u64,
+        /// The final result.
+        result: Bytes,
+    },
+    /// Client → replicas: two orders of one request in different instances,
+    /// both signed by the space's owner (proof of misbehaviour, §IV-D 4.4).
+    Pom {
+        /// A reply embedding one order.
+        a: Box<SpecReply>,
+        /// A reply embedding the other.
+        b: Box<SpecReply>,
+    },
+    /// Replica → replicas: I want the owner of `space` replaced.
+    StartOwnerChange {
+        /// The suspected space.
+        space: ReplicaId,
+        /// Its current owner number.
+        owner: u64,
+    },
+    /// Replica → the new owner: my view of the space.
+    OwnerChange(Box<Signed<OwnerChangeBody>>),
+    /// New owner → replicas: the views the settled history is computed from.
+    NewOwner {
+        /// The space.
+        space: ReplicaId,
+        /// The new owner number.
+        owner: u64,
+        /// 2f+1 signed OWNERCHANGE messages (P); every replica computes G from them.
+        proofs: Vec<Signed<OwnerChangeBody>>,
+    },
     /// Replica → client: the final result of a command committed on the slow path.
     CommitReply {
         /// The instance.
@@ -207,6 +298,13 @@ impl quorate_core::machine::Message for Msg {
             Msg::CommitFast { .. } => "COMMITFAST",
             Msg::Commit { .. } => "COMMIT",
             Msg::CommitReply { .. } => "COMMITREPLY",
+            Msg::RequestAll { .. } => "REQUEST-ALL",
+            Msg::ResendReq { .. } => "RESENDREQ",
+            Msg::CachedReply { .. } => "CACHEDREPLY",
+            Msg::Pom { .. } => "POM",
+            Msg::StartOwnerChange { .. } => "STARTOWNERCHANGE",
+            Msg::OwnerChange(_) => "OWNERCHANGE",
+            Msg::NewOwner { .. } => "NEWOWNER",
         }
     }
 
@@ -233,7 +331,22 @@ impl quorate_core::machine::Message for Msg {
                 request.verify(crypto);
                 cert.iter().for_each(reply);
             }
-            Msg::CommitReply { .. } => {}
+            Msg::RequestAll { request, .. } | Msg::ResendReq { request } => {
+                request.verify(crypto);
+            }
+            Msg::Pom { a, b } => {
+                reply(a);
+                reply(b);
+            }
+            Msg::OwnerChange(oc) => {
+                oc.verify(from, crypto);
+            }
+            Msg::NewOwner { proofs, .. } => {
+                for p in proofs {
+                    p.verify(NodeId::Replica(p.body.replica), crypto);
+                }
+            }
+            Msg::CommitReply { .. } | Msg::CachedReply { .. } | Msg::StartOwnerChange { .. } => {}
         }
     }
 }

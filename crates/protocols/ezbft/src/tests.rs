@@ -42,3 +42,37 @@ fn partial_contention_is_safe_and_live() {
         assert_ok(&kv(0.5, seed, 12));
     }
 }
+
+fn with_byzantine(strategy: &str, seed: u64) -> Report {
+    let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(20));
+    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.02, read_only_gets: false };
+    sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: strategy.to_string() });
+    run(sc).expect("valid scenario")
+}
+
+fn sent(r: &Report, kind: &str) -> u64 {
+    r.messages_by_kind.get(kind).map_or(0, |k| k.count)
+}
+
+#[test]
+fn a_silent_leader_is_replaced_and_its_clients_move_on() {
+    for strategy in ["silent-leader", "silent"] {
+        for seed in 1..=2 {
+            let r = with_byzantine(strategy, seed);
+            assert_ok(&r);
+            // Its clients rebroadcast, the others suspect it, and the owner change completes.
+            assert!(sent(&r, "REQUEST-ALL") > 0 && sent(&r, "STARTOWNERCHANGE") > 0, "{strategy}");
+            assert!(sent(&r, "NEWOWNER") > 0, "{strategy}: no owner change completed");
+        }
+    }
+}
+
+#[test]
+fn lying_or_absent_participants_push_commands_to_the_slow_path() {
+    for strategy in ["lie-result", "drop-specorders"] {
+        let r = with_byzantine(strategy, 1);
+        assert_ok(&r);
+        assert!(sent(&r, "COMMIT") > 0, "{strategy}: the fast path cannot complete with a faulty participant");
+        assert_eq!(sent(&r, "NEWOWNER"), 0, "{strategy}: participants are not owners: no owner change");
+    }
+}

@@ -5,23 +5,82 @@
 //! answers with COMMITREPLY.
 
 use super::{Out, Replica};
-use crate::messages::{canonical_deps, request_digest, CommitBody, InstanceId, Signed, SpecOrder, SpecReply};
+use crate::messages::{
+    canonical_deps, request_digest, CommitBody, CommitProof, InstanceId, Signed, SpecOrder, SpecReply,
+};
+use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use std::collections::BTreeSet;
+
+/// The commit a certificate proves for client `c`'s `request`: (order, deps, seq), if valid.
+pub(crate) fn proven(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    c: ClientId,
+    request: &SignedRequest,
+    proof: &CommitProof,
+) -> Option<(Signed<SpecOrder>, Vec<InstanceId>, u64)> {
+    match proof {
+        CommitProof::Fast(cert) => {
+            let first = valid_cert(m, crypto, c, request, cert, m.n())?;
+            let same = cert.iter().all(|r| r.reply.body.matches(&first.reply.body) && r.result == first.result);
+            let b = &first.reply.body;
+            same.then(|| (first.order.clone(), b.deps.clone(), b.seq))
+        }
+        CommitProof::Slow { commit, cert } => {
+            if commit.body.client != c || !commit.verify(NodeId::Client(c), crypto) {
+                return None;
+            }
+            let first = valid_cert(m, crypto, c, request, cert, m.quorum())?;
+            // D' and S' are the union and the maximum over the certificate: a client cannot make them up.
+            let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
+            let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap_or(0);
+            let deps = canonical_deps(deps);
+            let b = &commit.body;
+            (b.inst == first.reply.body.inst && b.deps == deps && b.seq == seq)
+                .then(|| (first.order.clone(), deps, seq))
+        }
+    }
+}
+
+/// A certificate of exactly `size` valid SPECREPLYs from distinct replicas
+/// about one order of client `c`'s `request`; its first reply.
+fn valid_cert<'a>(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    c: ClientId,
+    request: &SignedRequest,
+    cert: &'a [SpecReply],
+    size: usize,
+) -> Option<&'a SpecReply> {
+    let first = cert.first()?;
+    let digest = request_digest(request);
+    let mut from: BTreeSet<ReplicaId> = BTreeSet::new();
+    let ok = cert.len() == size
+        && request.req.client == c
+        && request.verify(crypto)
+        && cert.iter().all(|r| {
+            let b = &r.reply.body;
+            from.insert(b.replica)
+                && r.order == first.order
+                && b.client == c
+                && b.t == request.req.seq
+                && b.request == digest
+                && r.verify(m, crypto)
+        });
+    ok.then_some(first)
+}
 
 impl Replica {
     /// COMMITFAST from client `c`.
     pub(crate) fn on_commit_fast(&mut self, c: ClientId, request: SignedRequest, cert: Vec<SpecReply>, out: &mut Out) {
-        let Some(first) = self.check_cert(c, &request, &cert, self.m.n()) else {
+        let proof = CommitProof::Fast(cert);
+        let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
             return out.reject(NodeId::Client(c), "invalid COMMITFAST certificate");
         };
-        if !cert.iter().all(|r| r.reply.body.matches(&first.reply.body) && r.result == first.result) {
-            return out.reject(NodeId::Client(c), "COMMITFAST replies do not match");
-        }
-        let b = &first.reply.body;
-        let (deps, seq, order) = (b.deps.clone(), b.seq, first.order.clone());
-        self.commit(order, request, deps, seq, false, out);
+        self.commit(order, request, deps, seq, false, Some(proof), out);
     }
 
     /// COMMIT from client `c`.
@@ -33,62 +92,34 @@ impl Replica {
         cert: Vec<SpecReply>,
         out: &mut Out,
     ) {
-        if commit.body.client != c || !commit.verify(NodeId::Client(c), self.crypto.as_ref()) {
-            return out.reject(NodeId::Client(c), "bad COMMIT signature");
-        }
-        let Some(first) = self.check_cert(c, &request, &cert, self.m.quorum()) else {
-            return out.reject(NodeId::Client(c), "invalid COMMIT certificate");
+        let proof = CommitProof::Slow { commit, cert };
+        let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
+            return out.reject(NodeId::Client(c), "invalid COMMIT");
         };
-        // D' and S' are the union and the maximum over the certificate: a client cannot make them up.
-        let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
-        let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap_or(0);
-        let deps = canonical_deps(deps);
-        if commit.body.inst != first.reply.body.inst || commit.body.deps != deps || commit.body.seq != seq {
-            return out.reject(NodeId::Client(c), "COMMIT does not combine its certificate");
-        }
-        let order = first.order.clone();
-        self.commit(order, request, deps, seq, true, out);
+        self.commit(order, request, deps, seq, true, Some(proof), out);
     }
 
-    /// A certificate of exactly `size` valid SPECREPLYs from distinct replicas
-    /// about one order of client `c`'s `request`; its first reply.
-    fn check_cert<'a>(
-        &self,
-        c: ClientId,
-        request: &SignedRequest,
-        cert: &'a [SpecReply],
-        size: usize,
-    ) -> Option<&'a SpecReply> {
-        let first = cert.first()?;
-        let digest = request_digest(request);
-        let mut from: BTreeSet<ReplicaId> = BTreeSet::new();
-        let ok = cert.len() == size
-            && request.req.client == c
-            && request.verify(self.crypto.as_ref())
-            && cert.iter().all(|r| {
-                let b = &r.reply.body;
-                from.insert(b.replica)
-                    && r.order == first.order
-                    && b.client == c
-                    && b.t == request.req.seq
-                    && b.request == digest
-                    && r.verify(&self.m, self.crypto.as_ref())
-            });
-        ok.then_some(first)
-    }
-
-    /// Fix `order`'s command with `deps` and `seq`; `slow`: the client waits for COMMITREPLY.
-    fn commit(
+    /// Fix `order`'s command with `deps` and `seq`; `slow`: the client waits for
+    /// COMMITREPLY; `proof`: the certificate (none when an owner change settled it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn commit(
         &mut self,
         order: Signed<SpecOrder>,
         request: SignedRequest,
         deps: Vec<InstanceId>,
         seq: u64,
         slow: bool,
+        proof: Option<CommitProof>,
         out: &mut Out,
     ) {
         let inst = order.body.inst;
         let c = request.req.client;
+        let settling = proof.is_none();
+        let Some(space) = self.spaces.get(inst.space.index()) else { return };
+        if !settling && !space.open() && !self.log.get(&inst).is_some_and(|e| e.committed) {
+            // Once committed to an owner change, only its settlement fixes this space's slots.
+            return out.reject(NodeId::Client(c), "COMMIT for a space under owner change");
+        }
         match self.log.get_mut(&inst) {
             Some(e) if e.committed => {
                 if e.deps != deps || e.seq != seq {
@@ -103,14 +134,22 @@ impl Replica {
             }
             Some(e) => {
                 if e.order != order {
-                    // The certificate's order is the one 2f+1 replicas answered: it replaces ours.
+                    // The certificate's (or the settled) order replaces ours; our request is not here any more.
+                    let old = (e.req.req.client, e.req.req.seq);
+                    if self.by_request.get(&old) == Some(&inst) {
+                        self.by_request.remove(&old);
+                    }
+                    self.by_request.insert((request.req.client, request.req.seq), inst);
                     e.order = order;
                     e.req = request;
+                    e.spec_result = None;
+                    e.reply = None;
                 }
                 e.deps = deps;
                 e.seq = seq;
                 e.committed = true;
                 e.reply_when_final |= slow;
+                e.proof = proof;
             }
             None => {
                 // We missed the SPECORDER: the certificate carries everything needed.
@@ -118,6 +157,7 @@ impl Replica {
                 if let Some(e) = self.log.get_mut(&inst) {
                     e.committed = true;
                     e.reply_when_final = slow;
+                    e.proof = proof;
                 }
             }
         }

@@ -53,7 +53,7 @@ impl Replica {
         let outcome = self.exec.execute_speculative(&e.req.req, inst.slot, 0, out);
         if matches!(outcome, Outcome::Executed(_)) {
             // Only executions the executor can undo are in its speculative tail.
-            self.speculated.push_back(inst);
+            self.speculated.push_back((inst, (e.req.req.client, e.req.req.seq)));
         }
         let result = result_of(outcome);
         e.spec_result = Some(result.clone());
@@ -94,7 +94,12 @@ impl Replica {
                 if let Some(top) = t.calls.last_mut() {
                     top.1 += 1;
                 }
-                let e = self.log.get(&w)?;
+                let e = match self.log.get(&w) {
+                    Some(e) => e,
+                    // A slot an owner change dropped: nothing to wait for.
+                    None if self.void(w) => continue,
+                    None => return None,
+                };
                 if e.executed {
                     continue;
                 }
@@ -129,16 +134,27 @@ impl Replica {
         Some(order)
     }
 
+    /// Whether `inst` is a slot an owner change dropped (beyond a frozen space's end).
+    pub(crate) fn void(&self, inst: InstanceId) -> bool {
+        self.spaces.get(inst.space.index()).and_then(|s| s.frozen).is_some_and(|len| inst.slot >= len)
+    }
+
     /// Execute `order` finally.
     fn run_final(&mut self, order: &[InstanceId], out: &mut Out) {
         let mut respeculate = Vec::new();
         let mut rolled_back = false;
         for &inst in order {
-            let result = if !rolled_back && self.speculated.front() == Some(&inst) {
+            let Some(e) = self.log.get(&inst) else { continue };
+            let (noop, ran) = (e.noop, (inst, (e.req.req.client, e.req.req.seq)));
+            let speculated = self.speculated.iter().any(|(i, _)| *i == inst);
+            let result = if !rolled_back && !noop && self.speculated.front() == Some(&ran) {
                 // Its speculative run was on exactly the final state: keep it.
                 self.exec.commit_speculative(1, out);
                 self.speculated.pop_front();
                 self.log.get(&inst).and_then(|e| e.spec_result.clone()).unwrap_or_default()
+            } else if noop && !speculated {
+                // Dropped by an owner change and never run here: nothing to do.
+                Bytes::new()
             } else {
                 if !rolled_back && self.exec.speculating() {
                     if let Err(e) = self.exec.rollback(out) {
@@ -147,18 +163,20 @@ impl Replica {
                     respeculate = self.speculated.drain(..).collect();
                     rolled_back = true;
                 }
-                let Some(e) = self.log.get(&inst) else { continue };
-                result_of(self.exec.execute(&e.req.req, inst.slot, 0, out))
+                match self.log.get(&inst) {
+                    Some(e) if !e.noop => result_of(self.exec.execute(&e.req.req, inst.slot, 0, out)),
+                    _ => Bytes::new(),
+                }
             };
             self.waiting.remove(&inst);
             let Some(e) = self.log.get_mut(&inst) else { continue };
             e.executed = true;
             e.final_result = Some(result.clone());
-            if e.reply_when_final {
+            if e.reply_when_final && !e.noop {
                 out.send(e.req.req.client, Msg::CommitReply { inst, t: e.req.req.seq, result });
             }
         }
-        for inst in respeculate {
+        for (inst, _) in respeculate {
             if self.log.get(&inst).is_some_and(|e| !e.executed) {
                 self.speculate(inst, out);
             }

@@ -3,13 +3,16 @@
 //! - `order.rs`: REQUEST (becoming command-leader) and SPECORDER (§IV-A).
 //! - `commit.rs`: COMMITFAST (§IV-A step 5.1) and COMMIT (§IV-C).
 //! - `execute.rs`: speculative and final execution (§IV-B).
+//! - `owner.rs`: suspicion (REQUEST to all, RESENDREQ, POM) and the owner
+//!   change that settles and freezes a faulty leader's space (§IV-D, §IV-E).
 
 mod commit;
 mod execute;
 mod order;
+mod owner;
 
 use crate::config::Config;
-use crate::messages::{InstanceId, Msg, Signed, SpecOrder, SpecReply};
+use crate::messages::{CommitProof, InstanceId, Msg, OwnerChangeBody, Signed, SpecOrder, SpecReply};
 use crate::{Ezbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
@@ -43,6 +46,10 @@ pub(crate) struct Entry {
     pub reply_when_final: bool,
     /// The final result, once executed.
     pub final_result: Option<Bytes>,
+    /// The certificate it was committed with (none: settled by an owner change).
+    pub proof: Option<CommitProof>,
+    /// Dropped by an owner change: committed as doing nothing.
+    pub noop: bool,
 }
 
 /// One replica's instance space as this replica knows it.
@@ -55,6 +62,22 @@ pub(crate) struct Space {
     pub history: Digest,
     /// SPECORDERs that arrived ahead of a missing slot.
     pub future: BTreeMap<u64, (Signed<SpecOrder>, SignedRequest)>,
+    /// After an owner change: the space holds this many slots and takes no more.
+    pub frozen: Option<u64>,
+    /// Committed to an owner change towards this owner number: the space takes
+    /// no orders or commits until NEWOWNER.
+    pub changing: Option<u64>,
+    /// STARTOWNERCHANGE senders, by the owner number they want replaced.
+    pub suspects: BTreeMap<u64, BTreeSet<ReplicaId>>,
+    /// As the new owner: OWNERCHANGE reports received, for owner number `changing`.
+    pub reports: BTreeMap<ReplicaId, Signed<OwnerChangeBody>>,
+}
+
+impl Space {
+    /// Whether the space takes new orders and commits.
+    pub fn open(&self) -> bool {
+        self.frozen.is_none() && self.changing.is_none()
+    }
 }
 
 /// Where to find the commands that interfere with a new one: the latest
@@ -67,9 +90,11 @@ pub(crate) struct Interference {
     by_key: HashMap<Bytes, BTreeMap<ReplicaId, u64>>,
     keyless: BTreeMap<ReplicaId, u64>,
     any: BTreeMap<ReplicaId, u64>,
-    /// Each client's latest command: a client's commands are ordered among
-    /// themselves, so that the per-client request table sees them in order.
-    by_client: HashMap<ClientId, InstanceId>,
+    /// Each client's latest request (highest timestamp) and every instance
+    /// holding it (a request retried at another replica is in two spaces): a
+    /// client's commands are ordered among themselves, so that the per-client
+    /// request table sees them in order.
+    by_client: HashMap<ClientId, (u64, Vec<InstanceId>)>,
 }
 
 impl Interference {
@@ -88,15 +113,15 @@ impl Interference {
             }
             None => add(&self.any),
         }
-        if let Some(i) = self.by_client.get(&client) {
-            deps.insert(*i);
+        if let Some((_, copies)) = self.by_client.get(&client) {
+            deps.extend(copies.iter().copied());
         }
         deps.remove(&me);
         deps
     }
 
-    /// Record a command of the log.
-    pub fn add(&mut self, key: Option<Bytes>, client: ClientId, inst: InstanceId) {
+    /// Record a command of the log: client `client`'s request with timestamp `t`.
+    pub fn add(&mut self, key: Option<Bytes>, client: ClientId, t: u64, inst: InstanceId) {
         let newer = |m: &mut BTreeMap<ReplicaId, u64>| {
             let s = m.entry(inst.space).or_insert(inst.slot);
             *s = (*s).max(inst.slot);
@@ -106,8 +131,14 @@ impl Interference {
             None => newer(&mut self.keyless),
         }
         newer(&mut self.any);
-        let c = self.by_client.entry(client).or_insert(inst);
-        *c = (*c).max(inst);
+        let (latest, copies) = self.by_client.entry(client).or_insert((t, Vec::new()));
+        if t > *latest {
+            *latest = t;
+            copies.clear();
+        }
+        if t == *latest && !copies.contains(&inst) {
+            copies.push(inst);
+        }
     }
 }
 
@@ -124,10 +155,13 @@ pub struct Replica {
     /// Committed commands not executed yet.
     pub(crate) waiting: BTreeSet<InstanceId>,
     /// Commands executed speculatively and not final yet, in execution order
-    /// (the executor's speculative tail).
-    pub(crate) speculated: VecDeque<InstanceId>,
+    /// (the executor's speculative tail), with the request that ran (an owner
+    /// change can put another request in the slot).
+    pub(crate) speculated: VecDeque<(InstanceId, (ClientId, u64))>,
     /// Per client: the highest timestamp this replica led, and its instance (t_c).
     pub(crate) led: HashMap<ClientId, (u64, InstanceId)>,
+    /// Where each request (client, timestamp) is in the log.
+    pub(crate) by_request: HashMap<(ClientId, u64), InstanceId>,
 }
 
 impl Replica {
@@ -140,6 +174,10 @@ impl Replica {
                 next: 0,
                 history: Digest::of_parts(&[b"ezbft-space", &i.to_le_bytes()]),
                 future: BTreeMap::new(),
+                frozen: None,
+                changing: None,
+                suspects: BTreeMap::new(),
+                reports: BTreeMap::new(),
             })
             .collect();
         Replica {
@@ -154,6 +192,7 @@ impl Replica {
             waiting: BTreeSet::new(),
             speculated: VecDeque::new(),
             led: HashMap::new(),
+            by_request: HashMap::new(),
         }
     }
 
@@ -166,7 +205,8 @@ impl Replica {
     pub(crate) fn insert(&mut self, req: SignedRequest, order: Signed<SpecOrder>, deps: Vec<InstanceId>, seq: u64) {
         let inst = order.body.inst;
         let key = self.exec.service().conflict_key(&req.req.op);
-        self.interference.add(key, req.req.client, inst);
+        self.interference.add(key, req.req.client, req.req.seq, inst);
+        self.by_request.insert((req.req.client, req.req.seq), inst);
         let entry = Entry {
             req,
             order,
@@ -178,6 +218,8 @@ impl Replica {
             reply: None,
             reply_when_final: false,
             final_result: None,
+            proof: None,
+            noop: false,
         };
         self.log.insert(inst, entry);
     }
@@ -189,7 +231,9 @@ impl ReplicaMachine<Ezbft> for Replica {
             // No durable state yet: a recovering replica starts empty and relearns from COMMITs.
             Input::Start | Input::Recover { .. } => {}
             Input::Message { from, msg } => self.on_message(now, from, msg, out),
-            Input::Timer(Timer::SlowPath | Timer::Retransmit) => {}
+            Input::Timer(Timer::ResendReq { space, client, t }) => self.on_resend_timeout(space, client, t, out),
+            Input::Timer(Timer::NewOwner { space, owner }) => self.on_new_owner_timeout(space, owner, out),
+            Input::Timer(Timer::SlowPath | Timer::Retransmit | Timer::Suspect) => {}
         }
     }
 
@@ -212,6 +256,16 @@ impl Replica {
             (NodeId::Replica(r), Msg::SpecOrder { order, request }) => self.on_spec_order(r, order, request, out),
             (NodeId::Client(c), Msg::CommitFast { request, cert }) => self.on_commit_fast(c, request, cert, out),
             (NodeId::Client(c), Msg::Commit { commit, request, cert }) => self.on_commit(c, commit, request, cert, out),
+            (NodeId::Client(c), Msg::RequestAll { request, leader }) => self.on_request_all(c, request, leader, out),
+            (NodeId::Replica(r), Msg::ResendReq { request }) => self.on_resend_req(r, request, out),
+            (NodeId::Client(c), Msg::Pom { a, b }) => self.on_pom(c, *a, *b, out),
+            (NodeId::Replica(r), Msg::StartOwnerChange { space, owner }) => {
+                self.on_start_owner_change(r, space, owner, out)
+            }
+            (NodeId::Replica(r), Msg::OwnerChange(oc)) => self.on_owner_change(r, *oc, out),
+            (NodeId::Replica(r), Msg::NewOwner { space, owner, proofs }) => {
+                self.on_new_owner(r, space, owner, proofs, out)
+            }
             (from, _) => out.reject(from, "message not expected from this sender"),
         }
     }

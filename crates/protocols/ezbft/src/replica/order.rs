@@ -6,7 +6,7 @@
 use super::{Out, Replica};
 use crate::messages::{canonical, canonical_deps, owner_replica, request_digest, InstanceId, Msg, Signed, SpecOrder};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::request::SignedRequest;
+use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
 
 impl Replica {
@@ -28,13 +28,15 @@ impl Replica {
             Some((last, _)) if *last > t => return out.reject(NodeId::Client(c), "stale request timestamp"),
             _ => {}
         }
-        if t <= self.exec.table().last_seq(c) {
-            return out.reject(NodeId::Client(c), "stale request timestamp");
+        match self.exec.table().freshness(c, t) {
+            Freshness::Repeat(result) => return out.send(c, Msg::CachedReply { t, result }),
+            Freshness::Stale => return out.reject(NodeId::Client(c), "stale request timestamp"),
+            Freshness::New => {}
         }
         let space = &self.spaces[self.id.index()];
-        if owner_replica(space.owner, &self.m) != self.id {
-            // Our own space changed owner (not in this version): no new commands in it.
-            return out.reject(NodeId::Client(c), "space not owned");
+        if !space.open() || owner_replica(space.owner, &self.m) != self.id {
+            // Our space was settled by an owner change: its clients go to another replica.
+            return out.reject(NodeId::Client(c), "space frozen");
         }
         let inst = InstanceId { space: self.id, slot: space.next };
         let key = self.exec.service().conflict_key(&req.req.op);
@@ -91,6 +93,9 @@ impl Replica {
         let Some(space) = self.spaces.get(o.inst.space.index()) else {
             return out.reject(NodeId::Replica(from), "SPECORDER for an unknown space");
         };
+        if !space.open() {
+            return out.reject(NodeId::Replica(from), "SPECORDER for a space under owner change");
+        }
         if o.owner != space.owner || owner_replica(o.owner, &self.m) != from {
             return out.reject(NodeId::Replica(from), "SPECORDER from a replica that does not own the space");
         }

@@ -1,0 +1,137 @@
+//! Adversary strategies for EZBFT, for the simulator. Each wraps a correct
+//! replica and rewrites what it receives or sends; a faulty replica signs
+//! only with its own key.
+
+use crate::config::Config;
+use crate::messages::{InstanceId, Msg, Signed, SpecOrder, SpecReply};
+use crate::replica::Replica;
+use crate::Ezbft;
+use quorate_core::crypto::{Crypto, Digest};
+use quorate_core::ids::ReplicaId;
+use quorate_core::machine::{Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy};
+use quorate_core::time::Time;
+use quorate_core::Bytes;
+use std::sync::Arc;
+
+type Out = Outbox<Ezbft>;
+
+/// Replica strategies: (name, description).
+pub const STRATEGIES: &[(&str, &str)] = &[
+    ("silent", "sends nothing at all"),
+    ("silent-leader", "never orders its clients' requests (a command-leader that stays silent); otherwise correct"),
+    ("equivocate", "as command-leader, orders each request in a second slot too, for half of the replicas"),
+    ("lie-result", "answers clients with wrong results (validly signed)"),
+    ("drop-specorders", "ignores the SPECORDERs of other command-leaders"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Silent,
+    SilentLeader,
+    Equivocate,
+    LieResult,
+    DropSpecOrders,
+}
+
+/// Build a Byzantine replica.
+pub fn replica(
+    strategy: &str,
+    ctx: ReplicaContext,
+    cfg: &Config,
+) -> Result<Box<dyn ReplicaMachine<Ezbft>>, UnknownStrategy> {
+    let kind = match strategy {
+        "silent" => Kind::Silent,
+        "silent-leader" => Kind::SilentLeader,
+        "equivocate" => Kind::Equivocate,
+        "lie-result" => Kind::LieResult,
+        "drop-specorders" => Kind::DropSpecOrders,
+        _ => return Err(UnknownStrategy(strategy.to_string())),
+    };
+    let (id, n, crypto) = (ctx.id, ctx.membership.n() as u32, ctx.crypto.clone());
+    Ok(Box::new(Adversary { inner: Replica::new(ctx, cfg.clone()), kind, id, n, crypto }))
+}
+
+struct Adversary {
+    inner: Replica,
+    kind: Kind,
+    id: ReplicaId,
+    n: u32,
+    crypto: Arc<dyn Crypto>,
+}
+
+impl Adversary {
+    /// Whether the input is dropped before the correct replica sees it.
+    fn drops(&self, input: &Input<Ezbft>) -> bool {
+        match (self.kind, input) {
+            (Kind::SilentLeader, Input::Message { msg, .. }) => {
+                matches!(msg, Msg::Request(_) | Msg::RequestAll { .. } | Msg::ResendReq { .. })
+            }
+            (Kind::DropSpecOrders, Input::Message { msg, .. }) => matches!(msg, Msg::SpecOrder { .. }),
+            _ => false,
+        }
+    }
+
+    /// Rewrite what the correct replica sent.
+    fn rewrite(&self, out: &mut Out) {
+        let effects = std::mem::take(out.effects_mut());
+        for e in effects {
+            match (self.kind, e) {
+                (Kind::Silent, Effect::Send { .. } | Effect::Broadcast { .. } | Effect::Multicast { .. }) => {}
+                (Kind::LieResult, Effect::Send { to, msg: Msg::SpecReply(r) }) => {
+                    out.push(Effect::Send { to, msg: Msg::SpecReply(Box::new(self.lie(*r))) });
+                }
+                (Kind::LieResult, Effect::Send { to, msg: Msg::CommitReply { inst, t, .. } }) => {
+                    out.push(Effect::Send { to, msg: Msg::CommitReply { inst, t, result: wrong() } });
+                }
+                (Kind::Equivocate, Effect::Broadcast { msg: Msg::SpecOrder { order, request } })
+                    if order.body.inst.space == self.id =>
+                {
+                    out.push(Effect::Broadcast {
+                        msg: Msg::SpecOrder { order: order.clone(), request: request.clone() },
+                    });
+                    // The same request again in the next slot, for the replicas at an odd distance.
+                    let o = &order.body;
+                    let slot = o.inst.slot + 1;
+                    let history = Replica::next_history(&o.history, slot, &o.request);
+                    let body = SpecOrder { inst: InstanceId { space: self.id, slot }, history, ..o.clone() };
+                    let twin = Signed::sign(body, self.crypto.as_ref());
+                    let odd: Vec<ReplicaId> =
+                        (1..self.n).step_by(2).map(|k| ReplicaId((self.id.0 + k) % self.n)).collect();
+                    out.push(Effect::Multicast { to: odd, msg: Msg::SpecOrder { order: twin, request } });
+                }
+                (_, e) => out.push(e),
+            }
+        }
+    }
+
+    /// The reply with a wrong result, signed by us (so only its content is false).
+    fn lie(&self, mut r: SpecReply) -> SpecReply {
+        r.result = wrong();
+        let mut body = r.reply.body.clone();
+        body.result = Digest::of(&r.result);
+        r.reply = Signed::sign(body, self.crypto.as_ref());
+        r
+    }
+}
+
+fn wrong() -> Bytes {
+    Bytes::from_static(b"\x01a lie")
+}
+
+impl ReplicaMachine<Ezbft> for Adversary {
+    fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
+        if self.drops(&input) {
+            return;
+        }
+        self.inner.handle(now, input, out);
+        self.rewrite(out);
+    }
+
+    fn state_digest(&self) -> Digest {
+        self.inner.state_digest()
+    }
+
+    fn executed(&self) -> u64 {
+        self.inner.executed()
+    }
+}

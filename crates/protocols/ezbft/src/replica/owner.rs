@@ -1,0 +1,337 @@
+//! Suspicion and owner change (§IV-D, §IV-E).
+//!
+//! A client with too few replies sends its request to every replica. A
+//! replica that has it answers again (or with the cached final result);
+//! otherwise it sends RESENDREQ to the command-leader and, if no SPECORDER
+//! follows in time, asks for an owner change. So does a replica shown a
+//! proof of misbehaviour (two orders of one request signed by the owner).
+//!
+//! With f+1 STARTOWNERCHANGE for a space (a replica that sees f+1 joins), a
+//! replica stops taking orders and commits for the space and sends its view
+//! of the space, signed, to the new owner `(O+1) mod N`. The new owner sends
+//! 2f+1 such views (NEWOWNER); every replica computes from them, by the same
+//! deterministic rule, the settled history G, commits it, drops the slots
+//! after it, and freezes the space. A new owner that does not deliver in
+//! time is itself replaced (O+2).
+
+use super::commit::proven;
+use super::{Out, Replica};
+use crate::messages::{
+    canonical_deps, request_digest, InstanceId, Msg, OwnerChangeBody, Signed, SlotReport, SpecOrder, SpecReply,
+};
+use crate::Timer;
+use quorate_core::crypto::Crypto;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::membership::Membership;
+use quorate_core::request::{Freshness, SignedRequest};
+use std::collections::BTreeSet;
+
+/// A slot as an owner change settles it.
+#[derive(Debug)]
+pub(crate) struct Settled {
+    pub order: Signed<SpecOrder>,
+    pub request: SignedRequest,
+    pub deps: Vec<InstanceId>,
+    pub seq: u64,
+}
+
+/// The settled history G of `space` from 2f+1 signed views: slot by slot from
+/// 0, a slot is settled by a valid commit certificate in some view (the first
+/// by replica id), or else by the views' own SPECREPLYs: f+1 replies with
+/// identical bodies give their dependencies and sequence number (a fast-path
+/// decision that lost its COMMITFAST), otherwise f+1 replies for one request
+/// give it with the union of their dependencies and the largest sequence
+/// number. G ends at the first slot settled by neither: nothing after it can
+/// have completed, since replicas take a space's slots in order.
+pub(crate) fn settle(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    space: ReplicaId,
+    views: &[Signed<OwnerChangeBody>],
+) -> Vec<Settled> {
+    let mut g = Vec::new();
+    for slot in 0u64.. {
+        let reports: Vec<(ReplicaId, &SlotReport)> = views
+            .iter()
+            .filter_map(|v| {
+                let r = v.body.history.get(slot as usize)?;
+                (r.order.body.inst == InstanceId { space, slot }).then_some((v.body.replica, r))
+            })
+            .collect();
+        let committed = reports.iter().find_map(|(_, r)| {
+            let proof = r.commit.as_ref()?;
+            let (order, deps, seq) = proven(m, crypto, r.request.req.client, &r.request, proof)?;
+            (order.body.inst == InstanceId { space, slot }).then(|| Settled {
+                order,
+                request: r.request.clone(),
+                deps,
+                seq,
+            })
+        });
+        if let Some(s) = committed {
+            g.push(s);
+            continue;
+        }
+        // The views' own replies, checked: signed by the view's replica, about the reported order.
+        let replies: Vec<(&SpecReply, &SignedRequest)> = reports
+            .iter()
+            .filter_map(|(from, r)| {
+                let reply = r.reply.as_ref()?;
+                let ok = reply.reply.body.replica == *from
+                    && reply.order == r.order
+                    && reply.reply.body.request == request_digest(&r.request)
+                    && r.request.verify(crypto)
+                    && reply.verify(m, crypto);
+                ok.then_some((reply, &r.request))
+            })
+            .collect();
+        let f1 = m.f() + 1;
+        let identical = replies.iter().find(|(a, _)| {
+            replies.iter().filter(|(b, _)| b.reply.body.matches(&a.reply.body) && b.order == a.order).count() >= f1
+        });
+        if let Some((r, req)) = identical {
+            let b = &r.reply.body;
+            g.push(Settled { order: r.order.clone(), request: (*req).clone(), deps: b.deps.clone(), seq: b.seq });
+            continue;
+        }
+        let same_request = replies.iter().find_map(|(a, req)| {
+            let group: Vec<&&SpecReply> =
+                replies.iter().filter(|(b, _)| b.reply.body.request == a.reply.body.request).map(|(b, _)| b).collect();
+            (group.len() >= f1).then_some((group, *req))
+        });
+        let Some((group, req)) = same_request else { break };
+        let deps: BTreeSet<InstanceId> = group.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
+        let seq = group.iter().map(|r| r.reply.body.seq).max().unwrap_or(1);
+        g.push(Settled { order: group[0].order.clone(), request: req.clone(), deps: canonical_deps(deps), seq });
+    }
+    g
+}
+
+impl Replica {
+    /// REQUEST sent to all replicas by client `c`, whose leader was `leader`.
+    pub(crate) fn on_request_all(&mut self, c: ClientId, request: SignedRequest, leader: ReplicaId, out: &mut Out) {
+        if request.req.client != c || !request.verify(self.crypto.as_ref()) {
+            return out.reject(NodeId::Client(c), "bad request signature");
+        }
+        let t = request.req.seq;
+        match self.exec.table().freshness(c, t) {
+            Freshness::Repeat(result) => return out.send(c, Msg::CachedReply { t, result }),
+            Freshness::Stale => return,
+            Freshness::New => {}
+        }
+        if let Some(inst) = self.by_request.get(&(c, t)).copied() {
+            return self.resend_reply(inst, out);
+        }
+        if leader == self.id {
+            return self.on_request(quorate_core::Time(0), c, request, out);
+        }
+        let Some(space) = self.spaces.get(leader.index()) else { return };
+        if !space.open() {
+            return;
+        }
+        out.send(leader, Msg::ResendReq { request });
+        out.set_timer(Timer::ResendReq { space: leader, client: c, t }, self.cfg.resend_timeout);
+    }
+
+    /// RESENDREQ from replica `from`: a client says it sent us this request.
+    pub(crate) fn on_resend_req(&mut self, from: ReplicaId, request: SignedRequest, out: &mut Out) {
+        if !request.verify(self.crypto.as_ref()) {
+            return out.reject(NodeId::Replica(from), "RESENDREQ with a bad request signature");
+        }
+        let c = request.req.client;
+        self.on_request(quorate_core::Time(0), c, request, out);
+    }
+
+    /// The command-leader of `space` did not order (client, t) after RESENDREQ.
+    pub(crate) fn on_resend_timeout(&mut self, space: ReplicaId, c: ClientId, t: u64, out: &mut Out) {
+        let ordered = self.by_request.get(&(c, t)).is_some_and(|i| i.space == space);
+        let done = !matches!(self.exec.table().freshness(c, t), Freshness::New);
+        if !ordered && !done {
+            self.suspect(space, out);
+        }
+    }
+
+    /// POM from client `c`: two orders of one request, in different slots, both
+    /// signed by the owner of one space.
+    pub(crate) fn on_pom(&mut self, c: ClientId, a: SpecReply, b: SpecReply, out: &mut Out) {
+        let (oa, ob) = (&a.order.body, &b.order.body);
+        let valid = a.verify(&self.m, self.crypto.as_ref())
+            && b.verify(&self.m, self.crypto.as_ref())
+            && oa.inst.space == ob.inst.space
+            && oa.owner == ob.owner
+            && oa.request == ob.request
+            && oa.inst != ob.inst;
+        if !valid {
+            return out.reject(NodeId::Client(c), "invalid proof of misbehaviour");
+        }
+        if self.spaces.get(oa.inst.space.index()).is_some_and(|s| s.owner == oa.owner) {
+            self.suspect(oa.inst.space, out);
+        }
+    }
+
+    /// Ask for the owner of `space` to be replaced.
+    fn suspect(&mut self, space: ReplicaId, out: &mut Out) {
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        // A frozen space takes no more orders: nothing left to suspect.
+        if s.frozen.is_some() || space == self.id {
+            return;
+        }
+        let owner = s.changing.unwrap_or(s.owner);
+        if !s.suspects.entry(owner).or_default().insert(self.id) {
+            return;
+        }
+        out.broadcast(Msg::StartOwnerChange { space, owner });
+        self.maybe_change_owner(space, owner, out);
+    }
+
+    /// STARTOWNERCHANGE from `from`.
+    pub(crate) fn on_start_owner_change(&mut self, from: ReplicaId, space: ReplicaId, owner: u64, out: &mut Out) {
+        let Some(s) = self.spaces.get_mut(space.index()) else {
+            return out.reject(NodeId::Replica(from), "STARTOWNERCHANGE for an unknown space");
+        };
+        if s.frozen.is_some() || owner < s.changing.unwrap_or(s.owner) {
+            return;
+        }
+        s.suspects.entry(owner).or_default().insert(from);
+        let votes = s.suspects[&owner].len();
+        // f+1 suspicions include a correct replica's: join them, so every correct replica follows.
+        if votes > self.m.f() && space != self.id && !s.suspects[&owner].contains(&self.id) {
+            s.suspects.entry(owner).or_default().insert(self.id);
+            out.broadcast(Msg::StartOwnerChange { space, owner });
+        }
+        self.maybe_change_owner(space, owner, out);
+    }
+
+    /// With f+1 suspicions of `owner`: stop using the space and report it to the new owner.
+    fn maybe_change_owner(&mut self, space: ReplicaId, owner: u64, out: &mut Out) {
+        let f = self.m.f();
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        let votes = s.suspects.get(&owner).map_or(0, |v| v.len());
+        let next = owner + 1;
+        if votes <= f || s.changing.is_some_and(|c| c >= next) {
+            return;
+        }
+        s.changing = Some(next);
+        s.reports.clear();
+        let history: Vec<SlotReport> = (0..)
+            .map_while(|slot| self.log.get(&InstanceId { space, slot }))
+            .map(|e| SlotReport {
+                order: e.order.clone(),
+                request: e.req.clone(),
+                reply: e.reply.clone(),
+                commit: e.proof.clone(),
+            })
+            .collect();
+        let body = OwnerChangeBody { replica: self.id, space, owner: next, history };
+        let report = Signed::sign(body, self.crypto.as_ref());
+        let new_owner = crate::messages::owner_replica(next, &self.m);
+        out.set_timer(Timer::NewOwner { space, owner: next }, self.cfg.new_owner_timeout);
+        if new_owner == self.id {
+            self.on_owner_change(self.id, report, out);
+        } else {
+            out.send(new_owner, Msg::OwnerChange(Box::new(report)));
+        }
+    }
+
+    /// No valid NEWOWNER for `space` with `owner`: replace that owner too.
+    pub(crate) fn on_new_owner_timeout(&mut self, space: ReplicaId, owner: u64, out: &mut Out) {
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        if s.frozen.is_none() && s.changing == Some(owner) && s.suspects.entry(owner).or_default().insert(self.id) {
+            out.broadcast(Msg::StartOwnerChange { space, owner });
+            self.maybe_change_owner(space, owner, out);
+        }
+    }
+
+    /// OWNERCHANGE from `from` (to us, the new owner).
+    pub(crate) fn on_owner_change(&mut self, from: ReplicaId, report: Signed<OwnerChangeBody>, out: &mut Out) {
+        let b = &report.body;
+        let (space, owner) = (b.space, b.owner);
+        if b.replica != from || !report.verify(NodeId::Replica(from), self.crypto.as_ref()) {
+            return out.reject(NodeId::Replica(from), "bad OWNERCHANGE signature");
+        }
+        if crate::messages::owner_replica(owner, &self.m) != self.id {
+            return out.reject(NodeId::Replica(from), "OWNERCHANGE sent to a replica that is not the new owner");
+        }
+        let q = self.m.quorum();
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        if s.frozen.is_some() || s.changing != Some(owner) {
+            // Not (yet) committed to this change ourselves: our own report will come with it.
+            if s.frozen.is_none() && s.changing.is_none_or(|c| c < owner) {
+                s.reports.retain(|_, r| r.body.owner == owner);
+                s.reports.insert(from, report);
+            }
+            return;
+        }
+        s.reports.retain(|_, r| r.body.owner == owner);
+        s.reports.insert(from, report);
+        if s.reports.len() < q {
+            return;
+        }
+        let proofs: Vec<Signed<OwnerChangeBody>> = s.reports.values().take(q).cloned().collect();
+        out.broadcast(Msg::NewOwner { space, owner, proofs: proofs.clone() });
+        self.install_new_owner(space, owner, &proofs, out);
+    }
+
+    /// NEWOWNER from `from`.
+    pub(crate) fn on_new_owner(
+        &mut self,
+        from: ReplicaId,
+        space: ReplicaId,
+        owner: u64,
+        proofs: Vec<Signed<OwnerChangeBody>>,
+        out: &mut Out,
+    ) {
+        let Some(s) = self.spaces.get(space.index()) else { return };
+        if s.frozen.is_some() || owner <= s.owner {
+            return;
+        }
+        let mut seen = BTreeSet::new();
+        let valid = crate::messages::owner_replica(owner, &self.m) == from
+            && proofs.len() == self.m.quorum()
+            && proofs.iter().all(|p| {
+                let b = &p.body;
+                b.space == space
+                    && b.owner == owner
+                    && seen.insert(b.replica)
+                    && self.m.contains(b.replica)
+                    && p.verify(NodeId::Replica(b.replica), self.crypto.as_ref())
+            });
+        if !valid {
+            return out.reject(NodeId::Replica(from), "invalid NEWOWNER");
+        }
+        self.install_new_owner(space, owner, &proofs, out);
+    }
+
+    /// Commit the settled history of `space`, drop the rest, freeze the space.
+    fn install_new_owner(&mut self, space: ReplicaId, owner: u64, proofs: &[Signed<OwnerChangeBody>], out: &mut Out) {
+        let g = settle(&self.m, self.crypto.as_ref(), space, proofs);
+        let len = g.len() as u64;
+        {
+            let s = &mut self.spaces[space.index()];
+            s.owner = owner;
+            s.frozen = Some(len);
+            s.changing = None;
+            s.future.clear();
+            s.reports.clear();
+            s.next = s.next.max(len);
+        }
+        out.cancel_timer(Timer::NewOwner { space, owner });
+        for Settled { order, request, deps, seq } in g {
+            // The client may be waiting on the slow path: it gets a COMMITREPLY.
+            self.commit(order, request, deps, seq, true, None, out);
+        }
+        let dropped: Vec<InstanceId> = self.log.keys().filter(|i| i.space == space && i.slot >= len).copied().collect();
+        for inst in dropped {
+            if let Some(e) = self.log.get_mut(&inst) {
+                if !e.committed || e.noop {
+                    e.noop = true;
+                    e.committed = true;
+                    self.waiting.insert(inst);
+                    // Its client will order the request elsewhere.
+                    self.by_request.remove(&(e.req.req.client, e.req.req.seq));
+                }
+            }
+        }
+        self.execute_ready(out);
+    }
+}
