@@ -96,6 +96,18 @@ impl SafetyChecker {
         }
     }
 
+    /// Replica `replica` restarted with no durable state: under
+    /// [`OrderGuarantee::Interfering`] it starts its per-key sequences over (what
+    /// it executes again must again agree with the canonical order). Under a
+    /// total order slots say where a re-execution belongs, so nothing changes.
+    pub fn restarted_empty(&mut self, replica: u32) {
+        if let Some(k) = &mut self.per_key {
+            k.position.retain(|(r, _), _| *r != replica);
+            k.done.remove(&replica);
+            k.sets.remove(&replica);
+        }
+    }
+
     /// Under [`OrderGuarantee::Interfering`]: replica `r`'s final executions
     /// so far, as (count, order-independent digest of the set).
     pub fn executed_set(&self, replica: u32) -> Option<(u64, [u8; 32])> {

@@ -1118,6 +1118,10 @@ impl<P: Protocol> Simulation<P> {
                         node.machine = MachineSlot::Replica(m);
                         node.crypto = crypto;
                         let d = &self.durable[x];
+                        if d.checkpoint.is_none() && d.records.is_empty() {
+                            // Nothing durable: the replica starts over and may execute everything again.
+                            self.safety.restarted_empty(r);
+                        }
                         let input = NodeInput::Recover { checkpoint: d.checkpoint.clone(), records: d.records.clone() };
                         self.fault_log.push(format!(
                             "{}: recover r{r} ({} durable records{})",

@@ -24,7 +24,7 @@ enum Phase {
     /// Collecting SPECREPLYs.
     Speculative { slow_armed: bool },
     /// COMMIT sent; collecting COMMITREPLYs.
-    Committing { commit: Box<Msg>, acks: BTreeMap<ReplicaId, Bytes> },
+    Committing { commit: Box<Msg> },
 }
 
 struct Outstanding {
@@ -34,6 +34,8 @@ struct Outstanding {
     replies: BTreeMap<ReplicaId, SpecReply>,
     /// Final results of an already executed request (CACHEDREPLY), by sender.
     cached: BTreeMap<ReplicaId, Bytes>,
+    /// Final results in COMMITREPLYs, by sender.
+    finals: BTreeMap<ReplicaId, Bytes>,
     /// Suspicion timeouts so far.
     suspicions: u32,
     /// A proof of misbehaviour was sent for this request.
@@ -152,19 +154,21 @@ impl Client {
         out.broadcast(commit.clone());
         out.cancel_timer(Timer::SlowPath);
         out.set_timer(Timer::Retransmit, self.cfg.client_retransmit);
-        cur.phase = Phase::Committing { commit: Box::new(commit), acks: BTreeMap::new() };
+        cur.phase = Phase::Committing { commit: Box::new(commit) };
     }
 
-    fn on_commit_reply(&mut self, from: ReplicaId, inst: InstanceId, t: u64, result: Bytes, out: &mut Out) {
+    /// COMMITREPLY: a final result. Taken in any phase: an owner change may
+    /// have committed the request (then replicas send it unasked), or it may
+    /// be in two spaces after the client moved; a request's final result is
+    /// the same wherever it ran.
+    fn on_commit_reply(&mut self, from: ReplicaId, t: u64, result: Bytes, out: &mut Out) {
         let q = self.m.quorum();
         let Some(cur) = &mut self.current else { return };
-        let Phase::Committing { commit, acks } = &mut cur.phase else { return };
-        let Msg::Commit { commit: c, .. } = commit.as_ref() else { return };
-        if c.body.inst != inst || t != cur.request.req.seq || !self.m.contains(from) {
+        if t != cur.request.req.seq || !self.m.contains(from) {
             return;
         }
-        acks.insert(from, result.clone());
-        if acks.values().filter(|r| **r == result).count() >= q {
+        cur.finals.insert(from, result.clone());
+        if cur.finals.values().filter(|r| **r == result).count() >= q {
             self.finish(result, out);
         }
     }
@@ -182,13 +186,17 @@ impl Client {
         }
     }
 
-    /// Too few replies in time: first ask every replica (they push the leader or
-    /// replace it); then move to the next-nearest replica.
+    /// Too few replies (or no answer to our COMMIT) in time: first ask every
+    /// replica (they push the leader or replace it); then move to the
+    /// next-nearest replica.
     fn on_suspect(&mut self, out: &mut Out) {
         let q = self.m.quorum();
         let leader = self.leader();
         let Some(cur) = &mut self.current else { return };
-        if !matches!(cur.phase, Phase::Speculative { .. }) || cur.replies.len() >= q {
+        // With a quorum of replies the slow path decides; a COMMIT that goes
+        // unanswered (its slot dropped by an owner change) is suspected too.
+        if matches!(cur.phase, Phase::Speculative { .. }) && cur.replies.len() >= q {
+            out.set_timer(Timer::Suspect, self.cfg.suspect_timeout);
             return;
         }
         cur.suspicions += 1;
@@ -197,14 +205,18 @@ impl Client {
             out.broadcast(Msg::RequestAll { request: cur.request.clone(), leader });
             return;
         }
+        self.move_on(out);
+    }
+
+    /// Use the next-nearest replica as command-leader, for this request too.
+    fn move_on(&mut self, out: &mut Out) {
+        self.leader += 1;
+        let next = self.leader();
+        let Some(cur) = &mut self.current else { return };
         cur.replies.clear();
         cur.accused = false;
         cur.phase = Phase::Speculative { slow_armed: false };
-        self.leader += 1;
-        let next = self.leader();
-        if let Some(cur) = &self.current {
-            out.send(next, Msg::Request(cur.request.clone()));
-        }
+        out.send(next, Msg::Request(cur.request.clone()));
     }
 
     fn finish(&mut self, result: Bytes, out: &mut Out) {
@@ -240,6 +252,7 @@ impl ClientMachine<Ezbft> for Client {
             started: now,
             replies: BTreeMap::new(),
             cached: BTreeMap::new(),
+            finals: BTreeMap::new(),
             suspicions: 0,
             accused: false,
             phase: Phase::Speculative { slow_armed: false },
@@ -250,8 +263,9 @@ impl ClientMachine<Ezbft> for Client {
         match input {
             Input::Message { from: NodeId::Replica(r), msg } => match msg {
                 Msg::SpecReply(reply) => self.on_spec_reply(now, r, *reply, out),
-                Msg::CommitReply { inst, t, result } => self.on_commit_reply(r, inst, t, result, out),
+                Msg::CommitReply { t, result, .. } => self.on_commit_reply(r, t, result, out),
                 Msg::CachedReply { t, result } => self.on_cached_reply(r, t, result, out),
+                Msg::SpaceFrozen if r == self.leader() => self.move_on(out),
                 _ => {}
             },
             Input::Timer(Timer::SlowPath)

@@ -30,6 +30,11 @@ pub struct Config {
     /// after committing to an owner change.
     #[serde(with = "human")]
     pub new_owner_timeout: Duration,
+    /// Replica: when a command others wait for stays uncommitted this long, ask
+    /// the other replicas for its commit; after twice this long, have its
+    /// space's owner replaced (which settles it).
+    #[serde(with = "human")]
+    pub commit_timeout: Duration,
     /// Replica: most SPECORDERs buffered per space ahead of a missing slot.
     pub max_future: usize,
 }
@@ -41,10 +46,9 @@ impl Config {
             || self.suspect_timeout.is_zero()
             || self.resend_timeout.is_zero()
             || self.new_owner_timeout.is_zero()
+            || self.commit_timeout.is_zero()
         {
-            return Err(
-                "client_retransmit, suspect_timeout, resend_timeout and new_owner_timeout must be positive".into()
-            );
+            return Err("timeouts must be positive".into());
         }
         if self.max_future == 0 {
             return Err("max_future must be at least 1".into());
@@ -62,6 +66,7 @@ impl Default for Config {
             suspect_timeout: Duration::from_secs(2),
             resend_timeout: Duration::from_secs(1),
             new_owner_timeout: Duration::from_secs(2),
+            commit_timeout: Duration::from_secs(1),
             max_future: 4096,
         }
     }

@@ -49,6 +49,11 @@ pub enum Timer {
         /// Its timestamp.
         t: u64,
     },
+    /// Replica: a command others wait for is still not committed here.
+    Uncommitted {
+        /// The command.
+        inst: messages::InstanceId,
+    },
     /// Replica: no valid NEWOWNER for `space` with owner number `owner` yet.
     NewOwner {
         /// The space.

@@ -278,6 +278,28 @@ pub enum Msg {
         /// 2f+1 signed OWNERCHANGE messages (P); every replica computes G from them.
         proofs: Vec<Signed<OwnerChangeBody>>,
     },
+    /// Replica → replicas: a slot of a space is missing here (later ones
+    /// arrived); whoever has its order sends it (it is the owner's signature
+    /// that counts, not the sender).
+    OrderQuery {
+        /// The missing slot.
+        inst: InstanceId,
+    },
+    /// Replica → replicas: a command we wait for is not committed here; who has its commit?
+    CommitQuery {
+        /// The instance.
+        inst: InstanceId,
+    },
+    /// Replica → replica: a commit we hold, as its certificate.
+    Committed {
+        /// The request.
+        request: SignedRequest,
+        /// How it was committed.
+        proof: Box<CommitProof>,
+    },
+    /// Replica → client: my space was settled by an owner change and takes no
+    /// new commands; go to another replica.
+    SpaceFrozen,
     /// Replica → client: the final result of a command committed on the slow path.
     CommitReply {
         /// The instance.
@@ -305,6 +327,10 @@ impl quorate_core::machine::Message for Msg {
             Msg::StartOwnerChange { .. } => "STARTOWNERCHANGE",
             Msg::OwnerChange(_) => "OWNERCHANGE",
             Msg::NewOwner { .. } => "NEWOWNER",
+            Msg::CommitQuery { .. } => "COMMITQUERY",
+            Msg::OrderQuery { .. } => "ORDERQUERY",
+            Msg::SpaceFrozen => "SPACEFROZEN",
+            Msg::Committed { .. } => "COMMITTED",
         }
     }
 
@@ -318,7 +344,8 @@ impl quorate_core::machine::Message for Msg {
                 r.verify(crypto);
             }
             Msg::SpecOrder { order, request } => {
-                order.verify(from, crypto);
+                let _ = from;
+                order.verify(NodeId::Replica(order.body.inst.space), crypto);
                 request.verify(crypto);
             }
             Msg::SpecReply(r) => reply(r),
@@ -346,7 +373,22 @@ impl quorate_core::machine::Message for Msg {
                     p.verify(NodeId::Replica(p.body.replica), crypto);
                 }
             }
-            Msg::CommitReply { .. } | Msg::CachedReply { .. } | Msg::StartOwnerChange { .. } => {}
+            Msg::Committed { request, proof } => {
+                request.verify(crypto);
+                match proof.as_ref() {
+                    CommitProof::Fast(cert) => cert.iter().for_each(reply),
+                    CommitProof::Slow { commit, cert } => {
+                        commit.verify(NodeId::Client(commit.body.client), crypto);
+                        cert.iter().for_each(reply);
+                    }
+                }
+            }
+            Msg::CommitReply { .. }
+            | Msg::CachedReply { .. }
+            | Msg::StartOwnerChange { .. }
+            | Msg::CommitQuery { .. }
+            | Msg::OrderQuery { .. }
+            | Msg::SpaceFrozen => {}
         }
     }
 }

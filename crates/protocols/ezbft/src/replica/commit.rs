@@ -99,6 +99,46 @@ impl Replica {
         self.commit(order, request, deps, seq, true, Some(proof), out);
     }
 
+    /// A command others wait for is still not committed: ask the other
+    /// replicas for its commit, then (still nothing) replace its space's owner.
+    /// A client that delivered on the fast path and whose COMMITFAST was lost,
+    /// or a client that never commits, would otherwise block every command
+    /// that depends on it (the paper is silent).
+    pub(crate) fn on_uncommitted_timeout(&mut self, inst: InstanceId, out: &mut Out) {
+        if self.log.get(&inst).is_some_and(|e| e.committed) || self.void(inst) {
+            self.uncommitted.remove(&inst);
+            return;
+        }
+        let Some(tries) = self.uncommitted.get_mut(&inst) else { return };
+        *tries += 1;
+        if *tries == 1 {
+            out.broadcast(crate::messages::Msg::CommitQuery { inst });
+        } else {
+            self.suspect_space(inst.space, out);
+        }
+        out.set_timer(crate::Timer::Uncommitted { inst }, self.cfg.commit_timeout);
+    }
+
+    /// COMMITQUERY from `from`: our commit of `inst`, if we have one.
+    pub(crate) fn on_commit_query(&mut self, from: ReplicaId, inst: InstanceId, out: &mut Out) {
+        if let Some(e) = self.log.get(&inst) {
+            if let Some(proof) = &e.proof {
+                let msg = crate::messages::Msg::Committed { request: e.req.clone(), proof: Box::new(proof.clone()) };
+                out.send(from, msg);
+            }
+        }
+    }
+
+    /// COMMITTED from `from`: a commit certificate we asked for.
+    pub(crate) fn on_committed(&mut self, from: ReplicaId, request: SignedRequest, proof: CommitProof, out: &mut Out) {
+        let c = request.req.client;
+        let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
+            return out.reject(NodeId::Replica(from), "invalid COMMITTED certificate");
+        };
+        let slow = matches!(proof, CommitProof::Slow { .. });
+        self.commit(order, request, deps, seq, slow, Some(proof), out);
+    }
+
     /// Fix `order`'s command with `deps` and `seq`; `slow`: the client waits for
     /// COMMITREPLY; `proof`: the certificate (none when an owner change settled it).
     #[allow(clippy::too_many_arguments)]
@@ -162,6 +202,6 @@ impl Replica {
             }
         }
         self.waiting.insert(inst);
-        self.execute_ready(out);
+        self.execute_ready(vec![inst], out);
     }
 }

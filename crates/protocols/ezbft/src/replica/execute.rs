@@ -60,37 +60,49 @@ impl Replica {
         result
     }
 
-    /// Execute finally every committed command whose dependencies are all committed.
-    pub(crate) fn execute_ready(&mut self, out: &mut Out) {
-        loop {
-            let mut progressed = false;
-            let roots: Vec<InstanceId> = self.waiting.iter().copied().collect();
-            for root in roots {
-                // An earlier component may have taken it.
-                if !self.waiting.contains(&root) {
-                    continue;
-                }
-                if let Some(order) = self.final_order(root) {
-                    self.run_final(&order, out);
-                    progressed = true;
-                }
+    /// Execute finally what `changed` (newly committed commands) made ready:
+    /// each of them, and the commands that were waiting for one of them.
+    pub(crate) fn execute_ready(&mut self, changed: Vec<InstanceId>, out: &mut Out) {
+        let mut todo = changed;
+        while let Some(root) = todo.pop() {
+            if let Some(more) = self.blocked.remove(&root) {
+                todo.extend(more);
             }
-            if !progressed {
-                return;
+            // Executed meanwhile as part of another component, or not committed.
+            if !self.waiting.contains(&root) {
+                continue;
+            }
+            match self.final_order(root) {
+                Ok(order) => self.run_final(&order, out),
+                // Retried when the blocker commits (or an owner change voids it).
+                Err(blocker) => {
+                    self.blocked.entry(blocker).or_default().push(root);
+                    if let std::collections::hash_map::Entry::Vacant(v) = self.uncommitted.entry(blocker) {
+                        v.insert(0);
+                        out.set_timer(crate::Timer::Uncommitted { inst: blocker }, self.cfg.commit_timeout);
+                    }
+                }
             }
         }
     }
 
+    /// Retry every waiting command (after an owner change voided slots).
+    pub(crate) fn execute_all_ready(&mut self, out: &mut Out) {
+        self.blocked.clear();
+        let all: Vec<InstanceId> = self.waiting.iter().copied().collect();
+        self.execute_ready(all, out);
+    }
+
     /// The final execution order of `root` and the unexecuted commands it
-    /// reaches, or `None` while one of them is unknown or uncommitted.
+    /// reaches, or the first of them that is unknown or uncommitted.
     /// Tarjan's algorithm, iteratively: with edges from a command to its
     /// dependencies, components complete dependencies-first.
-    fn final_order(&self, root: InstanceId) -> Option<Vec<InstanceId>> {
+    fn final_order(&self, root: InstanceId) -> Result<Vec<InstanceId>, InstanceId> {
         let mut t = Tarjan::default();
         t.visit(root);
         let mut order = Vec::new();
         while let Some(&(v, k)) = t.calls.last() {
-            if let Some(&w) = self.log.get(&v)?.deps.get(k) {
+            if let Some(&w) = self.log.get(&v).ok_or(v)?.deps.get(k) {
                 if let Some(top) = t.calls.last_mut() {
                     top.1 += 1;
                 }
@@ -98,13 +110,13 @@ impl Replica {
                     Some(e) => e,
                     // A slot an owner change dropped: nothing to wait for.
                     None if self.void(w) => continue,
-                    None => return None,
+                    None => return Err(w),
                 };
                 if e.executed {
                     continue;
                 }
                 if !e.committed {
-                    return None;
+                    return Err(w);
                 }
                 match t.index.get(&w) {
                     None => t.visit(w),
@@ -131,7 +143,7 @@ impl Replica {
                 order.extend(component);
             }
         }
-        Some(order)
+        Ok(order)
     }
 
     /// Whether `inst` is a slot an owner change dropped (beyond a frozen space's end).
@@ -172,6 +184,10 @@ impl Replica {
             let Some(e) = self.log.get_mut(&inst) else { continue };
             e.executed = true;
             e.final_result = Some(result.clone());
+            let (c, t) = (e.req.req.client, e.req.req.seq);
+            if !e.noop && self.finals.get(&c).is_none_or(|(last, _)| *last < t) {
+                self.finals.insert(c, (t, result.clone()));
+            }
             if e.reply_when_final && !e.noop {
                 out.send(e.req.req.client, Msg::CommitReply { inst, t: e.req.req.seq, result });
             }

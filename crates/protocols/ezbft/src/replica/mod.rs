@@ -67,6 +67,8 @@ pub(crate) struct Space {
     /// Committed to an owner change towards this owner number: the space takes
     /// no orders or commits until NEWOWNER.
     pub changing: Option<u64>,
+    /// The missing slot last asked for (ORDERQUERY).
+    pub asked: Option<u64>,
     /// STARTOWNERCHANGE senders, by the owner number they want replaced.
     pub suspects: BTreeMap<u64, BTreeSet<ReplicaId>>,
     /// As the new owner: OWNERCHANGE reports received, for owner number `changing`.
@@ -154,6 +156,10 @@ pub struct Replica {
     pub(crate) interference: Interference,
     /// Committed commands not executed yet.
     pub(crate) waiting: BTreeSet<InstanceId>,
+    /// Waiting commands by the (unknown or uncommitted) command they wait for.
+    pub(crate) blocked: HashMap<InstanceId, Vec<InstanceId>>,
+    /// Commands others wait for that are not committed here: commit timeouts so far.
+    pub(crate) uncommitted: HashMap<InstanceId, u32>,
     /// Commands executed speculatively and not final yet, in execution order
     /// (the executor's speculative tail), with the request that ran (an owner
     /// change can put another request in the slot).
@@ -162,6 +168,9 @@ pub struct Replica {
     pub(crate) led: HashMap<ClientId, (u64, InstanceId)>,
     /// Where each request (client, timestamp) is in the log.
     pub(crate) by_request: HashMap<(ClientId, u64), InstanceId>,
+    /// Each client's latest finally executed request and its result (the
+    /// executor's table also counts speculative runs, which may be undone).
+    pub(crate) finals: HashMap<ClientId, (u64, Bytes)>,
 }
 
 impl Replica {
@@ -176,6 +185,7 @@ impl Replica {
                 future: BTreeMap::new(),
                 frozen: None,
                 changing: None,
+                asked: None,
                 suspects: BTreeMap::new(),
                 reports: BTreeMap::new(),
             })
@@ -190,9 +200,12 @@ impl Replica {
             log: HashMap::new(),
             interference: Interference::default(),
             waiting: BTreeSet::new(),
+            blocked: HashMap::new(),
+            uncommitted: HashMap::new(),
             speculated: VecDeque::new(),
             led: HashMap::new(),
             by_request: HashMap::new(),
+            finals: HashMap::new(),
         }
     }
 
@@ -233,6 +246,7 @@ impl ReplicaMachine<Ezbft> for Replica {
             Input::Message { from, msg } => self.on_message(now, from, msg, out),
             Input::Timer(Timer::ResendReq { space, client, t }) => self.on_resend_timeout(space, client, t, out),
             Input::Timer(Timer::NewOwner { space, owner }) => self.on_new_owner_timeout(space, owner, out),
+            Input::Timer(Timer::Uncommitted { inst }) => self.on_uncommitted_timeout(inst, out),
             Input::Timer(Timer::SlowPath | Timer::Retransmit | Timer::Suspect) => {}
         }
     }
@@ -263,6 +277,9 @@ impl Replica {
                 self.on_start_owner_change(r, space, owner, out)
             }
             (NodeId::Replica(r), Msg::OwnerChange(oc)) => self.on_owner_change(r, *oc, out),
+            (NodeId::Replica(r), Msg::CommitQuery { inst }) => self.on_commit_query(r, inst, out),
+            (NodeId::Replica(r), Msg::OrderQuery { inst }) => self.on_order_query(r, inst, out),
+            (NodeId::Replica(r), Msg::Committed { request, proof }) => self.on_committed(r, request, *proof, out),
             (NodeId::Replica(r), Msg::NewOwner { space, owner, proofs }) => {
                 self.on_new_owner(r, space, owner, proofs, out)
             }

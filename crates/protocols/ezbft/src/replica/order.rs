@@ -28,15 +28,22 @@ impl Replica {
             Some((last, _)) if *last > t => return out.reject(NodeId::Client(c), "stale request timestamp"),
             _ => {}
         }
-        match self.exec.table().freshness(c, t) {
-            Freshness::Repeat(result) => return out.send(c, Msg::CachedReply { t, result }),
-            Freshness::Stale => return out.reject(NodeId::Client(c), "stale request timestamp"),
-            Freshness::New => {}
+        if let Some(inst) = self.by_request.get(&(c, t)).copied() {
+            // Ordered already (in another space: the client moved here): our reply again.
+            return self.resend_reply(inst, out);
+        }
+        match self.finals.get(&c) {
+            Some((last, result)) if *last == t => return out.send(c, Msg::CachedReply { t, result: result.clone() }),
+            Some((last, _)) if *last > t => return out.reject(NodeId::Client(c), "stale request timestamp"),
+            _ => {}
+        }
+        if matches!(self.exec.table().freshness(c, t), Freshness::Stale) {
+            return out.reject(NodeId::Client(c), "stale request timestamp");
         }
         let space = &self.spaces[self.id.index()];
         if !space.open() || owner_replica(space.owner, &self.m) != self.id {
             // Our space was settled by an owner change: its clients go to another replica.
-            return out.reject(NodeId::Client(c), "space frozen");
+            return out.send(c, Msg::SpaceFrozen);
         }
         let inst = InstanceId { space: self.id, slot: space.next };
         let key = self.exec.service().conflict_key(&req.req.op);
@@ -75,6 +82,13 @@ impl Replica {
         }
     }
 
+    /// ORDERQUERY from `from`: the order of `inst`, if we have it.
+    pub(crate) fn on_order_query(&mut self, from: ReplicaId, inst: InstanceId, out: &mut Out) {
+        if let Some(e) = self.log.get(&inst) {
+            out.send(from, Msg::SpecOrder { order: e.order.clone(), request: e.req.clone() });
+        }
+    }
+
     /// S: above the sequence numbers of the known dependencies, and at least `floor`.
     pub(crate) fn seq_for<'a>(&self, deps: impl IntoIterator<Item = &'a InstanceId>, floor: u64) -> u64 {
         let above = deps.into_iter().filter_map(|d| self.log.get(d)).map(|e| e.seq + 1).max().unwrap_or(1);
@@ -96,13 +110,15 @@ impl Replica {
         if !space.open() {
             return out.reject(NodeId::Replica(from), "SPECORDER for a space under owner change");
         }
-        if o.owner != space.owner || owner_replica(o.owner, &self.m) != from {
-            return out.reject(NodeId::Replica(from), "SPECORDER from a replica that does not own the space");
+        // Forwarded orders (answers to ORDERQUERY) count too: the owner's signature is what matters.
+        let owner = owner_replica(o.owner, &self.m);
+        if o.owner != space.owner {
+            return out.reject(NodeId::Replica(from), "SPECORDER with another owner number than the space's");
         }
         if !canonical(&o.deps) || o.request != request_digest(&request) {
             return out.reject(NodeId::Replica(from), "malformed SPECORDER");
         }
-        if !order.verify(NodeId::Replica(from), self.crypto.as_ref()) {
+        if !order.verify(NodeId::Replica(owner), self.crypto.as_ref()) {
             return out.reject(NodeId::Replica(from), "bad SPECORDER signature");
         }
         if !request.verify(self.crypto.as_ref()) || !self.exec.service().validate(&request.req.op) {
@@ -125,6 +141,11 @@ impl Replica {
                 return out.reject(NodeId::Replica(from), "too many SPECORDERs ahead of a missing slot");
             }
             space.future.insert(inst.slot, (order, request));
+            // Ask for the missing slot once, and again every so often while the gap stays.
+            if space.asked != Some(next) || space.future.len().is_multiple_of(64) {
+                space.asked = Some(next);
+                out.broadcast(Msg::OrderQuery { inst: InstanceId { space: inst.space, slot: next } });
+            }
             return;
         }
         self.accept_order(order, request, out);

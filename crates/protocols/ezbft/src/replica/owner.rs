@@ -23,7 +23,7 @@ use crate::Timer;
 use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::membership::Membership;
-use quorate_core::request::{Freshness, SignedRequest};
+use quorate_core::request::SignedRequest;
 use std::collections::BTreeSet;
 
 /// A slot as an owner change settles it.
@@ -114,13 +114,14 @@ impl Replica {
             return out.reject(NodeId::Client(c), "bad request signature");
         }
         let t = request.req.seq;
-        match self.exec.table().freshness(c, t) {
-            Freshness::Repeat(result) => return out.send(c, Msg::CachedReply { t, result }),
-            Freshness::Stale => return,
-            Freshness::New => {}
-        }
         if let Some(inst) = self.by_request.get(&(c, t)).copied() {
             return self.resend_reply(inst, out);
+        }
+        match self.finals.get(&c) {
+            // Only final results: a speculative one may still be undone.
+            Some((last, result)) if *last == t => return out.send(c, Msg::CachedReply { t, result: result.clone() }),
+            Some((last, _)) if *last > t => return,
+            _ => {}
         }
         if leader == self.id {
             return self.on_request(quorate_core::Time(0), c, request, out);
@@ -145,7 +146,7 @@ impl Replica {
     /// The command-leader of `space` did not order (client, t) after RESENDREQ.
     pub(crate) fn on_resend_timeout(&mut self, space: ReplicaId, c: ClientId, t: u64, out: &mut Out) {
         let ordered = self.by_request.get(&(c, t)).is_some_and(|i| i.space == space);
-        let done = !matches!(self.exec.table().freshness(c, t), Freshness::New);
+        let done = self.finals.get(&c).is_some_and(|(last, _)| *last >= t);
         if !ordered && !done {
             self.suspect(space, out);
         }
@@ -170,6 +171,10 @@ impl Replica {
     }
 
     /// Ask for the owner of `space` to be replaced.
+    pub(crate) fn suspect_space(&mut self, space: ReplicaId, out: &mut Out) {
+        self.suspect(space, out);
+    }
+
     fn suspect(&mut self, space: ReplicaId, out: &mut Out) {
         let Some(s) = self.spaces.get_mut(space.index()) else { return };
         // A frozen space takes no more orders: nothing left to suspect.
@@ -332,6 +337,6 @@ impl Replica {
                 }
             }
         }
-        self.execute_ready(out);
+        self.execute_all_ready(out);
     }
 }
