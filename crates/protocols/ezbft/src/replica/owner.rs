@@ -217,7 +217,8 @@ impl Replica {
             return;
         }
         s.changing = Some(next);
-        s.reports.clear();
+        // Reports that reached us (as the new owner) before we committed ourselves stay.
+        s.reports.retain(|_, r| r.body.owner == next);
         let history: Vec<SlotReport> = (0..)
             .map_while(|slot| self.log.get(&InstanceId { space, slot }))
             .map(|e| SlotReport {
