@@ -61,7 +61,8 @@ impl CliProtocol for quorate_ezbft::Ezbft {
             if t.is_zero() {
                 return Err("--timeout must be positive".into());
             }
-            c.client_retransmit = t;
+            // The paper's timeout: how long a client waits before suspecting its command-leader.
+            c.suspect_timeout = t;
         }
         if args.batch.is_some() || args.checkpoint_period.is_some() {
             return Err("ezbft has no batching or checkpoints: drop --batch and --checkpoint-period".into());
@@ -139,6 +140,9 @@ pub struct SimArgs {
     /// throughput figures (e.g. 5s); the checks still cover them.
     #[arg(long, default_value = "0s", value_parser = duration_arg)]
     pub warmup: Duration,
+    /// With --json: list every completed operation (client, region, time, latency).
+    #[arg(long)]
+    pub timeline: bool,
     /// Run seed (first seed of a campaign).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -269,6 +273,7 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     sc.clients = args.clients;
     sc.duration = args.duration;
     sc.warmup = args.warmup;
+    sc.timeline = args.timeline;
     sc.seed = args.seed;
     for r in &args.regions {
         Placement::region(r).map_err(|e| format!("--regions: {e}"))?;

@@ -154,3 +154,25 @@ fn ezbft_latency_table_labels_ours_and_the_source() {
     assert!(india.contains(" 229 ") && india.contains(" 304 "), "{india}");
     assert!(dir.path().join("ezbft-latency.csv").exists() && dir.path().join("ezbft-latency.svg").exists());
 }
+
+#[test]
+fn ezbft_owner_change_clients_recover_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = quorate(&["eval", "ezbft-owner-change", "--quick", "--json", "--out", dir.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("exactly one JSON object");
+    assert_eq!(v["experiment"], "ezbft-owner-change");
+    assert_eq!(v["checks"], "passed");
+    // The affected clients wait out the 3 s timeout, then the owner change and a retry elsewhere.
+    let recovered = v["recovered_after_s"].as_f64().expect("an operation spans the onset");
+    assert!(recovered > 3.0 && recovered < 8.0, "recovered after {recovered} s");
+    let (before, after) = (v["affected_p50_ms_before"].as_f64().unwrap(), v["affected_p50_ms_after"].as_f64().unwrap());
+    assert!(before > 100.0 && after > 100.0 && after < 2.0 * before, "{before} ms before, {after} ms after");
+    let seconds = v["per_second"].as_array().unwrap();
+    assert!(seconds.len() >= 15);
+    // Other regions are not affected.
+    for s in seconds {
+        assert!(s["others_p50_ms"].as_f64().is_some_and(|ms| ms < 400.0), "{s}");
+    }
+    assert!(dir.path().join("ezbft-owner-change.svg").exists() && dir.path().join("ezbft-owner-change.csv").exists());
+}

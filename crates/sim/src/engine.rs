@@ -137,6 +137,8 @@ pub struct Scenario<P: Protocol> {
     /// Operations invoked before this are left out of the latency statistics
     /// and the throughput (start-up effects); the checkers still see them.
     pub warmup: Duration,
+    /// Report every completed operation of a correct client (time and latency).
+    pub timeline: bool,
 }
 
 impl<P: Protocol> Clone for Scenario<P> {
@@ -159,6 +161,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             linearizability_budget: self.linearizability_budget,
             client_stagger: self.client_stagger,
             warmup: self.warmup,
+            timeline: self.timeline,
         }
     }
 }
@@ -206,6 +209,7 @@ impl<P: Protocol> Scenario<P> {
             linearizability_budget: 1_000_000,
             client_stagger: Duration::from_millis(1),
             warmup: Duration::ZERO,
+            timeline: false,
         }
     }
 
@@ -1191,6 +1195,23 @@ impl<P: Protocol> Simulation<P> {
         let mut latencies: Vec<u64> = measured(&self.ops, warmup).map(|(_, ns)| ns).collect();
         let measured_s = end.saturating_sub(warmup) as f64 / 1e9;
         let latency_by_region = latency_by_region(&self.ops, warmup, |c| self.client_region(c));
+        let timeline: Vec<crate::report::OpPoint> = if sc.timeline {
+            self.ops
+                .iter()
+                .filter(|o| o.correct)
+                .filter_map(|o| {
+                    let ret = o.ret?;
+                    Some(crate::report::OpPoint {
+                        client: o.client,
+                        region: self.client_region(o.client).map(str::to_string),
+                        invoke_s: o.invoke as f64 / 1e9,
+                        latency_ms: ret.saturating_sub(o.invoke) as f64 / 1e6,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
 
         let faulty_clients = self.clients.len() - sc.clients;
         let lin = if sc.clients == 0 {
@@ -1254,6 +1275,7 @@ impl<P: Protocol> Simulation<P> {
             warmup_s: warmup as f64 / 1e9,
             latency_ms: Latency::from_ns(&mut latencies),
             latency_by_region,
+            timeline,
             safety_violations: violation_count,
             first_violation: violations.first().cloned(),
             violations,

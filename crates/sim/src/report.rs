@@ -45,6 +45,19 @@ impl Latency {
     }
 }
 
+/// One completed operation, for latency over time.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OpPoint {
+    /// Client index.
+    pub client: u64,
+    /// The client's region (none on a LAN).
+    pub region: Option<String>,
+    /// When it was invoked, s of virtual time.
+    pub invoke_s: f64,
+    /// How long it took, ms.
+    pub latency_ms: f64,
+}
+
 /// Messages and bytes of one message kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KindStats {
@@ -104,6 +117,10 @@ pub struct Report {
     pub latency_ms: Latency,
     /// The same, by the region of the client (empty when all nodes are on one LAN).
     pub latency_by_region: BTreeMap<String, Latency>,
+    /// Every completed operation of a correct client, when the scenario asks
+    /// for it (`Scenario::timeline`, `quorate sim --timeline`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<OpPoint>,
     /// Safety violations (agreement, at-most-once, checkpoint and final
     /// state digests). Linearizability is reported separately.
     pub safety_violations: u64,

@@ -10,6 +10,7 @@
 //! `docs/decisions/0005-experiments.md`.
 
 mod ezbft_latency;
+mod ezbft_owner_change;
 mod svg;
 
 use clap::Args;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 /// Every experiment, in the order `--list` prints them. Adding one: a module
 /// with an `EXPERIMENT` constant, and its line here.
-const EXPERIMENTS: &[Experiment] = &[ezbft_latency::EXPERIMENT];
+const EXPERIMENTS: &[Experiment] = &[ezbft_latency::EXPERIMENT, ezbft_owner_change::EXPERIMENT];
 
 /// Flags of `quorate eval`.
 #[derive(Args, Debug)]

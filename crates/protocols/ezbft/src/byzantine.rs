@@ -19,6 +19,7 @@ type Out = Outbox<Ezbft>;
 pub const STRATEGIES: &[(&str, &str)] = &[
     ("silent", "sends nothing at all"),
     ("silent-leader", "never orders its clients' requests (a command-leader that stays silent); otherwise correct"),
+    ("late-silent-leader", "correct for 10 s of virtual time, then a silent leader (to watch its clients recover)"),
     ("equivocate", "as command-leader, orders each request in a second slot too, for half of the replicas"),
     ("lie-result", "answers clients with wrong results (validly signed)"),
     ("drop-specorders", "ignores the SPECORDERs of other command-leaders"),
@@ -28,6 +29,7 @@ pub const STRATEGIES: &[(&str, &str)] = &[
 enum Kind {
     Silent,
     SilentLeader,
+    LateSilentLeader,
     Equivocate,
     LieResult,
     DropSpecOrders,
@@ -42,6 +44,7 @@ pub fn replica(
     let kind = match strategy {
         "silent" => Kind::Silent,
         "silent-leader" => Kind::SilentLeader,
+        "late-silent-leader" => Kind::LateSilentLeader,
         "equivocate" => Kind::Equivocate,
         "lie-result" => Kind::LieResult,
         "drop-specorders" => Kind::DropSpecOrders,
@@ -61,9 +64,12 @@ struct Adversary {
 
 impl Adversary {
     /// Whether the input is dropped before the correct replica sees it.
-    fn drops(&self, input: &Input<Ezbft>) -> bool {
+    fn drops(&self, now: Time, input: &Input<Ezbft>) -> bool {
+        let late = now.0 >= LATE.as_nanos() as u64;
         match (self.kind, input) {
-            (Kind::SilentLeader, Input::Message { msg, .. }) => {
+            (Kind::SilentLeader, Input::Message { msg, .. }) | (Kind::LateSilentLeader, Input::Message { msg, .. })
+                if self.kind == Kind::SilentLeader || late =>
+            {
                 matches!(msg, Msg::Request(_) | Msg::RequestAll { .. } | Msg::ResendReq { .. })
             }
             (Kind::DropSpecOrders, Input::Message { msg, .. }) => matches!(msg, Msg::SpecOrder { .. }),
@@ -114,13 +120,16 @@ impl Adversary {
     }
 }
 
+/// When `late-silent-leader` turns silent.
+const LATE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn wrong() -> Bytes {
     Bytes::from_static(b"\x01a lie")
 }
 
 impl ReplicaMachine<Ezbft> for Adversary {
     fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
-        if self.drops(&input) {
+        if self.drops(now, &input) {
             return;
         }
         self.inner.handle(now, input, out);

@@ -40,6 +40,8 @@ struct Outstanding {
     suspicions: u32,
     /// A proof of misbehaviour was sent for this request.
     accused: bool,
+    /// Replicas that said our command-leader's space is frozen.
+    frozen_reports: BTreeSet<ReplicaId>,
     phase: Phase,
 }
 
@@ -208,6 +210,23 @@ impl Client {
         self.move_on(out);
     }
 
+    /// SPACEFROZEN: our command-leader's space was settled by an owner change.
+    /// Believed from the leader itself or from f+1 replicas (a faulty one
+    /// alone cannot send us away).
+    fn on_space_frozen(&mut self, from: ReplicaId, space: ReplicaId, out: &mut Out) {
+        let f = self.m.f();
+        let leader = self.leader();
+        let Some(cur) = &mut self.current else { return };
+        if space != leader || !self.m.contains(from) {
+            return;
+        }
+        cur.frozen_reports.insert(from);
+        if from == leader || cur.frozen_reports.len() > f {
+            cur.frozen_reports.clear();
+            self.move_on(out);
+        }
+    }
+
     /// Use the next-nearest replica as command-leader, for this request too.
     fn move_on(&mut self, out: &mut Out) {
         self.leader += 1;
@@ -255,6 +274,7 @@ impl ClientMachine<Ezbft> for Client {
             finals: BTreeMap::new(),
             suspicions: 0,
             accused: false,
+            frozen_reports: BTreeSet::new(),
             phase: Phase::Speculative { slow_armed: false },
         });
     }
@@ -265,7 +285,7 @@ impl ClientMachine<Ezbft> for Client {
                 Msg::SpecReply(reply) => self.on_spec_reply(now, r, *reply, out),
                 Msg::CommitReply { t, result, .. } => self.on_commit_reply(r, t, result, out),
                 Msg::CachedReply { t, result } => self.on_cached_reply(r, t, result, out),
-                Msg::SpaceFrozen if r == self.leader() => self.move_on(out),
+                Msg::SpaceFrozen { space } => self.on_space_frozen(r, space, out),
                 _ => {}
             },
             Input::Timer(Timer::SlowPath)

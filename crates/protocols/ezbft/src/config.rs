@@ -64,7 +64,7 @@ impl Default for Config {
             slow_path_min_wait: Duration::from_millis(2),
             client_retransmit: Duration::from_secs(1),
             suspect_timeout: Duration::from_secs(2),
-            resend_timeout: Duration::from_secs(1),
+            resend_timeout: Duration::from_millis(500),
             new_owner_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(1),
             max_future: 4096,

@@ -297,9 +297,12 @@ pub enum Msg {
         /// How it was committed.
         proof: Box<CommitProof>,
     },
-    /// Replica → client: my space was settled by an owner change and takes no
+    /// Replica → client: `space` was settled by an owner change and takes no
     /// new commands; go to another replica.
-    SpaceFrozen,
+    SpaceFrozen {
+        /// The frozen space.
+        space: ReplicaId,
+    },
     /// Replica → client: the final result of a command committed on the slow path.
     CommitReply {
         /// The instance.
@@ -329,7 +332,7 @@ impl quorate_core::machine::Message for Msg {
             Msg::NewOwner { .. } => "NEWOWNER",
             Msg::CommitQuery { .. } => "COMMITQUERY",
             Msg::OrderQuery { .. } => "ORDERQUERY",
-            Msg::SpaceFrozen => "SPACEFROZEN",
+            Msg::SpaceFrozen { .. } => "SPACEFROZEN",
             Msg::Committed { .. } => "COMMITTED",
         }
     }
@@ -388,7 +391,7 @@ impl quorate_core::machine::Message for Msg {
             | Msg::StartOwnerChange { .. }
             | Msg::CommitQuery { .. }
             | Msg::OrderQuery { .. }
-            | Msg::SpaceFrozen => {}
+            | Msg::SpaceFrozen { .. } => {}
         }
     }
 }

@@ -67,6 +67,8 @@ pub(crate) struct Space {
     /// Committed to an owner change towards this owner number: the space takes
     /// no orders or commits until NEWOWNER.
     pub changing: Option<u64>,
+    /// Clients that asked us to push the owner (REQUEST to all): told when the space freezes.
+    pub waiting_clients: BTreeSet<ClientId>,
     /// The missing slot last asked for (ORDERQUERY).
     pub asked: Option<u64>,
     /// STARTOWNERCHANGE senders, by the owner number they want replaced.
@@ -186,6 +188,7 @@ impl Replica {
                 frozen: None,
                 changing: None,
                 asked: None,
+                waiting_clients: BTreeSet::new(),
                 suspects: BTreeMap::new(),
                 reports: BTreeMap::new(),
             })

@@ -43,7 +43,7 @@ impl Replica {
         let space = &self.spaces[self.id.index()];
         if !space.open() || owner_replica(space.owner, &self.m) != self.id {
             // Our space was settled by an owner change: its clients go to another replica.
-            return out.send(c, Msg::SpaceFrozen);
+            return out.send(c, Msg::SpaceFrozen { space: self.id });
         }
         let inst = InstanceId { space: self.id, slot: space.next };
         let key = self.exec.service().conflict_key(&req.req.op);

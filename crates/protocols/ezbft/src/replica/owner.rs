@@ -130,6 +130,7 @@ impl Replica {
         if !space.open() {
             return;
         }
+        self.spaces[leader.index()].waiting_clients.insert(c);
         out.send(leader, Msg::ResendReq { request });
         out.set_timer(Timer::ResendReq { space: leader, client: c, t }, self.cfg.resend_timeout);
     }
@@ -320,6 +321,10 @@ impl Replica {
             s.future.clear();
             s.reports.clear();
             s.next = s.next.max(len);
+            // Clients that were waiting on this space can go elsewhere now.
+            for c in std::mem::take(&mut s.waiting_clients) {
+                out.send(c, Msg::SpaceFrozen { space });
+            }
         }
         out.cancel_timer(Timer::NewOwner { space, owner });
         for Settled { order, request, deps, seq } in g {
