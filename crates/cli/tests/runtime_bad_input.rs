@@ -205,13 +205,13 @@ impl Bench {
 #[test]
 fn replicas_reject_bad_input_and_keep_serving() {
     let _serial = serial();
-    let mut cluster = Cluster::new("bad-input", 4, 16, 1, |t| t);
+    let mut cluster = Cluster::new("bad-input", "mod-smart", 4, 16, 1, |t| t);
     cluster.start_all();
     let rt = runtime();
     let started = Instant::now();
     // Normal operation first, so that the leader is known and the connections are up.
     let leader = {
-        let mut c = rt.block_on(async { common::client(&cluster.cfg, 1, DEADLINE) });
+        let mut c = rt.block_on(async { common::client::<ModSmart>(&cluster.cfg, 1, DEADLINE) });
         rt.block_on(c.invoke(put("normal", "start"))).expect("a first operation completes");
         cluster.leader()
     };
@@ -223,7 +223,7 @@ fn replicas_reject_bad_input_and_keep_serving() {
             let left_out = (0..cluster.n).find(|&j| j != r && j != leader && j != follower).expect("n = 4");
             let mut cfg = cluster.cfg.clone();
             cfg.file.replicas[left_out].address = "127.0.0.1:1".to_string();
-            rt.block_on(async { common::client(&cfg, 2 + r as u64, DEADLINE) })
+            rt.block_on(async { common::client::<ModSmart>(&cfg, 2 + r as u64, DEADLINE) })
         }));
     }
     let mut b = Bench { cluster, rt, through, ops: 0 };

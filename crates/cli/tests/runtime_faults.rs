@@ -6,6 +6,7 @@
 mod common;
 
 use common::{final_reads, runtime, serial, wait_caught_up, wait_until, Cluster, History, Load, DEADLINE};
+use quorate_modsmart::ModSmart;
 use std::time::Instant;
 
 /// Load clients 1..=4 (one key: sessions over shared connections); the final
@@ -33,7 +34,7 @@ fn finish(
     let (done, failed) = (load.completed(), load.failed());
     let mut history = load.stop(rt);
     history.extend(probes);
-    final_reads(rt, &cluster.cfg, READER, start, &mut history);
+    final_reads::<ModSmart>(rt, &cluster.cfg, READER, start, &mut history);
     eprintln!("{done} operations completed, {failed} timed out");
     common::assert_linearizable(&history);
 }
@@ -43,11 +44,11 @@ fn finish(
 #[test]
 fn leader_crash_under_load() {
     let _serial = serial();
-    let mut cluster = Cluster::new("leader-crash", 4, 8, 4, |t| t);
+    let mut cluster = Cluster::new("leader-crash", "mod-smart", 4, 8, 4, |t| t);
     cluster.start_all();
     let rt = runtime();
     let start = Instant::now();
-    let load = Load::start(&rt, &cluster.cfg, LOAD_CLIENTS, start);
+    let load = Load::start::<ModSmart>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
     load.wait_more(100, "before the crash");
     // Replica 0 leads at first (unless a loaded machine already caused a regency change).
     let leader = cluster.leader();
@@ -68,11 +69,11 @@ fn leader_crash_under_load() {
 #[test]
 fn kill_and_restart_each_replica_under_load() {
     let _serial = serial();
-    let mut cluster = Cluster::new("restart-each", 4, 16, 4, |t| t);
+    let mut cluster = Cluster::new("restart-each", "mod-smart", 4, 16, 4, |t| t);
     cluster.start_all();
     let rt = runtime();
     let start = Instant::now();
-    let load = Load::start(&rt, &cluster.cfg, LOAD_CLIENTS, start);
+    let load = Load::start::<ModSmart>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
     let mut probes = History::new();
     load.wait_more(50, "before the first crash");
     for i in 0..4 {
@@ -91,14 +92,14 @@ fn kill_and_restart_each_replica_under_load() {
 #[test]
 fn wiped_replica_rejoins_by_state_transfer() {
     let _serial = serial();
-    let mut cluster = Cluster::new("wiped-disk", 4, 8, 4, |t| {
+    let mut cluster = Cluster::new("wiped-disk", "mod-smart", 4, 8, 4, |t| {
         assert!(t.contains("checkpoint_period = 256"), "keygen writes the checkpoint period");
         t.replace("checkpoint_period = 256", "checkpoint_period = 16")
     });
     cluster.start_all();
     let rt = runtime();
     let start = Instant::now();
-    let load = Load::start(&rt, &cluster.cfg, LOAD_CLIENTS, start);
+    let load = Load::start::<ModSmart>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
     wait_until("two checkpoints on replica 0", DEADLINE, || cluster.metric_now(0, "quorate_checkpoints_total") >= 2.0);
     cluster.kill(3);
     cluster.wipe(3);

@@ -12,6 +12,7 @@
 use bytes::Bytes;
 use quorate_apps::{KvOp, KvReply};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::Protocol;
 use quorate_modsmart::ModSmart;
 use quorate_node::{Client, ClientHost, ClientOptions, ClusterConfig};
 use quorate_sim::linearizability::{check_kv, KvOp as LKvOp, KvRet, Operation, Outcome};
@@ -84,14 +85,21 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Keys and cluster file for `n` replicas and `clients` clients (ids 1..=clients,
-    /// `per_key` consecutive ids sharing a key); `edit` may change the cluster
-    /// file's text before anything starts. No replica is started.
-    pub fn new(name: &str, n: usize, clients: usize, per_key: usize, edit: impl FnOnce(String) -> String) -> Cluster {
+    /// Keys and cluster file for `n` replicas of `protocol` and `clients` clients
+    /// (ids 1..=clients, `per_key` consecutive ids sharing a key); `edit` may
+    /// change the cluster file's text before anything starts. No replica is started.
+    pub fn new(
+        name: &str,
+        protocol: &str,
+        n: usize,
+        clients: usize,
+        per_key: usize,
+        edit: impl FnOnce(String) -> String,
+    ) -> Cluster {
         let dir = tempfile::Builder::new().prefix(&format!("quorate-{name}-")).tempdir().expect("temp dir");
         let base = free_ports(name, 2 * n as u16);
         let out = Command::new(env!("CARGO_BIN_EXE_quorate"))
-            .args(["keygen", "--replicas", &n.to_string(), "--out"])
+            .args(["keygen", "--protocol", protocol, "--replicas", &n.to_string(), "--out"])
             .arg(dir.path())
             .args(["--base-port", &base.to_string(), "--metrics-base-port", &(base + n as u16).to_string()])
             .args(["--clients", &clients.to_string(), "--clients-per-key", &per_key.to_string()])
@@ -305,8 +313,8 @@ fn ret_of(reply: &[u8]) -> KvRet {
 
 /// Run `op` (ordered, or read-only when `read_only`) and record it in `history`,
 /// as completed or (on error) with an unknown outcome. The reply, if any.
-pub async fn record(
-    client: &mut Client<ModSmart>,
+pub async fn record<P: Protocol>(
+    client: &mut Client<P>,
     id: u64,
     op: KvOp,
     read_only: bool,
@@ -322,8 +330,8 @@ pub async fn record(
 }
 
 /// A client of the cluster (in a tokio runtime).
-pub fn client(cfg: &ClusterConfig, id: u64, timeout: Duration) -> Client<ModSmart> {
-    Client::<ModSmart>::connect(cfg, ClientId(id), ClientOptions { timeout }).expect("client")
+pub fn client<P: Protocol>(cfg: &ClusterConfig, id: u64, timeout: Duration) -> Client<P> {
+    Client::<P>::connect(cfg, ClientId(id), ClientOptions { timeout }).expect("client")
 }
 
 /// splitmix64: a small deterministic generator for the workload.
@@ -356,12 +364,12 @@ pub struct Load {
 impl Load {
     /// Start one closed-loop client per id in `ids`; clients with the same key
     /// run as sessions over shared connections.
-    pub fn start(rt: &tokio::runtime::Runtime, cfg: &ClusterConfig, ids: &[u64], start: Instant) -> Load {
+    pub fn start<P: Protocol>(rt: &tokio::runtime::Runtime, cfg: &ClusterConfig, ids: &[u64], start: Instant) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let completed = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let _rt = rt.enter();
-        let mut hosts: HashMap<[u8; 32], ClientHost<ModSmart>> = HashMap::new();
+        let mut hosts: HashMap<[u8; 32], ClientHost<P>> = HashMap::new();
         let tasks = ids
             .iter()
             .map(|&id| {
@@ -447,9 +455,15 @@ impl Load {
 /// Read every key of [`KEYS`] with ordered gets (as client `id`) and add them
 /// to `history`: with them in it, the linearizability check also proves that
 /// no acknowledged write was lost.
-pub fn final_reads(rt: &tokio::runtime::Runtime, cfg: &ClusterConfig, id: u64, start: Instant, history: &mut History) {
+pub fn final_reads<P: Protocol>(
+    rt: &tokio::runtime::Runtime,
+    cfg: &ClusterConfig,
+    id: u64,
+    start: Instant,
+    history: &mut History,
+) {
     rt.block_on(async {
-        let mut c = client(cfg, id, DEADLINE);
+        let mut c = client::<P>(cfg, id, DEADLINE);
         for k in KEYS {
             let op = KvOp::Get { key: Bytes::from_static(k.as_bytes()) };
             let got = record(&mut c, id, op, false, start, history).await;
@@ -504,7 +518,7 @@ pub fn wait_caught_up(
     cfg.file.replicas[left_out].address = "127.0.0.1:1".to_string();
     let t = Instant::now();
     let done = rt.block_on(async {
-        let mut c = client(&cfg, id, DEADLINE);
+        let mut c = client::<ModSmart>(&cfg, id, DEADLINE);
         let op =
             KvOp::Put { key: Bytes::from_static(b"probe"), value: Bytes::from(format!("probe-{i}-{}", nanos(start))) };
         record(&mut c, id, op, false, start, history).await.is_some()

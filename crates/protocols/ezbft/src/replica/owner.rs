@@ -327,6 +327,9 @@ impl Replica {
             }
         }
         out.cancel_timer(Timer::NewOwner { space, owner });
+        // The protocol's counterpart of a leader change (counted by hosts and the simulator).
+        let leader = crate::messages::owner_replica(owner, &self.m);
+        out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader });
         for Settled { order, request, deps, seq } in g {
             // The client may be waiting on the slow path: it gets a COMMITREPLY.
             self.commit(order, request, deps, seq, true, None, out);
