@@ -124,7 +124,8 @@ impl Client {
             if let Phase::Speculative { slow_armed: armed @ false } = &mut cur.phase {
                 *armed = true;
                 let took = Duration::from_nanos(now.0.saturating_sub(cur.started.0));
-                let wait = (took * self.cfg.slow_path_wait_percent / 100).max(self.cfg.slow_path_min_wait);
+                let wait = took.checked_mul(self.cfg.slow_path_wait_percent).map_or(Duration::MAX, |d| d / 100);
+                let wait = wait.max(self.cfg.slow_path_min_wait);
                 out.set_timer(Timer::SlowPath, wait);
             }
         }

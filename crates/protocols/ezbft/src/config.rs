@@ -50,6 +50,9 @@ impl Config {
         {
             return Err("timeouts must be positive".into());
         }
+        if self.slow_path_wait_percent > 10_000 {
+            return Err("slow_path_wait_percent must be at most 10000 (100 times the time the replies took)".into());
+        }
         if self.max_future == 0 {
             return Err("max_future must be at least 1".into());
         }
@@ -69,5 +72,25 @@ impl Default for Config {
             commit_timeout: Duration::from_secs(1),
             max_future: 4096,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_named() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let zero = Config { suspect_timeout: Duration::ZERO, ..Config::default() };
+        assert!(zero.validate().unwrap_err().contains("timeouts"));
+        let wait = Config { slow_path_wait_percent: 20_000, ..Config::default() };
+        assert!(wait.validate().unwrap_err().contains("slow_path_wait_percent"));
+        let future = Config { max_future: 0, ..Config::default() };
+        assert!(future.validate().unwrap_err().contains("max_future"));
+        // Settings files: durations in words, unknown fields refused.
+        let c: Config = toml::from_str("suspect_timeout = \"3s\"").unwrap();
+        assert_eq!(c.suspect_timeout, Duration::from_secs(3));
+        assert!(toml::from_str::<Config>("no_such_setting = 1").is_err());
     }
 }
