@@ -144,3 +144,123 @@ impl ReplicaMachine<Ezbft> for Adversary {
         self.inner.executed()
     }
 }
+
+/// Client strategies: (name, description).
+pub const CLIENT_STRATEGIES: &[(&str, &str)] = &[
+    ("never-commit", "never sends COMMITFAST or COMMIT (delivers fast-path results, leaves its commands uncommitted)"),
+    ("conflicting-commits", "on the slow path, sends COMMITs built from different quorums to different replicas"),
+    ("reuse-timestamps", "also sends each request's timestamp again with another operation"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ClientKind {
+    NeverCommit,
+    ConflictingCommits,
+    ReuseTimestamps,
+}
+
+/// Build a faulty client.
+pub fn client(
+    strategy: &str,
+    ctx: quorate_core::machine::ClientContext,
+    cfg: &Config,
+) -> Result<Box<dyn quorate_core::machine::ClientMachine<Ezbft>>, UnknownStrategy> {
+    let kind = match strategy {
+        "never-commit" => ClientKind::NeverCommit,
+        "conflicting-commits" => ClientKind::ConflictingCommits,
+        "reuse-timestamps" => ClientKind::ReuseTimestamps,
+        _ => return Err(UnknownStrategy(strategy.to_string())),
+    };
+    let (n, f, crypto) = (ctx.membership.n(), ctx.membership.f(), ctx.crypto.clone());
+    let id = ctx.id;
+    Ok(Box::new(FaultyClient {
+        inner: crate::client::Client::new(ctx, cfg.clone()),
+        kind,
+        id,
+        n,
+        f,
+        crypto,
+        replies: Vec::new(),
+    }))
+}
+
+struct FaultyClient {
+    inner: crate::client::Client,
+    kind: ClientKind,
+    id: quorate_core::ids::ClientId,
+    n: usize,
+    f: usize,
+    crypto: Arc<dyn Crypto>,
+    /// SPECREPLYs of the current request (for a second, different commit).
+    replies: Vec<SpecReply>,
+}
+
+impl FaultyClient {
+    fn rewrite(&mut self, out: &mut Out) {
+        let effects = std::mem::take(out.effects_mut());
+        for e in effects {
+            match (self.kind, e) {
+                (ClientKind::NeverCommit, Effect::Broadcast { msg: Msg::CommitFast { .. } | Msg::Commit { .. } }) => {}
+                (ClientKind::ConflictingCommits, Effect::Broadcast { msg: Msg::Commit { commit, request, cert } }) => {
+                    // A second certificate from another 2f+1 replies, if we have one.
+                    let q = 2 * self.f + 1;
+                    let chosen: Vec<ReplicaId> = cert.iter().map(|r| r.reply.body.replica).collect();
+                    let mut other: Vec<SpecReply> =
+                        self.replies.iter().filter(|r| !chosen.contains(&r.reply.body.replica)).cloned().collect();
+                    other.extend(cert.iter().take(q.saturating_sub(other.len())).cloned());
+                    let all: Vec<ReplicaId> = (0..self.n as u32).map(ReplicaId).collect();
+                    let (a, b) = all.split_at(self.n / 2);
+                    out.push(Effect::Multicast {
+                        to: a.to_vec(),
+                        msg: Msg::Commit { commit: commit.clone(), request: request.clone(), cert },
+                    });
+                    if other.len() == q && other.iter().all(|r| r.order == other[0].order) {
+                        let deps: std::collections::BTreeSet<InstanceId> =
+                            other.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
+                        let seq = other.iter().map(|r| r.reply.body.seq).max().unwrap_or(0);
+                        let body = crate::messages::CommitBody {
+                            client: self.id,
+                            inst: commit.body.inst,
+                            deps: crate::messages::canonical_deps(deps),
+                            seq,
+                        };
+                        let twin = Signed::sign(body, self.crypto.as_ref());
+                        out.push(Effect::Multicast {
+                            to: b.to_vec(),
+                            msg: Msg::Commit { commit: twin, request, cert: other },
+                        });
+                    }
+                }
+                (ClientKind::ReuseTimestamps, Effect::Send { to, msg: Msg::Request(r) }) => {
+                    out.push(Effect::Send { to, msg: Msg::Request(r.clone()) });
+                    // The same timestamp again, with another operation.
+                    let mut req = r.req.clone();
+                    let mut op = req.op.to_vec();
+                    op.push(0);
+                    req.op = Bytes::from(op);
+                    let twin = quorate_core::request::SignedRequest::sign(req, self.crypto.as_ref());
+                    out.push(Effect::Send { to, msg: Msg::Request(twin) });
+                }
+                (_, e) => out.push(e),
+            }
+        }
+    }
+}
+
+impl quorate_core::machine::ClientMachine<Ezbft> for FaultyClient {
+    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
+        self.replies.clear();
+        self.inner.invoke(now, op, read_only, out);
+        self.rewrite(out);
+    }
+
+    fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
+        if let Input::Message { msg: Msg::SpecReply(r), .. } = &input {
+            if !self.replies.iter().any(|x| x.reply.body.replica == r.reply.body.replica) {
+                self.replies.push((**r).clone());
+            }
+        }
+        self.inner.handle(now, input, out);
+        self.rewrite(out);
+    }
+}

@@ -76,3 +76,15 @@ fn lying_or_absent_participants_push_commands_to_the_slow_path() {
         assert_eq!(sent(&r, "NEWOWNER"), 0, "{strategy}: participants are not owners: no owner change");
     }
 }
+
+#[test]
+fn faulty_clients_do_not_break_correct_ones() {
+    for strategy in ["never-commit", "conflicting-commits", "reuse-timestamps"] {
+        let mut sc = Scenario::<Ezbft>::new(1).with_seed(3).with_clients(4).with_duration(Duration::from_secs(8));
+        sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.5, read_only_gets: false };
+        sc.faults.push(quorate_sim::Fault::FaultyClient { strategy: strategy.to_string() });
+        let r = run(sc).expect("valid scenario");
+        assert_eq!(r.faulty_clients, 1);
+        assert_ok(&r);
+    }
+}
