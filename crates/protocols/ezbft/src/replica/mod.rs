@@ -64,6 +64,8 @@ pub(crate) struct Space {
     pub future: BTreeMap<u64, (Signed<SpecOrder>, SignedRequest)>,
     /// After an owner change: the space holds this many slots and takes no more.
     pub frozen: Option<u64>,
+    /// The NEWOWNER that froze it (owner number and views), for replicas that missed it.
+    pub installed: Option<(u64, Vec<Signed<OwnerChangeBody>>)>,
     /// Committed to an owner change towards this owner number: the space takes
     /// no orders or commits until NEWOWNER.
     pub changing: Option<u64>,
@@ -186,6 +188,7 @@ impl Replica {
                 history: Digest::of_parts(&[b"ezbft-space", &i.to_le_bytes()]),
                 future: BTreeMap::new(),
                 frozen: None,
+                installed: None,
                 changing: None,
                 asked: None,
                 waiting_clients: BTreeSet::new(),

@@ -195,6 +195,11 @@ impl Replica {
         let Some(s) = self.spaces.get_mut(space.index()) else {
             return out.reject(NodeId::Replica(from), "STARTOWNERCHANGE for an unknown space");
         };
+        if let Some((installed, proofs)) = &s.installed {
+            // Settled already: the sender missed the NEWOWNER, which it can verify itself.
+            let msg = Msg::NewOwner { space, owner: *installed, proofs: proofs.clone() };
+            return out.send(from, msg);
+        }
         if s.frozen.is_some() || owner < s.changing.unwrap_or(s.owner) {
             return;
         }
@@ -225,7 +230,8 @@ impl Replica {
             .map(|e| SlotReport {
                 order: e.order.clone(),
                 request: e.req.clone(),
-                reply: e.reply.clone(),
+                // A certificate settles the slot on its own: the reply would only add bytes.
+                reply: if e.proof.is_some() { None } else { e.reply.clone() },
                 commit: e.proof.clone(),
             })
             .collect();
@@ -317,6 +323,7 @@ impl Replica {
             let s = &mut self.spaces[space.index()];
             s.owner = owner;
             s.frozen = Some(len);
+            s.installed = Some((owner, proofs.to_vec()));
             s.changing = None;
             s.future.clear();
             s.reports.clear();
