@@ -307,7 +307,7 @@ fn decode<P: Protocol>(
     let from = NodeId::Client(c);
     if !conn.sessions.contains(&c) {
         if conn.key.is_none() || ctx.directory.get(&from) != conn.key.as_ref() {
-            return Err(SessionRefused(c).into());
+            return Err(FrameRejected::Session(c));
         }
         conn.sessions.insert(c);
         // The latest connection carrying a client is its route (it reconnected).
@@ -316,18 +316,14 @@ fn decode<P: Protocol>(
     Ok(msg.map(|m| (from, m)))
 }
 
-/// A client connection's frame for a client whose key is not the connection's.
-#[derive(Debug, thiserror::Error)]
-#[error("session of client {} refused: not authenticated with its key", .0 .0)]
-struct SessionRefused(ClientId);
-
 /// Why a decoded frame was dropped.
 #[derive(Debug, thiserror::Error)]
 enum FrameRejected {
     #[error(transparent)]
     Wire(#[from] wire::WireError),
-    #[error(transparent)]
-    Session(#[from] SessionRefused),
+    /// A client connection's frame for a client whose key is not the connection's.
+    #[error("session of client {} refused: not authenticated with its key", .0 .0)]
+    Session(ClientId),
 }
 
 impl FrameRejected {

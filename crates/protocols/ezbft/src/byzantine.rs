@@ -65,11 +65,13 @@ struct Adversary {
 impl Adversary {
     /// Whether the input is dropped before the correct replica sees it.
     fn drops(&self, now: Time, input: &Input<Ezbft>) -> bool {
-        let late = now.0 >= LATE.as_nanos() as u64;
+        let silent_leader = match self.kind {
+            Kind::SilentLeader => true,
+            Kind::LateSilentLeader => now.0 >= LATE.as_nanos() as u64,
+            _ => false,
+        };
         match (self.kind, input) {
-            (Kind::SilentLeader, Input::Message { msg, .. }) | (Kind::LateSilentLeader, Input::Message { msg, .. })
-                if self.kind == Kind::SilentLeader || late =>
-            {
+            (_, Input::Message { msg, .. }) if silent_leader => {
                 matches!(msg, Msg::Request(_) | Msg::RequestAll { .. } | Msg::ResendReq { .. })
             }
             (Kind::DropSpecOrders, Input::Message { msg, .. }) => matches!(msg, Msg::SpecOrder { .. }),

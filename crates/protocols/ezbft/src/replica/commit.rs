@@ -114,7 +114,7 @@ impl Replica {
         if *tries == 1 {
             out.broadcast(crate::messages::Msg::CommitQuery { inst });
         } else {
-            self.suspect_space(inst.space, out);
+            self.suspect(inst.space, out);
         }
         out.set_timer(crate::Timer::Uncommitted { inst }, self.cfg.commit_timeout);
     }

@@ -245,11 +245,12 @@ impl Replica {
 }
 
 impl ReplicaMachine<Ezbft> for Replica {
-    fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
+    /// The replica needs no clock: all its timing is in timers.
+    fn handle(&mut self, _now: Time, input: Input<Ezbft>, out: &mut Out) {
         match input {
             // No durable state yet: a recovering replica starts empty and relearns from COMMITs.
             Input::Start | Input::Recover { .. } => {}
-            Input::Message { from, msg } => self.on_message(now, from, msg, out),
+            Input::Message { from, msg } => self.on_message(from, msg, out),
             Input::Timer(Timer::ResendReq { space, client, t }) => self.on_resend_timeout(space, client, t, out),
             Input::Timer(Timer::NewOwner { space, owner }) => self.on_new_owner_timeout(space, owner, out),
             Input::Timer(Timer::Uncommitted { inst }) => self.on_uncommitted_timeout(inst, out),
@@ -270,9 +271,9 @@ impl ReplicaMachine<Ezbft> for Replica {
 }
 
 impl Replica {
-    fn on_message(&mut self, now: Time, from: NodeId, msg: Msg, out: &mut Out) {
+    fn on_message(&mut self, from: NodeId, msg: Msg, out: &mut Out) {
         match (from, msg) {
-            (NodeId::Client(c), Msg::Request(r)) => self.on_request(now, c, r, out),
+            (NodeId::Client(c), Msg::Request(r)) => self.on_request(c, r, out),
             (NodeId::Replica(r), Msg::SpecOrder { order, request }) => self.on_spec_order(r, order, request, out),
             (NodeId::Client(c), Msg::CommitFast { request, cert }) => self.on_commit_fast(c, request, cert, out),
             (NodeId::Client(c), Msg::Commit { commit, request, cert }) => self.on_commit(c, commit, request, cert, out),

@@ -7,11 +7,10 @@ use super::{Out, Replica};
 use crate::messages::{canonical, canonical_deps, owner_replica, request_digest, InstanceId, Msg, Signed, SpecOrder};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::request::{Freshness, SignedRequest};
-use quorate_core::time::Time;
 
 impl Replica {
     /// REQUEST from client `c`.
-    pub(crate) fn on_request(&mut self, _now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
+    pub(crate) fn on_request(&mut self, c: ClientId, req: SignedRequest, out: &mut Out) {
         if req.req.client != c {
             return out.reject(NodeId::Client(c), "request names another client");
         }

@@ -124,7 +124,7 @@ impl Replica {
             _ => {}
         }
         if leader == self.id {
-            return self.on_request(quorate_core::Time(0), c, request, out);
+            return self.on_request(c, request, out);
         }
         let Some(space) = self.spaces.get(leader.index()) else { return };
         if !space.open() {
@@ -141,7 +141,7 @@ impl Replica {
             return out.reject(NodeId::Replica(from), "RESENDREQ with a bad request signature");
         }
         let c = request.req.client;
-        self.on_request(quorate_core::Time(0), c, request, out);
+        self.on_request(c, request, out);
     }
 
     /// The command-leader of `space` did not order (client, t) after RESENDREQ.
@@ -172,11 +172,7 @@ impl Replica {
     }
 
     /// Ask for the owner of `space` to be replaced.
-    pub(crate) fn suspect_space(&mut self, space: ReplicaId, out: &mut Out) {
-        self.suspect(space, out);
-    }
-
-    fn suspect(&mut self, space: ReplicaId, out: &mut Out) {
+    pub(crate) fn suspect(&mut self, space: ReplicaId, out: &mut Out) {
         let Some(s) = self.spaces.get_mut(space.index()) else { return };
         // A frozen space takes no more orders: nothing left to suspect.
         if s.frozen.is_some() || space == self.id {
