@@ -111,6 +111,10 @@ impl RequestTable {
     pub fn record(&mut self, client: ClientId, seq: u64, op: Digest, reply: Bytes) {
         self.clients.insert(client, Entry { seq, op, reply });
     }
+    /// Every client's last executed sequence number and its reply.
+    pub fn last_replies(&self) -> impl Iterator<Item = (ClientId, u64, &Bytes)> {
+        self.clients.iter().map(|(c, e)| (*c, e.seq, &e.reply))
+    }
     /// Number of clients known.
     pub fn len(&self) -> usize {
         self.clients.len()

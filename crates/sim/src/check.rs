@@ -20,8 +20,10 @@
 //!   operation with key K must be the same at every correct replica, and a
 //!   replica must not execute a request twice. Operations without a key
 //!   (which interfere with everything) form one sequence of their own; their
-//!   order relative to keyed operations is not checked. Slot-based checkpoint
-//!   and speculation comparisons do not apply there. Each replica's set of
+//!   order relative to keyed operations is not checked. Checkpoints are
+//!   compared by the number of operations they cover; a replica that installs
+//!   a checkpoint's state continues from where the replica that took it was.
+//!   Slot-based speculation comparisons do not apply there. Each replica's set of
 //!   final executions is summarised (count, order-independent digest) so that
 //!   replicas which executed the same set can be checked for equal state.
 //! - **speculation**: speculative executions are kept per replica until a
@@ -34,7 +36,7 @@
 
 use crate::workload::OpRecord;
 use quorate_core::{Bytes, Digest, Event, OrderGuarantee};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Most violation descriptions kept (the count is exact).
 const MAX_KEPT: usize = 20;
@@ -54,13 +56,27 @@ struct PerKey {
     keys: HashMap<Digest, Option<Bytes>>,
     /// Canonical final executions of each key, in order.
     canon: HashMap<Option<Bytes>, Vec<(Exec, u32)>>,
-    /// How far each replica is in each key's sequence.
-    position: HashMap<(u32, Option<Bytes>), usize>,
-    /// Requests each replica executed finally.
-    done: HashMap<u32, HashSet<(u64, u64)>>,
-    /// Per replica: final executions and the XOR of their digests.
-    sets: HashMap<u32, (u64, [u8; 32])>,
+    /// Each replica's place.
+    places: HashMap<u32, Place>,
+    /// A place at each recent checkpoint, by (operations executed, digest):
+    /// where a replica that installs that state continues from.
+    at_checkpoint: BTreeMap<(u64, Digest), Place>,
 }
+
+/// How far one replica is.
+#[derive(Clone, Debug, Default)]
+struct Place {
+    /// In each key's sequence.
+    position: HashMap<Option<Bytes>, usize>,
+    /// Per client, the last request executed finally (a client's requests
+    /// execute in the order it issued them, each at most once).
+    last: HashMap<u64, u64>,
+    /// Final executions and the XOR of their digests.
+    set: (u64, [u8; 32]),
+}
+
+/// Checkpoints whose places are kept (a recovering replica may install an old one).
+const PLACES_KEPT: usize = 64;
 
 /// The online safety checker (agreement, at-most-once, checkpoint digests).
 #[derive(Debug, Default)]
@@ -96,22 +112,21 @@ impl SafetyChecker {
         }
     }
 
-    /// Replica `replica` restarted with no durable state: under
-    /// [`OrderGuarantee::Interfering`] it starts its per-key sequences over (what
-    /// it executes again must again agree with the canonical order). Under a
-    /// total order slots say where a re-execution belongs, so nothing changes.
-    pub fn restarted_empty(&mut self, replica: u32) {
+    /// Replica `replica` restarted: under [`OrderGuarantee::Interfering`] it
+    /// starts its per-key sequences over, or from the checkpoint it installs
+    /// (what it executes again must again agree with the canonical order).
+    /// Under a total order slots say where a re-execution belongs, so nothing
+    /// changes.
+    pub fn restarted(&mut self, replica: u32) {
         if let Some(k) = &mut self.per_key {
-            k.position.retain(|(r, _), _| *r != replica);
-            k.done.remove(&replica);
-            k.sets.remove(&replica);
+            k.places.remove(&replica);
         }
     }
 
     /// Under [`OrderGuarantee::Interfering`]: replica `r`'s final executions
     /// so far, as (count, order-independent digest of the set).
     pub fn executed_set(&self, replica: u32) -> Option<(u64, [u8; 32])> {
-        self.per_key.as_ref().map(|k| k.sets.get(&replica).copied().unwrap_or((0, [0; 32])))
+        self.per_key.as_ref().map(|k| k.places.get(&replica).map_or((0, [0; 32]), |p| p.set))
     }
 
     /// Record a violation.
@@ -158,10 +173,25 @@ impl SafetyChecker {
                     m.split_off(slot);
                 }
             }
-            Event::Checkpoint { .. } | Event::StateInstalled { .. } if self.per_key.is_some() => {
-                self.checkpoints_seen += 1;
-            }
             Event::Checkpoint { slot, digest } | Event::StateInstalled { slot, digest } => {
+                if let Some(k) = &mut self.per_key {
+                    let at = (*slot, *digest);
+                    if matches!(event, Event::Checkpoint { .. }) {
+                        let place = k.places.get(&replica).cloned().unwrap_or_default();
+                        k.at_checkpoint.entry(at).or_insert(place);
+                        while k.at_checkpoint.len() > PLACES_KEPT {
+                            k.at_checkpoint.pop_first();
+                        }
+                    } else if let Some(place) = k.at_checkpoint.get(&at) {
+                        k.places.insert(replica, place.clone());
+                    } else {
+                        let text = format!(
+                            "r{replica} installed a state (slot {slot}, {digest:?}) no correct replica checkpointed (t={})",
+                            fmt_ns(now)
+                        );
+                        self.violation(text);
+                    }
+                }
                 self.checkpoints_seen += 1;
                 match self.checkpoints.get(slot) {
                     None => {
@@ -235,19 +265,26 @@ impl SafetyChecker {
     fn final_execution_per_key(&mut self, replica: u32, now: u64, e: Exec) {
         self.executions += 1;
         let Some(k) = &mut self.per_key else { return };
-        if !k.done.entry(replica).or_default().insert((e.client, e.seq)) {
-            let text =
-                format!("at-most-once: r{replica} executed request c{}#{} twice (t={})", e.client, e.seq, fmt_ns(now));
+        let place = k.places.entry(replica).or_default();
+        if let Some(last) = place.last.insert(e.client, e.seq).filter(|last| *last >= e.seq) {
+            place.last.insert(e.client, last);
+            let text = format!(
+                "at-most-once: r{replica} executed request c{}#{} after c{}#{last} (t={})",
+                e.client,
+                e.seq,
+                e.client,
+                fmt_ns(now)
+            );
             return self.violation(text);
         }
-        let set = k.sets.entry(replica).or_insert((0, [0; 32]));
+        let set = &mut place.set;
         set.0 += 1;
         let d = Digest::of_parts(&[&e.client.to_le_bytes(), &e.seq.to_le_bytes(), &e.op.0]);
         for (a, b) in set.1.iter_mut().zip(d.0) {
             *a ^= b;
         }
         let key = k.keys.get(&e.op).cloned().flatten();
-        let pos = k.position.entry((replica, key.clone())).or_insert(0);
+        let pos = place.position.entry(key.clone()).or_insert(0);
         let seq = k.canon.entry(key.clone()).or_default();
         let i = *pos;
         *pos += 1;

@@ -1122,10 +1122,9 @@ impl<P: Protocol> Simulation<P> {
                         node.machine = MachineSlot::Replica(m);
                         node.crypto = crypto;
                         let d = &self.durable[x];
-                        if d.checkpoint.is_none() && d.records.is_empty() {
-                            // Nothing durable: the replica starts over and may execute everything again.
-                            self.safety.restarted_empty(r);
-                        }
+                        // It executes again what its durable state does not hold (all of it,
+                        // if nothing is durable).
+                        self.safety.restarted(r);
                         let input = NodeInput::Recover { checkpoint: d.checkpoint.clone(), records: d.records.clone() };
                         self.fault_log.push(format!(
                             "{}: recover r{r} ({} durable records{})",

@@ -5,7 +5,7 @@
 //! COMMITREPLYs.
 
 use crate::config::Config;
-use crate::messages::{canonical_deps, request_digest, CommitBody, InstanceId, Msg, Signed, SpecReply};
+use crate::messages::{combine, request_digest, CommitBody, Msg, Signed, SpecReply};
 use crate::{Ezbft, Timer};
 use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
@@ -131,27 +131,11 @@ impl Client {
         }
     }
 
-    /// Combine 2f+1 replies into a COMMIT: the designated quorum of the space
-    /// (its owner and the next 2f replicas) if all of it answered, else the
-    /// lowest replica ids that did.
+    /// Combine 2f+1 replies into a COMMIT (see [`combine`]).
     fn slow_path(&mut self, out: &mut Out) {
-        let q = self.m.quorum();
-        let n = self.m.n() as u32;
         let Some(cur) = &mut self.current else { return };
-        let Some(inst) = cur.replies.values().next().map(|r| r.reply.body.inst) else { return };
-        let designated: Vec<ReplicaId> = (0..q as u32).map(|k| ReplicaId((inst.space.0 + k) % n)).collect();
-        let chosen: Vec<ReplicaId> = if designated.iter().all(|r| cur.replies.contains_key(r)) {
-            designated
-        } else {
-            cur.replies.keys().take(q).copied().collect()
-        };
-        if chosen.len() < q {
-            return;
-        }
-        let cert: Vec<SpecReply> = chosen.iter().filter_map(|r| cur.replies.get(r)).cloned().collect();
-        let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
-        let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap_or(0);
-        let body = CommitBody { client: self.id, inst, deps: canonical_deps(deps), seq };
+        let Some((inst, deps, seq, cert)) = combine(&cur.replies, &self.m) else { return };
+        let body = CommitBody { client: self.id, inst, deps, seq };
         let commit =
             Msg::Commit { commit: Signed::sign(body, self.crypto.as_ref()), request: cur.request.clone(), cert };
         out.broadcast(commit.clone());

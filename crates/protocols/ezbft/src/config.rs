@@ -37,6 +37,12 @@ pub struct Config {
     pub commit_timeout: Duration,
     /// Replica: most SPECORDERs buffered per space ahead of a missing slot.
     pub max_future: usize,
+    /// Replica: order a checkpoint barrier after this many commands in its space.
+    pub checkpoint_interval: u64,
+    /// Replica: once 2f+1 replies to its barrier are in, wait this long for
+    /// the rest before committing it on the slow path.
+    #[serde(with = "human")]
+    pub barrier_wait: Duration,
 }
 
 impl Config {
@@ -56,6 +62,9 @@ impl Config {
         if self.max_future == 0 {
             return Err("max_future must be at least 1".into());
         }
+        if self.checkpoint_interval == 0 {
+            return Err("checkpoint_interval must be at least 1".into());
+        }
         Ok(())
     }
 }
@@ -71,6 +80,8 @@ impl Default for Config {
             new_owner_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(1),
             max_future: 4096,
+            checkpoint_interval: 1024,
+            barrier_wait: Duration::from_millis(50),
         }
     }
 }

@@ -49,6 +49,16 @@ pub enum Timer {
         /// Its timestamp.
         t: u64,
     },
+    /// Replica: our barrier's slow path (its replies are in) or retransmission.
+    Barrier {
+        /// The barrier.
+        inst: messages::InstanceId,
+    },
+    /// Replica: 2f+1 replicas have a checkpoint we have not reached: fetch its state.
+    StateTransfer {
+        /// The checkpoint's barrier.
+        barrier: messages::InstanceId,
+    },
     /// Replica: a command others wait for is still not committed here.
     Uncommitted {
         /// The command.

@@ -185,8 +185,8 @@ pub struct SlotReport {
     pub commit: Option<CommitProof>,
 }
 
-/// OWNERCHANGE's signed part: a replica's view of a space since its start
-/// (there is no checkpoint yet).
+/// OWNERCHANGE's signed part: a replica's view of a space since its last
+/// stable checkpoint (the paper's "since the last checkpoint").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerChangeBody {
     /// The reporting replica.
@@ -195,8 +195,128 @@ pub struct OwnerChangeBody {
     pub space: ReplicaId,
     /// The new owner number (O + 1).
     pub owner: u64,
-    /// Every slot the replica has, from 0.
+    /// The stable checkpoint the history starts after (none: from slot 0).
+    pub stable: Option<StableCheckpoint>,
+    /// Every slot the replica has, from the checkpoint's end of the space.
     pub history: Vec<SlotReport>,
+}
+
+impl OwnerChangeBody {
+    /// The first slot `history` reports: the start of the epoch of the owner
+    /// being replaced, or the checkpoint's end of the space if later.
+    pub fn start(&self, n: usize) -> u64 {
+        let stable = self.stable.as_ref().map_or(0, |s| s.frontier.below(self.space));
+        stable.max(epoch_base(self.space, self.owner.saturating_sub(1), n))
+    }
+}
+
+/// The first slot of the epoch in which owner number `owner` acts for
+/// `space`. A space's own replica reopens it after an owner change froze it
+/// with the next owner number that names it again (`space + k·n`), and that
+/// epoch's slots start at `k · 2^40`: far beyond any slot of an earlier epoch,
+/// so a dependency on a slot the change dropped can never name a new command.
+pub fn epoch_base(space: ReplicaId, owner: u64, n: usize) -> u64 {
+    (owner.saturating_sub(u64::from(space.0)) / n.max(1) as u64) << 40
+}
+
+/// The history digest an epoch of `space` starts from.
+pub fn epoch_history(space: ReplicaId, owner: u64) -> Digest {
+    Digest::of_parts(&[b"ezbft-epoch", &space.0.to_le_bytes(), &owner.to_le_bytes()])
+}
+
+/// The commands a checkpoint covers: those executed up to and including its
+/// barrier. Per space every slot below `below` is in, plus the `extra` ones
+/// above it (commands that did not interfere with the slots left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frontier {
+    /// Per space (by replica index): the first slot not covered.
+    pub below: Vec<u64>,
+    /// Per space: the history digest h of the slot before `below`.
+    pub history: Vec<Digest>,
+    /// Covered slots at or above their space's `below` (sorted).
+    pub extra: Vec<InstanceId>,
+}
+
+impl Frontier {
+    /// The first slot of `space` not covered.
+    pub fn below(&self, space: ReplicaId) -> u64 {
+        self.below.get(space.index()).copied().unwrap_or(0)
+    }
+    /// Whether the checkpoint covers `inst`.
+    pub fn covers(&self, inst: InstanceId) -> bool {
+        inst.slot < self.below(inst.space) || self.extra.binary_search(&inst).is_ok()
+    }
+    /// Digest (what checkpoint votes sign).
+    pub fn digest(&self) -> Digest {
+        Digest::of(&wire::encode(self))
+    }
+}
+
+/// CHECKPOINT's signed part: the state after executing a barrier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointBody {
+    /// The voting replica.
+    pub replica: ReplicaId,
+    /// The barrier command the checkpoint was taken at.
+    pub barrier: InstanceId,
+    /// Digest of the executor's checkpoint (state, request table, operations executed).
+    pub state: Digest,
+    /// Digest of the [`Frontier`].
+    pub frontier: Digest,
+}
+
+impl Signable for CheckpointBody {
+    const LABEL: &'static [u8] = b"ezbft-checkpoint";
+}
+
+/// A checkpoint 2f+1 replicas signed: at least f+1 correct replicas hold its
+/// state, so the commands it covers can be forgotten.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StableCheckpoint {
+    /// What it covers.
+    pub frontier: Frontier,
+    /// 2f+1 matching votes from distinct replicas.
+    pub votes: Vec<Signed<CheckpointBody>>,
+}
+
+impl StableCheckpoint {
+    /// The barrier it was taken at.
+    pub fn barrier(&self) -> Option<InstanceId> {
+        self.votes.first().map(|v| v.body.barrier)
+    }
+    /// The state digest it certifies.
+    pub fn state(&self) -> Option<Digest> {
+        self.votes.first().map(|v| v.body.state)
+    }
+    /// Whether 2f+1 distinct replicas signed one body about this frontier.
+    pub fn verify(&self, m: &Membership, crypto: &dyn Crypto) -> bool {
+        let Some(first) = self.votes.first() else { return false };
+        let mut from = BTreeSet::new();
+        self.votes.len() == m.quorum()
+            && self.frontier.below.len() == m.n()
+            && self.frontier.history.len() == m.n()
+            && canonical(&self.frontier.extra)
+            && first.body.frontier == self.frontier.digest()
+            && self.votes.iter().all(|v| {
+                let b = &v.body;
+                m.contains(b.replica)
+                    && from.insert(b.replica)
+                    && b.barrier == first.body.barrier
+                    && b.state == first.body.state
+                    && b.frontier == first.body.frontier
+                    && v.verify(NodeId::Replica(b.replica), crypto)
+            })
+    }
+}
+
+/// What a replica keeps of its latest stable checkpoint, on disk and for
+/// state transfer: the certificate and the state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// The certificate.
+    pub stable: StableCheckpoint,
+    /// The executor's checkpoint (its digest is the certificate's state).
+    pub state: quorate_core::executor::Checkpoint,
 }
 
 impl Signable for OwnerChangeBody {
@@ -303,6 +423,15 @@ pub enum Msg {
         /// The frozen space.
         space: ReplicaId,
     },
+    /// Replica → replicas: my checkpoint after executing a barrier.
+    Checkpoint(Box<Signed<CheckpointBody>>),
+    /// Replica → replica: send me the state of this stable checkpoint (I am behind it).
+    StateQuery {
+        /// The checkpoint's barrier.
+        barrier: InstanceId,
+    },
+    /// Replica → replica: a stable checkpoint and its state.
+    State(Box<CheckpointState>),
     /// Replica → client: the final result of a command committed on the slow path.
     CommitReply {
         /// The instance.
@@ -334,6 +463,9 @@ impl quorate_core::machine::Message for Msg {
             Msg::OrderQuery { .. } => "ORDERQUERY",
             Msg::SpaceFrozen { .. } => "SPACEFROZEN",
             Msg::Committed { .. } => "COMMITTED",
+            Msg::Checkpoint(_) => "CHECKPOINT",
+            Msg::StateQuery { .. } => "STATEQUERY",
+            Msg::State(_) => "STATE",
         }
     }
 
@@ -386,7 +518,16 @@ impl quorate_core::machine::Message for Msg {
                     }
                 }
             }
+            Msg::Checkpoint(c) => {
+                c.verify(NodeId::Replica(c.body.replica), crypto);
+            }
+            Msg::State(s) => {
+                for v in &s.stable.votes {
+                    v.verify(NodeId::Replica(v.body.replica), crypto);
+                }
+            }
             Msg::CommitReply { .. }
+            | Msg::StateQuery { .. }
             | Msg::CachedReply { .. }
             | Msg::StartOwnerChange { .. }
             | Msg::CommitQuery { .. }
@@ -414,4 +555,63 @@ pub fn canonical_deps(deps: BTreeSet<InstanceId>) -> Vec<InstanceId> {
 /// Digest of a client's request as SPECORDER names it (d).
 pub fn request_digest(r: &SignedRequest) -> Digest {
     Digest::of(&r.req.signing_bytes())
+}
+
+/// The pseudo-client in whose name replica `space` orders its checkpoint
+/// barriers (the top of the id range; real clients are refused these ids).
+pub fn barrier_client(space: ReplicaId) -> ClientId {
+    ClientId(u64::MAX - u64::from(space.0))
+}
+
+/// The space whose barriers pseudo-client `c` stands for, if it is one.
+pub fn barrier_space(c: ClientId, m: &Membership) -> Option<ReplicaId> {
+    let space = u64::MAX - c.0;
+    (space < m.n() as u64).then_some(ReplicaId(space as u32))
+}
+
+/// The `number`-th checkpoint barrier of `space`: an empty keyless command.
+/// It carries no signature of its own: the owner's signed order authenticates it.
+pub fn barrier_request(space: ReplicaId, number: u64) -> SignedRequest {
+    let req = quorate_core::request::Request {
+        client: barrier_client(space),
+        seq: number,
+        op: Bytes::new(),
+        read_only: false,
+    };
+    SignedRequest::unsigned(req)
+}
+
+/// Whether `request`, ordered in `space`, is authentic: a client's signed
+/// request, or that space's own barrier.
+pub fn request_authentic(request: &SignedRequest, space: ReplicaId, m: &Membership, crypto: &dyn Crypto) -> bool {
+    if barrier_space(request.req.client, m).is_some() {
+        request.req.client == barrier_client(space) && request.req.op.is_empty() && request.sig.0.is_empty()
+    } else {
+        request.verify(crypto)
+    }
+}
+
+/// The slow path's combination of replies (§IV-C): the designated quorum of
+/// the space (its owner and the next 2f replicas) if all of it answered, else
+/// the lowest replica ids that did; D' is the union of their dependencies and
+/// S' the largest sequence number. `None` with fewer than 2f+1 replies.
+pub fn combine(
+    replies: &std::collections::BTreeMap<ReplicaId, SpecReply>,
+    m: &Membership,
+) -> Option<(InstanceId, Vec<InstanceId>, u64, Vec<SpecReply>)> {
+    let (q, n) = (m.quorum(), m.n() as u32);
+    let inst = replies.values().next()?.reply.body.inst;
+    let designated: Vec<ReplicaId> = (0..q as u32).map(|k| ReplicaId((inst.space.0 + k) % n)).collect();
+    let chosen: Vec<ReplicaId> = if designated.iter().all(|r| replies.contains_key(r)) {
+        designated
+    } else {
+        replies.keys().take(q).copied().collect()
+    };
+    if chosen.len() < q {
+        return None;
+    }
+    let cert: Vec<SpecReply> = chosen.iter().filter_map(|r| replies.get(r)).cloned().collect();
+    let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
+    let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap_or(0);
+    Some((inst, canonical_deps(deps), seq, cert))
 }

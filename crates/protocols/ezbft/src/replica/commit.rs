@@ -6,7 +6,8 @@
 
 use super::{Out, Replica};
 use crate::messages::{
-    canonical_deps, request_digest, CommitBody, CommitProof, InstanceId, Signed, SpecOrder, SpecReply,
+    barrier_space, canonical_deps, request_authentic, request_digest, CommitBody, CommitProof, InstanceId, Signed,
+    SpecOrder, SpecReply,
 };
 use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
@@ -30,7 +31,9 @@ pub(crate) fn proven(
             same.then(|| (first.order.clone(), b.deps.clone(), b.seq))
         }
         CommitProof::Slow { commit, cert } => {
-            if commit.body.client != c || !commit.verify(NodeId::Client(c), crypto) {
+            // A barrier's commit is signed by the replica that ordered it (it plays the client).
+            let signer = barrier_space(c, m).map_or(NodeId::Client(c), NodeId::Replica);
+            if commit.body.client != c || !commit.verify(signer, crypto) {
                 return None;
             }
             let first = valid_cert(m, crypto, c, request, cert, m.quorum())?;
@@ -60,7 +63,7 @@ fn valid_cert<'a>(
     let mut from: BTreeSet<ReplicaId> = BTreeSet::new();
     let ok = cert.len() == size
         && request.req.client == c
-        && request.verify(crypto)
+        && request_authentic(request, first.order.body.inst.space, m, crypto)
         && cert.iter().all(|r| {
             let b = &r.reply.body;
             from.insert(b.replica)
@@ -74,27 +77,45 @@ fn valid_cert<'a>(
 }
 
 impl Replica {
-    /// COMMITFAST from client `c`.
-    pub(crate) fn on_commit_fast(&mut self, c: ClientId, request: SignedRequest, cert: Vec<SpecReply>, out: &mut Out) {
+    /// Whether `from` may commit `request`: its client, or for a barrier the
+    /// replica that ordered it.
+    fn may_commit(&self, from: NodeId, request: &SignedRequest) -> bool {
+        let c = request.req.client;
+        match barrier_space(c, &self.m) {
+            None => from == NodeId::Client(c),
+            Some(space) => from == NodeId::Replica(space),
+        }
+    }
+
+    /// COMMITFAST from `from`.
+    pub(crate) fn on_commit_fast(&mut self, from: NodeId, request: SignedRequest, cert: Vec<SpecReply>, out: &mut Out) {
+        let c = request.req.client;
         let proof = CommitProof::Fast(cert);
+        if !self.may_commit(from, &request) {
+            return out.reject(from, "COMMITFAST for another client's request");
+        }
         let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
-            return out.reject(NodeId::Client(c), "invalid COMMITFAST certificate");
+            return out.reject(from, "invalid COMMITFAST certificate");
         };
         self.commit(order, request, deps, seq, false, Some(proof), out);
     }
 
-    /// COMMIT from client `c`.
+    /// COMMIT from `from`.
     pub(crate) fn on_commit(
         &mut self,
-        c: ClientId,
+        from: NodeId,
         commit: Signed<CommitBody>,
         request: SignedRequest,
         cert: Vec<SpecReply>,
         out: &mut Out,
     ) {
+        let c = request.req.client;
+        if !self.may_commit(from, &request) {
+            return out.reject(from, "COMMIT for another client's request");
+        }
         let proof = CommitProof::Slow { commit, cert };
         let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
-            return out.reject(NodeId::Client(c), "invalid COMMIT");
+            return out.reject(from, "invalid COMMIT");
         };
         self.commit(order, request, deps, seq, true, Some(proof), out);
     }
@@ -155,6 +176,16 @@ impl Replica {
         let inst = order.body.inst;
         let c = request.req.client;
         let settling = proof.is_none();
+        if self.covered(inst) && !self.log.contains_key(&inst) {
+            // Executed and collected already.
+            return;
+        }
+        if self.barrier.as_ref().is_some_and(|b| b.inst == inst) {
+            self.barrier = None;
+            out.cancel_timer(crate::Timer::Barrier { inst });
+        }
+        // Only clients wait for a COMMITREPLY; a barrier's owner does not.
+        let slow = slow && barrier_space(c, &self.m).is_none();
         let Some(space) = self.spaces.get(inst.space.index()) else { return };
         if !settling && !space.open() && !self.log.get(&inst).is_some_and(|e| e.committed) {
             // Once committed to an owner change, only its settlement fixes this space's slots.
@@ -201,6 +232,7 @@ impl Replica {
                 }
             }
         }
+        self.persist_commit(inst, slow, out);
         self.waiting.insert(inst);
         self.execute_ready(vec![inst], out);
     }

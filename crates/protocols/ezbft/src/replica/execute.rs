@@ -11,7 +11,7 @@
 //! speculatively again.
 
 use super::{Out, Replica};
-use crate::messages::{InstanceId, Msg, Signed, SpecReply, SpecReplyBody};
+use crate::messages::{barrier_space, InstanceId, Msg, Signed, SpecReply, SpecReplyBody};
 use quorate_core::crypto::Digest;
 use quorate_core::executor::Outcome;
 use quorate_core::machine::Event;
@@ -29,6 +29,10 @@ fn result_of(o: Outcome) -> Bytes {
 impl Replica {
     /// Execute `inst` speculatively and send the client our SPECREPLY.
     pub(crate) fn speculate_and_reply(&mut self, inst: InstanceId, out: &mut Out) {
+        if self.log.get(&inst).is_none_or(|e| e.executed) {
+            // Covered by a checkpoint we installed: nobody waits for our reply.
+            return;
+        }
         let result = self.speculate(inst, out);
         let Some(e) = self.log.get_mut(&inst) else { return };
         let body = SpecReplyBody {
@@ -44,12 +48,29 @@ impl Replica {
         };
         let reply = SpecReply { reply: Signed::sign(body, self.crypto.as_ref()), result, order: e.order.clone() };
         e.reply = Some(reply.clone());
-        out.send(e.req.req.client, Msg::SpecReply(Box::new(reply)));
+        self.persist_order(inst, out);
+        self.send_reply(reply, out);
+    }
+
+    /// Send a SPECREPLY to whoever drives the command's commit: its client,
+    /// or for a barrier the replica that ordered it.
+    pub(crate) fn send_reply(&mut self, reply: SpecReply, out: &mut Out) {
+        let b = &reply.reply.body;
+        match barrier_space(b.client, &self.m) {
+            None => out.send(b.client, Msg::SpecReply(Box::new(reply))),
+            Some(space) if space == self.id => self.on_barrier_reply(self.id, reply, out),
+            Some(space) => out.send(space, Msg::SpecReply(Box::new(reply))),
+        }
     }
 
     /// Run `inst` on the latest state (final plus speculative); its result.
     fn speculate(&mut self, inst: InstanceId, out: &mut Out) -> Bytes {
         let Some(e) = self.log.get_mut(&inst) else { return Bytes::new() };
+        if e.barrier {
+            // No operation: the checkpoint is taken when it executes finally.
+            e.spec_result = Some(Bytes::new());
+            return Bytes::new();
+        }
         let outcome = self.exec.execute_speculative(&e.req.req, inst.slot, 0, out);
         if matches!(outcome, Outcome::Executed(_)) {
             // Only executions the executor can undo are in its speculative tail.
@@ -66,6 +87,9 @@ impl Replica {
         let mut todo = changed;
         while let Some(root) = todo.pop() {
             if let Some(more) = self.blocked.remove(&root) {
+                for m in &more {
+                    self.parked.remove(m);
+                }
                 todo.extend(more);
             }
             // Executed meanwhile as part of another component, or not committed.
@@ -75,8 +99,12 @@ impl Replica {
             match self.final_order(root) {
                 Ok(order) => self.run_final(&order, out),
                 // Retried when the blocker commits (or an owner change voids it).
-                Err(blocker) => {
+                Err(Blocked { blocker, path }) => {
                     self.blocked.entry(blocker).or_default().push(root);
+                    // Everything on the way to the blocker waits for it too.
+                    for p in path {
+                        self.parked.insert(p, blocker);
+                    }
                     if let std::collections::hash_map::Entry::Vacant(v) = self.uncommitted.entry(blocker) {
                         v.insert(0);
                         out.set_timer(crate::Timer::Uncommitted { inst: blocker }, self.cfg.commit_timeout);
@@ -89,6 +117,7 @@ impl Replica {
     /// Retry every waiting command (after an owner change voided slots).
     pub(crate) fn execute_all_ready(&mut self, out: &mut Out) {
         self.blocked.clear();
+        self.parked.clear();
         let all: Vec<InstanceId> = self.waiting.iter().copied().collect();
         self.execute_ready(all, out);
     }
@@ -97,36 +126,42 @@ impl Replica {
     /// reaches, or the first of them that is unknown or uncommitted.
     /// Tarjan's algorithm, iteratively: with edges from a command to its
     /// dependencies, components complete dependencies-first.
-    fn final_order(&self, root: InstanceId) -> Result<Vec<InstanceId>, InstanceId> {
+    fn final_order(&self, root: InstanceId) -> Result<Vec<InstanceId>, Blocked> {
         let mut t = Tarjan::default();
-        t.visit(root);
+        t.visit(root, self.edges(root));
         let mut order = Vec::new();
-        while let Some(&(v, k)) = t.calls.last() {
-            if let Some(&w) = self.log.get(&v).ok_or(v)?.deps.get(k) {
+        while let Some((v, k)) = t.calls.last().map(|(v, deps, k)| (*v, deps.get(*k).copied())) {
+            if let Some(w) = k {
                 if let Some(top) = t.calls.last_mut() {
-                    top.1 += 1;
+                    top.2 += 1;
                 }
                 let e = match self.log.get(&w) {
                     Some(e) => e,
-                    // A slot an owner change dropped: nothing to wait for.
-                    None if self.void(w) => continue,
-                    None => return Err(w),
+                    // A slot an owner change dropped, or executed and collected: nothing to wait for.
+                    None if self.void(w) || self.covered(w) => continue,
+                    None => return Err(t.blocked(w)),
                 };
                 if e.executed {
                     continue;
                 }
                 if !e.committed {
-                    return Err(w);
+                    return Err(t.blocked(w));
+                }
+                // Known to wait for a command that is still not committed: so do we.
+                if let Some(&x) = self.parked.get(&w) {
+                    if self.blocks(x) {
+                        return Err(t.blocked(x));
+                    }
                 }
                 match t.index.get(&w) {
-                    None => t.visit(w),
+                    None => t.visit(w, self.edges(w)),
                     Some(&iw) if t.on_stack.contains(&w) => t.lower(v, iw),
                     Some(_) => {}
                 }
                 continue;
             }
             t.calls.pop();
-            if let Some(&(u, _)) = t.calls.last() {
+            if let Some(u) = t.calls.last().map(|c| c.0) {
                 t.lower(u, t.low[&v]);
             }
             if t.low[&v] == t.index[&v] {
@@ -146,9 +181,39 @@ impl Replica {
         Ok(order)
     }
 
+    /// The commands `v` must follow. A keyless command interferes with every
+    /// command, and its dependency (space, s) stands for every slot of the
+    /// space up to s: the latest per space alone would miss earlier commands
+    /// that do not interfere with it (e.g. other keys).
+    fn edges(&self, v: InstanceId) -> Vec<InstanceId> {
+        let Some(e) = self.log.get(&v) else { return Vec::new() };
+        if !e.keyless {
+            return e.deps.clone();
+        }
+        let mut edges = Vec::new();
+        for d in &e.deps {
+            let Some(s) = self.spaces.get(d.space.index()) else { continue };
+            let space = d.space;
+            edges.extend(s.unexecuted.range(..=d.slot).map(|&slot| InstanceId { space, slot }));
+            // Slots we do not have yet (not in the log): the first one that
+            // is not void blocks anyway, so it is the only one needed.
+            let unknown = (s.next.max(s.executed_below)..=d.slot)
+                .map(|slot| InstanceId { space, slot })
+                .find(|w| !self.log.contains_key(w) && !self.covered(*w));
+            edges.extend(unknown.filter(|w| !self.void(*w)));
+        }
+        edges.retain(|w| *w != v);
+        edges
+    }
+
+    /// Whether final execution must still wait for `inst`.
+    fn blocks(&self, inst: InstanceId) -> bool {
+        !(self.log.get(&inst).is_some_and(|e| e.committed) || self.void(inst) || self.covered(inst))
+    }
+
     /// Whether `inst` is a slot an owner change dropped (beyond a frozen space's end).
     pub(crate) fn void(&self, inst: InstanceId) -> bool {
-        self.spaces.get(inst.space.index()).and_then(|s| s.frozen).is_some_and(|len| inst.slot >= len)
+        self.spaces.get(inst.space.index()).is_some_and(|s| s.void(inst.slot))
     }
 
     /// Execute `order` finally.
@@ -168,6 +233,7 @@ impl Replica {
                 // Dropped by an owner change and never run here: nothing to do.
                 Bytes::new()
             } else {
+                // (A barrier comes here too: its checkpoint must see exactly the final state.)
                 if !rolled_back && self.exec.speculating() {
                     if let Err(e) = self.exec.rollback(out) {
                         out.event(Event::Note(format!("rollback failed: {e}")));
@@ -176,14 +242,26 @@ impl Replica {
                     rolled_back = true;
                 }
                 match self.log.get(&inst) {
-                    Some(e) if !e.noop => result_of(self.exec.execute(&e.req.req, inst.slot, 0, out)),
+                    Some(e) if !e.noop && !e.barrier => result_of(self.exec.execute(&e.req.req, inst.slot, 0, out)),
                     _ => Bytes::new(),
                 }
             };
             self.waiting.remove(&inst);
             let Some(e) = self.log.get_mut(&inst) else { continue };
             e.executed = true;
+            if let Some(s) = self.spaces.get_mut(inst.space.index()) {
+                s.unexecuted.remove(&inst.slot);
+                let log = &self.log;
+                s.advance(|slot| log.get(&InstanceId { space: inst.space, slot }).is_some_and(|e| e.executed));
+            }
+            let Some(e) = self.log.get_mut(&inst) else { continue };
             e.final_result = Some(result.clone());
+            if e.barrier {
+                if !e.noop {
+                    self.take_checkpoint(inst, out);
+                }
+                continue;
+            }
             let (c, t) = (e.req.req.client, e.req.req.seq);
             if !e.noop && self.finals.get(&c).is_none_or(|(last, _)| *last < t) {
                 self.finals.insert(c, (t, result.clone()));
@@ -200,6 +278,13 @@ impl Replica {
     }
 }
 
+/// Why a command cannot execute finally yet: the command it waits for, and
+/// the waiting commands on the way there (which wait for it too).
+pub(crate) struct Blocked {
+    blocker: InstanceId,
+    path: Vec<InstanceId>,
+}
+
 /// The state of an iterative run of Tarjan's algorithm.
 #[derive(Default)]
 struct Tarjan {
@@ -207,18 +292,22 @@ struct Tarjan {
     low: HashMap<InstanceId, usize>,
     on_stack: HashSet<InstanceId>,
     stack: Vec<InstanceId>,
-    /// The simulated call stack: a node and how many of its dependencies it has looked at.
-    calls: Vec<(InstanceId, usize)>,
+    /// The simulated call stack: a node, its dependencies and how many it has looked at.
+    calls: Vec<(InstanceId, Vec<InstanceId>, usize)>,
 }
 
 impl Tarjan {
-    fn visit(&mut self, v: InstanceId) {
+    fn visit(&mut self, v: InstanceId, edges: Vec<InstanceId>) {
         let i = self.index.len();
         self.index.insert(v, i);
         self.low.insert(v, i);
         self.stack.push(v);
         self.on_stack.insert(v);
-        self.calls.push((v, 0));
+        self.calls.push((v, edges, 0));
+    }
+
+    fn blocked(&self, blocker: InstanceId) -> Blocked {
+        Blocked { blocker, path: self.calls.iter().map(|c| c.0).collect() }
     }
 
     fn lower(&mut self, v: InstanceId, to: usize) {

@@ -5,14 +5,20 @@
 //! - `execute.rs`: speculative and final execution (§IV-B).
 //! - `owner.rs`: suspicion (REQUEST to all, RESENDREQ, POM) and the owner
 //!   change that settles and freezes a faulty leader's space (§IV-D, §IV-E).
+//! - `checkpoint.rs`: barriers, CHECKPOINT votes, garbage collection and
+//!   state transfer (the paper names checkpoints only).
 
+mod checkpoint;
 mod commit;
+mod durable;
 mod execute;
 mod order;
 mod owner;
 
 use crate::config::Config;
-use crate::messages::{CommitProof, InstanceId, Msg, OwnerChangeBody, Signed, SpecOrder, SpecReply};
+use crate::messages::{
+    barrier_space, CheckpointState, CommitProof, InstanceId, Msg, OwnerChangeBody, Signed, SpecOrder, SpecReply,
+};
 use crate::{Ezbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
@@ -50,6 +56,11 @@ pub(crate) struct Entry {
     pub proof: Option<CommitProof>,
     /// Dropped by an owner change: committed as doing nothing.
     pub noop: bool,
+    /// Interferes with every command: its dependencies are prefixes of the
+    /// spaces (all slots up to the one named), not single commands.
+    pub keyless: bool,
+    /// A checkpoint barrier (no operation; the checkpoint is taken when it executes finally).
+    pub barrier: bool,
 }
 
 /// One replica's instance space as this replica knows it.
@@ -58,12 +69,18 @@ pub(crate) struct Space {
     pub owner: u64,
     /// The next slot expected (maxI + 1).
     pub next: u64,
+    /// Every slot below this one is executed (or collected).
+    pub executed_below: u64,
+    /// Slots in the log not executed yet (for keyless commands' prefix dependencies).
+    pub unexecuted: BTreeSet<u64>,
     /// Digest of the history up to `next - 1` (h).
     pub history: Digest,
     /// SPECORDERs that arrived ahead of a missing slot.
     pub future: BTreeMap<u64, (Signed<SpecOrder>, SignedRequest)>,
     /// After an owner change: the space holds this many slots and takes no more.
     pub frozen: Option<u64>,
+    /// Slots dropped by earlier owner changes, before the epoch that reopened the space.
+    pub void: Vec<(u64, u64)>,
     /// The NEWOWNER that froze it (owner number and views), for replicas that missed it.
     pub installed: Option<(u64, Vec<Signed<OwnerChangeBody>>)>,
     /// Committed to an owner change towards this owner number: the space takes
@@ -84,6 +101,25 @@ impl Space {
     pub fn open(&self) -> bool {
         self.frozen.is_none() && self.changing.is_none()
     }
+
+    /// Whether an owner change dropped `slot` (it holds no command for good).
+    pub fn void(&self, slot: u64) -> bool {
+        self.frozen.is_some_and(|len| slot >= len) || self.void.iter().any(|(from, to)| (*from..*to).contains(&slot))
+    }
+
+    /// Move `executed_below` over executed and dropped slots.
+    pub fn advance(&mut self, executed: impl Fn(u64) -> bool) {
+        loop {
+            let slot = self.executed_below;
+            if let Some((_, to)) = self.void.iter().find(|(from, to)| (*from..*to).contains(&slot)) {
+                self.executed_below = *to;
+            } else if executed(slot) && self.frozen.is_none_or(|len| slot < len) {
+                self.executed_below += 1;
+            } else {
+                return;
+            }
+        }
+    }
 }
 
 /// Where to find the commands that interfere with a new one: the latest
@@ -101,6 +137,8 @@ pub(crate) struct Interference {
     /// client's commands are ordered among themselves, so that the per-client
     /// request table sees them in order.
     by_client: HashMap<ClientId, (u64, Vec<InstanceId>)>,
+    /// The latest stable checkpoint's barrier: every command depends on it.
+    floor: Option<InstanceId>,
 }
 
 impl Interference {
@@ -122,8 +160,25 @@ impl Interference {
         if let Some((_, copies)) = self.by_client.get(&client) {
             deps.extend(copies.iter().copied());
         }
+        deps.extend(self.floor);
         deps.remove(&me);
         deps
+    }
+
+    /// Forget the commands a stable checkpoint covers below its frontier; new
+    /// commands depend on its barrier (`floor`) instead, so that a replica
+    /// that has not executed them yet still runs them first.
+    pub fn forget(&mut self, frontier: &crate::messages::Frontier, floor: Option<InstanceId>) {
+        let live = |space: &ReplicaId, slot: &mut u64| *slot >= frontier.below(*space);
+        self.by_key.retain(|_, m| {
+            m.retain(|space, slot| live(space, slot));
+            !m.is_empty()
+        });
+        self.by_client.retain(|_, (_, copies)| {
+            copies.retain(|i| i.slot >= frontier.below(i.space));
+            !copies.is_empty()
+        });
+        self.floor = floor;
     }
 
     /// Record a command of the log: client `client`'s request with timestamp `t`.
@@ -162,6 +217,9 @@ pub struct Replica {
     pub(crate) waiting: BTreeSet<InstanceId>,
     /// Waiting commands by the (unknown or uncommitted) command they wait for.
     pub(crate) blocked: HashMap<InstanceId, Vec<InstanceId>>,
+    /// The other way round: each waiting command's blocker, so that a command
+    /// that reaches a waiting one stops there instead of walking its graph again.
+    pub(crate) parked: HashMap<InstanceId, InstanceId>,
     /// Commands others wait for that are not committed here: commit timeouts so far.
     pub(crate) uncommitted: HashMap<InstanceId, u32>,
     /// Commands executed speculatively and not final yet, in execution order
@@ -175,6 +233,18 @@ pub struct Replica {
     /// Each client's latest finally executed request and its result (the
     /// executor's table also counts speculative runs, which may be undone).
     pub(crate) finals: HashMap<ClientId, (u64, Bytes)>,
+    /// Commands ordered in our space since our last barrier.
+    pub(crate) since_barrier: u64,
+    /// Our barrier being committed (we drive its commit as clients drive theirs).
+    pub(crate) barrier: Option<checkpoint::BarrierRound>,
+    /// CHECKPOINT votes by barrier, with our own checkpoint once we take it.
+    pub(crate) votes: BTreeMap<InstanceId, checkpoint::Votes>,
+    /// The latest stable checkpoint: what it covers is collected from the log.
+    pub(crate) stable: Option<CheckpointState>,
+    /// State transfers asked for (to ask another replica each time).
+    pub(crate) state_asks: u64,
+    /// Replaying the durable log: write nothing to it.
+    pub(crate) replaying: bool,
 }
 
 impl Replica {
@@ -185,9 +255,12 @@ impl Replica {
             .map(|i| Space {
                 owner: u64::from(i),
                 next: 0,
-                history: Digest::of_parts(&[b"ezbft-space", &i.to_le_bytes()]),
+                executed_below: 0,
+                unexecuted: BTreeSet::new(),
+                history: Self::initial_history(ReplicaId(i)),
                 future: BTreeMap::new(),
                 frozen: None,
+                void: Vec::new(),
                 installed: None,
                 changing: None,
                 asked: None,
@@ -207,11 +280,18 @@ impl Replica {
             interference: Interference::default(),
             waiting: BTreeSet::new(),
             blocked: HashMap::new(),
+            parked: HashMap::new(),
             uncommitted: HashMap::new(),
             speculated: VecDeque::new(),
             led: HashMap::new(),
             by_request: HashMap::new(),
             finals: HashMap::new(),
+            since_barrier: 0,
+            barrier: None,
+            votes: BTreeMap::new(),
+            stable: None,
+            state_asks: 0,
+            replaying: false,
         }
     }
 
@@ -220,26 +300,45 @@ impl Replica {
         Digest::of_parts(&[b"ezbft-history", &prev.0, &slot.to_le_bytes(), &request.0])
     }
 
+    /// The conflict key of a command (barriers have none: they interfere with all).
+    pub(crate) fn key_of(&self, req: &quorate_core::request::Request) -> Option<Bytes> {
+        match barrier_space(req.client, &self.m) {
+            Some(_) => None,
+            None => self.exec.service().conflict_key(&req.op),
+        }
+    }
+
     /// Add a command to the log and the interference index.
     pub(crate) fn insert(&mut self, req: SignedRequest, order: Signed<SpecOrder>, deps: Vec<InstanceId>, seq: u64) {
         let inst = order.body.inst;
-        let key = self.exec.service().conflict_key(&req.req.op);
+        let barrier = barrier_space(req.req.client, &self.m).is_some();
+        let key = self.key_of(&req.req);
+        let keyless = key.is_none();
         self.interference.add(key, req.req.client, req.req.seq, inst);
         self.by_request.insert((req.req.client, req.req.seq), inst);
+        // Covered by the stable checkpoint (state transfer): executed already.
+        let done = self.covered(inst);
         let entry = Entry {
             req,
             order,
             deps,
             seq,
-            committed: false,
-            executed: false,
+            committed: done,
+            executed: done,
             spec_result: None,
             reply: None,
             reply_when_final: false,
             final_result: None,
             proof: None,
             noop: false,
+            keyless,
+            barrier,
         };
+        if !done {
+            if let Some(s) = self.spaces.get_mut(inst.space.index()) {
+                s.unexecuted.insert(inst.slot);
+            }
+        }
         self.log.insert(inst, entry);
     }
 }
@@ -248,12 +347,14 @@ impl ReplicaMachine<Ezbft> for Replica {
     /// The replica needs no clock: all its timing is in timers.
     fn handle(&mut self, _now: Time, input: Input<Ezbft>, out: &mut Out) {
         match input {
-            // No durable state yet: a recovering replica starts empty and relearns from COMMITs.
-            Input::Start | Input::Recover { .. } => {}
+            Input::Start => {}
+            Input::Recover { checkpoint, records } => self.recover(checkpoint, records, out),
             Input::Message { from, msg } => self.on_message(from, msg, out),
             Input::Timer(Timer::ResendReq { space, client, t }) => self.on_resend_timeout(space, client, t, out),
             Input::Timer(Timer::NewOwner { space, owner }) => self.on_new_owner_timeout(space, owner, out),
             Input::Timer(Timer::Uncommitted { inst }) => self.on_uncommitted_timeout(inst, out),
+            Input::Timer(Timer::Barrier { inst }) => self.on_barrier_timeout(inst, out),
+            Input::Timer(Timer::StateTransfer { barrier }) => self.on_state_transfer_timeout(barrier, out),
             Input::Timer(Timer::SlowPath | Timer::Retransmit | Timer::Suspect) => {}
         }
     }
@@ -275,8 +376,12 @@ impl Replica {
         match (from, msg) {
             (NodeId::Client(c), Msg::Request(r)) => self.on_request(c, r, out),
             (NodeId::Replica(r), Msg::SpecOrder { order, request }) => self.on_spec_order(r, order, request, out),
-            (NodeId::Client(c), Msg::CommitFast { request, cert }) => self.on_commit_fast(c, request, cert, out),
-            (NodeId::Client(c), Msg::Commit { commit, request, cert }) => self.on_commit(c, commit, request, cert, out),
+            (from, Msg::CommitFast { request, cert }) => self.on_commit_fast(from, request, cert, out),
+            (from, Msg::Commit { commit, request, cert }) => self.on_commit(from, commit, request, cert, out),
+            (NodeId::Replica(r), Msg::SpecReply(reply)) => self.on_barrier_reply(r, *reply, out),
+            (NodeId::Replica(r), Msg::Checkpoint(vote)) => self.on_checkpoint(r, *vote, out),
+            (NodeId::Replica(r), Msg::StateQuery { barrier }) => self.on_state_query(r, barrier, out),
+            (NodeId::Replica(r), Msg::State(state)) => self.on_state(r, *state, out),
             (NodeId::Client(c), Msg::RequestAll { request, leader }) => self.on_request_all(c, request, leader, out),
             (NodeId::Replica(r), Msg::ResendReq { request }) => self.on_resend_req(r, request, out),
             (NodeId::Client(c), Msg::Pom { a, b }) => self.on_pom(c, *a, *b, out),

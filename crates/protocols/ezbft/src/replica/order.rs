@@ -4,7 +4,10 @@
 //! speculatively and answer the client (step 3).
 
 use super::{Out, Replica};
-use crate::messages::{canonical, canonical_deps, owner_replica, request_digest, InstanceId, Msg, Signed, SpecOrder};
+use crate::messages::{
+    barrier_space, canonical, canonical_deps, owner_replica, request_authentic, request_digest, InstanceId, Msg,
+    Signed, SpecOrder,
+};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::request::{Freshness, SignedRequest};
 
@@ -13,6 +16,9 @@ impl Replica {
     pub(crate) fn on_request(&mut self, c: ClientId, req: SignedRequest, out: &mut Out) {
         if req.req.client != c {
             return out.reject(NodeId::Client(c), "request names another client");
+        }
+        if barrier_space(c, &self.m).is_some() {
+            return out.reject(NodeId::Client(c), "client id reserved for checkpoint barriers");
         }
         if !req.verify(self.crypto.as_ref()) {
             return out.reject(NodeId::Client(c), "bad request signature");
@@ -40,13 +46,27 @@ impl Replica {
             return out.reject(NodeId::Client(c), "stale request timestamp");
         }
         let space = &self.spaces[self.id.index()];
+        if space.frozen.is_some() {
+            // Settled by an owner change: take our clients back in a new epoch.
+            let n = self.m.n() as u64;
+            let owner = space.owner + (n + u64::from(self.id.0) - space.owner % n) % n;
+            self.reopen(self.id, owner);
+        }
+        let space = &self.spaces[self.id.index()];
         if !space.open() || owner_replica(space.owner, &self.m) != self.id {
-            // Our space was settled by an owner change: its clients go to another replica.
+            // An owner change of our space is under way: its clients go to another replica.
             return out.send(c, Msg::SpaceFrozen { space: self.id });
         }
+        self.order(req, out);
+        self.maybe_order_barrier(out);
+    }
+
+    /// Order `req` in the next slot of our space, as its command-leader.
+    pub(crate) fn order(&mut self, req: SignedRequest, out: &mut Out) {
+        let space = &self.spaces[self.id.index()];
         let inst = InstanceId { space: self.id, slot: space.next };
-        let key = self.exec.service().conflict_key(&req.req.op);
-        let deps = self.interference.deps(key.as_ref(), c, inst);
+        let key = self.key_of(&req.req);
+        let deps = self.interference.deps(key.as_ref(), req.req.client, inst);
         let seq = self.seq_for(&deps, 0);
         let digest = request_digest(&req);
         let history = Self::next_history(&space.history, inst.slot, &digest);
@@ -55,16 +75,27 @@ impl Replica {
         let space = &mut self.spaces[self.id.index()];
         space.next += 1;
         space.history = history;
-        self.led.insert(c, (t, inst));
-        out.broadcast(Msg::SpecOrder { order: order.clone(), request: req.clone() });
+        self.led.insert(req.req.client, (req.req.seq, inst));
         let (deps, seq) = (order.body.deps.clone(), order.body.seq);
+        let msg = Msg::SpecOrder { order: order.clone(), request: req.clone() };
         self.insert(req, order, deps, seq);
+        // Written to the log (with our reply) before the order leaves: a
+        // recovered leader never orders a slot twice.
         self.speculate_and_reply(inst, out);
+        out.broadcast(msg);
     }
 
-    /// A client asked again for a command we lead: our order and reply again.
+    /// A client asked again for a command we lead: our order and reply again
+    /// (once collected by a checkpoint, its final result).
     fn retransmit(&mut self, inst: InstanceId, out: &mut Out) {
-        let Some(e) = self.log.get(&inst) else { return };
+        let Some(e) = self.log.get(&inst) else {
+            if let Some((c, (t, result))) =
+                self.finals.iter().find(|(c, _)| self.led.get(c).is_some_and(|l| l.1 == inst))
+            {
+                out.send(*c, Msg::CachedReply { t: *t, result: result.clone() });
+            }
+            return;
+        };
         out.broadcast(Msg::SpecOrder { order: e.order.clone(), request: e.req.clone() });
         self.resend_reply(inst, out);
     }
@@ -73,11 +104,11 @@ impl Replica {
     pub(crate) fn resend_reply(&mut self, inst: InstanceId, out: &mut Out) {
         let Some(e) = self.log.get(&inst) else { return };
         let c = e.req.req.client;
-        if let Some(r) = &e.reply {
-            out.send(c, Msg::SpecReply(Box::new(r.clone())));
-        }
         if let (true, Some(result)) = (e.reply_when_final, &e.final_result) {
             out.send(c, Msg::CommitReply { inst, t: e.req.req.seq, result: result.clone() });
+        }
+        if let Some(r) = e.reply.clone() {
+            self.send_reply(r, out);
         }
     }
 
@@ -106,6 +137,17 @@ impl Replica {
         let Some(space) = self.spaces.get(o.inst.space.index()) else {
             return out.reject(NodeId::Replica(from), "SPECORDER for an unknown space");
         };
+        if o.owner > space.owner && order.verify(NodeId::Replica(owner_replica(o.owner, &self.m)), self.crypto.as_ref())
+        {
+            // A later owner than we know: the space's replica reopened it after
+            // an owner change, or we missed the change (ask for its NEWOWNER).
+            let (s, owner) = (o.inst.space, space.owner);
+            if !self.reopen(s, o.owner) {
+                return out.send(from, Msg::StartOwnerChange { space: s, owner });
+            }
+        }
+        let o = &order.body;
+        let space = &self.spaces[o.inst.space.index()];
         if !space.open() {
             return out.reject(NodeId::Replica(from), "SPECORDER for a space under owner change");
         }
@@ -120,7 +162,10 @@ impl Replica {
         if !order.verify(NodeId::Replica(owner), self.crypto.as_ref()) {
             return out.reject(NodeId::Replica(from), "bad SPECORDER signature");
         }
-        if !request.verify(self.crypto.as_ref()) || !self.exec.service().validate(&request.req.op) {
+        let barrier = barrier_space(request.req.client, &self.m).is_some();
+        if !request_authentic(&request, o.inst.space, &self.m, self.crypto.as_ref())
+            || (!barrier && !self.exec.service().validate(&request.req.op))
+        {
             return out.reject(NodeId::Replica(from), "SPECORDER with an invalid request");
         }
         let (inst, next) = (o.inst, space.next);
@@ -148,10 +193,13 @@ impl Replica {
             return;
         }
         self.accept_order(order, request, out);
-        // Buffered successors may be in order now.
-        let space = inst.space.index();
+        self.drain_future(inst.space, out);
+    }
+
+    /// Take buffered orders of `space` that are next in line now.
+    pub(crate) fn drain_future(&mut self, space: ReplicaId, out: &mut Out) {
         while let Some((order, request)) = {
-            let s = &mut self.spaces[space];
+            let s = &mut self.spaces[space.index()];
             let next = s.next;
             s.future.remove(&next)
         } {
@@ -175,7 +223,7 @@ impl Replica {
             // Known from a COMMIT that overtook this order: it is settled already.
             return;
         }
-        let key = self.exec.service().conflict_key(&request.req.op);
+        let key = self.key_of(&request.req);
         let mut deps = self.interference.deps(key.as_ref(), request.req.client, inst);
         deps.extend(order.body.deps.iter().copied());
         let seq = self.seq_for(&deps, order.body.seq);

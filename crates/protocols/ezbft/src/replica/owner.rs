@@ -17,7 +17,8 @@
 use super::commit::proven;
 use super::{Out, Replica};
 use crate::messages::{
-    canonical_deps, request_digest, InstanceId, Msg, OwnerChangeBody, Signed, SlotReport, SpecOrder, SpecReply,
+    canonical_deps, epoch_base, epoch_history, request_authentic, request_digest, InstanceId, Msg, OwnerChangeBody,
+    Signed, SlotReport, SpecOrder, SpecReply,
 };
 use crate::Timer;
 use quorate_core::crypto::Crypto;
@@ -35,8 +36,9 @@ pub(crate) struct Settled {
     pub seq: u64,
 }
 
-/// The settled history G of `space` from 2f+1 signed views: slot by slot from
-/// 0, a slot is settled by a valid commit certificate in some view (the first
+/// The settled history G of `space` from 2f+1 signed views, and the slot it
+/// starts at (the latest stable checkpoint among the views: what it covers
+/// is executed by f+1 correct replicas already). Slot by slot, a slot is settled by a valid commit certificate in some view (the first
 /// by replica id), or else by the views' own SPECREPLYs: f+1 replies with
 /// identical bodies give their dependencies and sequence number (a fast-path
 /// decision that lost its COMMITFAST), otherwise f+1 replies for one request
@@ -48,13 +50,14 @@ pub(crate) fn settle(
     crypto: &dyn Crypto,
     space: ReplicaId,
     views: &[Signed<OwnerChangeBody>],
-) -> Vec<Settled> {
+) -> (u64, Vec<Settled>) {
+    let start = views.iter().map(|v| v.body.start(m.n())).max().unwrap_or(0);
     let mut g = Vec::new();
-    for slot in 0u64.. {
+    for slot in start.. {
         let reports: Vec<(ReplicaId, &SlotReport)> = views
             .iter()
             .filter_map(|v| {
-                let r = v.body.history.get(slot as usize)?;
+                let r = v.body.history.get(usize::try_from(slot - v.body.start(m.n())).ok()?)?;
                 (r.order.body.inst == InstanceId { space, slot }).then_some((v.body.replica, r))
             })
             .collect();
@@ -80,7 +83,7 @@ pub(crate) fn settle(
                 let ok = reply.reply.body.replica == *from
                     && reply.order == r.order
                     && reply.reply.body.request == request_digest(&r.request)
-                    && r.request.verify(crypto)
+                    && request_authentic(&r.request, space, m, crypto)
                     && reply.verify(m, crypto);
                 ok.then_some((reply, &r.request))
             })
@@ -104,7 +107,18 @@ pub(crate) fn settle(
         let seq = group.iter().map(|r| r.reply.body.seq).max().unwrap_or(1);
         g.push(Settled { order: group[0].order.clone(), request: req.clone(), deps: canonical_deps(deps), seq });
     }
-    g
+    (start, g)
+}
+
+/// Whether a signed view is well-formed: signed by its replica, about
+/// `space` and `owner`, and starting after a valid stable checkpoint if any.
+fn valid_view(m: &Membership, crypto: &dyn Crypto, v: &Signed<OwnerChangeBody>, space: ReplicaId, owner: u64) -> bool {
+    let b = &v.body;
+    b.space == space
+        && b.owner == owner
+        && m.contains(b.replica)
+        && v.verify(NodeId::Replica(b.replica), crypto)
+        && b.stable.as_ref().is_none_or(|s| s.verify(m, crypto))
 }
 
 impl Replica {
@@ -191,7 +205,7 @@ impl Replica {
         let Some(s) = self.spaces.get_mut(space.index()) else {
             return out.reject(NodeId::Replica(from), "STARTOWNERCHANGE for an unknown space");
         };
-        if let Some((installed, proofs)) = &s.installed {
+        if let Some((installed, proofs)) = s.installed.as_ref().filter(|(installed, _)| owner < *installed) {
             // Settled already: the sender missed the NEWOWNER, which it can verify itself.
             let msg = Msg::NewOwner { space, owner: *installed, proofs: proofs.clone() };
             return out.send(from, msg);
@@ -221,7 +235,11 @@ impl Replica {
         s.changing = Some(next);
         // Reports that reached us (as the new owner) before we committed ourselves stay.
         s.reports.retain(|_, r| r.body.owner == next);
-        let history: Vec<SlotReport> = (0..)
+        self.persist_changing(space, next, out);
+        let stable = self.stable.as_ref().map(|s| s.stable.clone());
+        let start = OwnerChangeBody { replica: self.id, space, owner: next, stable: stable.clone(), history: vec![] }
+            .start(self.m.n());
+        let history: Vec<SlotReport> = (start..)
             .map_while(|slot| self.log.get(&InstanceId { space, slot }))
             .map(|e| SlotReport {
                 order: e.order.clone(),
@@ -231,7 +249,7 @@ impl Replica {
                 commit: e.proof.clone(),
             })
             .collect();
-        let body = OwnerChangeBody { replica: self.id, space, owner: next, history };
+        let body = OwnerChangeBody { replica: self.id, space, owner: next, stable, history };
         let report = Signed::sign(body, self.crypto.as_ref());
         let new_owner = crate::messages::owner_replica(next, &self.m);
         out.set_timer(Timer::NewOwner { space, owner: next }, self.cfg.new_owner_timeout);
@@ -255,8 +273,8 @@ impl Replica {
     pub(crate) fn on_owner_change(&mut self, from: ReplicaId, report: Signed<OwnerChangeBody>, out: &mut Out) {
         let b = &report.body;
         let (space, owner) = (b.space, b.owner);
-        if b.replica != from || !report.verify(NodeId::Replica(from), self.crypto.as_ref()) {
-            return out.reject(NodeId::Replica(from), "bad OWNERCHANGE signature");
+        if b.replica != from || !valid_view(&self.m, self.crypto.as_ref(), &report, space, owner) {
+            return out.reject(NodeId::Replica(from), "invalid OWNERCHANGE");
         }
         if crate::messages::owner_replica(owner, &self.m) != self.id {
             return out.reject(NodeId::Replica(from), "OWNERCHANGE sent to a replica that is not the new owner");
@@ -297,14 +315,9 @@ impl Replica {
         let mut seen = BTreeSet::new();
         let valid = crate::messages::owner_replica(owner, &self.m) == from
             && proofs.len() == self.m.quorum()
-            && proofs.iter().all(|p| {
-                let b = &p.body;
-                b.space == space
-                    && b.owner == owner
-                    && seen.insert(b.replica)
-                    && self.m.contains(b.replica)
-                    && p.verify(NodeId::Replica(b.replica), self.crypto.as_ref())
-            });
+            && proofs
+                .iter()
+                .all(|p| seen.insert(p.body.replica) && valid_view(&self.m, self.crypto.as_ref(), p, space, owner));
         if !valid {
             return out.reject(NodeId::Replica(from), "invalid NEWOWNER");
         }
@@ -312,9 +325,22 @@ impl Replica {
     }
 
     /// Commit the settled history of `space`, drop the rest, freeze the space.
-    fn install_new_owner(&mut self, space: ReplicaId, owner: u64, proofs: &[Signed<OwnerChangeBody>], out: &mut Out) {
-        let g = settle(&self.m, self.crypto.as_ref(), space, proofs);
-        let len = g.len() as u64;
+    pub(crate) fn install_new_owner(
+        &mut self,
+        space: ReplicaId,
+        owner: u64,
+        proofs: &[Signed<OwnerChangeBody>],
+        out: &mut Out,
+    ) {
+        let (start, g) = settle(&self.m, self.crypto.as_ref(), space, proofs);
+        let len = start + g.len() as u64;
+        self.persist_new_owner(space, owner, proofs, out);
+        // A view's checkpoint we have not reached: its votes tell us to fetch its state.
+        if let Some(stable) =
+            proofs.iter().filter_map(|p| p.body.stable.as_ref()).max_by_key(|s| s.frontier.below(space))
+        {
+            self.learn_stable(stable, out);
+        }
         {
             let s = &mut self.spaces[space.index()];
             s.owner = owner;
@@ -350,5 +376,35 @@ impl Replica {
             }
         }
         self.execute_all_ready(out);
+    }
+}
+
+impl Replica {
+    /// Reopen `space`, frozen by an owner change, in a new epoch led by
+    /// `owner` (a number naming the space's own replica again): a replica
+    /// whose space was settled (it was slow, crashed, or a faulty client
+    /// made others suspect it) takes its clients back. The epoch's slots
+    /// start at [`epoch_base`]; the dropped slots before it stay void.
+    pub(crate) fn reopen(&mut self, space: ReplicaId, owner: u64) -> bool {
+        let n = self.m.n();
+        let Some(s) = self.spaces.get_mut(space.index()) else { return false };
+        let base = epoch_base(space, owner, n);
+        let Some(len) = s.frozen else { return false };
+        if owner <= s.owner || crate::messages::owner_replica(owner, &self.m) != space || base < len {
+            return false;
+        }
+        s.void.push((len, base));
+        s.frozen = None;
+        s.owner = owner;
+        s.changing = None;
+        if s.next <= base {
+            s.next = base;
+            s.history = epoch_history(space, owner);
+        }
+        s.future.retain(|slot, _| *slot >= base);
+        s.asked = None;
+        s.suspects.clear();
+        s.reports.clear();
+        true
     }
 }
