@@ -64,8 +64,14 @@ impl CliProtocol for quorate_ezbft::Ezbft {
             // The paper's timeout: how long a client waits before suspecting its command-leader.
             c.suspect_timeout = t;
         }
-        if args.batch.is_some() || args.checkpoint_period.is_some() {
-            return Err("ezbft has no batching or checkpoints: drop --batch and --checkpoint-period".into());
+        if args.batch.is_some() {
+            return Err("ezbft has no batching: drop --batch".into());
+        }
+        if let Some(p) = args.checkpoint_period {
+            if p == 0 {
+                return Err("--checkpoint-period must be at least 1".into());
+            }
+            c.checkpoint_interval = p;
         }
         Ok(c)
     }
@@ -211,7 +217,8 @@ pub struct SimArgs {
     /// Largest batch (Mod-SMaRt: max_batch).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Checkpoint period in instances (Mod-SMaRt: checkpoint_period).
+    /// Checkpoint period: instances (Mod-SMaRt: checkpoint_period), or commands
+    /// each replica orders between barriers (EZBFT: checkpoint_interval).
     #[arg(long)]
     pub checkpoint_period: Option<u64>,
     /// Liveness bound: after stabilisation every operation must complete within

@@ -80,7 +80,7 @@ fn kill_and_restart_each_replica_under_load() {
         cluster.kill(i);
         load.wait_more(30, &format!("with replica {i} down"));
         cluster.start(i);
-        wait_caught_up(&rt, &mut cluster, i, 6 + i as u64, start, &mut probes);
+        wait_caught_up::<ModSmart>(&rt, &mut cluster, i, 6 + i as u64, start, &mut probes);
         load.wait_more(20, &format!("after replica {i} restarted"));
     }
     finish(&rt, &mut cluster, load, &[0, 1, 2, 3], probes, start);
@@ -114,7 +114,7 @@ fn wiped_replica_rejoins_by_state_transfer() {
         cluster.metric_now(3, "quorate_state_transfers_total") >= 1.0
     });
     let mut probes = History::new();
-    wait_caught_up(&rt, &mut cluster, 3, 6, start, &mut probes);
+    wait_caught_up::<ModSmart>(&rt, &mut cluster, 3, 6, start, &mut probes);
     wait_until("replica 3 executes requests after the transfer", DEADLINE, || {
         cluster.metric_now(3, "quorate_executed_requests_total") >= 1.0
     });

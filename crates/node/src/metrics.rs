@@ -96,7 +96,11 @@ impl Metrics {
         registry.register("executed_requests", "Requests executed", m.executed.clone());
         registry.register("regency", "Current regency (view)", m.regency.clone());
         registry.register("view_changes", "Regency (view) changes installed", m.view_changes.clone());
-        registry.register("state_transfers", "States installed by state transfer", m.state_transfers.clone());
+        registry.register(
+            "state_transfers",
+            "States installed from a checkpoint (state transfer, or recovery where the protocol reports it)",
+            m.state_transfers.clone(),
+        );
         registry.register("checkpoints", "Checkpoints taken", m.checkpoints.clone());
         registry.register("rejected", "Inputs rejected, by reason", m.rejected.clone());
         registry.register("input_queue_depth", "Messages waiting for the protocol thread", m.input_queue.clone());

@@ -503,7 +503,7 @@ pub fn assert_linearizable(history: &History) {
 /// `i`'s matching reply, which it sends only once it has executed (or
 /// installed by state transfer) everything ordered before the operation.
 /// The probe writes key `probe` (recorded in `history`).
-pub fn wait_caught_up(
+pub fn wait_caught_up<P: Protocol>(
     rt: &tokio::runtime::Runtime,
     cluster: &mut Cluster,
     i: usize,
@@ -511,14 +511,15 @@ pub fn wait_caught_up(
     start: Instant,
     history: &mut History,
 ) {
-    let leader = cluster.leader();
-    let left_out = (0..cluster.n).find(|&j| j != i && j != leader).expect("n >= 3");
+    // Left out: neither replica i, nor the leader (Mod-SMaRt), nor the probe's home replica (EZBFT).
+    let (leader, home) = (cluster.leader(), id as usize % cluster.n);
+    let left_out = (0..cluster.n).find(|&j| j != i && j != leader && j != home).expect("n >= 4");
     let mut cfg = cluster.cfg.clone();
     // Nothing listens on port 1: the client never reaches that replica.
     cfg.file.replicas[left_out].address = "127.0.0.1:1".to_string();
     let t = Instant::now();
     let done = rt.block_on(async {
-        let mut c = client::<ModSmart>(&cfg, id, DEADLINE);
+        let mut c = client::<P>(&cfg, id, DEADLINE);
         let op =
             KvOp::Put { key: Bytes::from_static(b"probe"), value: Bytes::from(format!("probe-{i}-{}", nanos(start))) };
         record(&mut c, id, op, false, start, history).await.is_some()
