@@ -13,7 +13,6 @@ use bytes::Bytes;
 use quorate_apps::{KvOp, KvReply};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::Protocol;
-use quorate_modsmart::ModSmart;
 use quorate_node::{Client, ClientHost, ClientOptions, ClusterConfig};
 use quorate_sim::linearizability::{check_kv, KvOp as LKvOp, KvRet, Operation, Outcome};
 use std::collections::hash_map::DefaultHasher;
