@@ -56,6 +56,9 @@ pub struct Client {
     leader: usize,
     t: u64,
     current: Option<Outstanding>,
+    /// When the client last moved away from a replica, and the latest time seen.
+    moved_at: Option<Time>,
+    now: Time,
 }
 
 impl Client {
@@ -71,6 +74,8 @@ impl Client {
             leader: 0,
             t: ctx.first_seq,
             current: None,
+            moved_at: None,
+            now: Time(0),
         }
     }
 
@@ -215,6 +220,7 @@ impl Client {
     /// Use the next-nearest replica as command-leader, for this request too.
     fn move_on(&mut self, out: &mut Out) {
         self.leader += 1;
+        self.moved_at = Some(self.now);
         let next = self.leader();
         let Some(cur) = &mut self.current else { return };
         cur.replies.clear();
@@ -246,6 +252,12 @@ impl ClientMachine<Ezbft> for Client {
     fn invoke(&mut self, now: Time, op: Bytes, _read_only: bool, out: &mut Out) {
         // EZBFT has no read-only path: reads are ordered like writes.
         self.t += 1;
+        self.now = now;
+        if self.moved_at.is_some_and(|at| now.0.saturating_sub(at.0) >= self.cfg.return_home_after.as_nanos() as u64) {
+            // The nearest replica may be back (recovered, or its space reopened): try it again.
+            self.leader = 0;
+            self.moved_at = None;
+        }
         let req = Request { client: self.id, seq: self.t, op, read_only: false };
         let request = SignedRequest::sign(req, self.crypto.as_ref());
         out.send(self.leader(), Msg::Request(request.clone()));
@@ -265,6 +277,7 @@ impl ClientMachine<Ezbft> for Client {
     }
 
     fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
+        self.now = now;
         match input {
             Input::Message { from: NodeId::Replica(r), msg } => match msg {
                 Msg::SpecReply(reply) => self.on_spec_reply(now, r, *reply, out),

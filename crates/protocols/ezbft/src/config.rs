@@ -22,6 +22,10 @@ pub struct Config {
     /// every replica; after twice this long, move to the next-nearest replica.
     #[serde(with = "human")]
     pub suspect_timeout: Duration,
+    /// Client: after moving to another replica, go back to the nearest one
+    /// for the first operation this long after (it may have recovered).
+    #[serde(with = "human")]
+    pub return_home_after: Duration,
     /// Replica: suspect a command-leader that has not ordered a request this
     /// long after a RESENDREQ.
     #[serde(with = "human")]
@@ -53,6 +57,7 @@ impl Config {
             || self.resend_timeout.is_zero()
             || self.new_owner_timeout.is_zero()
             || self.commit_timeout.is_zero()
+            || self.return_home_after.is_zero()
         {
             return Err("timeouts must be positive".into());
         }
@@ -76,6 +81,7 @@ impl Default for Config {
             slow_path_min_wait: Duration::from_millis(2),
             client_retransmit: Duration::from_secs(1),
             suspect_timeout: Duration::from_secs(2),
+            return_home_after: Duration::from_secs(30),
             resend_timeout: Duration::from_millis(500),
             new_owner_timeout: Duration::from_secs(2),
             commit_timeout: Duration::from_secs(1),

@@ -137,3 +137,21 @@ fn a_partitioned_replica_catches_up_by_state_transfer() {
     assert_ok(&r);
     assert!(sent(&r, "STATE") > 0, "replica 3 caught up without a state transfer");
 }
+
+#[test]
+fn a_replica_cut_off_long_enough_to_lose_its_space_reopens_it() {
+    // Replica 1 is cut off: its clients move on and the others settle and
+    // freeze its space. After the partition heals, its clients come back and
+    // it reopens its space in a new epoch (owner number 1 + 4).
+    let mut sc = kv_scenario(2, 8, 24, 128);
+    sc.config.return_home_after = Duration::from_secs(8);
+    sc.faults.push(quorate_sim::Fault::Partition {
+        groups: vec![vec![0, 2, 3], vec![1]],
+        from: Duration::from_secs(1),
+        until: Some(Duration::from_secs(6)),
+    });
+    let r = run(sc).expect("valid scenario");
+    assert_ok(&r);
+    assert!(sent(&r, "NEWOWNER") > 0, "replica 1's space was not settled");
+    assert!(r.max_view >= 5, "replica 1 did not reopen its space (highest owner number {})", r.max_view);
+}

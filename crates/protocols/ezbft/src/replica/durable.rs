@@ -140,7 +140,7 @@ impl Replica {
             };
             match record {
                 Record::Order { order, request, deps, seq, reply } => {
-                    self.replay_order(order, request, deps, seq, reply)
+                    self.replay_order(order, request, deps, seq, reply, out)
                 }
                 Record::Commit { order, request, deps, seq, slow, proof } => {
                     self.commit(order, request, deps, seq, slow, proof, out)
@@ -175,10 +175,11 @@ impl Replica {
         deps: Vec<InstanceId>,
         seq: u64,
         reply: Option<Box<SpecReply>>,
+        out: &mut Out,
     ) {
         let inst = order.body.inst;
         if self.spaces.get(inst.space.index()).is_some_and(|s| order.body.owner > s.owner) {
-            self.reopen(inst.space, order.body.owner);
+            self.reopen(inst.space, order.body.owner, out);
         }
         let Some(space) = self.spaces.get_mut(inst.space.index()) else { return };
         if inst.slot >= space.next {

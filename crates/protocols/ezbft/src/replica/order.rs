@@ -50,7 +50,7 @@ impl Replica {
             // Settled by an owner change: take our clients back in a new epoch.
             let n = self.m.n() as u64;
             let owner = space.owner + (n + u64::from(self.id.0) - space.owner % n) % n;
-            self.reopen(self.id, owner);
+            self.reopen(self.id, owner, out);
         }
         let space = &self.spaces[self.id.index()];
         if !space.open() || owner_replica(space.owner, &self.m) != self.id {
@@ -142,12 +142,18 @@ impl Replica {
             // A later owner than we know: the space's replica reopened it after
             // an owner change, or we missed the change (ask for its NEWOWNER).
             let (s, owner) = (o.inst.space, space.owner);
-            if !self.reopen(s, o.owner) {
+            if !self.reopen(s, o.owner, out) {
                 return out.send(from, Msg::StartOwnerChange { space: s, owner });
             }
         }
         let o = &order.body;
         let space = &self.spaces[o.inst.space.index()];
+        if let Some((owner, proofs)) = space.installed.as_ref().filter(|(owner, _)| o.owner < *owner) {
+            // An owner that missed its replacement (it was cut off or down): show it the NEWOWNER.
+            let msg = Msg::NewOwner { space: o.inst.space, owner: *owner, proofs: proofs.clone() };
+            out.send(from, msg);
+            return out.reject(NodeId::Replica(from), "SPECORDER of a replaced owner");
+        }
         if !space.open() {
             return out.reject(NodeId::Replica(from), "SPECORDER for a space under owner change");
         }

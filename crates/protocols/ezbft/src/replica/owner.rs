@@ -313,8 +313,9 @@ impl Replica {
             return;
         }
         let mut seen = BTreeSet::new();
-        let valid = crate::messages::owner_replica(owner, &self.m) == from
-            && proofs.len() == self.m.quorum()
+        // Self-verifying (2f+1 signed views): it may come from any replica
+        // that installed it, not only the new owner.
+        let valid = proofs.len() == self.m.quorum()
             && proofs
                 .iter()
                 .all(|p| seen.insert(p.body.replica) && valid_view(&self.m, self.crypto.as_ref(), p, space, owner));
@@ -385,7 +386,7 @@ impl Replica {
     /// whose space was settled (it was slow, crashed, or a faulty client
     /// made others suspect it) takes its clients back. The epoch's slots
     /// start at [`epoch_base`]; the dropped slots before it stay void.
-    pub(crate) fn reopen(&mut self, space: ReplicaId, owner: u64) -> bool {
+    pub(crate) fn reopen(&mut self, space: ReplicaId, owner: u64, out: &mut Out) -> bool {
         let n = self.m.n();
         let Some(s) = self.spaces.get_mut(space.index()) else { return false };
         let base = epoch_base(space, owner, n);
@@ -405,6 +406,8 @@ impl Replica {
         s.asked = None;
         s.suspects.clear();
         s.reports.clear();
+        // A change of owner number, like an owner change (counted as such).
+        out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader: space });
         true
     }
 }
