@@ -132,9 +132,12 @@ impl Replica {
         }
         let Some(tries) = self.uncommitted.get_mut(&inst) else { return };
         *tries += 1;
-        if *tries == 1 {
-            out.broadcast(crate::messages::Msg::CommitQuery { inst });
-        } else {
+        // Ask on every timeout, not just the first: a query lost in a
+        // partition or before GST is otherwise never repeated, and when the
+        // others have committed the command none of them joins our suspicion,
+        // so nothing else would ever bring us the commit.
+        out.broadcast(crate::messages::Msg::CommitQuery { inst });
+        if *tries > 1 {
             self.suspect(inst.space, out);
         }
         out.set_timer(crate::Timer::Uncommitted { inst }, self.cfg.commit_timeout);
@@ -145,8 +148,19 @@ impl Replica {
         if let Some(e) = self.log.get(&inst) {
             if let Some(proof) = &e.proof {
                 let msg = crate::messages::Msg::Committed { request: e.req.clone(), proof: Box::new(proof.clone()) };
-                out.send(from, msg);
+                return out.send(from, msg);
             }
+        }
+        // An owner change dropped the slot: the asker missed its NEWOWNER (it
+        // was cut off, or it is the space's own replica, which never asks
+        // for its own space's change and so never gets it resent). The
+        // NEWOWNER, which it can check itself, is the answer; only its
+        // sender, the new owner, is believed, so only the new owner answers.
+        let Some(s) = self.spaces.get(inst.space.index()) else { return };
+        let Some((owner, proofs)) = &s.installed else { return };
+        if self.void(inst) && crate::messages::owner_replica(*owner, &self.m) == self.id {
+            let msg = crate::messages::Msg::NewOwner { space: inst.space, owner: *owner, proofs: proofs.clone() };
+            out.send(from, msg);
         }
     }
 

@@ -141,10 +141,18 @@ impl Replica {
             return self.on_request(c, request, out);
         }
         let Some(space) = self.spaces.get(leader.index()) else { return };
-        if !space.open() {
+        if space.frozen.is_some() {
+            // Settled already (perhaps while its replica was cut off and kept
+            // taking the client's requests): tell the client to move on now
+            // rather than after its next suspicion timeout.
+            return out.send(c, Msg::SpaceFrozen { space: leader });
+        }
+        let open = space.open();
+        // Under owner change too: the client is told when the space freezes.
+        self.spaces[leader.index()].waiting_clients.insert(c);
+        if !open {
             return;
         }
-        self.spaces[leader.index()].waiting_clients.insert(c);
         out.send(leader, Msg::ResendReq { request });
         out.set_timer(Timer::ResendReq { space: leader, client: c, t }, self.cfg.resend_timeout);
     }
