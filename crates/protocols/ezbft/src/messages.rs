@@ -210,6 +210,35 @@ impl OwnerChangeBody {
     }
 }
 
+/// NEWOWNER's signed part. The new owner signs it: another subset of 2f+1
+/// views could settle other slots, so a forwarded NEWOWNER must be the one
+/// the new owner sent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOwnerBody {
+    /// The space.
+    pub space: ReplicaId,
+    /// The new owner number.
+    pub owner: u64,
+    /// 2f+1 signed OWNERCHANGE messages (P); every replica computes G from them.
+    pub proofs: Vec<Signed<OwnerChangeBody>>,
+}
+
+impl Signable for NewOwnerBody {
+    const LABEL: &'static [u8] = b"ezbft-newowner";
+}
+
+/// The owner number that starts the epoch in which `owner` acts for `space`
+/// (the space's own replica's number of that epoch).
+pub fn epoch_owner(space: ReplicaId, owner: u64, n: usize) -> u64 {
+    let n = n.max(1) as u64;
+    owner - (owner + n - u64::from(space.0) % n) % n
+}
+
+/// The owner number that starts the epoch after the one `owner` acts in.
+pub fn next_epoch_owner(space: ReplicaId, owner: u64, n: usize) -> u64 {
+    epoch_owner(space, owner, n) + n.max(1) as u64
+}
+
 /// The first slot of the epoch in which owner number `owner` acts for
 /// `space`. A space's own replica reopens it after an owner change froze it
 /// with the next owner number that names it again (`space + k·n`), and that
@@ -389,15 +418,9 @@ pub enum Msg {
     },
     /// Replica → the new owner: my view of the space.
     OwnerChange(Box<Signed<OwnerChangeBody>>),
-    /// New owner → replicas: the views the settled history is computed from.
-    NewOwner {
-        /// The space.
-        space: ReplicaId,
-        /// The new owner number.
-        owner: u64,
-        /// 2f+1 signed OWNERCHANGE messages (P); every replica computes G from them.
-        proofs: Vec<Signed<OwnerChangeBody>>,
-    },
+    /// New owner → replicas (and forwarded by any replica that installed
+    /// it): the views the settled history is computed from.
+    NewOwner(Box<Signed<NewOwnerBody>>),
     /// Replica → replicas: a slot of a space is missing here (later ones
     /// arrived); whoever has its order sends it (it is the owner's signature
     /// that counts, not the sender).
@@ -458,7 +481,7 @@ impl quorate_core::machine::Message for Msg {
             Msg::Pom { .. } => "POM",
             Msg::StartOwnerChange { .. } => "STARTOWNERCHANGE",
             Msg::OwnerChange(_) => "OWNERCHANGE",
-            Msg::NewOwner { .. } => "NEWOWNER",
+            Msg::NewOwner(_) => "NEWOWNER",
             Msg::CommitQuery { .. } => "COMMITQUERY",
             Msg::OrderQuery { .. } => "ORDERQUERY",
             Msg::SpaceFrozen { .. } => "SPACEFROZEN",
@@ -503,8 +526,8 @@ impl quorate_core::machine::Message for Msg {
             Msg::OwnerChange(oc) => {
                 oc.verify(from, crypto);
             }
-            Msg::NewOwner { proofs, .. } => {
-                for p in proofs {
+            Msg::NewOwner(n) => {
+                for p in &n.body.proofs {
                     p.verify(NodeId::Replica(p.body.replica), crypto);
                 }
             }

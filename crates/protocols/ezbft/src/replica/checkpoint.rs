@@ -15,8 +15,8 @@
 
 use super::{Out, Replica};
 use crate::messages::{
-    barrier_request, CheckpointBody, CheckpointState, CommitBody, Frontier, InstanceId, Msg, Signed, SpecReply,
-    StableCheckpoint,
+    barrier_request, epoch_base, next_epoch_owner, CheckpointBody, CheckpointState, CommitBody, Frontier, InstanceId,
+    Msg, Signed, SpecReply, StableCheckpoint,
 };
 use crate::Timer;
 use quorate_core::crypto::Digest;
@@ -277,8 +277,19 @@ impl Replica {
             self.blocked.remove(&inst);
             self.parked.remove(&inst);
         }
+        let n = self.m.n();
         for (i, s) in self.spaces.iter_mut().enumerate() {
-            s.executed_below = s.executed_below.max(frontier.below.get(i).copied().unwrap_or(0));
+            let below = frontier.below.get(i).copied().unwrap_or(0);
+            s.executed_below = s.executed_below.max(below);
+            // NEWOWNERs of epochs the checkpoint covers whole (a replica that
+            // missed them needs a state transfer anyway); the latest stays.
+            let space = ReplicaId(i as u32);
+            let keep_from = s.installed.len().saturating_sub(1);
+            let mut k = 0;
+            s.installed.retain(|no| {
+                k += 1;
+                k > keep_from || epoch_base(space, next_epoch_owner(space, no.body.owner, n), n) > below
+            });
         }
         let floor = self.stable.as_ref().and_then(|s| s.stable.barrier());
         self.interference.forget(frontier, floor);

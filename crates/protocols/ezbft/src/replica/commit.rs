@@ -153,14 +153,13 @@ impl Replica {
         }
         // An owner change dropped the slot: the asker missed its NEWOWNER (it
         // was cut off, or it is the space's own replica, which never asks
-        // for its own space's change and so never gets it resent). The
-        // NEWOWNER, which it can check itself, is the answer; only its
-        // sender, the new owner, is believed, so only the new owner answers.
+        // for its own space's change and so never gets it resent). The signed
+        // NEWOWNERs, which it can check itself, are the answer.
         let Some(s) = self.spaces.get(inst.space.index()) else { return };
-        let Some((owner, proofs)) = &s.installed else { return };
-        if self.void(inst) && crate::messages::owner_replica(*owner, &self.m) == self.id {
-            let msg = crate::messages::Msg::NewOwner { space: inst.space, owner: *owner, proofs: proofs.clone() };
-            out.send(from, msg);
+        if self.void(inst) {
+            for msg in s.installed_after(0) {
+                out.send(from, msg);
+            }
         }
     }
 

@@ -11,7 +11,7 @@
 //! cover are written again after it.
 
 use super::{Out, Replica};
-use crate::messages::{CheckpointState, CommitProof, InstanceId, OwnerChangeBody, Signed, SpecOrder, SpecReply};
+use crate::messages::{CheckpointState, CommitProof, InstanceId, NewOwnerBody, Signed, SpecOrder, SpecReply};
 use quorate_core::machine::{Effect, Event};
 use quorate_core::request::SignedRequest;
 use quorate_core::{wire, Bytes};
@@ -40,7 +40,7 @@ pub(crate) enum Record {
     /// We committed to replacing the owner of `space` by `owner`.
     Changing { space: quorate_core::ids::ReplicaId, owner: u64 },
     /// We installed this NEWOWNER.
-    NewOwner { space: quorate_core::ids::ReplicaId, owner: u64, proofs: Vec<Signed<OwnerChangeBody>> },
+    NewOwner(Box<Signed<NewOwnerBody>>),
 }
 
 impl Replica {
@@ -85,14 +85,8 @@ impl Replica {
     }
 
     /// After installing a NEWOWNER.
-    pub(crate) fn persist_new_owner(
-        &self,
-        space: quorate_core::ids::ReplicaId,
-        owner: u64,
-        proofs: &[Signed<OwnerChangeBody>],
-        out: &mut Out,
-    ) {
-        self.persist(&Record::NewOwner { space, owner, proofs: proofs.to_vec() }, out);
+    pub(crate) fn persist_new_owner(&self, new_owner: &Signed<NewOwnerBody>, out: &mut Out) {
+        self.persist(&Record::NewOwner(Box::new(new_owner.clone())), out);
     }
 
     /// The stable checkpoint replaces the log; what it does not cover is written again.
@@ -102,10 +96,8 @@ impl Replica {
         }
         let Some(state) = &self.stable else { return };
         out.push(Effect::PersistCheckpoint(Bytes::from(wire::encode(state))));
-        for (i, s) in self.spaces.iter().enumerate() {
-            if let Some((owner, proofs)) = &s.installed {
-                self.persist_new_owner(quorate_core::ids::ReplicaId(i as u32), *owner, proofs, out);
-            }
+        for new_owner in self.spaces.iter().flat_map(|s| &s.installed) {
+            self.persist_new_owner(new_owner, out);
         }
         let mut live: Vec<InstanceId> = self.log.keys().copied().collect();
         live.sort();
@@ -153,7 +145,7 @@ impl Replica {
                         }
                     }
                 }
-                Record::NewOwner { space, owner, proofs } => self.install_new_owner(space, owner, &proofs, out),
+                Record::NewOwner(new_owner) => self.accept_new_owner(*new_owner, out),
             }
         }
         self.replaying = false;

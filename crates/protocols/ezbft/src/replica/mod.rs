@@ -17,7 +17,8 @@ mod owner;
 
 use crate::config::Config;
 use crate::messages::{
-    barrier_space, CheckpointState, CommitProof, InstanceId, Msg, OwnerChangeBody, Signed, SpecOrder, SpecReply,
+    barrier_space, CheckpointState, CommitProof, InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SpecOrder,
+    SpecReply,
 };
 use crate::{Ezbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
@@ -82,7 +83,7 @@ pub(crate) struct Space {
     /// Slots dropped by earlier owner changes, before the epoch that reopened the space.
     pub void: Vec<(u64, u64)>,
     /// The NEWOWNER that froze it (owner number and views), for replicas that missed it.
-    pub installed: Option<(u64, Vec<Signed<OwnerChangeBody>>)>,
+    pub installed: Vec<Signed<NewOwnerBody>>,
     /// Committed to an owner change towards this owner number: the space takes
     /// no orders or commits until NEWOWNER.
     pub changing: Option<u64>,
@@ -97,6 +98,12 @@ pub(crate) struct Space {
 }
 
 impl Space {
+    /// The NEWOWNERs installed after owner number `owner` (for a replica that
+    /// shows it missed them), oldest first.
+    pub fn installed_after(&self, owner: u64) -> impl Iterator<Item = Msg> + '_ {
+        self.installed.iter().filter(move |n| n.body.owner > owner).map(|n| Msg::NewOwner(Box::new(n.clone())))
+    }
+
     /// Whether the space takes new orders and commits.
     pub fn open(&self) -> bool {
         self.frozen.is_none() && self.changing.is_none()
@@ -261,7 +268,7 @@ impl Replica {
                 future: BTreeMap::new(),
                 frozen: None,
                 void: Vec::new(),
-                installed: None,
+                installed: Vec::new(),
                 changing: None,
                 asked: None,
                 waiting_clients: BTreeSet::new(),
@@ -392,9 +399,7 @@ impl Replica {
             (NodeId::Replica(r), Msg::CommitQuery { inst }) => self.on_commit_query(r, inst, out),
             (NodeId::Replica(r), Msg::OrderQuery { inst }) => self.on_order_query(r, inst, out),
             (NodeId::Replica(r), Msg::Committed { request, proof }) => self.on_committed(r, request, *proof, out),
-            (NodeId::Replica(r), Msg::NewOwner { space, owner, proofs }) => {
-                self.on_new_owner(r, space, owner, proofs, out)
-            }
+            (NodeId::Replica(r), Msg::NewOwner(new_owner)) => self.on_new_owner(r, *new_owner, out),
             (from, _) => out.reject(from, "message not expected from this sender"),
         }
     }

@@ -148,10 +148,11 @@ impl Replica {
         }
         let o = &order.body;
         let space = &self.spaces[o.inst.space.index()];
-        if let Some((owner, proofs)) = space.installed.as_ref().filter(|(owner, _)| o.owner < *owner) {
-            // An owner that missed its replacement (it was cut off or down): show it the NEWOWNER.
-            let msg = Msg::NewOwner { space: o.inst.space, owner: *owner, proofs: proofs.clone() };
-            out.send(from, msg);
+        if space.installed.last().is_some_and(|n| o.owner < n.body.owner) {
+            // An owner that missed its replacement (it was cut off or down): show it the NEWOWNERs.
+            for msg in space.installed_after(o.owner) {
+                out.send(from, msg);
+            }
             return out.reject(NodeId::Replica(from), "SPECORDER of a replaced owner");
         }
         if !space.open() {

@@ -17,8 +17,8 @@
 use super::commit::proven;
 use super::{Out, Replica};
 use crate::messages::{
-    canonical_deps, epoch_base, epoch_history, request_authentic, request_digest, InstanceId, Msg, OwnerChangeBody,
-    Signed, SlotReport, SpecOrder, SpecReply,
+    canonical_deps, epoch_base, epoch_history, epoch_owner, next_epoch_owner, request_authentic, request_digest,
+    InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SlotReport, SpecOrder, SpecReply,
 };
 use crate::Timer;
 use quorate_core::crypto::Crypto;
@@ -213,10 +213,12 @@ impl Replica {
         let Some(s) = self.spaces.get_mut(space.index()) else {
             return out.reject(NodeId::Replica(from), "STARTOWNERCHANGE for an unknown space");
         };
-        if let Some((installed, proofs)) = s.installed.as_ref().filter(|(installed, _)| owner < *installed) {
-            // Settled already: the sender missed the NEWOWNER, which it can verify itself.
-            let msg = Msg::NewOwner { space, owner: *installed, proofs: proofs.clone() };
-            return out.send(from, msg);
+        if s.installed.last().is_some_and(|n| owner < n.body.owner) {
+            // Settled already: the sender missed the NEWOWNERs, which it can verify itself.
+            for msg in s.installed_after(owner) {
+                out.send(from, msg);
+            }
+            return;
         }
         if s.frozen.is_some() || owner < s.changing.unwrap_or(s.owner) {
             return;
@@ -303,47 +305,60 @@ impl Replica {
             return;
         }
         let proofs: Vec<Signed<OwnerChangeBody>> = s.reports.values().take(q).cloned().collect();
-        out.broadcast(Msg::NewOwner { space, owner, proofs: proofs.clone() });
-        self.install_new_owner(space, owner, &proofs, out);
+        let new_owner = Signed::sign(NewOwnerBody { space, owner, proofs }, self.crypto.as_ref());
+        out.broadcast(Msg::NewOwner(Box::new(new_owner.clone())));
+        self.accept_new_owner(new_owner, out);
     }
 
-    /// NEWOWNER from `from`.
-    pub(crate) fn on_new_owner(
-        &mut self,
-        from: ReplicaId,
-        space: ReplicaId,
-        owner: u64,
-        proofs: Vec<Signed<OwnerChangeBody>>,
-        out: &mut Out,
-    ) {
-        let Some(s) = self.spaces.get(space.index()) else { return };
-        if s.frozen.is_some() || owner <= s.owner {
-            return;
+    /// NEWOWNER from `from` (the new owner, or a replica forwarding it).
+    pub(crate) fn on_new_owner(&mut self, from: ReplicaId, new_owner: Signed<NewOwnerBody>, out: &mut Out) {
+        let b = &new_owner.body;
+        let (space, owner) = (b.space, b.owner);
+        if !self.m.contains(space) {
+            return out.reject(NodeId::Replica(from), "NEWOWNER for an unknown space");
         }
         let mut seen = BTreeSet::new();
-        // Self-verifying (2f+1 signed views): it may come from any replica
-        // that installed it, not only the new owner.
-        let valid = proofs.len() == self.m.quorum()
-            && proofs
+        let valid = new_owner
+            .verify(NodeId::Replica(crate::messages::owner_replica(owner, &self.m)), self.crypto.as_ref())
+            && b.proofs.len() == self.m.quorum()
+            && b.proofs
                 .iter()
                 .all(|p| seen.insert(p.body.replica) && valid_view(&self.m, self.crypto.as_ref(), p, space, owner));
         if !valid {
             return out.reject(NodeId::Replica(from), "invalid NEWOWNER");
         }
-        self.install_new_owner(space, owner, &proofs, out);
+        self.accept_new_owner(new_owner, out);
+    }
+
+    /// Install a valid NEWOWNER if it is the next step for its space: a later
+    /// owner of the epoch we are in, or (our space frozen) the change that
+    /// ended the next epoch, which therefore was opened: we open it first.
+    /// Anything further ahead waits until we have the NEWOWNERs before it.
+    pub(crate) fn accept_new_owner(&mut self, new_owner: Signed<NewOwnerBody>, out: &mut Out) {
+        let n = self.m.n();
+        let (space, owner) = (new_owner.body.space, new_owner.body.owner);
+        let Some(s) = self.spaces.get(space.index()) else { return };
+        if owner <= s.owner {
+            return;
+        }
+        let epoch = epoch_owner(space, owner - 1, n);
+        if s.frozen.is_some() {
+            if epoch != next_epoch_owner(space, s.owner, n) || !self.reopen(space, epoch, out) {
+                return;
+            }
+        } else if epoch != epoch_owner(space, s.owner, n) {
+            return;
+        }
+        self.install_new_owner(new_owner, out);
     }
 
     /// Commit the settled history of `space`, drop the rest, freeze the space.
-    pub(crate) fn install_new_owner(
-        &mut self,
-        space: ReplicaId,
-        owner: u64,
-        proofs: &[Signed<OwnerChangeBody>],
-        out: &mut Out,
-    ) {
+    fn install_new_owner(&mut self, new_owner: Signed<NewOwnerBody>, out: &mut Out) {
+        let (space, owner) = (new_owner.body.space, new_owner.body.owner);
+        let proofs = &new_owner.body.proofs;
         let (start, g) = settle(&self.m, self.crypto.as_ref(), space, proofs);
         let len = start + g.len() as u64;
-        self.persist_new_owner(space, owner, proofs, out);
+        self.persist_new_owner(&new_owner, out);
         // A view's checkpoint we have not reached: its votes tell us to fetch its state.
         if let Some(stable) =
             proofs.iter().filter_map(|p| p.body.stable.as_ref()).max_by_key(|s| s.frontier.below(space))
@@ -354,7 +369,7 @@ impl Replica {
             let s = &mut self.spaces[space.index()];
             s.owner = owner;
             s.frozen = Some(len);
-            s.installed = Some((owner, proofs.to_vec()));
+            s.installed.push(new_owner.clone());
             s.changing = None;
             s.future.clear();
             s.reports.clear();
@@ -399,7 +414,8 @@ impl Replica {
         let Some(s) = self.spaces.get_mut(space.index()) else { return false };
         let base = epoch_base(space, owner, n);
         let Some(len) = s.frozen else { return false };
-        if owner <= s.owner || crate::messages::owner_replica(owner, &self.m) != space || base < len {
+        // Only the next epoch: one further ahead needs the NEWOWNERs of those between.
+        if owner != next_epoch_owner(space, s.owner, n) || base < len {
             return false;
         }
         s.void.push((len, base));
