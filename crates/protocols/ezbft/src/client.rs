@@ -225,6 +225,8 @@ impl Client {
         let Some(cur) = &mut self.current else { return };
         cur.replies.clear();
         cur.accused = false;
+        // The slow-path wait is a share of what this leader's replies took, not of our time so far.
+        cur.started = self.now;
         cur.phase = Phase::Speculative { slow_armed: false };
         out.send(next, Msg::Request(cur.request.clone()));
     }

@@ -11,6 +11,9 @@ use crate::messages::{
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::request::{Freshness, SignedRequest};
 
+/// Orders a replica sends in answer to one ORDERQUERY (the asked slot and those after it).
+pub(crate) const ORDER_BATCH: u64 = 128;
+
 impl Replica {
     /// REQUEST from client `c`.
     pub(crate) fn on_request(&mut self, c: ClientId, req: SignedRequest, out: &mut Out) {
@@ -112,9 +115,12 @@ impl Replica {
         }
     }
 
-    /// ORDERQUERY from `from`: the order of `inst`, if we have it.
+    /// ORDERQUERY from `from`: the orders of `inst` and the slots after it
+    /// that we hold, up to [`ORDER_BATCH`] (a replica cut off for a while
+    /// misses a long run; one slot per query took seconds to catch up).
     pub(crate) fn on_order_query(&mut self, from: ReplicaId, inst: InstanceId, out: &mut Out) {
-        if let Some(e) = self.log.get(&inst) {
+        for slot in inst.slot..inst.slot.saturating_add(ORDER_BATCH) {
+            let Some(e) = self.log.get(&InstanceId { space: inst.space, slot }) else { break };
             out.send(from, Msg::SpecOrder { order: e.order.clone(), request: e.req.clone() });
         }
     }
@@ -191,9 +197,15 @@ impl Replica {
             if space.future.len() >= max_future && !space.future.contains_key(&inst.slot) {
                 return out.reject(NodeId::Replica(from), "too many SPECORDERs ahead of a missing slot");
             }
-            space.future.insert(inst.slot, (order, request));
-            // Ask for the missing slot once, and again every so often while the gap stays.
-            if space.asked != Some(next) || space.future.len().is_multiple_of(64) {
+            // The owner sent the first order after the gap again (its client
+            // retransmitted): the gap outlived our query, or its answers were lost.
+            let repeated = space.future.insert(inst.slot, (order, request)).is_some()
+                && from == owner
+                && space.future.first_key_value().is_some_and(|(s, _)| *s == inst.slot);
+            // Ask for the missing run once (answers come in batches), and
+            // again every so often while the gap stays.
+            let answered = space.asked.is_none_or(|a| next < a || next >= a.saturating_add(ORDER_BATCH));
+            if answered || repeated || space.future.len().is_multiple_of(64) {
                 space.asked = Some(next);
                 out.broadcast(Msg::OrderQuery { inst: InstanceId { space: inst.space, slot: next } });
             }
@@ -211,6 +223,14 @@ impl Replica {
             s.future.remove(&next)
         } {
             self.accept_order(order, request, out);
+        }
+        let s = &mut self.spaces[space.index()];
+        if s.future.is_empty() {
+            s.asked = None;
+        } else if s.asked.is_some_and(|a| s.next >= a.saturating_add(ORDER_BATCH)) {
+            // A whole batch came in and the gap is still open: ask for the next run at once.
+            s.asked = Some(s.next);
+            out.broadcast(Msg::OrderQuery { inst: InstanceId { space, slot: s.next } });
         }
     }
 
