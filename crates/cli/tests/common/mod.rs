@@ -527,3 +527,98 @@ pub fn wait_caught_up<P: Protocol>(
     eprintln!("replica {i} caught up (probe took {:.1} s)", t.elapsed().as_secs_f64());
     cluster.assert_running(i);
 }
+
+/// Load clients 1..=4 (one key: sessions over shared connections); final
+/// reads use client 5 or 6, probes 6 and up (see each test file).
+pub const LOAD_CLIENTS: &[u64] = &[1, 2, 3, 4];
+
+/// Stop the load; the replicas in `running` must still be up; the whole
+/// history (load, `probes`, a final ordered read of every key by client
+/// `reader`) must be linearizable.
+#[allow(clippy::too_many_arguments)]
+pub fn finish<P: Protocol>(
+    rt: &tokio::runtime::Runtime,
+    cluster: &mut Cluster,
+    load: Load,
+    running: &[usize],
+    probes: History,
+    reader: u64,
+    start: Instant,
+) {
+    for &i in running {
+        cluster.assert_running(i);
+    }
+    let (done, failed) = (load.completed(), load.failed());
+    let mut history = load.stop(rt);
+    history.extend(probes);
+    final_reads::<P>(rt, &cluster.cfg, reader, start, &mut history);
+    eprintln!("{done} operations completed, {failed} timed out");
+    assert_linearizable(&history);
+}
+
+/// Each replica in turn is killed with SIGKILL under load, restarted from its
+/// log, and must catch up (probe clients `first_probe`, `first_probe + 1`, …)
+/// before the next one goes down (with the next one down, the cluster needs
+/// it to make progress).
+pub fn kill_and_restart_each<P: Protocol>(name: &str, protocol: &str, first_probe: u64, reader: u64) {
+    let _serial = serial();
+    let mut cluster = Cluster::new(name, protocol, 4, 16, 4, |t| t);
+    cluster.start_all();
+    let rt = runtime();
+    let start = Instant::now();
+    let load = Load::start::<P>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
+    let mut probes = History::new();
+    load.wait_more(50, "before the first crash");
+    for i in 0..4 {
+        cluster.kill(i);
+        load.wait_more(30, &format!("with replica {i} down"));
+        cluster.start(i);
+        wait_caught_up::<P>(&rt, &mut cluster, i, first_probe + i as u64, start, &mut probes);
+        load.wait_more(20, &format!("after replica {i} restarted"));
+    }
+    finish::<P>(&rt, &mut cluster, load, &[0, 1, 2, 3], probes, reader, start);
+}
+
+/// A replica whose disk is wiped rejoins by state transfer (the others have
+/// truncated their logs at checkpoints, so the log alone cannot bring it
+/// back) and catches up under load. `checkpoints` is the cluster file's
+/// checkpoint setting as keygen writes it and as the test sets it (short,
+/// so that checkpoints come quickly).
+pub fn wiped_replica_rejoins<P: Protocol>(
+    name: &str,
+    protocol: &str,
+    clients: usize,
+    checkpoints: (&str, &str),
+    probe: u64,
+    reader: u64,
+) {
+    let _serial = serial();
+    let mut cluster = Cluster::new(name, protocol, 4, clients, 4, |t| {
+        assert!(t.contains(checkpoints.0), "keygen writes {}", checkpoints.0);
+        t.replace(checkpoints.0, checkpoints.1)
+    });
+    cluster.start_all();
+    let rt = runtime();
+    let start = Instant::now();
+    let load = Load::start::<P>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
+    wait_until("two checkpoints on replica 0", DEADLINE, || cluster.metric_now(0, "quorate_checkpoints_total") >= 2.0);
+    cluster.kill(3);
+    cluster.wipe(3);
+    // Let the others move on by at least one more checkpoint.
+    let cps = cluster.metric_now(0, "quorate_checkpoints_total");
+    wait_until("a checkpoint with replica 3 down", DEADLINE, || {
+        cluster.metric_now(0, "quorate_checkpoints_total") > cps
+    });
+    cluster.start(3);
+    wait_until("a state transfer on replica 3", DEADLINE, || {
+        cluster.assert_running(3);
+        cluster.metric_now(3, "quorate_state_transfers_total") >= 1.0
+    });
+    let mut probes = History::new();
+    wait_caught_up::<P>(&rt, &mut cluster, 3, probe, start, &mut probes);
+    wait_until("replica 3 executes requests after the transfer", DEADLINE, || {
+        cluster.metric_now(3, "quorate_executed_requests_total") >= 1.0
+    });
+    load.wait_more(20, "after replica 3 rejoined");
+    finish::<P>(&rt, &mut cluster, load, &[0, 1, 2, 3], probes, reader, start);
+}

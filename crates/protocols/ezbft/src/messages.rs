@@ -205,9 +205,15 @@ impl OwnerChangeBody {
     /// The first slot `history` reports: the start of the epoch of the owner
     /// being replaced, or the checkpoint's end of the space if later.
     pub fn start(&self, n: usize) -> u64 {
-        let stable = self.stable.as_ref().map_or(0, |s| s.frontier.below(self.space));
-        stable.max(epoch_base(self.space, self.owner.saturating_sub(1), n))
+        view_start(self.space, self.owner, self.stable.as_ref(), n)
     }
+}
+
+/// Where a view of `space` for new owner number `owner` starts: the start of
+/// the replaced owner's epoch, or the end of the stable checkpoint if later.
+pub fn view_start(space: ReplicaId, owner: u64, stable: Option<&StableCheckpoint>, n: usize) -> u64 {
+    let stable = stable.map_or(0, |s| s.frontier.below(space));
+    stable.max(epoch_base(space, owner.saturating_sub(1), n))
 }
 
 /// NEWOWNER's signed part. The new owner signs it: another subset of 2f+1

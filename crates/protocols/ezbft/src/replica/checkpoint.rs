@@ -373,11 +373,7 @@ impl Replica {
                 s.asked = None;
             }
         }
-        let barrier = state.stable.barrier();
-        self.stable = Some(state);
-        self.votes.retain(|b, _| !frontier.covers(*b) && Some(*b) != barrier);
-        self.forget_covered(&frontier);
-        self.persist_checkpoint(out);
+        self.collect(state, out);
         // Orders buffered behind the slots the checkpoint skipped.
         for i in 0..self.spaces.len() {
             self.drain_future(ReplicaId(i as u32), out);

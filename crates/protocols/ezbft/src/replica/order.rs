@@ -5,8 +5,8 @@
 
 use super::{Out, Replica};
 use crate::messages::{
-    barrier_space, canonical, canonical_deps, owner_replica, request_authentic, request_digest, InstanceId, Msg,
-    Signed, SpecOrder,
+    barrier_space, canonical, canonical_deps, next_epoch_owner, owner_replica, request_authentic, request_digest,
+    InstanceId, Msg, Signed, SpecOrder,
 };
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::request::{Freshness, SignedRequest};
@@ -32,7 +32,8 @@ impl Replica {
         let t = req.req.seq;
         // t must exceed the highest timestamp led for this client (t_c); the same t is a retransmission.
         match self.led.get(&c) {
-            Some((last, inst)) if *last == t => return self.retransmit(*inst, out),
+            // (Once collected by a checkpoint it is final: the cached result below answers.)
+            Some((last, inst)) if *last == t && self.log.contains_key(inst) => return self.retransmit(*inst, out),
             Some((last, _)) if *last > t => return out.reject(NodeId::Client(c), "stale request timestamp"),
             _ => {}
         }
@@ -51,8 +52,7 @@ impl Replica {
         let space = &self.spaces[self.id.index()];
         if space.frozen.is_some() {
             // Settled by an owner change: take our clients back in a new epoch.
-            let n = self.m.n() as u64;
-            let owner = space.owner + (n + u64::from(self.id.0) - space.owner % n) % n;
+            let owner = next_epoch_owner(self.id, space.owner, self.m.n());
             self.reopen(self.id, owner, out);
         }
         let space = &self.spaces[self.id.index()];
@@ -88,17 +88,9 @@ impl Replica {
         out.broadcast(msg);
     }
 
-    /// A client asked again for a command we lead: our order and reply again
-    /// (once collected by a checkpoint, its final result).
+    /// A client asked again for a command we lead: our order and reply again.
     fn retransmit(&mut self, inst: InstanceId, out: &mut Out) {
-        let Some(e) = self.log.get(&inst) else {
-            if let Some((c, (t, result))) =
-                self.finals.iter().find(|(c, _)| self.led.get(c).is_some_and(|l| l.1 == inst))
-            {
-                out.send(*c, Msg::CachedReply { t: *t, result: result.clone() });
-            }
-            return;
-        };
+        let Some(e) = self.log.get(&inst) else { return };
         out.broadcast(Msg::SpecOrder { order: e.order.clone(), request: e.req.clone() });
         self.resend_reply(inst, out);
     }

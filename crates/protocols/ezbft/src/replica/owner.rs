@@ -247,8 +247,7 @@ impl Replica {
         s.reports.retain(|_, r| r.body.owner == next);
         self.persist_changing(space, next, out);
         let stable = self.stable.as_ref().map(|s| s.stable.clone());
-        let start = OwnerChangeBody { replica: self.id, space, owner: next, stable: stable.clone(), history: vec![] }
-            .start(self.m.n());
+        let start = crate::messages::view_start(space, next, stable.as_ref(), self.m.n());
         let history: Vec<SlotReport> = (start..)
             .map_while(|slot| self.log.get(&InstanceId { space, slot }))
             .map(|e| SlotReport {
