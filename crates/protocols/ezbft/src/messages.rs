@@ -157,10 +157,11 @@ impl Signable for CommitBody {
     const LABEL: &'static [u8] = b"ezbft-commit";
 }
 
-/// How a command was committed: the certificate a replica keeps with it
-/// (and shows in an owner change).
+/// What a client (or, for a barrier, its owner) proposes to commit: a
+/// certificate of SPECREPLYs from which every replica derives the same
+/// (order, D, S).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CommitProof {
+pub enum Proposal {
     /// 3f+1 matching SPECREPLYs (COMMITFAST).
     Fast(Vec<SpecReply>),
     /// A client-signed COMMIT and its 2f+1 SPECREPLYs.
@@ -172,6 +173,48 @@ pub enum CommitProof {
     },
 }
 
+/// The two voting rounds that turn one proposal into the slot's commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// ACCEPT: the first valid proposal this replica saw for the slot.
+    Accept,
+    /// CONFIRM: this replica holds 2f+1 ACCEPTs for the proposal.
+    Confirm,
+}
+
+/// ACCEPT's and CONFIRM's signed part.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteBody {
+    /// The voting replica.
+    pub replica: ReplicaId,
+    /// The slot.
+    pub inst: InstanceId,
+    /// Which round.
+    pub phase: Phase,
+    /// [`commit_digest`] of what the proposal commits.
+    pub commit: Digest,
+}
+
+impl Signable for VoteBody {
+    const LABEL: &'static [u8] = b"ezbft-vote";
+}
+
+/// What a vote names: the order, dependencies and sequence number a proposal commits.
+pub fn commit_digest(order: &Signed<SpecOrder>, deps: &[InstanceId], seq: u64) -> Digest {
+    Digest::of(&wire::encode(&(order, deps, seq)))
+}
+
+/// A proposal with the signed votes for it. With 3f+1 ACCEPTs or 2f+1
+/// CONFIRMs it proves the commit; with 2f+1 ACCEPTs only that no other
+/// proposal can be committed (prepared, shown in owner-change views).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitProof {
+    /// What was agreed on.
+    pub proposal: Proposal,
+    /// The votes, all of one phase, from distinct replicas.
+    pub votes: Vec<Signed<VoteBody>>,
+}
+
 /// One slot of a space as a replica reports it in OWNERCHANGE.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlotReport {
@@ -181,8 +224,10 @@ pub struct SlotReport {
     pub request: SignedRequest,
     /// The reporting replica's own SPECREPLY for it.
     pub reply: Option<SpecReply>,
-    /// The commit certificate, if the replica committed it.
-    pub commit: Option<CommitProof>,
+    /// The proposal the replica accepted for the slot, if any.
+    pub accepted: Option<Proposal>,
+    /// Its commit proof, or else a prepared certificate, if it holds one.
+    pub cert: Option<CommitProof>,
 }
 
 /// OWNERCHANGE's signed part: a replica's view of a space since its last
@@ -388,6 +433,10 @@ pub enum Msg {
         /// The 2f+1 replies the dependencies were combined from.
         cert: Vec<SpecReply>,
     },
+    /// Replica → replicas: the first valid proposal I saw for a slot.
+    Accept(Box<Signed<VoteBody>>),
+    /// Replica → replicas: 2f+1 replicas accepted this proposal.
+    Confirm(Box<Signed<VoteBody>>),
     /// Client → all replicas when its command-leader does not answer (§IV-D 4.3).
     RequestAll {
         /// The request.
@@ -480,6 +529,8 @@ impl quorate_core::machine::Message for Msg {
             Msg::SpecReply(_) => "SPECREPLY",
             Msg::CommitFast { .. } => "COMMITFAST",
             Msg::Commit { .. } => "COMMIT",
+            Msg::Accept(_) => "ACCEPT",
+            Msg::Confirm(_) => "CONFIRM",
             Msg::CommitReply { .. } => "COMMITREPLY",
             Msg::RequestAll { .. } => "REQUEST-ALL",
             Msg::ResendReq { .. } => "RESENDREQ",
@@ -537,14 +588,20 @@ impl quorate_core::machine::Message for Msg {
                     p.verify(NodeId::Replica(p.body.replica), crypto);
                 }
             }
+            Msg::Accept(v) | Msg::Confirm(v) => {
+                v.verify(NodeId::Replica(v.body.replica), crypto);
+            }
             Msg::Committed { request, proof } => {
                 request.verify(crypto);
-                match proof.as_ref() {
-                    CommitProof::Fast(cert) => cert.iter().for_each(reply),
-                    CommitProof::Slow { commit, cert } => {
+                match &proof.proposal {
+                    Proposal::Fast(cert) => cert.iter().for_each(reply),
+                    Proposal::Slow { commit, cert } => {
                         commit.verify(NodeId::Client(commit.body.client), crypto);
                         cert.iter().for_each(reply);
                     }
+                }
+                for v in &proof.votes {
+                    v.verify(NodeId::Replica(v.body.replica), crypto);
                 }
             }
             Msg::Checkpoint(c) => {

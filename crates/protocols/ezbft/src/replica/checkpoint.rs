@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 pub(crate) struct BarrierRound {
     pub inst: InstanceId,
     pub replies: BTreeMap<ReplicaId, SpecReply>,
-    /// Sent its COMMITFAST or COMMIT.
-    pub committing: bool,
+    /// Its COMMITFAST or COMMIT, once sent (sent again until committed).
+    pub proposal: Option<Msg>,
 }
 
 /// CHECKPOINT votes for one barrier.
@@ -56,7 +56,7 @@ impl Replica {
         }
         self.since_barrier = 0;
         let inst = InstanceId { space: self.id, slot: self.spaces[self.id.index()].next };
-        self.barrier = Some(BarrierRound { inst, replies: BTreeMap::new(), committing: false });
+        self.barrier = Some(BarrierRound { inst, replies: BTreeMap::new(), proposal: None });
         out.set_timer(Timer::Barrier { inst }, self.cfg.client_retransmit);
         self.order(barrier_request(self.id, inst.slot), out);
     }
@@ -65,7 +65,7 @@ impl Replica {
     pub(crate) fn on_barrier_reply(&mut self, from: ReplicaId, reply: SpecReply, out: &mut Out) {
         let Some(round) = &mut self.barrier else { return };
         let b = &reply.reply.body;
-        if b.replica != from || b.inst != round.inst || round.committing {
+        if b.replica != from || b.inst != round.inst || round.proposal.is_some() {
             return;
         }
         let ours = self.log.get(&round.inst).map(|e| &e.order);
@@ -79,11 +79,9 @@ impl Replica {
             round.replies.values().filter(|r| r.reply.body.matches(&body) && r.result == result).count() == n
         });
         if all_match {
-            round.committing = true;
             let cert: Vec<SpecReply> = round.replies.values().cloned().collect();
             let Some(request) = self.log.get(&round.inst).map(|e| e.req.clone()) else { return };
-            out.broadcast(Msg::CommitFast { request: request.clone(), cert: cert.clone() });
-            self.on_commit_fast(NodeId::Replica(self.id), request, cert, out);
+            self.propose_barrier(Msg::CommitFast { request, cert }, out);
         } else if round.replies.len() == n {
             self.barrier_slow_path(out);
         } else if round.replies.len() == q {
@@ -91,11 +89,16 @@ impl Replica {
         }
     }
 
-    /// Our barrier's timer: commit on the slow path if 2f+1 replies are in,
-    /// else send its order again.
+    /// Our barrier's timer: send its proposal again if we made one, else
+    /// commit on the slow path if 2f+1 replies are in, else send its order again.
     pub(crate) fn on_barrier_timeout(&mut self, inst: InstanceId, out: &mut Out) {
         let Some(round) = &self.barrier else { return };
-        if round.inst != inst || round.committing {
+        if round.inst != inst {
+            return;
+        }
+        if let Some(msg) = round.proposal.clone() {
+            out.broadcast(msg.clone());
+            out.set_timer(Timer::Barrier { inst }, self.cfg.client_retransmit);
             return;
         }
         if round.replies.len() >= self.m.quorum() {
@@ -111,11 +114,23 @@ impl Replica {
         let Some(round) = &mut self.barrier else { return };
         let Some((inst, deps, seq, cert)) = crate::messages::combine(&round.replies, &self.m) else { return };
         let Some(request) = self.log.get(&inst).map(|e| e.req.clone()) else { return };
-        round.committing = true;
         let body = CommitBody { client: request.req.client, inst, deps, seq };
         let commit = Signed::sign(body, self.crypto.as_ref());
-        out.broadcast(Msg::Commit { commit: commit.clone(), request: request.clone(), cert: cert.clone() });
-        self.on_commit(NodeId::Replica(self.id), commit, request, cert, out);
+        self.propose_barrier(Msg::Commit { commit, request, cert }, out);
+    }
+
+    /// Send our barrier's COMMITFAST or COMMIT to all, ourselves included.
+    fn propose_barrier(&mut self, msg: Msg, out: &mut Out) {
+        let Some(round) = &mut self.barrier else { return };
+        round.proposal = Some(msg.clone());
+        out.set_timer(Timer::Barrier { inst: round.inst }, self.cfg.client_retransmit);
+        out.broadcast(msg.clone());
+        let me = NodeId::Replica(self.id);
+        match msg {
+            Msg::CommitFast { request, cert } => self.on_commit_fast(me, request, cert, out),
+            Msg::Commit { commit, request, cert } => self.on_commit(me, commit, request, cert, out),
+            _ => {}
+        }
     }
 
     /// What the executed commands cover now, per space.
@@ -277,6 +292,7 @@ impl Replica {
             self.blocked.remove(&inst);
             self.parked.remove(&inst);
         }
+        self.agreements.retain(|i, _| !frontier.covers(*i));
         let n = self.m.n();
         for (i, s) in self.spaces.iter_mut().enumerate() {
             let below = frontier.below.get(i).copied().unwrap_or(0);

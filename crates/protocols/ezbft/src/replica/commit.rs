@@ -1,13 +1,16 @@
-//! COMMITFAST (§IV-A step 5.1): 3f+1 matching SPECREPLYs fix the command as
-//! ordered; no answer. COMMIT (§IV-C step 5.2): the client combined 2f+1
-//! replies; the replica checks the combination against the certificate,
-//! takes the new dependencies and sequence number, executes finally and
-//! answers with COMMITREPLY.
+//! How a command becomes committed. The client proposes: COMMITFAST
+//! (§IV-A step 5.1, 3f+1 matching SPECREPLYs) or COMMIT (§IV-C step 5.2,
+//! 2f+1 replies combined). The paper commits on the proposal itself; here
+//! the replicas first agree on one proposal per slot (`agree.rs`), because
+//! a faulty client can build two valid proposals with different
+//! dependencies (see the decision record). A committed command executes
+//! finally; on the slow path the replica answers with COMMITREPLY.
+//! COMMITQUERY and COMMITTED fetch a commit proof from another replica.
 
 use super::{Out, Replica};
 use crate::messages::{
-    barrier_space, canonical_deps, request_authentic, request_digest, CommitBody, CommitProof, InstanceId, Signed,
-    SpecOrder, SpecReply,
+    barrier_space, canonical_deps, commit_digest, request_authentic, request_digest, CommitBody, CommitProof,
+    InstanceId, Phase, Proposal, Signed, SpecOrder, SpecReply,
 };
 use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
@@ -15,22 +18,22 @@ use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use std::collections::BTreeSet;
 
-/// The commit a certificate proves for client `c`'s `request`: (order, deps, seq), if valid.
-pub(crate) fn proven(
+/// What a proposal commits for client `c`'s `request`: (order, deps, seq), if valid.
+pub(crate) fn proposed(
     m: &Membership,
     crypto: &dyn Crypto,
     c: ClientId,
     request: &SignedRequest,
-    proof: &CommitProof,
+    proposal: &Proposal,
 ) -> Option<(Signed<SpecOrder>, Vec<InstanceId>, u64)> {
-    match proof {
-        CommitProof::Fast(cert) => {
+    match proposal {
+        Proposal::Fast(cert) => {
             let first = valid_cert(m, crypto, c, request, cert, m.n())?;
             let same = cert.iter().all(|r| r.reply.body.matches(&first.reply.body) && r.result == first.result);
             let b = &first.reply.body;
             same.then(|| (first.order.clone(), b.deps.clone(), b.seq))
         }
-        CommitProof::Slow { commit, cert } => {
+        Proposal::Slow { commit, cert } => {
             // A barrier's commit is signed by the replica that ordered it (it plays the client).
             let signer = barrier_space(c, m).map_or(NodeId::Client(c), NodeId::Replica);
             if commit.body.client != c || !commit.verify(signer, crypto) {
@@ -46,6 +49,46 @@ pub(crate) fn proven(
                 .then(|| (first.order.clone(), deps, seq))
         }
     }
+}
+
+/// How much a [`CommitProof`] shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Strength {
+    /// 2f+1 ACCEPTs: no other proposal can be committed for the slot.
+    Prepared,
+    /// 3f+1 ACCEPTs or 2f+1 CONFIRMs: the proposal is the slot's commit.
+    Committed,
+}
+
+/// What `proof` shows committed (or, with [`Strength::Prepared`], at least
+/// prepared) for `request`: (order, deps, seq), if it shows that much.
+pub(crate) fn certified(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    request: &SignedRequest,
+    proof: &CommitProof,
+    strength: Strength,
+) -> Option<(Signed<SpecOrder>, Vec<InstanceId>, u64)> {
+    let (order, deps, seq) = proposed(m, crypto, request.req.client, request, &proof.proposal)?;
+    let digest = commit_digest(&order, &deps, seq);
+    let inst = order.body.inst;
+    let phase = proof.votes.first()?.body.phase;
+    let mut from = BTreeSet::new();
+    let valid = proof.votes.iter().all(|v| {
+        let b = &v.body;
+        m.contains(b.replica)
+            && from.insert(b.replica)
+            && b.inst == inst
+            && b.phase == phase
+            && b.commit == digest
+            && v.verify(NodeId::Replica(b.replica), crypto)
+    });
+    let count = from.len();
+    let enough = match (phase, strength) {
+        (Phase::Accept, Strength::Committed) => count == m.n(),
+        (Phase::Accept, Strength::Prepared) | (Phase::Confirm, _) => count >= m.quorum(),
+    };
+    (valid && enough).then_some((order, deps, seq))
 }
 
 /// A certificate of exactly `size` valid SPECREPLYs from distinct replicas
@@ -77,8 +120,8 @@ fn valid_cert<'a>(
 }
 
 impl Replica {
-    /// Whether `from` may commit `request`: its client, or for a barrier the
-    /// replica that ordered it.
+    /// Whether `from` may propose a commit of `request`: its client, or for
+    /// a barrier the replica that ordered it.
     fn may_commit(&self, from: NodeId, request: &SignedRequest) -> bool {
         let c = request.req.client;
         match barrier_space(c, &self.m) {
@@ -89,15 +132,10 @@ impl Replica {
 
     /// COMMITFAST from `from`.
     pub(crate) fn on_commit_fast(&mut self, from: NodeId, request: SignedRequest, cert: Vec<SpecReply>, out: &mut Out) {
-        let c = request.req.client;
-        let proof = CommitProof::Fast(cert);
         if !self.may_commit(from, &request) {
             return out.reject(from, "COMMITFAST for another client's request");
         }
-        let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
-            return out.reject(from, "invalid COMMITFAST certificate");
-        };
-        self.commit(order, request, deps, seq, false, Some(proof), out);
+        self.on_proposal(from, request, Proposal::Fast(cert), false, out);
     }
 
     /// COMMIT from `from`.
@@ -109,15 +147,10 @@ impl Replica {
         cert: Vec<SpecReply>,
         out: &mut Out,
     ) {
-        let c = request.req.client;
         if !self.may_commit(from, &request) {
             return out.reject(from, "COMMIT for another client's request");
         }
-        let proof = CommitProof::Slow { commit, cert };
-        let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
-            return out.reject(from, "invalid COMMIT");
-        };
-        self.commit(order, request, deps, seq, true, Some(proof), out);
+        self.on_proposal(from, request, Proposal::Slow { commit, cert }, true, out);
     }
 
     /// A command others wait for is still not committed: ask the other
@@ -143,7 +176,7 @@ impl Replica {
         out.set_timer(crate::Timer::Uncommitted { inst }, self.cfg.commit_timeout);
     }
 
-    /// COMMITQUERY from `from`: our commit of `inst`, if we have one.
+    /// COMMITQUERY from `from`: our commit of `inst`, if we have one, else our votes for it.
     pub(crate) fn on_commit_query(&mut self, from: ReplicaId, inst: InstanceId, out: &mut Out) {
         if let Some(e) = self.log.get(&inst) {
             if let Some(proof) = &e.proof {
@@ -151,30 +184,32 @@ impl Replica {
                 return out.send(from, msg);
             }
         }
-        // An owner change dropped the slot: the asker missed its NEWOWNER (it
+        self.resend_votes(from, inst, out);
+        // An owner change dropped or settled the slot: the asker missed its NEWOWNER (it
         // was cut off, or it is the space's own replica, which never asks
         // for its own space's change and so never gets it resent). The signed
         // NEWOWNERs, which it can check itself, are the answer.
         let Some(s) = self.spaces.get(inst.space.index()) else { return };
-        if self.void(inst) {
+        let settled = self.log.get(&inst).is_some_and(|e| e.committed && e.proof.is_none());
+        if self.void(inst) || settled {
             for msg in s.installed_after(0) {
                 out.send(from, msg);
             }
         }
     }
 
-    /// COMMITTED from `from`: a commit certificate we asked for.
+    /// COMMITTED from `from`: a commit proof we asked for.
     pub(crate) fn on_committed(&mut self, from: ReplicaId, request: SignedRequest, proof: CommitProof, out: &mut Out) {
-        let c = request.req.client;
-        let Some((order, deps, seq)) = proven(&self.m, self.crypto.as_ref(), c, &request, &proof) else {
-            return out.reject(NodeId::Replica(from), "invalid COMMITTED certificate");
+        let Some((order, deps, seq)) = certified(&self.m, self.crypto.as_ref(), &request, &proof, Strength::Committed)
+        else {
+            return out.reject(NodeId::Replica(from), "invalid COMMITTED proof");
         };
-        let slow = matches!(proof, CommitProof::Slow { .. });
+        let slow = matches!(proof.proposal, Proposal::Slow { .. });
         self.commit(order, request, deps, seq, slow, Some(proof), out);
     }
 
     /// Fix `order`'s command with `deps` and `seq`; `slow`: the client waits for
-    /// COMMITREPLY; `proof`: the certificate (none when an owner change settled it).
+    /// COMMITREPLY; `proof`: how the replicas agreed (none when an owner change settled it).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn commit(
         &mut self,
@@ -199,16 +234,17 @@ impl Replica {
         }
         // Only clients wait for a COMMITREPLY; a barrier's owner does not.
         let slow = slow && barrier_space(c, &self.m).is_none();
-        let Some(space) = self.spaces.get(inst.space.index()) else { return };
-        if !settling && !space.open() && !self.log.get(&inst).is_some_and(|e| e.committed) {
-            // Once committed to an owner change, only its settlement fixes this space's slots.
-            return out.reject(NodeId::Client(c), "COMMIT for a space under owner change");
+        self.agreements.remove(&inst);
+        if !settling && self.void(inst) {
+            // An owner change settles every committed slot, so this proof
+            // needs more than f faulty replicas.
+            return out.reject(NodeId::Client(c), "commit proof for a slot an owner change dropped");
         }
         match self.log.get_mut(&inst) {
             Some(e) if e.committed => {
-                if e.deps != deps || e.seq != seq {
-                    // First commit wins here (see the decision record on conflicting commits).
-                    return out.reject(NodeId::Client(c), "COMMIT conflicts with an earlier commit");
+                if e.deps != deps || e.seq != seq || e.order != order {
+                    // Agreement makes commits unique: this needs more than f faulty replicas.
+                    return out.reject(NodeId::Client(c), "commit conflicts with an earlier commit");
                 }
                 if slow && !e.reply_when_final {
                     e.reply_when_final = true;

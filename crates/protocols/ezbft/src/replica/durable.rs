@@ -2,16 +2,16 @@
 //! from it after a crash.
 //!
 //! Every SPECREPLY is backed by a record of the order it answers (with the
-//! reply itself), every commit by a record of it, every owner-change step
-//! by a record; the host makes a record durable before any later message of
+//! reply itself), every ACCEPT and CONFIRM by a record of what it voted
+//! for, every commit by a record of it, every owner-change step by a record; the host makes a record durable before any later message of
 //! the replica leaves. A replica that recovers therefore never answers a
-//! slot twice differently, never orders a slot of its own space twice, and
+//! slot twice differently, never votes twice differently, never orders a slot of its own space twice, and
 //! keeps its promise not to take orders in a space under owner change. A
 //! stable checkpoint replaces all earlier records; the commands it does not
 //! cover are written again after it.
 
 use super::{Out, Replica};
-use crate::messages::{CheckpointState, CommitProof, InstanceId, NewOwnerBody, Signed, SpecOrder, SpecReply};
+use crate::messages::{CheckpointState, CommitProof, InstanceId, NewOwnerBody, Proposal, Signed, SpecOrder, SpecReply};
 use quorate_core::machine::{Effect, Event};
 use quorate_core::request::SignedRequest;
 use quorate_core::{wire, Bytes};
@@ -37,6 +37,10 @@ pub(crate) enum Record {
         slow: bool,
         proof: Option<CommitProof>,
     },
+    /// We accepted this proposal (our ACCEPT for its slot).
+    Accept { request: SignedRequest, proposal: Proposal },
+    /// We hold this prepared certificate (our CONFIRM for its slot).
+    Prepared { request: SignedRequest, proof: CommitProof },
     /// We committed to replacing the owner of `space` by `owner`.
     Changing { space: quorate_core::ids::ReplicaId, owner: u64 },
     /// We installed this NEWOWNER.
@@ -44,7 +48,7 @@ pub(crate) enum Record {
 }
 
 impl Replica {
-    fn persist(&self, record: &Record, out: &mut Out) {
+    pub(crate) fn persist_record(&self, record: &Record, out: &mut Out) {
         if !self.replaying {
             out.push(Effect::Persist(Bytes::from(wire::encode(record))));
         }
@@ -60,7 +64,7 @@ impl Replica {
                 seq: e.seq,
                 reply: e.reply.clone().map(Box::new),
             };
-            self.persist(&record, out);
+            self.persist_record(&record, out);
         }
     }
 
@@ -75,18 +79,18 @@ impl Replica {
                 slow,
                 proof: e.proof.clone(),
             };
-            self.persist(&record, out);
+            self.persist_record(&record, out);
         }
     }
 
     /// After committing to an owner change.
     pub(crate) fn persist_changing(&self, space: quorate_core::ids::ReplicaId, owner: u64, out: &mut Out) {
-        self.persist(&Record::Changing { space, owner }, out);
+        self.persist_record(&Record::Changing { space, owner }, out);
     }
 
     /// After installing a NEWOWNER.
     pub(crate) fn persist_new_owner(&self, new_owner: &Signed<NewOwnerBody>, out: &mut Out) {
-        self.persist(&Record::NewOwner(Box::new(new_owner.clone())), out);
+        self.persist_record(&Record::NewOwner(Box::new(new_owner.clone())), out);
     }
 
     /// The stable checkpoint replaces the log; what it does not cover is written again.
@@ -103,6 +107,9 @@ impl Replica {
         live.sort();
         for inst in &live {
             self.persist_order(*inst, out);
+        }
+        for record in self.agreement_records() {
+            self.persist_record(&record, out);
         }
         for inst in &live {
             if let Some(e) = self.log.get(inst).filter(|e| e.committed) {
@@ -137,6 +144,8 @@ impl Replica {
                 Record::Commit { order, request, deps, seq, slow, proof } => {
                     self.commit(order, request, deps, seq, slow, proof, out)
                 }
+                Record::Accept { request, proposal } => self.replay_accept(request, proposal),
+                Record::Prepared { request, proof } => self.replay_prepared(request, proof),
                 Record::Changing { space, owner } => {
                     if let Some(s) = self.spaces.get_mut(space.index()) {
                         if s.frozen.is_none() && s.changing.is_none_or(|c| c < owner) {
@@ -153,8 +162,7 @@ impl Replica {
         let ours =
             self.log.iter().filter(|(i, e)| i.space == self.id && e.barrier && !e.committed).map(|(i, _)| *i).max();
         if let Some(inst) = ours {
-            self.barrier =
-                Some(super::checkpoint::BarrierRound { inst, replies: Default::default(), committing: false });
+            self.barrier = Some(super::checkpoint::BarrierRound { inst, replies: Default::default(), proposal: None });
             out.set_timer(crate::Timer::Barrier { inst }, self.cfg.client_retransmit);
         }
     }

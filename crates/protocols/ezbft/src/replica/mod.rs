@@ -1,13 +1,16 @@
 //! The EZBFT replica. One file per part:
 //!
 //! - `order.rs`: REQUEST (becoming command-leader) and SPECORDER (§IV-A).
-//! - `commit.rs`: COMMITFAST (§IV-A step 5.1) and COMMIT (§IV-C).
+//! - `commit.rs`: COMMITFAST (§IV-A step 5.1) and COMMIT (§IV-C) as
+//!   proposals, COMMITQUERY / COMMITTED, and committing.
+//! - `agree.rs`: ACCEPT and CONFIRM, the agreement on one proposal per slot.
 //! - `execute.rs`: speculative and final execution (§IV-B).
 //! - `owner.rs`: suspicion (REQUEST to all, RESENDREQ, POM) and the owner
 //!   change that settles and freezes a faulty leader's space (§IV-D, §IV-E).
 //! - `checkpoint.rs`: barriers, CHECKPOINT votes, garbage collection and
 //!   state transfer (the paper names checkpoints only).
 
+mod agree;
 mod checkpoint;
 mod commit;
 mod durable;
@@ -53,7 +56,7 @@ pub(crate) struct Entry {
     pub reply_when_final: bool,
     /// The final result, once executed.
     pub final_result: Option<Bytes>,
-    /// The certificate it was committed with (none: settled by an owner change).
+    /// How the replicas agreed on its commit (none: settled by an owner change).
     pub proof: Option<CommitProof>,
     /// Dropped by an owner change: committed as doing nothing.
     pub noop: bool,
@@ -227,6 +230,8 @@ pub struct Replica {
     /// The other way round: each waiting command's blocker, so that a command
     /// that reaches a waiting one stops there instead of walking its graph again.
     pub(crate) parked: HashMap<InstanceId, InstanceId>,
+    /// Slots with proposals or votes and no commit yet.
+    pub(crate) agreements: HashMap<InstanceId, agree::Agreement>,
     /// Commands others wait for that are not committed here: commit timeouts so far.
     pub(crate) uncommitted: HashMap<InstanceId, u32>,
     /// Commands executed speculatively and not final yet, in execution order
@@ -288,6 +293,7 @@ impl Replica {
             waiting: BTreeSet::new(),
             blocked: HashMap::new(),
             parked: HashMap::new(),
+            agreements: HashMap::new(),
             uncommitted: HashMap::new(),
             speculated: VecDeque::new(),
             led: HashMap::new(),
@@ -385,6 +391,8 @@ impl Replica {
             (NodeId::Replica(r), Msg::SpecOrder { order, request }) => self.on_spec_order(r, order, request, out),
             (from, Msg::CommitFast { request, cert }) => self.on_commit_fast(from, request, cert, out),
             (from, Msg::Commit { commit, request, cert }) => self.on_commit(from, commit, request, cert, out),
+            (NodeId::Replica(r), Msg::Accept(vote)) => self.on_vote(r, *vote, crate::messages::Phase::Accept, out),
+            (NodeId::Replica(r), Msg::Confirm(vote)) => self.on_vote(r, *vote, crate::messages::Phase::Confirm, out),
             (NodeId::Replica(r), Msg::SpecReply(reply)) => self.on_barrier_reply(r, *reply, out),
             (NodeId::Replica(r), Msg::Checkpoint(vote)) => self.on_checkpoint(r, *vote, out),
             (NodeId::Replica(r), Msg::StateQuery { barrier }) => self.on_state_query(r, barrier, out),

@@ -14,18 +14,19 @@
 //! after it, and freezes the space. A new owner that does not deliver in
 //! time is itself replaced (O+2).
 
-use super::commit::proven;
+use super::commit::{certified, proposed, Strength};
 use super::{Out, Replica};
 use crate::messages::{
-    canonical_deps, epoch_base, epoch_history, epoch_owner, next_epoch_owner, request_authentic, request_digest,
+    commit_digest, epoch_base, epoch_history, epoch_owner, next_epoch_owner, request_authentic, request_digest,
     InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SlotReport, SpecOrder, SpecReply,
 };
 use crate::Timer;
 use quorate_core::crypto::Crypto;
+use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A slot as an owner change settles it.
 #[derive(Debug)]
@@ -36,78 +37,111 @@ pub(crate) struct Settled {
     pub seq: u64,
 }
 
-/// The settled history G of `space` from 2f+1 signed views, and the slot it
+/// The settled history G of `space` from 2f+1 signed views: the slot it
 /// starts at (the latest stable checkpoint among the views: what it covers
-/// is executed by f+1 correct replicas already). Slot by slot, a slot is settled by a valid commit certificate in some view (the first
-/// by replica id), or else by the views' own SPECREPLYs: f+1 replies with
-/// identical bodies give their dependencies and sequence number (a fast-path
-/// decision that lost its COMMITFAST), otherwise f+1 replies for one request
-/// give it with the union of their dependencies and the largest sequence
-/// number. G ends at the first slot settled by neither: nothing after it can
-/// have completed, since replicas take a space's slots in order.
+/// is executed by f+1 correct replicas already), the settled slots in
+/// order, and where G ends. A slot is settled, in this order of precedence,
+/// by
+///
+/// 1. a commit proof or prepared certificate in some view (at most one
+///    proposal per slot can be prepared);
+/// 2. one proposal accepted in f+1 views (a commit by 3f+1 ACCEPTs leaves
+///    it in every correct view);
+/// 3. f+1 of the views' own SPECREPLYs with identical bodies (a fast-path
+///    decision whose COMMITFAST was lost leaves them in every correct view).
+///
+/// G ends after the last settled slot; the unsettled slots before it are
+/// void. None of them can have completed: a commit would have left 1 or 2,
+/// a fast-path decision 3. (A replica may hold a slot after an unsettled
+/// one: a proposal carries its order, so it can accept without the slots
+/// before.)
 pub(crate) fn settle(
     m: &Membership,
     crypto: &dyn Crypto,
     space: ReplicaId,
     views: &[Signed<OwnerChangeBody>],
-) -> (u64, Vec<Settled>) {
+) -> (u64, Vec<Settled>, u64) {
     let start = views.iter().map(|v| v.body.start(m.n())).max().unwrap_or(0);
-    let mut g = Vec::new();
-    for slot in start.. {
-        let reports: Vec<(ReplicaId, &SlotReport)> = views
-            .iter()
-            .filter_map(|v| {
-                let r = v.body.history.get(usize::try_from(slot - v.body.start(m.n())).ok()?)?;
-                (r.order.body.inst == InstanceId { space, slot }).then_some((v.body.replica, r))
-            })
-            .collect();
-        let committed = reports.iter().find_map(|(_, r)| {
-            let proof = r.commit.as_ref()?;
-            let (order, deps, seq) = proven(m, crypto, r.request.req.client, &r.request, proof)?;
-            (order.body.inst == InstanceId { space, slot }).then(|| Settled {
-                order,
-                request: r.request.clone(),
-                deps,
-                seq,
-            })
-        });
-        if let Some(s) = committed {
-            g.push(s);
-            continue;
+    let mut by_slot: BTreeMap<u64, Vec<(ReplicaId, &SlotReport)>> = BTreeMap::new();
+    for v in views {
+        for r in &v.body.history {
+            let inst = r.order.body.inst;
+            if inst.space == space && inst.slot >= start {
+                by_slot.entry(inst.slot).or_default().push((v.body.replica, r));
+            }
         }
-        // The views' own replies, checked: signed by the view's replica, about the reported order.
-        let replies: Vec<(&SpecReply, &SignedRequest)> = reports
-            .iter()
-            .filter_map(|(from, r)| {
-                let reply = r.reply.as_ref()?;
-                let ok = reply.reply.body.replica == *from
-                    && reply.order == r.order
-                    && reply.reply.body.request == request_digest(&r.request)
-                    && request_authentic(&r.request, space, m, crypto)
-                    && reply.verify(m, crypto);
-                ok.then_some((reply, &r.request))
-            })
-            .collect();
-        let f1 = m.f() + 1;
-        let identical = replies.iter().find(|(a, _)| {
-            replies.iter().filter(|(b, _)| b.reply.body.matches(&a.reply.body) && b.order == a.order).count() >= f1
-        });
-        if let Some((r, req)) = identical {
-            let b = &r.reply.body;
-            g.push(Settled { order: r.order.clone(), request: (*req).clone(), deps: b.deps.clone(), seq: b.seq });
-            continue;
-        }
-        let same_request = replies.iter().find_map(|(a, req)| {
-            let group: Vec<&&SpecReply> =
-                replies.iter().filter(|(b, _)| b.reply.body.request == a.reply.body.request).map(|(b, _)| b).collect();
-            (group.len() >= f1).then_some((group, *req))
-        });
-        let Some((group, req)) = same_request else { break };
-        let deps: BTreeSet<InstanceId> = group.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
-        let seq = group.iter().map(|r| r.reply.body.seq).max().unwrap_or(1);
-        g.push(Settled { order: group[0].order.clone(), request: req.clone(), deps: canonical_deps(deps), seq });
     }
-    (start, g)
+    let mut g = Vec::new();
+    for (slot, reports) in by_slot {
+        let inst = InstanceId { space, slot };
+        let s = by_proof(m, crypto, inst, &reports)
+            .or_else(|| by_accepted(m, crypto, inst, &reports))
+            .or_else(|| by_replies(m, crypto, inst, &reports));
+        g.extend(s);
+    }
+    let end = g.last().map_or(start, |s| s.order.body.inst.slot + 1);
+    (start, g, end)
+}
+
+/// Rule 1: a commit proof or prepared certificate (the first valid one by replica id).
+fn by_proof(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    inst: InstanceId,
+    reports: &[(ReplicaId, &SlotReport)],
+) -> Option<Settled> {
+    reports.iter().find_map(|(_, r)| {
+        let (order, deps, seq) = certified(m, crypto, &r.request, r.cert.as_ref()?, Strength::Prepared)?;
+        (order.body.inst == inst).then(|| Settled { order, request: r.request.clone(), deps, seq })
+    })
+}
+
+/// Rule 2: a proposal accepted in f+1 views.
+fn by_accepted(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    inst: InstanceId,
+    reports: &[(ReplicaId, &SlotReport)],
+) -> Option<Settled> {
+    let mut count: BTreeMap<Digest, (usize, Settled)> = BTreeMap::new();
+    for (_, r) in reports {
+        let Some(p) = &r.accepted else { continue };
+        let Some((order, deps, seq)) = proposed(m, crypto, r.request.req.client, &r.request, p) else { continue };
+        if order.body.inst != inst {
+            continue;
+        }
+        let d = commit_digest(&order, &deps, seq);
+        count.entry(d).or_insert_with(|| (0, Settled { order, request: r.request.clone(), deps, seq })).0 += 1;
+    }
+    count.into_values().find(|(n, _)| *n > m.f()).map(|(_, s)| s)
+}
+
+/// Rule 3: f+1 of the views' own SPECREPLYs with identical bodies, each
+/// checked: signed by the view's replica, about the reported order.
+fn by_replies(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    inst: InstanceId,
+    reports: &[(ReplicaId, &SlotReport)],
+) -> Option<Settled> {
+    let replies: Vec<(&SpecReply, &SignedRequest)> = reports
+        .iter()
+        .filter_map(|(from, r)| {
+            let reply = r.reply.as_ref()?;
+            let ok = reply.reply.body.replica == *from
+                && reply.order == r.order
+                && r.order.body.inst == inst
+                && reply.reply.body.request == request_digest(&r.request)
+                && request_authentic(&r.request, inst.space, m, crypto)
+                && reply.verify(m, crypto);
+            ok.then_some((reply, &r.request))
+        })
+        .collect();
+    let (r, req) = replies.iter().find(|(a, _)| {
+        replies.iter().filter(|(b, _)| b.reply.body.matches(&a.reply.body) && b.order == a.order).count() > m.f()
+    })?;
+    let b = &r.reply.body;
+    Some(Settled { order: r.order.clone(), request: (*req).clone(), deps: b.deps.clone(), seq: b.seq })
 }
 
 /// Whether a signed view is well-formed: signed by its replica, about
@@ -248,16 +282,13 @@ impl Replica {
         self.persist_changing(space, next, out);
         let stable = self.stable.as_ref().map(|s| s.stable.clone());
         let start = crate::messages::view_start(space, next, stable.as_ref(), self.m.n());
-        let history: Vec<SlotReport> = (start..)
-            .map_while(|slot| self.log.get(&InstanceId { space, slot }))
-            .map(|e| SlotReport {
-                order: e.order.clone(),
-                request: e.req.clone(),
-                // A certificate settles the slot on its own: the reply would only add bytes.
-                reply: if e.proof.is_some() { None } else { e.reply.clone() },
-                commit: e.proof.clone(),
-            })
-            .collect();
+        // Every slot we hold or voted on, gaps included: a slot we accepted
+        // or committed counts even if we missed the orders before it.
+        let mut slots: Vec<InstanceId> = self.log.keys().chain(self.agreements.keys()).copied().collect();
+        slots.retain(|i| i.space == space && i.slot >= start);
+        slots.sort();
+        slots.dedup();
+        let history: Vec<SlotReport> = slots.into_iter().filter_map(|i| self.slot_report(i)).collect();
         let body = OwnerChangeBody { replica: self.id, space, owner: next, stable, history };
         let report = Signed::sign(body, self.crypto.as_ref());
         let new_owner = crate::messages::owner_replica(next, &self.m);
@@ -355,8 +386,7 @@ impl Replica {
     fn install_new_owner(&mut self, new_owner: Signed<NewOwnerBody>, out: &mut Out) {
         let (space, owner) = (new_owner.body.space, new_owner.body.owner);
         let proofs = &new_owner.body.proofs;
-        let (start, g) = settle(&self.m, self.crypto.as_ref(), space, proofs);
-        let len = start + g.len() as u64;
+        let (start, g, len) = settle(&self.m, self.crypto.as_ref(), space, proofs);
         self.persist_new_owner(&new_owner, out);
         // A view's checkpoint we have not reached: its votes tell us to fetch its state.
         if let Some(stable) =
@@ -382,11 +412,28 @@ impl Replica {
         // The protocol's counterpart of a leader change (counted by hosts and the simulator).
         let leader = crate::messages::owner_replica(owner, &self.m);
         out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader });
+        // The unsettled slots inside G are void, like those after it.
+        let mut from = start;
+        for s in &g {
+            let slot = s.order.body.inst.slot;
+            if slot > from {
+                self.spaces[space.index()].void.push((from, slot));
+            }
+            from = slot + 1;
+        }
+        let settled: BTreeSet<u64> = g.iter().map(|s| s.order.body.inst.slot).collect();
         for Settled { order, request, deps, seq } in g {
             // The client may be waiting on the slow path: it gets a COMMITREPLY.
             self.commit(order, request, deps, seq, true, None, out);
         }
-        let dropped: Vec<InstanceId> = self.log.keys().filter(|i| i.space == space && i.slot >= len).copied().collect();
+        let s = &self.spaces[space.index()];
+        self.agreements.retain(|i, _| i.space != space || !s.void(i.slot));
+        let dropped: Vec<InstanceId> = self
+            .log
+            .keys()
+            .filter(|i| i.space == space && i.slot >= start && !settled.contains(&i.slot) && s.void(i.slot))
+            .copied()
+            .collect();
         for inst in dropped {
             if let Some(e) = self.log.get_mut(&inst) {
                 if !e.committed || e.noop {
