@@ -412,3 +412,6 @@ impl Replica {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
