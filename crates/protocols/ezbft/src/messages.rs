@@ -3,7 +3,8 @@
 //! Every message on the critical path is signed, as in the paper: REQUEST and
 //! COMMIT by the client, SPECORDER by the command-leader, SPECREPLY by each
 //! replying replica (over its own identity and a digest of its result, so a
-//! reply can serve as evidence). COMMITFAST and COMMITREPLY carry no
+//! reply can serve as evidence), ACCEPT and CONFIRM by the voting replica
+//! (votes make up commit proofs). COMMITFAST and COMMITREPLY carry no
 //! signature: the first is a certificate of signed replies, the second is
 //! counted by the client over authenticated channels.
 
