@@ -151,6 +151,10 @@ impl Replica {
                 return out.send(from, msg);
             }
         }
+        if self.covered(inst) && !self.void(inst) {
+            // Collected by our stable checkpoint: the asker is behind it.
+            return self.show_stable(from, out);
+        }
         // An owner change dropped the slot: the asker missed its NEWOWNER (it
         // was cut off, or it is the space's own replica, which never asks
         // for its own space's change and so never gets it resent). The signed

@@ -382,10 +382,17 @@ impl Replica {
         // The protocol's counterpart of a leader change (counted by hosts and the simulator).
         let leader = crate::messages::owner_replica(owner, &self.m);
         out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader });
+        // All of G is committed before anything executes: executing after
+        // each slot made every slot that unblocks a command outside the
+        // speculative tail's front roll the whole tail back and run it again
+        // (a never-committing client's long history cost millions of
+        // executions per NEWOWNER: campaign seed 109).
+        self.defer_execution = true;
         for Settled { order, request, deps, seq } in g {
             // The client may be waiting on the slow path: it gets a COMMITREPLY.
             self.commit(order, request, deps, seq, true, None, out);
         }
+        self.defer_execution = false;
         let dropped: Vec<InstanceId> = self.log.keys().filter(|i| i.space == space && i.slot >= len).copied().collect();
         for inst in dropped {
             if let Some(e) = self.log.get_mut(&inst) {
