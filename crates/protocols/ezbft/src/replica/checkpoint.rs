@@ -190,13 +190,17 @@ impl Replica {
         self.check_stable(inst, out);
     }
 
-    /// CHECKPOINT from `from`.
+    /// CHECKPOINT from `from`: a replica's vote, or one it forwards (the
+    /// voter's signature is what counts, not the sender).
     pub(crate) fn on_checkpoint(&mut self, from: ReplicaId, vote: Signed<CheckpointBody>, out: &mut Out) {
-        if vote.body.replica != from || !vote.verify(NodeId::Replica(from), self.crypto.as_ref()) {
+        let voter = vote.body.replica;
+        if !self.m.contains(voter) || !vote.verify(NodeId::Replica(voter), self.crypto.as_ref()) {
             return out.reject(NodeId::Replica(from), "bad CHECKPOINT signature");
         }
         let barrier = vote.body.barrier;
-        if self.covered(barrier) {
+        // A vote we hold already (forwarded again) changes nothing; counting
+        // it would re-arm the state transfer timer, which then never fires.
+        if self.covered(barrier) || self.votes.get(&barrier).is_some_and(|v| v.votes.contains_key(&voter)) {
             return;
         }
         // Bounded: a faulty replica could vote for barriers that never exist.
@@ -205,8 +209,20 @@ impl Replica {
             let Some(weakest) = weakest.map(|(b, _)| *b) else { return };
             self.votes.remove(&weakest);
         }
-        self.votes.entry(barrier).or_default().votes.insert(from, vote);
+        self.votes.entry(barrier).or_default().votes.insert(voter, vote);
         self.check_stable(barrier, out);
+    }
+
+    /// Show `to` the votes of our stable checkpoint: it asked for a command
+    /// the checkpoint collected, so it missed them (they are sent once, and
+    /// a partition or loss can take them all) and will never see that
+    /// command's commit. With 2f+1 votes for a barrier it has not executed
+    /// it fetches the state as usual.
+    pub(crate) fn show_stable(&self, to: ReplicaId, out: &mut Out) {
+        let Some(s) = &self.stable else { return };
+        for vote in &s.stable.votes {
+            out.send(to, Msg::Checkpoint(Box::new(vote.clone())));
+        }
     }
 
     /// A valid stable checkpoint seen elsewhere (in an owner change): count

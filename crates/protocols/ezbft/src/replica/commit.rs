@@ -184,6 +184,10 @@ impl Replica {
                 return out.send(from, msg);
             }
         }
+        if self.covered(inst) && !self.void(inst) {
+            // Collected by our stable checkpoint: the asker is behind it.
+            return self.show_stable(from, out);
+        }
         self.resend_votes(from, inst, out);
         // An owner change dropped or settled the slot: the asker missed its NEWOWNER (it
         // was cut off, or it is the space's own replica, which never asks

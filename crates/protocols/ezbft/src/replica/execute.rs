@@ -83,7 +83,12 @@ impl Replica {
 
     /// Execute finally what `changed` (newly committed commands) made ready:
     /// each of them, and the commands that were waiting for one of them.
+    /// While execution is deferred, nothing: they stay in `waiting`, and the
+    /// pass that ends the deferral ([`Self::execute_all_ready`]) takes them.
     pub(crate) fn execute_ready(&mut self, changed: Vec<InstanceId>, out: &mut Out) {
+        if self.defer_execution {
+            return;
+        }
         let mut todo = changed;
         while let Some(root) = todo.pop() {
             if let Some(more) = self.blocked.remove(&root) {

@@ -257,6 +257,9 @@ pub struct Replica {
     pub(crate) state_asks: u64,
     /// Replaying the durable log: write nothing to it.
     pub(crate) replaying: bool,
+    /// Committing an owner change's settled history: final execution waits
+    /// until all of it is committed (see `install_new_owner`).
+    pub(crate) defer_execution: bool,
 }
 
 impl Replica {
@@ -305,6 +308,7 @@ impl Replica {
             stable: None,
             state_asks: 0,
             replaying: false,
+            defer_execution: false,
         }
     }
 
