@@ -84,16 +84,12 @@ impl Agreement {
 }
 
 impl Replica {
-    /// A proposal (COMMITFAST or COMMIT) from `from`, its proposer.
-    pub(crate) fn on_proposal(
-        &mut self,
-        from: NodeId,
-        request: SignedRequest,
-        proposal: Proposal,
-        slow: bool,
-        out: &mut Out,
-    ) {
+    /// A proposal (COMMITFAST or COMMIT) from `from`: its proposer, or a
+    /// replica forwarding it.
+    pub(crate) fn on_proposal(&mut self, from: NodeId, request: SignedRequest, proposal: Proposal, out: &mut Out) {
         let c = request.req.client;
+        // The client waits for COMMITREPLY (a forwarded COMMIT is not the client asking again).
+        let slow = matches!(proposal, Proposal::Slow { .. }) && from == NodeId::Client(c);
         let Some((order, deps, seq)) = proposed(&self.m, self.crypto.as_ref(), c, &request, &proposal) else {
             return out.reject(from, "invalid COMMITFAST or COMMIT certificate");
         };
@@ -116,7 +112,7 @@ impl Replica {
         }
         let digest = commit_digest(&order, &deps, seq);
         let a = self.agreements.entry(inst).or_default();
-        a.slow |= slow;
+        a.slow |= matches!(proposal, Proposal::Slow { .. });
         if a.proposals.len() < MAX_PROPOSALS {
             a.proposals.entry(digest).or_insert(Candidate { order, request, deps, seq, proposal });
         }
@@ -224,11 +220,22 @@ impl Replica {
         }
     }
 
-    /// Our votes for `inst`, sent again to `to` (it asked for a commit we do not have yet).
-    pub(crate) fn resend_votes(&self, to: ReplicaId, inst: InstanceId, out: &mut Out) {
-        if let Some(a) = self.agreements.get(&inst) {
-            for v in [a.accepts.get(&self.id), a.confirms.get(&self.id)].into_iter().flatten() {
-                out.send(to, vote_msg(v.clone()));
+    /// The proposal we accepted for `inst` and our votes, to `to` (or all):
+    /// it asked for a commit we do not have yet, or we wait for one.
+    pub(crate) fn show_agreement(&self, to: Option<ReplicaId>, inst: InstanceId, out: &mut Out) {
+        let Some(a) = self.agreements.get(&inst) else { return };
+        let accepted = a.accepted.and_then(|d| a.proposals.get(&d)).map(|c| match &c.proposal {
+            Proposal::Fast(cert) => Msg::CommitFast { request: c.request.clone(), cert: cert.clone() },
+            Proposal::Slow { commit, cert } => {
+                Msg::Commit { commit: commit.clone(), request: c.request.clone(), cert: cert.clone() }
+            }
+        });
+        let votes =
+            [a.accepts.get(&self.id), a.confirms.get(&self.id)].into_iter().flatten().map(|v| vote_msg(v.clone()));
+        for msg in accepted.into_iter().chain(votes) {
+            match to {
+                Some(r) => out.send(r, msg),
+                None => out.broadcast(msg),
             }
         }
     }

@@ -18,6 +18,9 @@ use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use std::collections::BTreeSet;
 
+/// How many consecutive commits a COMMITQUERY is answered with.
+const COMMIT_BATCH: u64 = 32;
+
 /// What a proposal commits for client `c`'s `request`: (order, deps, seq), if valid.
 pub(crate) fn proposed(
     m: &Membership,
@@ -120,13 +123,16 @@ fn valid_cert<'a>(
 }
 
 impl Replica {
-    /// Whether `from` may propose a commit of `request`: its client, or for
-    /// a barrier the replica that ordered it.
+    /// Whether `from` may send a proposal for `request`: its client (for a
+    /// barrier, the replica that ordered it), or any replica forwarding it
+    /// (a proposal proves itself: the client's or owner's signature, or
+    /// 3f+1 signed replies).
     fn may_commit(&self, from: NodeId, request: &SignedRequest) -> bool {
         let c = request.req.client;
-        match barrier_space(c, &self.m) {
-            None => from == NodeId::Client(c),
-            Some(space) => from == NodeId::Replica(space),
+        match (from, barrier_space(c, &self.m)) {
+            (NodeId::Replica(r), _) => self.m.contains(r),
+            (from, None) => from == NodeId::Client(c),
+            (_, Some(_)) => false,
         }
     }
 
@@ -135,7 +141,7 @@ impl Replica {
         if !self.may_commit(from, &request) {
             return out.reject(from, "COMMITFAST for another client's request");
         }
-        self.on_proposal(from, request, Proposal::Fast(cert), false, out);
+        self.on_proposal(from, request, Proposal::Fast(cert), out);
     }
 
     /// COMMIT from `from`.
@@ -150,7 +156,7 @@ impl Replica {
         if !self.may_commit(from, &request) {
             return out.reject(from, "COMMIT for another client's request");
         }
-        self.on_proposal(from, request, Proposal::Slow { commit, cert }, true, out);
+        self.on_proposal(from, request, Proposal::Slow { commit, cert }, out);
     }
 
     /// A command others wait for is still not committed: ask the other
@@ -165,30 +171,41 @@ impl Replica {
         }
         let Some(tries) = self.uncommitted.get_mut(&inst) else { return };
         *tries += 1;
+        let tries = *tries;
         // Ask on every timeout, not just the first: a query lost in a
         // partition or before GST is otherwise never repeated, and when the
         // others have committed the command none of them joins our suspicion,
         // so nothing else would ever bring us the commit.
         out.broadcast(crate::messages::Msg::CommitQuery { inst });
-        if *tries > 1 {
+        // A replica cut off when the proposal went out never got it: without
+        // its vote the agreement may lack a quorum (a replica crashed meanwhile).
+        self.show_agreement(None, inst, out);
+        if tries > 1 {
             self.suspect(inst.space, out);
         }
         out.set_timer(crate::Timer::Uncommitted { inst }, self.cfg.commit_timeout);
     }
 
-    /// COMMITQUERY from `from`: our commit of `inst`, if we have one, else our votes for it.
+    /// COMMITQUERY from `from`: our commit of `inst` and of the slots after
+    /// it that we hold committed, up to [`COMMIT_BATCH`] (the asker is
+    /// behind: a client's commands depend on each other, so a replica that
+    /// missed a run of them would otherwise fetch one per commit timeout);
+    /// else our votes for it.
     pub(crate) fn on_commit_query(&mut self, from: ReplicaId, inst: InstanceId, out: &mut Out) {
-        if let Some(e) = self.log.get(&inst) {
-            if let Some(proof) = &e.proof {
+        if self.log.get(&inst).is_some_and(|e| e.proof.is_some()) {
+            for slot in inst.slot..inst.slot.saturating_add(COMMIT_BATCH) {
+                let Some(e) = self.log.get(&InstanceId { space: inst.space, slot }) else { break };
+                let Some(proof) = &e.proof else { continue };
                 let msg = crate::messages::Msg::Committed { request: e.req.clone(), proof: Box::new(proof.clone()) };
-                return out.send(from, msg);
+                out.send(from, msg);
             }
+            return;
         }
         if self.covered(inst) && !self.void(inst) {
             // Collected by our stable checkpoint: the asker is behind it.
             return self.show_stable(from, out);
         }
-        self.resend_votes(from, inst, out);
+        self.show_agreement(Some(from), inst, out);
         // An owner change dropped or settled the slot: the asker missed its NEWOWNER (it
         // was cut off, or it is the space's own replica, which never asks
         // for its own space's change and so never gets it resent). The signed
@@ -209,7 +226,9 @@ impl Replica {
             return out.reject(NodeId::Replica(from), "invalid COMMITTED proof");
         };
         let slow = matches!(proof.proposal, Proposal::Slow { .. });
+        self.catching_up = true;
         self.commit(order, request, deps, seq, slow, Some(proof), out);
+        self.catching_up = false;
     }
 
     /// Fix `order`'s command with `deps` and `seq`; `slow`: the client waits for

@@ -260,6 +260,8 @@ pub struct Replica {
     /// Committing an owner change's settled history: final execution waits
     /// until all of it is committed (see `install_new_owner`).
     pub(crate) defer_execution: bool,
+    /// Committing a commit proof we asked for: we are behind.
+    pub(crate) catching_up: bool,
 }
 
 impl Replica {
@@ -309,6 +311,7 @@ impl Replica {
             state_asks: 0,
             replaying: false,
             defer_execution: false,
+            catching_up: false,
         }
     }
 

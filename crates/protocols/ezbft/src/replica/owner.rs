@@ -230,11 +230,13 @@ impl Replica {
     /// Ask for the owner of `space` to be replaced.
     pub(crate) fn suspect(&mut self, space: ReplicaId, out: &mut Out) {
         let Some(s) = self.spaces.get_mut(space.index()) else { return };
-        // A frozen space takes no more orders: nothing left to suspect.
-        if s.frozen.is_some() || space == self.id {
+        // A frozen space takes no more orders: nothing left to suspect. Under
+        // an owner change the incoming owner gets `new_owner_timeout` (its
+        // own timer) before it is suspected, however long commands wait.
+        if s.frozen.is_some() || s.changing.is_some() || space == self.id {
             return;
         }
-        let owner = s.changing.unwrap_or(s.owner);
+        let owner = s.owner;
         if !s.suspects.entry(owner).or_default().insert(self.id) {
             return;
         }
