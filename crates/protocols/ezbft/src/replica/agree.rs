@@ -16,7 +16,7 @@ use super::{Out, Replica};
 use crate::messages::{
     commit_digest, CommitProof, InstanceId, Msg, Phase, Proposal, Signed, SlotReport, SpecOrder, VoteBody,
 };
-use quorate_core::crypto::Digest;
+use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::request::SignedRequest;
 use std::collections::BTreeMap;
@@ -61,21 +61,23 @@ pub(crate) struct Agreement {
 }
 
 impl Agreement {
+    /// Every vote of `phase`, by replica.
+    fn of(&mut self, phase: Phase) -> &mut BTreeMap<ReplicaId, Signed<VoteBody>> {
+        match phase {
+            Phase::Accept => &mut self.accepts,
+            Phase::Confirm => &mut self.confirms,
+        }
+    }
+
     /// The votes of `phase` for `digest`.
     fn votes(&self, phase: Phase, digest: &Digest) -> Vec<Signed<VoteBody>> {
-        let all = match phase {
-            Phase::Accept => &self.accepts,
-            Phase::Confirm => &self.confirms,
-        };
+        let all = if phase == Phase::Accept { &self.accepts } else { &self.confirms };
         all.values().filter(|v| v.body.commit == *digest).cloned().collect()
     }
 
     /// The digest `phase` votes agree on, with at least `count` of them.
     fn agreed(&self, phase: Phase, count: usize) -> Option<(Digest, Vec<Signed<VoteBody>>)> {
-        let all = match phase {
-            Phase::Accept => &self.accepts,
-            Phase::Confirm => &self.confirms,
-        };
+        let all = if phase == Phase::Accept { &self.accepts } else { &self.confirms };
         all.values().map(|v| v.body.commit).find_map(|d| {
             let votes = self.votes(phase, &d);
             (votes.len() >= count).then_some((d, votes))
@@ -139,10 +141,7 @@ impl Replica {
         let Some(c) = a.proposals.get(&digest) else { return };
         let record = super::durable::Record::Accept { request: c.request.clone(), proposal: c.proposal.clone() };
         a.accepted = Some(digest);
-        let vote = Signed::sign(
-            VoteBody { replica: self.id, inst, phase: Phase::Accept, commit: digest },
-            self.crypto.as_ref(),
-        );
+        let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Accept, digest);
         a.accepts.insert(self.id, vote.clone());
         self.persist_record(&record, out);
         out.broadcast(Msg::Accept(Box::new(vote)));
@@ -166,10 +165,7 @@ impl Replica {
             return out.reject(NodeId::Replica(from), "vote with a bad signature");
         }
         let a = self.agreements.entry(inst).or_default();
-        let votes = match phase {
-            Phase::Accept => &mut a.accepts,
-            Phase::Confirm => &mut a.confirms,
-        };
+        let votes = a.of(phase);
         match votes.get(&from) {
             Some(v) if v.body.commit != vote.body.commit => {
                 return out.reject(NodeId::Replica(from), "two different votes for one slot");
@@ -195,8 +191,7 @@ impl Replica {
             if let Some((digest, request, proof)) = prepared {
                 let record = super::durable::Record::Prepared { request, proof: proof.clone() };
                 a.prepared = Some(proof);
-                let body = VoteBody { replica: self.id, inst, phase: Phase::Confirm, commit: digest };
-                let vote = Signed::sign(body, self.crypto.as_ref());
+                let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Confirm, digest);
                 a.confirms.insert(self.id, vote.clone());
                 self.persist_record(&record, out);
                 out.broadcast(Msg::Confirm(Box::new(vote)));
@@ -286,8 +281,7 @@ impl Replica {
         };
         let inst = order.body.inst;
         let digest = commit_digest(&order, &deps, seq);
-        let vote = VoteBody { replica: self.id, inst, phase: Phase::Accept, commit: digest };
-        let vote = Signed::sign(vote, self.crypto.as_ref());
+        let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Accept, digest);
         let a = self.agreements.entry(inst).or_default();
         a.slow |= matches!(proposal, Proposal::Slow { .. });
         a.proposals.insert(digest, Candidate { order, request, deps, seq, proposal });
@@ -303,8 +297,7 @@ impl Replica {
         };
         let inst = order.body.inst;
         let digest = commit_digest(&order, &deps, seq);
-        let vote = VoteBody { replica: self.id, inst, phase: Phase::Confirm, commit: digest };
-        let vote = Signed::sign(vote, self.crypto.as_ref());
+        let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Confirm, digest);
         let a = self.agreements.entry(inst).or_default();
         for v in &proof.votes {
             a.accepts.entry(v.body.replica).or_insert_with(|| v.clone());
@@ -327,15 +320,18 @@ impl Replica {
                 records
                     .push(super::durable::Record::Accept { request: c.request.clone(), proposal: c.proposal.clone() });
             }
-            if let (Some(proof), Some(c)) = (&a.prepared, a.prepared.as_ref().and_then(|p| p.votes.first())) {
-                if let Some(cand) = a.proposals.get(&c.body.commit) {
-                    records
-                        .push(super::durable::Record::Prepared { request: cand.request.clone(), proof: proof.clone() });
-                }
+            let prepared = a.prepared.as_ref().and_then(|p| Some((p, a.proposals.get(&p.votes.first()?.body.commit)?)));
+            if let Some((proof, c)) = prepared {
+                records.push(super::durable::Record::Prepared { request: c.request.clone(), proof: proof.clone() });
             }
         }
         records
     }
+}
+
+/// Replica `me`'s signed vote of `phase` for `commit` in `inst`.
+fn sign_vote(me: ReplicaId, crypto: &dyn Crypto, inst: InstanceId, phase: Phase, commit: Digest) -> Signed<VoteBody> {
+    Signed::sign(VoteBody { replica: me, inst, phase, commit }, crypto)
 }
 
 fn vote_msg(v: Signed<VoteBody>) -> Msg {
