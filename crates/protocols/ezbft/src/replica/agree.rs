@@ -209,7 +209,7 @@ impl Replica {
             }
             None if !a.asked => {
                 a.asked = true;
-                out.broadcast(Msg::CommitQuery { inst });
+                self.query_commit(inst, out);
             }
             None => {}
         }

@@ -176,7 +176,7 @@ impl Replica {
         // partition or before GST is otherwise never repeated, and when the
         // others have committed the command none of them joins our suspicion,
         // so nothing else would ever bring us the commit.
-        out.broadcast(crate::messages::Msg::CommitQuery { inst });
+        self.query_commit(inst, out);
         // A replica cut off when the proposal went out never got it: without
         // its vote the agreement may lack a quorum (a replica crashed meanwhile).
         self.show_agreement(None, inst, out);
@@ -184,6 +184,20 @@ impl Replica {
             self.suspect(inst.space, out);
         }
         out.set_timer(crate::Timer::Uncommitted { inst }, self.cfg.commit_timeout);
+    }
+
+    /// Ask every replica for the commit of `inst` (answered with up to
+    /// [`COMMIT_BATCH`] slots from it on).
+    pub(crate) fn query_commit(&mut self, inst: InstanceId, out: &mut Out) {
+        self.fetching.insert(inst.space, inst.slot..inst.slot.saturating_add(COMMIT_BATCH));
+        out.broadcast(crate::messages::Msg::CommitQuery { inst });
+    }
+
+    /// Whether the answer to our latest COMMITQUERY in its space brings
+    /// `inst` (while catching up, a fetched commit's blocker is mostly the
+    /// next slot of the same answer: asking again would fetch it twice).
+    pub(crate) fn fetching(&self, inst: InstanceId) -> bool {
+        self.fetching.get(&inst.space).is_some_and(|r| r.contains(&inst.slot))
     }
 
     /// COMMITQUERY from `from`: our commit of `inst` and of the slots after
@@ -221,6 +235,15 @@ impl Replica {
 
     /// COMMITTED from `from`: a commit proof we asked for.
     pub(crate) fn on_committed(&mut self, from: ReplicaId, request: SignedRequest, proof: CommitProof, out: &mut Out) {
+        // A replica far behind gets the same commits from several replicas
+        // and several queries: drop those it holds before checking their
+        // signatures, or checking them keeps it behind.
+        if let Some(inst) = proof.votes.first().map(|v| v.body.inst) {
+            let held = self.log.get(&inst).is_some_and(|e| e.committed && e.req == request);
+            if held || (self.covered(inst) && !self.log.contains_key(&inst)) {
+                return;
+            }
+        }
         let Some((order, deps, seq)) = certified(&self.m, self.crypto.as_ref(), &request, &proof, Strength::Committed)
         else {
             return out.reject(NodeId::Replica(from), "invalid COMMITTED proof");

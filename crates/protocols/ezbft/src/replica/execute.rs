@@ -113,9 +113,9 @@ impl Replica {
                     if let std::collections::hash_map::Entry::Vacant(v) = self.uncommitted.entry(blocker) {
                         v.insert(0);
                         out.set_timer(crate::Timer::Uncommitted { inst: blocker }, self.cfg.commit_timeout);
-                        if self.catching_up {
+                        if self.catching_up && !self.fetching(blocker) {
                             // A fetched commit led to the next missing one: ask now, not after a timeout.
-                            out.broadcast(Msg::CommitQuery { inst: blocker });
+                            self.query_commit(blocker, out);
                         }
                     }
                 }

@@ -262,6 +262,8 @@ pub struct Replica {
     pub(crate) defer_execution: bool,
     /// Committing a commit proof we asked for: we are behind.
     pub(crate) catching_up: bool,
+    /// Per space, the slots our latest COMMITQUERY there asked for.
+    pub(crate) fetching: HashMap<ReplicaId, std::ops::Range<u64>>,
 }
 
 impl Replica {
@@ -312,6 +314,7 @@ impl Replica {
             replaying: false,
             defer_execution: false,
             catching_up: false,
+            fetching: HashMap::new(),
         }
     }
 
