@@ -115,9 +115,11 @@ impl SafetyChecker {
     /// Replica `replica` restarted: under [`OrderGuarantee::Interfering`] it
     /// starts its per-key sequences over, or from the checkpoint it installs
     /// (what it executes again must again agree with the canonical order).
-    /// Under a total order slots say where a re-execution belongs, so nothing
-    /// changes.
+    /// Under a total order slots say where a re-execution belongs.
     pub fn restarted(&mut self, replica: u32) {
+        // What it ran speculatively before the crash died with it: a later
+        // `Committed` must not make those runs final.
+        self.speculative.remove(&replica);
         if let Some(k) = &mut self.per_key {
             k.places.remove(&replica);
         }
@@ -446,6 +448,25 @@ mod tests {
         c.observe(1, 0, &Event::Committed { slot: 1 });
         assert_eq!(c.violations(), 1);
         assert!(c.descriptions()[0].contains("agreement"));
+    }
+
+    #[test]
+    fn speculation_dies_with_a_crash() {
+        let mut c = SafetyChecker::new(quorate_core::OrderGuarantee::Total);
+        c.observe(0, 0, &exec(0, 1, 1, 1, false));
+        // Replica 1 runs a different command at slot 0 speculatively, then crashes.
+        c.observe(1, 0, &exec(0, 2, 1, 2, true));
+        c.restarted(1);
+        // After the restart it runs the agreed command finally: the dead speculation is not made final.
+        c.observe(1, 0, &exec(0, 1, 1, 1, false));
+        c.observe(1, 0, &Event::Committed { slot: 1 });
+        assert_eq!(c.violations(), 0);
+        // Without the restart the same events are a violation.
+        let mut d = SafetyChecker::new(quorate_core::OrderGuarantee::Total);
+        d.observe(0, 0, &exec(0, 1, 1, 1, false));
+        d.observe(1, 0, &exec(0, 2, 1, 2, true));
+        d.observe(1, 0, &Event::Committed { slot: 1 });
+        assert_eq!(d.violations(), 1);
     }
 
     #[test]

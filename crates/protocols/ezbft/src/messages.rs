@@ -297,7 +297,15 @@ pub fn next_epoch_owner(space: ReplicaId, owner: u64, n: usize) -> u64 {
 /// epoch's slots start at `k · 2^40`: far beyond any slot of an earlier epoch,
 /// so a dependency on a slot the change dropped can never name a new command.
 pub fn epoch_base(space: ReplicaId, owner: u64, n: usize) -> u64 {
-    (owner.saturating_sub(u64::from(space.0)) / n.max(1) as u64) << 40
+    (owner.saturating_sub(u64::from(space.0)) / n.max(1) as u64) << EPOCH_BITS
+}
+
+/// Slots per epoch, as a power of two (see [`epoch_base`]).
+pub const EPOCH_BITS: u32 = 40;
+
+/// The first slot of the epoch after the one `slot` is in.
+pub fn next_epoch_base(slot: u64) -> u64 {
+    ((slot >> EPOCH_BITS) + 1) << EPOCH_BITS
 }
 
 /// The history digest an epoch of `space` starts from.

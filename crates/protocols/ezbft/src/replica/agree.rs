@@ -132,7 +132,10 @@ impl Replica {
             for v in [a.accepts.get(&self.id), a.confirms.get(&self.id)].into_iter().flatten() {
                 out.broadcast(vote_msg(v.clone()));
             }
-            return;
+            // The others may have committed without us (we were cut off
+            // while they voted): they ignore votes for a committed slot,
+            // so ask for the commit itself.
+            return self.query_commit(inst, out);
         }
         if !open {
             // Committed to an owner change: our view, sent already, is what counts.

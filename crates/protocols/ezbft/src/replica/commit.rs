@@ -54,6 +54,16 @@ pub(crate) fn proposed(
     }
 }
 
+/// What `proposal` claims to commit, unchecked: (order, deps, seq).
+pub(crate) fn claimed(proposal: &Proposal) -> Option<(Signed<SpecOrder>, Vec<InstanceId>, u64)> {
+    match proposal {
+        Proposal::Fast(cert) => cert.first().map(|r| (r.order.clone(), r.reply.body.deps.clone(), r.reply.body.seq)),
+        Proposal::Slow { commit, cert } => {
+            cert.first().map(|r| (r.order.clone(), commit.body.deps.clone(), commit.body.seq))
+        }
+    }
+}
+
 /// How much a [`CommitProof`] shows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Strength {
@@ -281,6 +291,12 @@ impl Replica {
         // Only clients wait for a COMMITREPLY; a barrier's owner does not.
         let slow = slow && barrier_space(c, &self.m).is_none();
         self.agreements.remove(&inst);
+        let (space, n) = (inst.space, self.m.n());
+        if self.spaces.get(space.index()).is_some_and(|s| s.frozen.is_some() && order.body.owner > s.owner) {
+            // Committed in the epoch after the one we saw frozen: the space's
+            // replica reopened it while we could not take its orders.
+            self.reopen(space, crate::messages::epoch_owner(space, order.body.owner, n), out);
+        }
         if !settling && self.void(inst) {
             // An owner change settles every committed slot, so this proof
             // needs more than f faulty replicas.

@@ -113,8 +113,13 @@ impl Space {
     }
 
     /// Whether an owner change dropped `slot` (it holds no command for good).
+    /// A frozen space's slots past its end are dropped up to the next epoch
+    /// only: the space's replica may have reopened it without our knowing
+    /// (its orders came while we were under the change, or down), and a
+    /// command that depends on the new epoch must wait for it, not skip it.
     pub fn void(&self, slot: u64) -> bool {
-        self.frozen.is_some_and(|len| slot >= len) || self.void.iter().any(|(from, to)| (*from..*to).contains(&slot))
+        self.frozen.is_some_and(|len| slot >= len && slot < crate::messages::next_epoch_base(len))
+            || self.void.iter().any(|(from, to)| (*from..*to).contains(&slot))
     }
 
     /// Move `executed_below` over executed and dropped slots.

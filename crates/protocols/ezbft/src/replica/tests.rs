@@ -197,3 +197,17 @@ fn a_vote_signed_by_another_replica_or_repeated_differently_is_refused() {
     assert_eq!(a.accepts.len(), 1);
     assert_eq!(a.accepts[&ReplicaId(1)].body.commit, Digest::of(b"a"));
 }
+
+/// A frozen space drops the slots after its end in its own epoch only: a
+/// later epoch (its replica reopened it while we could not follow) holds
+/// commands that dependencies must wait for.
+#[test]
+fn a_frozen_space_voids_its_own_epoch_only() {
+    let mut net = Net::new();
+    let space = &mut net.replicas[0].spaces[1];
+    space.frozen = Some(7);
+    let next_epoch = crate::messages::epoch_base(ReplicaId(1), 1 + N as u64, N);
+    assert!(!space.void(6));
+    assert!(space.void(7) && space.void(next_epoch - 1));
+    assert!(!space.void(next_epoch) && !space.void(next_epoch + 5));
+}
