@@ -118,7 +118,16 @@ impl Replica {
         if a.proposals.len() < MAX_PROPOSALS {
             a.proposals.entry(digest).or_insert(Candidate { order, request, deps, seq, proposal });
         }
+        let again = a.accepted.is_some();
         self.accept(inst, digest, out);
+        if again && from == NodeId::Client(c) {
+            // The client is still waiting: the others may have committed
+            // without us (we were cut off while they voted), and they ignore
+            // votes for a committed slot, so ask for the commit itself. Only
+            // on the client's word: the answers to a query carry proposals
+            // too, and asking again on those would never end.
+            self.query_commit(inst, out);
+        }
         self.try_agree(inst, out);
     }
 
@@ -132,10 +141,7 @@ impl Replica {
             for v in [a.accepts.get(&self.id), a.confirms.get(&self.id)].into_iter().flatten() {
                 out.broadcast(vote_msg(v.clone()));
             }
-            // The others may have committed without us (we were cut off
-            // while they voted): they ignore votes for a committed slot,
-            // so ask for the commit itself.
-            return self.query_commit(inst, out);
+            return;
         }
         if !open {
             // Committed to an owner change: our view, sent already, is what counts.
