@@ -180,6 +180,10 @@ impl Replica {
             return;
         }
         let Some(tries) = self.uncommitted.get_mut(&inst) else { return };
+        if let Some(s) = self.spaces.get_mut(inst.space.index()) {
+            // Our ask for its NEWOWNERs may have been lost: orders may ask again.
+            s.asked_new_owner = None;
+        }
         *tries += 1;
         let tries = *tries;
         // Ask on every timeout, not just the first: a query lost in a

@@ -94,6 +94,10 @@ pub(crate) struct Space {
     pub waiting_clients: BTreeSet<ClientId>,
     /// The missing slot last asked for (ORDERQUERY).
     pub asked: Option<u64>,
+    /// Our owner number when we last asked for the NEWOWNERs after it: a
+    /// reopened space's every order would otherwise ask again, and each
+    /// answer carries whole settled histories.
+    pub asked_new_owner: Option<u64>,
     /// STARTOWNERCHANGE senders, by the owner number they want replaced.
     pub suspects: BTreeMap<u64, BTreeSet<ReplicaId>>,
     /// As the new owner: OWNERCHANGE reports received, for owner number `changing`.
@@ -288,6 +292,7 @@ impl Replica {
                 installed: Vec::new(),
                 changing: None,
                 asked: None,
+                asked_new_owner: None,
                 waiting_clients: BTreeSet::new(),
                 suspects: BTreeMap::new(),
                 reports: BTreeMap::new(),

@@ -141,7 +141,12 @@ impl Replica {
             // an owner change, or we missed the change (ask for its NEWOWNER).
             let (s, owner) = (o.inst.space, space.owner);
             if !self.reopen(s, o.owner, out) {
-                return out.send(from, Msg::StartOwnerChange { space: s, owner });
+                let space = &mut self.spaces[s.index()];
+                if space.asked_new_owner != Some(owner) {
+                    space.asked_new_owner = Some(owner);
+                    out.send(from, Msg::StartOwnerChange { space: s, owner });
+                }
+                return;
             }
         }
         let o = &order.body;
