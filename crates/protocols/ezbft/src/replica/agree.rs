@@ -100,6 +100,7 @@ impl Replica {
             // Executed and collected already.
             return;
         }
+        self.follow_epoch(&order, out);
         if let Some(e) = self.log.get_mut(&inst).filter(|e| e.committed) {
             // Committed already (from this or another proposal, or by an
             // owner change): a waiting client gets the final result.

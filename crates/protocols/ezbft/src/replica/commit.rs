@@ -214,6 +214,17 @@ impl Replica {
         self.fetching.get(&inst.space).is_some_and(|r| r.contains(&inst.slot))
     }
 
+    /// A proven order (in a valid proposal or commit) of the epoch after the
+    /// one we saw frozen: the space's replica reopened it while we could not
+    /// take its orders (we were under the owner change, or down), so reopen
+    /// it here too.
+    pub(crate) fn follow_epoch(&mut self, order: &Signed<SpecOrder>, out: &mut Out) {
+        let (space, n) = (order.body.inst.space, self.m.n());
+        if self.spaces.get(space.index()).is_some_and(|s| s.frozen.is_some() && order.body.owner > s.owner) {
+            self.reopen(space, crate::messages::epoch_owner(space, order.body.owner, n), out);
+        }
+    }
+
     /// COMMITQUERY from `from`: our commit of `inst` and of the slots after
     /// it that we hold committed, up to [`COMMIT_BATCH`] (the asker is
     /// behind: a client's commands depend on each other, so a replica that
@@ -234,6 +245,12 @@ impl Replica {
             return self.show_stable(from, out);
         }
         self.show_agreement(Some(from), inst, out);
+        if let Some(e) = self.log.get(&inst).filter(|e| !e.committed) {
+            // Not committed here either: at least the order, so that the
+            // asker holds the slot (it may have refused the order while an
+            // owner change was under way) and can have its owner replaced.
+            out.send(from, crate::messages::Msg::SpecOrder { order: e.order.clone(), request: e.req.clone() });
+        }
         // An owner change dropped or settled the slot: the asker missed its NEWOWNER (it
         // was cut off, or it is the space's own replica, which never asks
         // for its own space's change and so never gets it resent). The signed
@@ -295,12 +312,7 @@ impl Replica {
         // Only clients wait for a COMMITREPLY; a barrier's owner does not.
         let slow = slow && barrier_space(c, &self.m).is_none();
         self.agreements.remove(&inst);
-        let (space, n) = (inst.space, self.m.n());
-        if self.spaces.get(space.index()).is_some_and(|s| s.frozen.is_some() && order.body.owner > s.owner) {
-            // Committed in the epoch after the one we saw frozen: the space's
-            // replica reopened it while we could not take its orders.
-            self.reopen(space, crate::messages::epoch_owner(space, order.body.owner, n), out);
-        }
+        self.follow_epoch(&order, out);
         if !settling && self.void(inst) {
             // An owner change settles every committed slot, so this proof
             // needs more than f faulty replicas.
