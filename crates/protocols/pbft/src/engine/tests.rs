@@ -1,0 +1,1 @@
+//! Machine-level tests of the engine.
