@@ -20,7 +20,7 @@ type Out = Outbox<Pbft>;
 pub const STRATEGIES: &[(&str, &str)] = &[
     ("silent", "sends nothing at all (a silent primary while it is the primary)"),
     ("silent-primary", "as primary, never proposes (ignores requests and forwards); otherwise correct"),
-    ("equivocate", "as primary, sends one PRE-PREPARE to half of the backups and a different one to the others"),
+    ("equivocate", "as primary, sends one PRE-PREPARE to half of the backups and another one to the others"),
     (
         "bad-votes",
         "sends conflicting PREPAREs and COMMITs to different replicas, and garbage ones (other views, sequence \
@@ -128,17 +128,21 @@ impl Adversary {
         }
     }
 
-    /// The first half of the backups get the primary's value, the others
-    /// another valid one (the same one on retransmission): the first half
-    /// can prepare it, but no value commits until a view change.
+    /// The first half of the backups get one valid value, the others
+    /// another (the same ones on retransmission), and the primary itself
+    /// holds a third: with n = 3f+1 the first half prepares its value (2f
+    /// PREPAREs) but no value gathers 2f+1 COMMITs, so a view change must
+    /// carry the prepared value into the next view.
     fn equivocate(&mut self, view: u64, seq: u64, value: Batch, out: &mut Out) {
         let others = self.others();
         let half = others.len().div_ceil(2);
-        let mut other = value.clone();
-        other.timestamp = other.timestamp.wrapping_add(1);
-        other.requests.reverse();
+        let mut first = value.clone();
+        first.timestamp = first.timestamp.wrapping_add(1);
+        let mut second = value;
+        second.timestamp = second.timestamp.wrapping_add(2);
+        second.requests.reverse();
         for (k, r) in others.into_iter().enumerate() {
-            let v = if k < half { value.clone() } else { other.clone() };
+            let v = if k < half { first.clone() } else { second.clone() };
             let d = v.digest(self.crypto.as_ref());
             let auth = self.mac_for(r, &bytes::pre_prepare(self.instance(), view, seq, &d));
             out.send(r, Msg::Pbft(PbftMsg::PrePrepare { view, seq, value: v, auth }));

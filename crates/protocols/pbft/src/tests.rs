@@ -3,7 +3,7 @@
 //! and recovery, and with a partitioned replica catching up.
 
 use crate::Pbft;
-use quorate_sim::{run, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
 use std::time::Duration;
 
 fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Pbft> {
@@ -31,4 +31,101 @@ fn fault_free() {
         assert_ok(&r);
         assert_eq!(sent(&r, "VIEW-CHANGE"), 0, "no view change without faults");
     }
+}
+
+#[test]
+fn a_crashed_primary_is_replaced() {
+    let mut sc = scenario(3, 8, 12);
+    sc.faults.push(Fault::Crash { replica: 0, at: Duration::from_secs(2) });
+    let r = run(sc).expect("valid scenario");
+    assert_ok(&r);
+    assert!(r.max_view >= 1, "no view change after the primary crashed");
+    assert!(sent(&r, "NEW-VIEW") > 0);
+}
+
+fn with_byzantine(strategy: &str, replica: u32, seed: u64) -> Report {
+    let mut sc = scenario(seed, 8, 12);
+    sc.faults.push(Fault::Byzantine { replica, strategy: strategy.to_string() });
+    run(sc).expect("valid scenario")
+}
+
+#[test]
+fn a_silent_or_non_proposing_primary_is_replaced() {
+    for strategy in ["silent", "silent-primary"] {
+        let r = with_byzantine(strategy, 0, 1);
+        assert_ok(&r);
+        assert!(r.max_view >= 1, "{strategy}: the primary was not replaced");
+        assert!(sent(&r, "FORWARD") > 0, "{strategy}: backups relay the clients' retransmissions");
+    }
+}
+
+#[test]
+fn an_equivocating_primary_is_replaced() {
+    for seed in 1..=2 {
+        let r = with_byzantine("equivocate", 0, seed);
+        assert_ok(&r);
+        assert!(r.max_view >= 1, "equivocation went unpunished");
+    }
+}
+
+#[test]
+fn a_primary_that_skips_sequence_numbers_is_replaced_and_the_gaps_filled() {
+    let r = with_byzantine("skip-seq", 0, 2);
+    assert_ok(&r);
+    assert!(r.max_view >= 1, "the gap was never filled by a view change");
+}
+
+#[test]
+fn conflicting_and_garbage_votes_change_nothing() {
+    for replica in [0, 2] {
+        let r = with_byzantine("bad-votes", replica, 1);
+        assert_ok(&r);
+        assert_eq!(r.max_view, 0, "bad votes of one replica forced a view change");
+    }
+}
+
+#[test]
+fn a_crashed_replica_recovers_from_its_log() {
+    for (seed, replica) in [(1, 1), (2, 0)] {
+        let mut sc = scenario(seed, 8, 12);
+        sc.config.checkpoint_period = 16;
+        sc.faults.push(Fault::Crash { replica, at: Duration::from_secs(3) });
+        sc.faults.push(Fault::Recover { replica, at: Duration::from_secs(5) });
+        let r = run(sc).expect("valid scenario");
+        assert_ok(&r);
+        assert!(sent(&r, "CHECKPOINT") > 0);
+    }
+}
+
+#[test]
+fn a_partitioned_replica_catches_up_by_state_transfer() {
+    let mut sc = scenario(4, 8, 12);
+    sc.config.checkpoint_period = 16;
+    sc.faults.push(Fault::Partition {
+        groups: vec![vec![0, 1, 2], vec![3]],
+        from: Duration::from_secs(1),
+        until: Some(Duration::from_secs(4)),
+    });
+    let r = run(sc).expect("valid scenario");
+    assert_ok(&r);
+    assert!(sent(&r, "STATE-REPLY") > 0, "replica 3 caught up without a state transfer");
+}
+
+#[test]
+fn a_lossy_network_before_stabilisation_delays_but_does_not_stop() {
+    let mut sc = scenario(5, 8, 12);
+    sc.net.gst_ns = 4_000_000_000;
+    sc.net.pre_gst_loss = 0.05;
+    let r = run(sc).expect("valid scenario");
+    assert_ok(&r);
+    assert!(sent(&r, "STATUS") > 0, "lost messages were never retransmitted");
+}
+
+#[test]
+fn runs_are_deterministic() {
+    let mut sc = scenario(9, 4, 3);
+    sc.faults.push(Fault::Crash { replica: 0, at: Duration::from_secs(1) });
+    let a = run(sc.clone()).expect("valid scenario");
+    let b = run(sc).expect("valid scenario");
+    assert_eq!(a.trace_digest, b.trace_digest);
 }

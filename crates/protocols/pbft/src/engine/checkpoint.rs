@@ -156,6 +156,9 @@ impl<V: Value> Engine<V> {
             self.check_reports(s, out);
         }
         self.report_decided(out);
+        // Likely still behind the peers that served the state: tell them where we are.
+        self.decided_at_tick = self.last_decided;
+        self.send_status(out);
     }
 
     /// Checkpoints at least f+1 replicas vouch for (CHECKPOINT claims, or
@@ -199,6 +202,7 @@ impl<V: Value> Engine<V> {
         self.decided_at_tick = self.last_decided;
         if progressed {
             self.stuck_ticks = 0;
+            self.heard_beyond = false;
             return;
         }
         if !self.under_way() {
@@ -233,6 +237,7 @@ impl<V: Value> Engine<V> {
             || !self.wanted.is_empty()
             || self.own_checkpoints.keys().any(|s| *s > self.stable)
             || self.claims.values().any(|(s, _)| *s > self.last_decided)
+            || self.heard_beyond
     }
 
     pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {

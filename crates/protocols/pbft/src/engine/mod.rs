@@ -76,7 +76,7 @@ impl<V> Validity<V> for AnyValue {
 }
 
 /// Timers of one instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum EngineTimer {
     /// Periodic: retransmit when nothing was decided since the last tick.
     Tick,
@@ -405,6 +405,8 @@ pub struct Engine<V: Value> {
     /// Retransmission state.
     pub(crate) decided_at_tick: u64,
     pub(crate) stuck_ticks: u32,
+    /// A message came for a sequence number past our window: peers are ahead.
+    pub(crate) heard_beyond: bool,
     pub(crate) state_target: Option<(u64, Digest)>,
     /// Replaying the durable log: nothing is sent or persisted.
     pub(crate) replaying: bool,
@@ -441,6 +443,7 @@ impl<V: Value> Engine<V> {
             held: Vec::new(),
             decided_at_tick: 0,
             stuck_ticks: 0,
+            heard_beyond: false,
             state_target: None,
             replaying: false,
             started: false,

@@ -79,8 +79,12 @@ impl<V: Value> Engine<V> {
         if view < self.view {
             return Admit::No; // stale: the view changed meanwhile
         }
-        if seq <= self.base() || seq > self.high_watermark() {
-            return Admit::No; // outside the window: decided already, or we are behind
+        if seq > self.high_watermark() {
+            self.heard_beyond = true; // we are behind (or the sender lies): the tick asks
+            return Admit::No;
+        }
+        if seq <= self.base() {
+            return Admit::No; // decided already
         }
         Admit::Yes
     }
