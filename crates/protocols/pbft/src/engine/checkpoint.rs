@@ -349,7 +349,7 @@ impl<V: Value> Engine<V> {
         }
         let top = self.high_watermark();
         for (e, (seq, digest)) in entries.into_iter().zip(pairs) {
-            if seq <= self.last_decided || seq <= self.base() || seq > top {
+            if seq <= self.last_decided || seq > top {
                 continue;
             }
             let slot = self.slots.entry(seq).or_default();

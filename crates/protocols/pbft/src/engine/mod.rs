@@ -484,9 +484,11 @@ impl<V: Value> Engine<V> {
     pub fn stable_checkpoint(&self) -> (u64, Digest) {
         (self.stable, self.stable_digest)
     }
-    /// Highest sequence number accepted now.
+    /// Highest sequence number accepted now: the stable checkpoint plus the
+    /// window (not more, even when a NEW-VIEW starts from a later
+    /// checkpoint: our VIEW-CHANGEs must be able to claim every entry we hold).
     pub fn high_watermark(&self) -> u64 {
-        self.base().saturating_add(self.cfg.window)
+        self.stable.saturating_add(self.cfg.window)
     }
     /// Factor by which timeouts grow after view changes that decided nothing
     /// (the embedder scales its request timer by it).
@@ -502,8 +504,8 @@ impl<V: Value> Engine<V> {
         self.id
     }
 
-    /// Where the window starts: the stable checkpoint, or the checkpoint the
-    /// installed view starts from if that is later.
+    /// Where the window starts for new votes: the stable checkpoint, or the
+    /// checkpoint the installed view starts from if that is later.
     pub(crate) fn base(&self) -> u64 {
         match self.vouched {
             Some((s, _)) => s.max(self.stable),

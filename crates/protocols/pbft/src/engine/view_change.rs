@@ -302,9 +302,12 @@ impl<V: Value> Engine<V> {
         let chosen = nv.body.chosen.clone();
         self.new_view = Some(nv);
         let mut top = self.last_decided.max(self.base());
+        let high = self.high_watermark();
         for (seq, digest) in &chosen {
             top = top.max(*seq);
-            if *seq > self.stable {
+            if *seq > high {
+                self.heard_beyond = true; // behind the view's checkpoint: catch up first
+            } else if *seq > self.stable {
                 self.accept_pre_prepare(v, *seq, *digest, out);
             }
         }
