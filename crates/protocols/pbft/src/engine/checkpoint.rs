@@ -230,14 +230,22 @@ impl<V: Value> Engine<V> {
     }
 
     /// Whether anything is under way that should have progressed: undecided
-    /// log entries, values we miss, an unstable checkpoint of ours, or peers
-    /// ahead of us.
+    /// log entries, values we miss, an unstable checkpoint of ours, peers
+    /// ahead of us, or messages of a view we have not installed.
     fn under_way(&self) -> bool {
         self.slots.range(self.last_decided + 1..).next().is_some()
             || !self.wanted.is_empty()
             || self.own_checkpoints.keys().any(|s| *s > self.stable)
             || self.claims.values().any(|(s, _)| *s > self.last_decided)
             || self.heard_beyond
+            || !self.held.is_empty()
+    }
+
+    /// Whether f+1 replicas vouch for a checkpoint above what we decided:
+    /// we are catching up (an embedder does not suspect the primary then;
+    /// a single faulty replica cannot make this true).
+    pub fn behind(&self) -> bool {
+        !self.vouched_checkpoints().is_empty()
     }
 
     pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {

@@ -762,3 +762,27 @@ fn the_validity_hook_is_consulted_before_preparing() {
     assert!(a.as_slice().iter().any(|x| matches!(x, Action::Rejected { reason: "even value", .. })));
     assert!(!a.as_slice().iter().any(|x| matches!(x, Action::Broadcast { .. })), "no PREPARE");
 }
+
+#[test]
+fn a_replica_left_in_an_old_view_learns_the_new_one() {
+    let mut net = Net::new();
+    // Replica 0 (the primary of view 0) is cut off while the others change view.
+    net.drop = Box::new(|from, to, _| from == r(0) || to == r(0));
+    for i in 1..N {
+        net.view_change(i);
+    }
+    net.run();
+    for i in 1..N {
+        assert!(net.engines[i].active() && net.engines[i].view() == 1, "replica {i}");
+    }
+    // Back on the network, it gets messages of view 1 only: it holds them.
+    net.drop = Box::new(|_, _, _| false);
+    net.propose(1, 5);
+    net.run();
+    assert_eq!(net.engines[0].view(), 0);
+    assert!(net.values(0).is_empty());
+    // Its tick notices a later view; the NEW-VIEW it is sent proves it.
+    net.tick_all();
+    assert!(net.engines[0].active() && net.engines[0].view() == 1);
+    assert_eq!(net.values(0), vec![Some(5)], "the held messages of view 1 were replayed");
+}

@@ -173,7 +173,9 @@ impl Replica {
     /// whose request waits a timeout suspects the primary.
     pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out) {
         out.set_timer(Timer::RequestTick, self.tick_interval());
-        if !self.engine.active() || self.engine.is_primary() || self.transfer.is_some() {
+        // A replica catching up holds requests the others executed long ago:
+        // no reason to suspect the primary.
+        if !self.engine.active() || self.engine.is_primary() || self.transfer.is_some() || self.engine.behind() {
             return;
         }
         let timeout = self.cfg.request_timeout.saturating_mul(self.engine.backoff());
