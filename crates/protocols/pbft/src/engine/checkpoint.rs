@@ -343,12 +343,14 @@ impl<V: Value> Engine<V> {
         auth: Auth,
         out: &mut Actions<V>,
     ) {
+        // A correct sender stops once past max_reply_bytes.
+        let size: usize = entries.iter().filter_map(|e| e.value.as_ref()).map(|v| v.size()).sum();
+        if size > self.cfg.max_reply_bytes.saturating_add(self.cfg.max_value_bytes) {
+            out.reject(from, "oversized DECIDED");
+            return;
+        }
         let mut pairs = Vec::with_capacity(entries.len());
         for e in &entries {
-            if e.value.as_ref().is_some_and(|v| v.size() > self.cfg.max_value_bytes) {
-                out.reject(from, "oversized value");
-                return;
-            }
             pairs.push((e.seq, self.entry_digest(e)));
         }
         if !self.check_auth(from, &bytes::decided(self.cfg.instance, &pairs), &auth) {

@@ -312,6 +312,9 @@ impl<V: Value> Engine<V> {
             }
         }
         self.next_seq = top + 1;
+        // Values only older views' proposals referred to can go (a faulty
+        // primary's proposals must not pile up across view changes).
+        self.collect_values();
         if !self.replaying {
             out.push(Action::ViewChanged { view: v, primary: self.primary_of(v) });
         }
