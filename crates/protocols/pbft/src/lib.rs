@@ -16,6 +16,8 @@
 //! Decisions taken where the papers leave room are in
 //! `docs/decisions/0007-pbft.md`.
 
+#![warn(missing_docs)]
+
 pub mod byzantine;
 pub mod client;
 pub mod config;
