@@ -786,3 +786,90 @@ fn a_replica_left_in_an_old_view_learns_the_new_one() {
     assert!(net.engines[0].active() && net.engines[0].view() == 1);
     assert_eq!(net.values(0), vec![Some(5)], "the held messages of view 1 were replayed");
 }
+
+/// Random, mostly malformed messages from one replica: no panic, nothing
+/// decided, and the replicas still work afterwards.
+#[test]
+fn random_garbage_neither_panics_nor_breaks_anything() {
+    let mut net = Net::new();
+    let mut x: u64 = 0x1234_5678_9abc_def1;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let pick = |r: u64| match r % 6 {
+        0 => 0,
+        1 => u64::MAX,
+        2 => u64::MAX - 3,
+        3 => r % 4,
+        4 => r % 20,
+        _ => r,
+    };
+    for _ in 0..5000 {
+        let (a, b, c) = (rand(), rand(), rand());
+        let (view, seq) = (pick(a), pick(b));
+        let digest = Digest([(c & 0xff) as u8; 32]);
+        let to = 1 + (c % 3) as usize;
+        let auth = match c % 3 {
+            0 => net.auth(0, to, &bytes::prepare(7, view, seq, &digest)),
+            1 => Auth(vec![quorate_core::crypto::Mac([1; 32]); (c % 7) as usize]),
+            _ => net.engines[0].auth_all(&bytes::commit(7, view, seq, &digest)),
+        };
+        let msg = match a % 10 {
+            0 => PbftMsg::PrePrepare { view, seq, value: V(c), auth },
+            1 => PbftMsg::Prepare { view, seq, digest, auth },
+            2 => PbftMsg::Commit { view, seq, digest, auth },
+            3 => PbftMsg::Checkpoint { seq, digest, auth },
+            4 => PbftMsg::Status { view, active: c % 2 == 0, stable: pick(c), decided: pick(c >> 8), auth },
+            5 => PbftMsg::Decided { entries: vec![DecidedEntry { seq, value: Some(V(c)) }], auth },
+            6 => PbftMsg::Fetch { seq, digest },
+            7 => PbftMsg::Value { seq, value: V(c) },
+            8 => {
+                let body = ViewChange {
+                    view,
+                    replica: r(0),
+                    stable: pick(c) / 4 * 4,
+                    checkpoints: vec![(pick(c >> 3), digest)],
+                    prepared: vec![PrepareClaim { seq, digest, view: pick(c >> 5) }],
+                    pre_prepared: vec![PrePrepareClaim { seq, digest, view: pick(c >> 7) }],
+                };
+                let sig = net.keys[0].sign(&bytes::view_change(7, &body));
+                PbftMsg::ViewChange(Box::new(Signed { body, sig }))
+            }
+            _ => {
+                let body =
+                    NewView { view, view_changes: Vec::new(), checkpoint: (seq, digest), chosen: vec![(seq, digest)] };
+                let sig = net.keys[view as usize % N].sign(&bytes::new_view(7, &body));
+                PbftMsg::NewView(Box::new(Signed { body, sig }))
+            }
+        };
+        net.input(to, r(0), msg);
+        net.queue.retain(|(from, _, _)| *from != r(0));
+    }
+    net.run();
+    for i in 1..N {
+        assert!(net.decided[i].is_empty(), "replica {i} decided garbage");
+    }
+    // One faulty replica cannot have moved the others to another view, and they still order.
+    net.drop = Box::new(|from, to, _| from == r(0) || to == r(0));
+    let primary = net.engines[1].primary().index();
+    if net.engines[1].active() && primary != 0 {
+        net.propose(primary, 42);
+    } else {
+        for i in 1..N {
+            net.view_change(i);
+        }
+        net.run();
+        let p = net.engines[1].primary().index();
+        net.propose(p, 42);
+    }
+    net.run();
+    for _ in 0..3 {
+        net.tick_all();
+    }
+    for i in 1..N {
+        assert_eq!(net.values(i), vec![Some(42)], "replica {i}");
+    }
+}

@@ -205,10 +205,10 @@ impl<V: Value> Engine<V> {
         let max_seq = vcs.iter().flat_map(|vc| vc.body.prepared.iter().map(|p| p.seq)).filter(|s| *s > h).max();
         let mut chosen = Vec::new();
         let Some(max_seq) = max_seq else { return Some((checkpoint, chosen)) };
-        if max_seq > h + self.cfg.window {
+        if max_seq > h.saturating_add(self.cfg.window) {
             return None; // cannot happen with well-formed claims above a chosen checkpoint
         }
-        for n in h + 1..=max_seq {
+        for n in h.saturating_add(1)..=max_seq {
             let mut candidates: Vec<(u64, Digest)> =
                 prepared.iter().filter_map(|p| p.get(&n)).map(|(d, v)| (*v, *d)).collect();
             candidates.sort_unstable_by(|a, b| b.cmp(a));
@@ -311,7 +311,7 @@ impl<V: Value> Engine<V> {
                 self.accept_pre_prepare(v, *seq, *digest, out);
             }
         }
-        self.next_seq = top + 1;
+        self.next_seq = top.saturating_add(1);
         // Values only older views' proposals referred to can go (a faulty
         // primary's proposals must not pile up across view changes).
         self.collect_values();
