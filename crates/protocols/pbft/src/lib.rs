@@ -85,6 +85,18 @@ impl Protocol for Pbft {
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         byzantine::replica(strategy, ctx, config)
     }
+
+    fn client_strategies() -> &'static [(&'static str, &'static str)] {
+        byzantine::CLIENT_STRATEGIES
+    }
+
+    fn byzantine_client(
+        strategy: &str,
+        ctx: ClientContext,
+        config: &Config,
+    ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
+        byzantine::client(strategy, ctx, config)
+    }
 }
 
 #[cfg(test)]

@@ -129,3 +129,15 @@ fn runs_are_deterministic() {
     let b = run(sc).expect("valid scenario");
     assert_eq!(a.trace_digest, b.trace_digest);
 }
+
+#[test]
+fn faulty_clients_do_not_break_correct_ones() {
+    for strategy in ["bad-signature", "reuse-seq", "split-requests"] {
+        let mut sc = scenario(3, 4, 8);
+        sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.5, read_only_gets: false };
+        sc.faults.push(Fault::FaultyClient { strategy: strategy.to_string() });
+        let r = run(sc).expect("valid scenario");
+        assert_eq!(r.faulty_clients, 1);
+        assert_ok(&r);
+    }
+}
