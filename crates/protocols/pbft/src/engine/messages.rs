@@ -57,7 +57,7 @@ pub struct PrePrepareClaim {
     pub view: u64,
 }
 
-/// VIEW-CHANGE (Castro and Liskov, TOCS 2002 §4.5): what the sender knows,
+/// VIEW-CHANGE (Castro and Liskov, TOCS 2002, view changes): what the sender knows,
 /// without certificates (its MACed prepares cannot convince anyone else);
 /// the new primary's decision procedure needs quorums of these claims instead.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

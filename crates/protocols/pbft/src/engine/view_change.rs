@@ -1,4 +1,4 @@
-//! View change (Castro and Liskov, TOCS 2002 §4.5, with signed VIEW-CHANGE
+//! View change (Castro and Liskov, TOCS 2002, in its MAC form, with signed VIEW-CHANGE
 //! and NEW-VIEW messages as in OSDI'99 §5.2).
 //!
 //! Prepared certificates made of MACed PREPAREs cannot be shown to a third
