@@ -7,7 +7,7 @@
 use crate::sim::CliProtocol;
 
 /// Every protocol, by its command-line name.
-pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft"];
+pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft", "pbft"];
 
 /// Something to do with one protocol type.
 pub trait WithProtocol {
@@ -22,6 +22,7 @@ pub fn with_protocol<W: WithProtocol>(name: &str, w: W) -> Result<W::Output, Str
     match name {
         "mod-smart" => Ok(w.run::<quorate_modsmart::ModSmart>()),
         "ezbft" => Ok(w.run::<quorate_ezbft::Ezbft>()),
+        "pbft" => Ok(w.run::<quorate_pbft::Pbft>()),
         other => Err(format!("unknown protocol '{other}' (known: {})", PROTOCOLS.join(", "))),
     }
 }

@@ -77,6 +77,32 @@ impl CliProtocol for quorate_ezbft::Ezbft {
     }
 }
 
+impl CliProtocol for quorate_pbft::Pbft {
+    fn config(args: &SimArgs) -> Result<quorate_pbft::Config, String> {
+        let mut c = quorate_pbft::Config::default();
+        if let Some(t) = args.timeout {
+            if t.is_zero() {
+                return Err("--timeout must be positive".into());
+            }
+            // The backups' request timer: how long a request may wait before they suspect the primary.
+            c.request_timeout = t;
+        }
+        if let Some(b) = args.batch {
+            if b == 0 {
+                return Err("--batch must be at least 1".into());
+            }
+            c.max_batch = b;
+        }
+        if let Some(p) = args.checkpoint_period {
+            if p == 0 {
+                return Err("--checkpoint-period must be at least 1".into());
+            }
+            c.checkpoint_period = p;
+        }
+        Ok(c)
+    }
+}
+
 /// Fault model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -211,14 +237,15 @@ pub struct SimArgs {
     /// Do not model CPU time (crypto, decoding and execution are free).
     #[arg(long)]
     pub no_cpu: bool,
-    /// Protocol request timeout (Mod-SMaRt: request_timeout).
+    /// Protocol request timeout (Mod-SMaRt and PBFT: request_timeout).
     #[arg(long, value_parser = duration_arg)]
     pub timeout: Option<Duration>,
-    /// Largest batch (Mod-SMaRt: max_batch).
+    /// Largest batch (Mod-SMaRt and PBFT: max_batch).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Checkpoint period: instances (Mod-SMaRt: checkpoint_period), or commands
-    /// each replica orders between barriers (EZBFT: checkpoint_interval).
+    /// Checkpoint period: instances (Mod-SMaRt: checkpoint_period), sequence
+    /// numbers (PBFT: checkpoint_period), or commands each replica orders
+    /// between barriers (EZBFT: checkpoint_interval).
     #[arg(long)]
     pub checkpoint_period: Option<u64>,
     /// Liveness bound: after stabilisation every operation must complete within

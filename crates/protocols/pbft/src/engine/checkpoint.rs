@@ -1,0 +1,400 @@
+//! Checkpoints and catching up: CHECKPOINT votes, stable checkpoints (2f+1
+//! matching, ours among them), the watermarks and log truncation; the
+//! periodic retransmission (STATUS) through which a replica that misses
+//! something gets it from its peers: decided values (DECIDED, trusted at f+1
+//! matching reports), the NEW-VIEW of a view it missed, CHECKPOINT votes;
+//! and the state a replica behind its peers' checkpoints must fetch through
+//! its embedder.
+
+use super::messages::bytes;
+use super::{Action, Actions, Auth, DecidedEntry, EngineTimer, PbftMsg, Value, NULL_DIGEST};
+use crate::engine::Engine;
+use quorate_core::crypto::Digest;
+use quorate_core::ids::ReplicaId;
+use std::collections::{BTreeMap, BTreeSet};
+
+impl<V: Value> Engine<V> {
+    /// The embedder executed everything up to `seq` (a multiple of the
+    /// checkpoint period) and its state digest is `digest`.
+    pub fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        if seq <= self.stable || !seq.is_multiple_of(self.cfg.checkpoint_period) {
+            return;
+        }
+        self.own_checkpoints.insert(seq, digest);
+        self.checkpoint_votes.entry(seq).or_default().insert(self.id, digest);
+        let auth = self.auth_all(&bytes::checkpoint(self.cfg.instance, seq, &digest));
+        self.broadcast(PbftMsg::Checkpoint { seq, digest, auth }, out);
+        self.check_stable(seq, out);
+    }
+
+    pub(crate) fn on_checkpoint(
+        &mut self,
+        from: ReplicaId,
+        seq: u64,
+        digest: Digest,
+        auth: Auth,
+        out: &mut Actions<V>,
+    ) {
+        if seq == 0 || !seq.is_multiple_of(self.cfg.checkpoint_period) {
+            out.reject(from, "CHECKPOINT off the checkpoint period");
+            return;
+        }
+        if !self.check_auth(from, &bytes::checkpoint(self.cfg.instance, seq, &digest), &auth) {
+            out.reject(from, "bad MAC");
+            return;
+        }
+        if self.claims.get(&from).is_none_or(|(s, _)| *s < seq) {
+            self.claims.insert(from, (seq, digest));
+        }
+        if seq <= self.stable || seq > self.stable + self.cfg.window {
+            return;
+        }
+        let votes = self.checkpoint_votes.entry(seq).or_default();
+        if votes.get(&from).is_some_and(|d| *d != digest) {
+            out.reject(from, "conflicting CHECKPOINT");
+            return;
+        }
+        votes.insert(from, digest);
+        self.check_stable(seq, out);
+    }
+
+    /// 2f+1 matching CHECKPOINTs, ours among them: stable.
+    fn check_stable(&mut self, seq: u64, out: &mut Actions<V>) {
+        let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
+        let mut counts: BTreeMap<Digest, usize> = BTreeMap::new();
+        for d in votes.values() {
+            *counts.entry(*d).or_default() += 1;
+        }
+        let Some((digest, _)) = counts.into_iter().find(|(_, c)| *c >= self.quorum()) else { return };
+        match self.own_checkpoints.get(&seq) {
+            Some(own) if *own == digest => self.make_stable(seq, digest, out),
+            Some(_) => {
+                // A quorum disagrees with our state: ours is wrong. Fetch theirs.
+                self.note(format!("our state at {seq} differs from the stable checkpoint; fetching it"), out);
+                self.own_checkpoints.remove(&seq);
+                self.state_target = Some((seq, digest));
+                out.push(Action::NeedState { seq, digest });
+            }
+            None => {} // We have not executed that far: the tick notices.
+        }
+    }
+
+    /// Move the low watermark to `seq` and drop the log below it.
+    fn make_stable(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        self.truncate(seq, digest);
+        if !self.replaying {
+            out.push(Action::Stable { seq, digest });
+        }
+    }
+
+    /// Drop the log up to `seq` (whose state has digest `digest`); keep the
+    /// decided digests of the interval just below it to help peers.
+    pub(crate) fn truncate(&mut self, seq: u64, digest: Digest) {
+        if seq <= self.stable {
+            return;
+        }
+        let previous = self.stable;
+        self.stable = seq;
+        self.stable_digest = digest;
+        self.retained.retain(|s, _| *s > previous);
+        let kept: Vec<u64> = self.slots.range(..=seq).map(|(s, _)| *s).collect();
+        for s in kept {
+            if let Some(slot) = self.slots.remove(&s) {
+                if let Some(d) = slot.decided {
+                    self.retained.insert(s, d);
+                }
+            }
+        }
+        self.own_checkpoints = self.own_checkpoints.split_off(&seq);
+        self.own_checkpoints.insert(seq, digest);
+        self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
+        self.wanted = self.wanted.split_off(&(seq + 1));
+        if self.vouched.is_some_and(|(s, _)| s <= seq) {
+            self.vouched = None;
+        }
+        if self.next_seq <= seq {
+            self.next_seq = seq + 1;
+        }
+        self.collect_values();
+    }
+
+    /// Forget values nothing refers to any more.
+    pub(crate) fn collect_values(&mut self) {
+        let mut live: BTreeSet<Digest> = self.retained.values().copied().collect();
+        for slot in self.slots.values() {
+            live.extend(slot.pre_prepare);
+            live.extend(slot.prepared.map(|(_, d)| d));
+            live.extend(slot.pre_prepared.iter().map(|(d, _)| *d));
+            live.extend(slot.decided);
+        }
+        self.values.retain(|d, _| live.contains(d));
+        self.durable.retain(|d| live.contains(d));
+    }
+
+    /// Whether state at `seq` with digest `digest` is still wanted (ask
+    /// before installing a fetched state).
+    pub fn wants_state(&self, seq: u64, digest: Digest) -> bool {
+        seq > self.last_decided && self.vouched_checkpoints().contains(&(seq, digest))
+    }
+
+    /// The embedder installed the state after `seq` (digest `digest`): the
+    /// log continues after it. The embedder then makes that state its
+    /// durable base, with [`Engine::live_records`] after it.
+    pub fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        if seq <= self.last_decided {
+            return;
+        }
+        self.truncate(seq, digest);
+        self.last_decided = seq;
+        self.state_target = None;
+        self.stuck_ticks = 0;
+        self.note(format!("state installed at {seq}"), out);
+        // Decisions after it may be waiting.
+        let after: Vec<u64> = self.slots.keys().copied().collect();
+        for s in after {
+            self.check_committed(s, out);
+            self.check_reports(s, out);
+        }
+        self.report_decided(out);
+        // Likely still behind the peers that served the state: tell them where we are.
+        self.decided_at_tick = self.last_decided;
+        self.send_status(out);
+    }
+
+    /// Checkpoints at least f+1 replicas vouch for (CHECKPOINT claims, or
+    /// the installed NEW-VIEW), above what we decided.
+    fn vouched_checkpoints(&self) -> BTreeSet<(u64, Digest)> {
+        let mut count: BTreeMap<(u64, Digest), usize> = BTreeMap::new();
+        for c in self.claims.values() {
+            *count.entry(*c).or_default() += 1;
+        }
+        for (cp, votes) in &self.checkpoint_votes {
+            let mut per: BTreeMap<Digest, usize> = BTreeMap::new();
+            for d in votes.values() {
+                *per.entry(*d).or_default() += 1;
+            }
+            for (d, c) in per {
+                let e = count.entry((*cp, d)).or_default();
+                *e = (*e).max(c);
+            }
+        }
+        let mut v: BTreeSet<(u64, Digest)> =
+            count.into_iter().filter(|(_, c)| *c >= self.weak()).map(|(k, _)| k).collect();
+        v.extend(self.vouched);
+        v.retain(|(s, _)| *s > self.last_decided);
+        v
+    }
+
+    /// The retransmission tick: when nothing was decided since the last one
+    /// and something is under way, repeat our part and tell the others where
+    /// we are; when we stay behind a vouched checkpoint, ask for its state.
+    pub(crate) fn on_tick(&mut self, out: &mut Actions<V>) {
+        out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
+        if !self.active {
+            // Waiting for the NEW-VIEW: our VIEW-CHANGE may have been lost.
+            if let Some(vc) = self.view_changes.get(&self.id).filter(|vc| vc.body.view == self.view).cloned() {
+                self.broadcast(PbftMsg::ViewChange(Box::new(vc)), out);
+            }
+            self.send_status(out);
+            return;
+        }
+        let progressed = self.last_decided != self.decided_at_tick;
+        self.decided_at_tick = self.last_decided;
+        if progressed {
+            self.stuck_ticks = 0;
+            self.heard_beyond = false;
+            return;
+        }
+        if !self.under_way() {
+            return;
+        }
+        self.stuck_ticks += 1;
+        self.retransmit_votes(out);
+        if let Some((&seq, &digest)) = self.own_checkpoints.iter().next_back().filter(|(s, _)| **s > self.stable) {
+            let auth = self.auth_all(&bytes::checkpoint(self.cfg.instance, seq, &digest));
+            self.broadcast(PbftMsg::Checkpoint { seq, digest, auth }, out);
+        }
+        for (seq, digest) in self.wanted.clone() {
+            self.broadcast(PbftMsg::Fetch { seq, digest }, out);
+        }
+        self.send_status(out);
+        // Behind a checkpoint f+1 replicas vouch for, after a round of asking
+        // for decided values: its state is needed (peers may have dropped the log).
+        if let Some(&(seq, digest)) = self.vouched_checkpoints().iter().next_back() {
+            let fresh = self.state_target != Some((seq, digest));
+            if self.stuck_ticks >= 2 && (fresh || self.stuck_ticks.is_multiple_of(8)) {
+                self.state_target = Some((seq, digest));
+                out.push(Action::NeedState { seq, digest });
+            }
+        }
+    }
+
+    /// Whether anything is under way that should have progressed: undecided
+    /// log entries, values we miss, an unstable checkpoint of ours, peers
+    /// ahead of us, or messages of a view we have not installed.
+    fn under_way(&self) -> bool {
+        self.slots.range(self.last_decided + 1..).next().is_some()
+            || !self.wanted.is_empty()
+            || self.own_checkpoints.keys().any(|s| *s > self.stable)
+            || self.claims.values().any(|(s, _)| *s > self.last_decided)
+            || self.heard_beyond
+            || !self.held.is_empty()
+    }
+
+    /// Whether f+1 replicas vouch for a checkpoint above what we decided:
+    /// we are catching up (an embedder does not suspect the primary then;
+    /// a single faulty replica cannot make this true).
+    pub fn behind(&self) -> bool {
+        !self.vouched_checkpoints().is_empty()
+    }
+
+    pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {
+        let (view, active, stable, decided) = (self.view, self.active, self.stable, self.last_decided);
+        let auth = self.auth_all(&bytes::status(self.cfg.instance, view, active, stable, decided));
+        self.broadcast(PbftMsg::Status { view, active, stable, decided, auth }, out);
+    }
+
+    /// STATUS: send the peer what it misses.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_status(
+        &mut self,
+        from: ReplicaId,
+        view: u64,
+        active: bool,
+        stable: u64,
+        decided: u64,
+        auth: Auth,
+        out: &mut Actions<V>,
+    ) {
+        if !self.check_auth(from, &bytes::status(self.cfg.instance, view, active, stable, decided), &auth) {
+            out.reject(from, "bad MAC");
+            return;
+        }
+        // A view it has not installed: the NEW-VIEW proves ours.
+        if self.active && (view < self.view || (view == self.view && !active)) {
+            if let Some(nv) = self.new_view.clone() {
+                self.send(from, PbftMsg::NewView(Box::new(nv)), out);
+            }
+        }
+        // Moving to a later view than ours: our VIEW-CHANGE helps it gather f+1.
+        if !self.active && view < self.view {
+            if let Some(vc) = self.view_changes.get(&self.id).cloned() {
+                self.send(from, PbftMsg::ViewChange(Box::new(vc)), out);
+            }
+        }
+        // Behind our stable checkpoint: our CHECKPOINT vouches for it (with
+        // f others, enough to fetch its state).
+        if stable < self.stable && self.stable > 0 {
+            let (seq, digest) = (self.stable, self.stable_digest);
+            let auth = self.auth_one(from, &bytes::checkpoint(self.cfg.instance, seq, &digest));
+            self.send(from, PbftMsg::Checkpoint { seq, digest, auth }, out);
+        }
+        if decided < self.last_decided {
+            self.send_decided(from, decided + 1, out);
+        }
+    }
+
+    /// DECIDED with our decisions from `first` on, as far as we hold them.
+    fn send_decided(&mut self, to: ReplicaId, first: u64, out: &mut Actions<V>) {
+        let mut entries = Vec::new();
+        let mut size = 0usize;
+        for seq in first..=self.last_decided {
+            let digest = match self.slots.get(&seq).and_then(|s| s.decided) {
+                Some(d) => d,
+                None => match self.retained.get(&seq) {
+                    Some(d) => *d,
+                    None => break,
+                },
+            };
+            let value = if digest == NULL_DIGEST {
+                None
+            } else {
+                match self.values.get(&digest) {
+                    Some(v) => Some(v.clone()),
+                    None => break,
+                }
+            };
+            size += value.as_ref().map_or(0, |v| v.size());
+            entries.push(DecidedEntry { seq, value });
+            if size >= self.cfg.max_reply_bytes {
+                break;
+            }
+        }
+        if entries.is_empty() {
+            return;
+        }
+        let pairs: Vec<(u64, Digest)> = entries.iter().map(|e| (e.seq, self.entry_digest(e))).collect();
+        let auth = self.auth_one(to, &bytes::decided(self.cfg.instance, &pairs));
+        self.send(to, PbftMsg::Decided { entries, auth }, out);
+    }
+
+    fn entry_digest(&self, e: &DecidedEntry<V>) -> Digest {
+        match &e.value {
+            None => NULL_DIGEST,
+            Some(v) => v.digest(self.crypto.as_ref()),
+        }
+    }
+
+    /// DECIDED: reports of decided values; f+1 matching ones decide.
+    pub(crate) fn on_decided(
+        &mut self,
+        from: ReplicaId,
+        entries: Vec<DecidedEntry<V>>,
+        auth: Auth,
+        out: &mut Actions<V>,
+    ) {
+        // A correct sender stops once past max_reply_bytes.
+        let size: usize = entries.iter().filter_map(|e| e.value.as_ref()).map(|v| v.size()).sum();
+        if size > self.cfg.max_reply_bytes.saturating_add(self.cfg.max_value_bytes) {
+            out.reject(from, "oversized DECIDED");
+            return;
+        }
+        let mut pairs = Vec::with_capacity(entries.len());
+        for e in &entries {
+            pairs.push((e.seq, self.entry_digest(e)));
+        }
+        if !self.check_auth(from, &bytes::decided(self.cfg.instance, &pairs), &auth) {
+            out.reject(from, "bad MAC");
+            return;
+        }
+        let top = self.high_watermark();
+        for (e, (seq, digest)) in entries.into_iter().zip(pairs) {
+            if seq <= self.last_decided || seq > top {
+                continue;
+            }
+            let slot = self.slots.entry(seq).or_default();
+            if slot.decided.is_some() || slot.reports.contains_key(&from) {
+                continue;
+            }
+            slot.reports.insert(from, digest);
+            if let Some(v) = e.value {
+                slot.report_values.entry(digest).or_insert(v);
+            }
+            self.check_reports(seq, out);
+        }
+        self.report_decided(out);
+    }
+
+    /// f+1 matching reports that `seq` is decided: at least one correct
+    /// replica decided it.
+    pub(crate) fn check_reports(&mut self, seq: u64, out: &mut Actions<V>) {
+        let weak = self.weak();
+        let Some(slot) = self.slots.get_mut(&seq) else { return };
+        if slot.decided.is_some() {
+            return;
+        }
+        let mut counts: BTreeMap<Digest, usize> = BTreeMap::new();
+        for d in slot.reports.values() {
+            *counts.entry(*d).or_default() += 1;
+        }
+        let Some((digest, _)) = counts.into_iter().find(|(_, c)| *c >= weak) else { return };
+        if let Some(v) = slot.report_values.remove(&digest) {
+            self.values.insert(digest, v);
+        }
+        if self.known(&digest) {
+            self.decide(seq, digest, out);
+        } else {
+            self.want(seq, digest, out);
+        }
+    }
+}

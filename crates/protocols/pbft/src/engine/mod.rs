@@ -1,0 +1,628 @@
+//! One PBFT consensus instance (Castro and Liskov, OSDI'99 and TOCS 2002, in
+//! its MAC form) as a sans-IO engine, generic over the value it orders.
+//!
+//! The engine orders values at sequence numbers and reports each decision
+//! once, in sequence order ([`Action::Decided`]). It executes nothing and
+//! holds no client state: its embedder executes, takes checkpoints and feeds
+//! their digests back ([`Engine::checkpoint_taken`]), fetches state when the
+//! engine asks for it ([`Action::NeedState`], [`Engine::state_installed`]),
+//! and decides when to suspect the primary ([`Engine::start_view_change`]).
+//! Messages ([`PbftMsg`]) and timers ([`EngineTimer`]) are the engine's own;
+//! an embedder running several instances over one network wraps them with
+//! the instance id and routes them back.
+//!
+//! - `normal.rs`: PRE-PREPARE, PREPARE, COMMIT, decisions in order.
+//! - `checkpoint.rs`: CHECKPOINT, stable checkpoints, watermarks, truncation,
+//!   STATUS-driven retransmission, fetching decided values and values, state need.
+//! - `view_change.rs`: VIEW-CHANGE, NEW-VIEW and the new primary's decision procedure.
+//! - `durable.rs`: what is persisted, and recovery.
+
+pub mod messages;
+
+mod checkpoint;
+mod durable;
+mod normal;
+mod view_change;
+
+#[cfg(test)]
+mod tests;
+
+pub use durable::Record;
+pub use messages::{
+    Auth, DecidedEntry, NewView, PbftMsg, PrePrepareClaim, PrepareClaim, Signed, ViewChange, NULL_DIGEST,
+};
+
+use quorate_core::crypto::{Crypto, Digest, Mac};
+use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::membership::Membership;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Most pre-prepared claims per sequence number a VIEW-CHANGE may carry (the
+/// latest views are kept: a correct replica pre-prepares at most one value
+/// per view, so only many view changes without progress reach this).
+pub const MAX_CLAIMS_PER_SEQ: usize = 8;
+
+/// What an instance orders.
+pub trait Value: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The digest replicas agree on. It must be collision-resistant and
+    /// domain-separated from other uses of the hash (see [`NULL_DIGEST`]).
+    fn digest(&self, crypto: &dyn Crypto) -> Digest;
+    /// Encoded size in bytes (bounds the values a replica accepts and sends).
+    fn size(&self) -> usize {
+        quorate_core::wire::encoded_len(self)
+    }
+}
+
+/// The embedder's validity predicate: a backup prepares a primary's
+/// proposal only if it holds. Values chosen by a view change are not checked
+/// again (some correct replica checked them when they were first proposed).
+pub trait Validity<V> {
+    /// Whether `value`, proposed at `seq`, may be ordered; the error is the
+    /// rejection reason.
+    fn check(&self, seq: u64, value: &V) -> Result<(), &'static str>;
+}
+
+/// Accepts every value (values valid by construction, tests).
+pub struct AnyValue;
+
+impl<V> Validity<V> for AnyValue {
+    fn check(&self, _seq: u64, _value: &V) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+/// Timers of one instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EngineTimer {
+    /// Periodic: retransmit when nothing was decided since the last tick.
+    Tick,
+    /// The view change did not complete in time: move to the next view.
+    ViewChange,
+}
+
+/// What the engine asks its embedder to do, in order.
+#[derive(Clone, Debug)]
+pub enum Action<V> {
+    /// Send to one replica.
+    Send {
+        /// Destination.
+        to: ReplicaId,
+        /// Message.
+        msg: PbftMsg<V>,
+    },
+    /// Send to every other replica.
+    Broadcast {
+        /// Message.
+        msg: PbftMsg<V>,
+    },
+    /// Arm (or re-arm) a timer.
+    SetTimer {
+        /// Which.
+        timer: EngineTimer,
+        /// After how long.
+        after: Duration,
+    },
+    /// Disarm a timer.
+    CancelTimer {
+        /// Which.
+        timer: EngineTimer,
+    },
+    /// Make this record durable before any later send leaves.
+    Persist(Record<V>),
+    /// `seq` is decided (reported once per seq, in sequence order, each after
+    /// its record was persisted). None: a null request (nothing to execute).
+    Decided {
+        /// Sequence number.
+        seq: u64,
+        /// The value.
+        value: Option<V>,
+    },
+    /// The checkpoint at `seq` is stable: the log below it is gone, and the
+    /// embedder should make that checkpoint its durable base (with
+    /// [`Engine::live_records`] after it).
+    Stable {
+        /// Sequence number.
+        seq: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// This replica is behind a checkpoint its peers vouch for: fetch the
+    /// state after `seq` (whose digest must be `digest`), then call
+    /// [`Engine::state_installed`]. Repeated while still needed.
+    NeedState {
+        /// Sequence number.
+        seq: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// A view was installed.
+    ViewChanged {
+        /// The view.
+        view: u64,
+        /// Its primary.
+        primary: ReplicaId,
+    },
+    /// Input refused.
+    Rejected {
+        /// Sender.
+        from: ReplicaId,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Worth a log line.
+    Note(String),
+}
+
+/// Collects an engine call's actions.
+#[derive(Debug)]
+pub struct Actions<V>(Vec<Action<V>>);
+
+impl<V> Default for Actions<V> {
+    fn default() -> Self {
+        Actions(Vec::new())
+    }
+}
+
+impl<V> Actions<V> {
+    /// None yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Append one.
+    pub fn push(&mut self, a: Action<V>) {
+        self.0.push(a);
+    }
+    /// The actions, in order.
+    pub fn into_vec(self) -> Vec<Action<V>> {
+        self.0
+    }
+    /// Take them all.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Action<V>> {
+        self.0.drain(..)
+    }
+    /// The actions so far.
+    pub fn as_slice(&self) -> &[Action<V>] {
+        &self.0
+    }
+    /// Number of actions.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn send(&mut self, to: ReplicaId, msg: PbftMsg<V>) {
+        self.0.push(Action::Send { to, msg });
+    }
+    fn broadcast(&mut self, msg: PbftMsg<V>) {
+        self.0.push(Action::Broadcast { msg });
+    }
+    fn reject(&mut self, from: ReplicaId, reason: &'static str) {
+        self.0.push(Action::Rejected { from, reason });
+    }
+}
+
+/// Settings of one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Instance number, bound into every MAC and signature.
+    pub instance: u64,
+    /// A checkpoint every this many sequence numbers (K).
+    pub checkpoint_period: u64,
+    /// Log size L: sequence numbers in (h, h + L] are accepted, h being the
+    /// stable checkpoint. At least one checkpoint period.
+    pub window: u64,
+    /// Proposals the primary keeps undecided at most.
+    pub max_in_flight: u64,
+    /// After 2f+1 VIEW-CHANGEs, wait this long for the NEW-VIEW before moving
+    /// to the next view (doubling with each view change that decides nothing).
+    pub view_change_timeout: Duration,
+    /// Retransmission period: with nothing decided for this long, repeat.
+    pub status_interval: Duration,
+    /// Largest value accepted, in bytes.
+    pub max_value_bytes: usize,
+    /// Largest DECIDED answer, in bytes of values.
+    pub max_reply_bytes: usize,
+    /// Messages of views not installed yet kept for later.
+    pub max_held: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            instance: 0,
+            checkpoint_period: 128,
+            window: 256,
+            max_in_flight: 4,
+            view_change_timeout: Duration::from_secs(2),
+            status_interval: Duration::from_millis(250),
+            max_value_bytes: 16 << 20,
+            max_reply_bytes: 4 << 20,
+            max_held: 4096,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Check the settings; the error names the wrong one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.checkpoint_period == 0 {
+            return Err("checkpoint_period must be at least 1".into());
+        }
+        if self.window < self.checkpoint_period {
+            return Err("window must be at least one checkpoint period".into());
+        }
+        if self.max_in_flight == 0 {
+            return Err("max_in_flight must be at least 1".into());
+        }
+        if self.view_change_timeout.is_zero() || self.status_interval.is_zero() {
+            return Err("view_change_timeout and status_interval must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// A proposal the primary may not make now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Not the primary of an installed view.
+    NotPrimary,
+    /// The window or the in-flight limit is full.
+    Full,
+    /// Larger than `max_value_bytes`.
+    TooLarge,
+}
+
+/// The log entry of one sequence number.
+#[derive(Clone, Debug)]
+pub(crate) struct Slot<V> {
+    /// View the per-view fields below belong to.
+    pub votes_view: u64,
+    /// The PRE-PREPARE (or NEW-VIEW entry) accepted in `votes_view`.
+    pub pre_prepare: Option<Digest>,
+    /// PREPAREs of `votes_view`, one per backup.
+    pub prepares: BTreeMap<ReplicaId, Digest>,
+    /// COMMITs of `votes_view`, one per replica.
+    pub commits: BTreeMap<ReplicaId, Digest>,
+    /// What we sent PREPARE for in `votes_view`.
+    pub sent_prepare: Option<Digest>,
+    /// What we sent COMMIT for in `votes_view`.
+    pub sent_commit: Option<Digest>,
+    /// Latest prepared certificate: (view, digest) (P).
+    pub prepared: Option<(u64, Digest)>,
+    /// Pre-prepared digests with the latest view of each (Q), latest views kept.
+    pub pre_prepared: Vec<(Digest, u64)>,
+    /// Decided digest.
+    pub decided: Option<Digest>,
+    /// Peers' reports that this seq is decided (DECIDED answers), one per peer.
+    pub reports: BTreeMap<ReplicaId, Digest>,
+    /// Values that came with those reports, by digest (until one has f+1 reports).
+    pub report_values: BTreeMap<Digest, V>,
+}
+
+impl<V> Default for Slot<V> {
+    fn default() -> Self {
+        Slot {
+            votes_view: 0,
+            pre_prepare: None,
+            prepares: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            sent_prepare: None,
+            sent_commit: None,
+            prepared: None,
+            pre_prepared: Vec::new(),
+            decided: None,
+            reports: BTreeMap::new(),
+            report_values: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V> Slot<V> {
+    /// Move the per-view fields to `view` (votes of older views no longer count).
+    pub(crate) fn enter_view(&mut self, view: u64) {
+        if self.votes_view != view {
+            self.votes_view = view;
+            self.pre_prepare = None;
+            self.prepares.clear();
+            self.commits.clear();
+            self.sent_prepare = None;
+            self.sent_commit = None;
+        }
+    }
+
+    /// Note that `digest` was pre-prepared in `view` (Q).
+    pub(crate) fn note_pre_prepared(&mut self, digest: Digest, view: u64) {
+        match self.pre_prepared.iter_mut().find(|(d, _)| *d == digest) {
+            Some((_, v)) => *v = (*v).max(view),
+            None => self.pre_prepared.push((digest, view)),
+        }
+        if self.pre_prepared.len() > MAX_CLAIMS_PER_SEQ {
+            self.pre_prepared.sort_by_key(|(d, v)| (std::cmp::Reverse(*v), *d));
+            self.pre_prepared.truncate(MAX_CLAIMS_PER_SEQ);
+        }
+    }
+
+    /// Note a prepared certificate (P keeps the latest view).
+    pub(crate) fn note_prepared(&mut self, digest: Digest, view: u64) {
+        if self.prepared.is_none_or(|(v, _)| v <= view) {
+            self.prepared = Some((view, digest));
+        }
+    }
+}
+
+/// One PBFT instance at one replica.
+pub struct Engine<V: Value> {
+    pub(crate) id: ReplicaId,
+    pub(crate) m: Membership,
+    pub(crate) crypto: Arc<dyn Crypto>,
+    pub(crate) cfg: EngineConfig,
+    /// The view we are in, or moving to when `!active`.
+    pub(crate) view: u64,
+    /// Whether `view` is installed (false: VIEW-CHANGE sent, no NEW-VIEW yet).
+    pub(crate) active: bool,
+    /// Stable checkpoint (low watermark) and its digest.
+    pub(crate) stable: u64,
+    pub(crate) stable_digest: Digest,
+    /// Our checkpoints at `stable` and above.
+    pub(crate) own_checkpoints: BTreeMap<u64, Digest>,
+    /// CHECKPOINT votes above `stable`, per seq.
+    pub(crate) checkpoint_votes: BTreeMap<u64, BTreeMap<ReplicaId, Digest>>,
+    /// Each replica's highest CHECKPOINT claim (to notice we are behind).
+    pub(crate) claims: BTreeMap<ReplicaId, (u64, Digest)>,
+    /// A checkpoint vouched for by the installed NEW-VIEW.
+    pub(crate) vouched: Option<(u64, Digest)>,
+    /// The log above `stable`.
+    pub(crate) slots: BTreeMap<u64, Slot<V>>,
+    /// Values by digest (referenced by the log, or kept to help others).
+    pub(crate) values: HashMap<Digest, V>,
+    /// Digests whose values are in the durable log since its last checkpoint.
+    pub(crate) durable: HashSet<Digest>,
+    /// Decided digests of the interval before `stable`, kept to help peers
+    /// that are slightly behind.
+    pub(crate) retained: BTreeMap<u64, Digest>,
+    /// Everything up to here is decided and reported.
+    pub(crate) last_decided: u64,
+    /// Primary: the next sequence number to assign.
+    pub(crate) next_seq: u64,
+    /// Values we miss: seq → digest.
+    pub(crate) wanted: BTreeMap<u64, Digest>,
+    /// Each replica's latest VIEW-CHANGE.
+    pub(crate) view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
+    /// The NEW-VIEW of the installed view (None in view 0).
+    pub(crate) new_view: Option<Signed<NewView>>,
+    /// Whether the view-change timer runs for `view`.
+    pub(crate) vc_timer: bool,
+    /// View changes in a row that decided nothing.
+    pub(crate) failed_views: u32,
+    /// Messages for views not installed yet.
+    pub(crate) held: Vec<(ReplicaId, PbftMsg<V>)>,
+    /// Retransmission state.
+    pub(crate) decided_at_tick: u64,
+    pub(crate) stuck_ticks: u32,
+    /// A message came for a sequence number past our window: peers are ahead.
+    pub(crate) heard_beyond: bool,
+    pub(crate) state_target: Option<(u64, Digest)>,
+    /// Replaying the durable log: nothing is sent or persisted.
+    pub(crate) replaying: bool,
+    pub(crate) started: bool,
+}
+
+impl<V: Value> Engine<V> {
+    /// A fresh instance for replica `id`.
+    pub fn new(id: ReplicaId, membership: Membership, crypto: Arc<dyn Crypto>, cfg: EngineConfig) -> Self {
+        Engine {
+            id,
+            m: membership,
+            crypto,
+            cfg,
+            view: 0,
+            active: true,
+            stable: 0,
+            stable_digest: Digest::default(),
+            own_checkpoints: BTreeMap::new(),
+            checkpoint_votes: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            vouched: None,
+            slots: BTreeMap::new(),
+            values: HashMap::new(),
+            durable: HashSet::new(),
+            retained: BTreeMap::new(),
+            last_decided: 0,
+            next_seq: 1,
+            wanted: BTreeMap::new(),
+            view_changes: BTreeMap::new(),
+            new_view: None,
+            vc_timer: false,
+            failed_views: 0,
+            held: Vec::new(),
+            decided_at_tick: 0,
+            stuck_ticks: 0,
+            heard_beyond: false,
+            state_target: None,
+            replaying: false,
+            started: false,
+        }
+    }
+
+    /// Arm the retransmission timer (call once, at start or after recovery).
+    pub fn start(&mut self, out: &mut Actions<V>) {
+        self.started = true;
+        out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
+    }
+
+    /// The current view (the one being moved to during a view change).
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+    /// Whether the current view is installed.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+    /// Primary of `view`.
+    pub fn primary_of(&self, view: u64) -> ReplicaId {
+        ReplicaId((view % self.m.n() as u64) as u32)
+    }
+    /// Primary of the current view.
+    pub fn primary(&self) -> ReplicaId {
+        self.primary_of(self.view)
+    }
+    /// Whether this replica is the primary of an installed view.
+    pub fn is_primary(&self) -> bool {
+        self.active && self.primary() == self.id
+    }
+    /// Last sequence number decided and reported.
+    pub fn last_decided(&self) -> u64 {
+        self.last_decided
+    }
+    /// Stable checkpoint (low watermark).
+    pub fn stable_checkpoint(&self) -> (u64, Digest) {
+        (self.stable, self.stable_digest)
+    }
+    /// Highest sequence number accepted now: the stable checkpoint plus the
+    /// window (not more, even when a NEW-VIEW starts from a later
+    /// checkpoint: our VIEW-CHANGEs must be able to claim every entry we hold).
+    pub fn high_watermark(&self) -> u64 {
+        self.stable.saturating_add(self.cfg.window)
+    }
+    /// Factor by which timeouts grow after view changes that decided nothing
+    /// (the embedder scales its request timer by it).
+    pub fn backoff(&self) -> u32 {
+        1u32 << self.failed_views.min(6)
+    }
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+    /// This replica.
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+
+    /// Where the window starts for new votes: the stable checkpoint, or the
+    /// checkpoint the installed view starts from if that is later.
+    pub(crate) fn base(&self) -> u64 {
+        match self.vouched {
+            Some((s, _)) => s.max(self.stable),
+            None => self.stable,
+        }
+    }
+
+    /// 2f+1 (for n = 3f+1): ⌈(n+f+1)/2⌉ replicas.
+    pub(crate) fn quorum(&self) -> usize {
+        (self.m.n() + self.m.f() + 1).div_ceil(2)
+    }
+
+    /// f+1: at least one correct replica.
+    pub(crate) fn weak(&self) -> usize {
+        self.m.f() + 1
+    }
+
+    /// MACs for every replica (our own entry is empty).
+    pub(crate) fn auth_all(&self, bytes: &[u8]) -> Auth {
+        Auth(
+            self.m
+                .replicas()
+                .map(|r| if r == self.id { Mac([0; 32]) } else { self.crypto.mac(NodeId::Replica(r), bytes) })
+                .collect(),
+        )
+    }
+
+    /// One MAC, for `to`.
+    pub(crate) fn auth_one(&self, to: ReplicaId, bytes: &[u8]) -> Auth {
+        Auth(vec![self.crypto.mac(NodeId::Replica(to), bytes)])
+    }
+
+    /// Whether `auth` holds `from`'s valid MAC of `bytes` for us.
+    pub(crate) fn check_auth(&self, from: ReplicaId, bytes: &[u8], auth: &Auth) -> bool {
+        let mac = match auth.0.len() {
+            1 => &auth.0[0],
+            n if n == self.m.n() => &auth.0[self.id.index()],
+            _ => return false,
+        };
+        self.crypto.verify_mac(NodeId::Replica(from), bytes, mac)
+    }
+
+    pub(crate) fn send(&self, to: ReplicaId, msg: PbftMsg<V>, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.send(to, msg);
+        }
+    }
+
+    pub(crate) fn broadcast(&self, msg: PbftMsg<V>, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.broadcast(msg);
+        }
+    }
+
+    pub(crate) fn persist(&self, rec: Record<V>, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.push(Action::Persist(rec));
+        }
+    }
+
+    pub(crate) fn note(&self, text: String, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.push(Action::Note(text));
+        }
+    }
+
+    /// The value of `digest`, if known (a null request is always known).
+    pub(crate) fn known(&self, digest: &Digest) -> bool {
+        *digest == NULL_DIGEST || self.values.contains_key(digest)
+    }
+
+    /// Handle a message from replica `from` (authenticated by the channel).
+    /// `validity` is consulted before a proposal is prepared.
+    pub fn on_message(&mut self, from: ReplicaId, msg: PbftMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
+        if !self.m.contains(from) || from == self.id {
+            out.reject(from, "not a peer");
+            return;
+        }
+        match msg {
+            PbftMsg::PrePrepare { view, seq, value, auth } => {
+                self.on_pre_prepare(from, view, seq, value, auth, validity, out)
+            }
+            PbftMsg::Prepare { view, seq, digest, auth } => self.on_prepare(from, view, seq, digest, auth, out),
+            PbftMsg::Commit { view, seq, digest, auth } => self.on_commit(from, view, seq, digest, auth, out),
+            PbftMsg::Checkpoint { seq, digest, auth } => self.on_checkpoint(from, seq, digest, auth, out),
+            PbftMsg::ViewChange(vc) => self.on_view_change(from, *vc, out),
+            PbftMsg::NewView(nv) => self.on_new_view(from, *nv, out),
+            PbftMsg::Status { view, active, stable, decided, auth } => {
+                self.on_status(from, view, active, stable, decided, auth, out)
+            }
+            PbftMsg::Decided { entries, auth } => self.on_decided(from, entries, auth, out),
+            PbftMsg::Fetch { seq, digest } => self.on_fetch(from, seq, digest, out),
+            PbftMsg::Value { seq, value } => self.on_value(from, seq, value, out),
+        }
+    }
+
+    /// Handle one of this instance's timers.
+    pub fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V>) {
+        match timer {
+            EngineTimer::Tick => self.on_tick(out),
+            EngineTimer::ViewChange => self.on_view_change_timeout(out),
+        }
+    }
+
+    /// Keep a message of a view not installed yet (bounded; later ones are dropped).
+    pub(crate) fn hold(&mut self, from: ReplicaId, msg: PbftMsg<V>) {
+        if self.held.len() < self.cfg.max_held {
+            self.held.push((from, msg));
+        }
+    }
+}
+
+/// The digest `value` is ordered under (a helper for [`Value`] implementations):
+/// SHA-256 of a domain tag and the value's encoding.
+pub fn digest_encoded<T: Serialize>(domain: &[u8], value: &T, crypto: &dyn Crypto) -> Digest {
+    let mut b = Vec::with_capacity(domain.len() + quorate_core::wire::encoded_len(value) + 8);
+    b.extend_from_slice(domain);
+    b.extend_from_slice(&quorate_core::wire::encode(value));
+    crypto.digest(&b)
+}

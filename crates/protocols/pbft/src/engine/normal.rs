@@ -1,0 +1,416 @@
+//! The normal case: the primary's PRE-PREPARE, PREPARE and COMMIT with
+//! 2f+1 quorums, decisions, and reporting them in sequence order.
+
+use super::messages::bytes;
+use super::{Action, Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, NULL_DIGEST};
+use quorate_core::crypto::Digest;
+use quorate_core::ids::ReplicaId;
+
+/// What the common checks of a normal-case message decided.
+enum Admit {
+    /// Handle it now.
+    Yes,
+    /// Dropped (stale, outside the window, or held for a later view).
+    No,
+}
+
+impl<V: Value> Engine<V> {
+    /// Whether the primary may propose now (installed view, room in the
+    /// window and under the in-flight limit).
+    pub fn can_propose(&self) -> bool {
+        self.is_primary()
+            && self.next_seq <= self.high_watermark()
+            && self.next_seq.saturating_sub(self.last_decided + 1) < self.cfg.max_in_flight
+    }
+
+    /// Primary: order `value` at the next sequence number.
+    pub fn propose(&mut self, value: V, out: &mut Actions<V>) -> Result<u64, ProposeError> {
+        if !self.is_primary() {
+            return Err(ProposeError::NotPrimary);
+        }
+        if !self.can_propose() {
+            return Err(ProposeError::Full);
+        }
+        if value.size() > self.cfg.max_value_bytes {
+            return Err(ProposeError::TooLarge);
+        }
+        let digest = value.digest(self.crypto.as_ref());
+        let (view, seq) = (self.view, self.next_seq);
+        self.next_seq += 1;
+        self.values.insert(digest, value.clone());
+        let slot = self.slots.entry(seq).or_default();
+        slot.enter_view(view);
+        slot.pre_prepare = Some(digest);
+        slot.note_pre_prepared(digest, view);
+        let stored = self.durable_value(digest);
+        self.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
+        let auth = self.auth_all(&bytes::pre_prepare(self.cfg.instance, view, seq, &digest));
+        self.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
+        self.check_prepared(seq, out);
+        Ok(seq)
+    }
+
+    /// A faulty primary's move, for adversary strategies: leave the next
+    /// sequence number unused.
+    pub(crate) fn skip_sequence_number(&mut self) {
+        if self.can_propose() {
+            self.next_seq += 1;
+        }
+    }
+
+    /// The value to write into a record of `digest`: the value the first time
+    /// since the last durable checkpoint, None after (it is in the log already).
+    pub(crate) fn durable_value(&mut self, digest: Digest) -> Option<V> {
+        if digest == NULL_DIGEST || self.replaying {
+            return None;
+        }
+        let v = self.values.get(&digest)?;
+        self.durable.insert(digest).then(|| v.clone())
+    }
+
+    /// Checks shared by PRE-PREPARE, PREPARE and COMMIT: installed view, the
+    /// window. Messages of a later view are held until it is installed.
+    fn admit(&mut self, from: ReplicaId, view: u64, seq: u64, msg: impl FnOnce() -> PbftMsg<V>) -> Admit {
+        if view > self.view || (view == self.view && !self.active) {
+            let m = msg();
+            self.hold(from, m);
+            return Admit::No;
+        }
+        if view < self.view {
+            return Admit::No; // stale: the view changed meanwhile
+        }
+        if seq > self.high_watermark() {
+            self.heard_beyond = true; // we are behind (or the sender lies): the tick asks
+            return Admit::No;
+        }
+        if seq <= self.base() {
+            return Admit::No; // decided already
+        }
+        Admit::Yes
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_pre_prepare(
+        &mut self,
+        from: ReplicaId,
+        view: u64,
+        seq: u64,
+        value: V,
+        auth: Auth,
+        validity: &dyn Validity<V>,
+        out: &mut Actions<V>,
+    ) {
+        if from != self.primary_of(view) {
+            out.reject(from, "PRE-PREPARE from a non-primary");
+            return;
+        }
+        if seq == 0 {
+            out.reject(from, "PRE-PREPARE at sequence number 0");
+            return;
+        }
+        if value.size() > self.cfg.max_value_bytes {
+            out.reject(from, "oversized value");
+            return;
+        }
+        let digest = value.digest(self.crypto.as_ref());
+        if !self.check_auth(from, &bytes::pre_prepare(self.cfg.instance, view, seq, &digest), &auth) {
+            out.reject(from, "bad MAC");
+            return;
+        }
+        if view > self.view || (view == self.view && !self.active) {
+            // Checked now, held for the view's installation (replayed unchecked).
+            match validity.check(seq, &value) {
+                Ok(()) => self.hold(from, PbftMsg::PrePrepare { view, seq, value, auth }),
+                Err(why) => out.reject(from, why),
+            }
+            return;
+        }
+        if let Admit::No = self.admit(from, view, seq, || PbftMsg::PrePrepare { view, seq, value: value.clone(), auth })
+        {
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        slot.enter_view(view);
+        match slot.pre_prepare {
+            Some(d) if d == digest => {
+                // The primary repeats itself when stuck: repeat our PREPARE too.
+                if let Some(p) = slot.sent_prepare {
+                    let auth = self.auth_all(&bytes::prepare(self.cfg.instance, view, seq, &p));
+                    self.broadcast(PbftMsg::Prepare { view, seq, digest: p, auth }, out);
+                }
+                return;
+            }
+            Some(_) => {
+                out.reject(from, "conflicting PRE-PREPARE");
+                return;
+            }
+            None => {}
+        }
+        if slot.decided.is_some_and(|d| d != digest) {
+            out.reject(from, "PRE-PREPARE contradicts a decision");
+            return;
+        }
+        if let Err(why) = validity.check(seq, &value) {
+            out.reject(from, why);
+            return;
+        }
+        self.values.insert(digest, value);
+        self.accept_pre_prepare(view, seq, digest, out);
+    }
+
+    /// Take `digest` as the value of (`view`, `seq`) (from a PRE-PREPARE or a
+    /// NEW-VIEW): persist, PREPARE it (backups), count the votes.
+    pub(crate) fn accept_pre_prepare(&mut self, view: u64, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        let backup = self.primary_of(view) != self.id;
+        let slot = self.slots.entry(seq).or_default();
+        slot.enter_view(view);
+        slot.pre_prepare = Some(digest);
+        slot.note_pre_prepared(digest, view);
+        if backup {
+            slot.sent_prepare = Some(digest);
+            slot.prepares.insert(self.id, digest);
+        }
+        if !self.known(&digest) {
+            self.want(seq, digest, out);
+        }
+        let stored = self.durable_value(digest);
+        self.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
+        if backup {
+            let auth = self.auth_all(&bytes::prepare(self.cfg.instance, view, seq, &digest));
+            self.broadcast(PbftMsg::Prepare { view, seq, digest, auth }, out);
+        }
+        self.check_prepared(seq, out);
+        self.check_committed(seq, out);
+    }
+
+    pub(crate) fn on_prepare(
+        &mut self,
+        from: ReplicaId,
+        view: u64,
+        seq: u64,
+        digest: Digest,
+        auth: Auth,
+        out: &mut Actions<V>,
+    ) {
+        if from == self.primary_of(view) {
+            out.reject(from, "PREPARE from the primary");
+            return;
+        }
+        if !self.check_auth(from, &bytes::prepare(self.cfg.instance, view, seq, &digest), &auth) {
+            out.reject(from, "bad MAC");
+            return;
+        }
+        if let Admit::No = self.admit(from, view, seq, || PbftMsg::Prepare { view, seq, digest, auth }) {
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        slot.enter_view(view);
+        match slot.prepares.get(&from) {
+            Some(d) if *d == digest => return,
+            Some(_) => {
+                out.reject(from, "conflicting PREPARE");
+                return;
+            }
+            None => {
+                slot.prepares.insert(from, digest);
+            }
+        }
+        self.check_prepared(seq, out);
+    }
+
+    pub(crate) fn on_commit(
+        &mut self,
+        from: ReplicaId,
+        view: u64,
+        seq: u64,
+        digest: Digest,
+        auth: Auth,
+        out: &mut Actions<V>,
+    ) {
+        if !self.check_auth(from, &bytes::commit(self.cfg.instance, view, seq, &digest), &auth) {
+            out.reject(from, "bad MAC");
+            return;
+        }
+        if let Admit::No = self.admit(from, view, seq, || PbftMsg::Commit { view, seq, digest, auth }) {
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        slot.enter_view(view);
+        match slot.commits.get(&from) {
+            Some(d) if *d == digest => return,
+            Some(_) => {
+                out.reject(from, "conflicting COMMIT");
+                return;
+            }
+            None => {
+                slot.commits.insert(from, digest);
+            }
+        }
+        self.check_committed(seq, out);
+    }
+
+    /// Prepared (the PRE-PREPARE and 2f matching PREPAREs of backups): send COMMIT.
+    pub(crate) fn check_prepared(&mut self, seq: u64, out: &mut Actions<V>) {
+        let need = self.quorum() - 1;
+        let view = self.view;
+        let Some(slot) = self.slots.get_mut(&seq) else { return };
+        if slot.votes_view != view || slot.sent_commit.is_some() {
+            return;
+        }
+        let Some(digest) = slot.pre_prepare else { return };
+        if slot.prepares.values().filter(|d| **d == digest).count() < need {
+            return;
+        }
+        slot.note_prepared(digest, view);
+        slot.sent_commit = Some(digest);
+        slot.commits.insert(self.id, digest);
+        self.persist(Record::Prepared { view, seq, digest }, out);
+        let auth = self.auth_all(&bytes::commit(self.cfg.instance, view, seq, &digest));
+        self.broadcast(PbftMsg::Commit { view, seq, digest, auth }, out);
+        self.check_committed(seq, out);
+    }
+
+    /// 2f+1 matching COMMITs: decided (once the value is known). At least
+    /// f+1 correct replicas prepared it, so every later view keeps it; our
+    /// own prepared certificate is not needed for that.
+    pub(crate) fn check_committed(&mut self, seq: u64, out: &mut Actions<V>) {
+        let quorum = self.quorum();
+        let Some(slot) = self.slots.get(&seq) else { return };
+        if slot.decided.is_some() || slot.votes_view != self.view {
+            return;
+        }
+        let mut counts: std::collections::BTreeMap<Digest, usize> = std::collections::BTreeMap::new();
+        for d in slot.commits.values() {
+            *counts.entry(*d).or_default() += 1;
+        }
+        let Some((digest, _)) = counts.into_iter().find(|(_, c)| *c >= quorum) else { return };
+        if self.known(&digest) {
+            self.decide(seq, digest, out);
+        } else {
+            self.want(seq, digest, out);
+        }
+    }
+
+    /// Record the decision of `seq` (its value known) and report what is in order.
+    pub(crate) fn decide(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        if seq <= self.last_decided {
+            return;
+        }
+        let slot = self.slots.entry(seq).or_default();
+        if slot.decided.is_some() {
+            return;
+        }
+        slot.decided = Some(digest);
+        slot.reports.clear();
+        slot.report_values.clear();
+        self.wanted.remove(&seq);
+        let stored = self.durable_value(digest);
+        self.persist(Record::Decided { seq, digest, value: stored }, out);
+        if self.active {
+            // Something was decided in this view: the view change (if any) worked.
+            self.failed_views = 0;
+        }
+        self.report_decided(out);
+    }
+
+    /// Report decided sequence numbers in order, as far as there is no gap.
+    pub(crate) fn report_decided(&mut self, out: &mut Actions<V>) {
+        loop {
+            let seq = self.last_decided + 1;
+            let Some(digest) = self.slots.get(&seq).and_then(|s| s.decided) else { break };
+            let value = if digest == NULL_DIGEST {
+                None
+            } else {
+                match self.values.get(&digest) {
+                    Some(v) => Some(v.clone()),
+                    None => break,
+                }
+            };
+            self.last_decided = seq;
+            out.push(Action::Decided { seq, value });
+        }
+        if self.state_target.is_some_and(|(s, _)| s <= self.last_decided) {
+            self.state_target = None;
+        }
+    }
+
+    /// Ask the others for the value of `digest` at `seq` (once; the tick repeats).
+    pub(crate) fn want(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        if self.wanted.insert(seq, digest) != Some(digest) {
+            self.broadcast(PbftMsg::Fetch { seq, digest }, out);
+        }
+    }
+
+    /// FETCH: send the value if we have it.
+    pub(crate) fn on_fetch(&mut self, from: ReplicaId, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        if let Some(value) = self.values.get(&digest) {
+            self.send(from, PbftMsg::Value { seq, value: value.clone() }, out);
+        }
+    }
+
+    /// VALUE: useful if it is a value we want.
+    pub(crate) fn on_value(&mut self, from: ReplicaId, seq: u64, value: V, out: &mut Actions<V>) {
+        let Some(&wanted) = self.wanted.get(&seq) else { return };
+        if value.size() > self.cfg.max_value_bytes {
+            out.reject(from, "oversized value");
+            return;
+        }
+        let digest = value.digest(self.crypto.as_ref());
+        if digest != wanted {
+            out.reject(from, "VALUE does not match its digest");
+            return;
+        }
+        self.values.insert(digest, value);
+        self.wanted.remove(&seq);
+        // Other sequence numbers may wait for the same value.
+        let waiting: Vec<u64> = self.wanted.iter().filter(|(_, d)| **d == digest).map(|(s, _)| *s).collect();
+        for s in &waiting {
+            self.wanted.remove(s);
+        }
+        for s in std::iter::once(seq).chain(waiting) {
+            self.check_committed(s, out);
+            self.check_reports(s, out);
+        }
+        self.report_decided(out);
+    }
+
+    /// Repeat our part of every undecided sequence number of this view (the
+    /// primary's PRE-PREPAREs too): receivers ignore what they have.
+    pub(crate) fn retransmit_votes(&mut self, out: &mut Actions<V>) {
+        if !self.active {
+            return;
+        }
+        let (view, inst) = (self.view, self.cfg.instance);
+        let primary = self.is_primary();
+        let undecided: Vec<(u64, Slot<V>)> = self
+            .slots
+            .range(self.last_decided + 1..)
+            .filter(|(_, s)| s.votes_view == view && s.pre_prepare.is_some())
+            .take(self.cfg.window as usize)
+            .map(|(k, s)| (*k, s.clone()))
+            .collect();
+        for (seq, s) in undecided {
+            let Some(digest) = s.pre_prepare else { continue };
+            if primary && digest != NULL_DIGEST && self.new_view_entry(seq).is_none() {
+                if let Some(value) = self.values.get(&digest).cloned() {
+                    let auth = self.auth_all(&bytes::pre_prepare(inst, view, seq, &digest));
+                    self.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
+                }
+            }
+            if let Some(d) = s.sent_prepare {
+                let auth = self.auth_all(&bytes::prepare(inst, view, seq, &d));
+                self.broadcast(PbftMsg::Prepare { view, seq, digest: d, auth }, out);
+            }
+            if let Some(d) = s.sent_commit {
+                let auth = self.auth_all(&bytes::commit(inst, view, seq, &d));
+                self.broadcast(PbftMsg::Commit { view, seq, digest: d, auth }, out);
+            }
+        }
+    }
+
+    /// The NEW-VIEW's choice for `seq` in the installed view, if it made one.
+    pub(crate) fn new_view_entry(&self, seq: u64) -> Option<Digest> {
+        let nv = self.new_view.as_ref().filter(|nv| nv.body.view == self.view)?;
+        nv.body.chosen.iter().find(|(s, _)| *s == seq).map(|(_, d)| *d)
+    }
+}

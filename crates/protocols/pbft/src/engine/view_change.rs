@@ -1,0 +1,338 @@
+//! View change (Castro and Liskov, TOCS 2002, in its MAC form, with signed VIEW-CHANGE
+//! and NEW-VIEW messages as in OSDI'99 §5.2).
+//!
+//! Prepared certificates made of MACed PREPAREs cannot be shown to a third
+//! party, so a VIEW-CHANGE carries the sender's claims instead: its
+//! checkpoints (C), what it prepared (P) and what it pre-prepared (Q). The
+//! new primary picks, from 2f+1 or more of them:
+//!
+//! - the checkpoint: the highest (n, d) that f+1 claim to hold and at or
+//!   above the stable checkpoint of 2f+1;
+//! - for each seq n after it: a value d prepared in view v by someone (A)
+//!   if 2f+1 prepared nothing later or conflicting at n (A1) and f+1
+//!   pre-prepared d in v or later (A2); else a null request if 2f+1
+//!   prepared nothing at n (B); else it waits for more VIEW-CHANGEs.
+//!
+//! The NEW-VIEW carries the VIEW-CHANGEs, so every backup repeats the
+//! computation and accepts the NEW-VIEW only if it gives the same result.
+//! Liveness follows OSDI'99 §4.5.2: the view-change timer starts at 2f+1
+//! VIEW-CHANGEs for our view and doubles with each view change that decides
+//! nothing; f+1 VIEW-CHANGEs for later views make a replica join.
+
+use super::messages::{bytes, check_view_change};
+use super::{
+    Action, Actions, EngineTimer, NewView, PbftMsg, PrePrepareClaim, PrepareClaim, Record, Signed, Value, ViewChange,
+    NULL_DIGEST,
+};
+use crate::engine::Engine;
+use quorate_core::crypto::Digest;
+use quorate_core::ids::{NodeId, ReplicaId};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The outcome of the decision procedure: the checkpoint and the chosen values.
+pub(crate) type Decision = ((u64, Digest), Vec<(u64, Digest)>);
+
+impl<V: Value> Engine<V> {
+    /// Suspect the primary: move to the next view. Ignored while a view
+    /// change is under way (the view-change timer moves on from there).
+    pub fn start_view_change(&mut self, out: &mut Actions<V>) {
+        if self.active {
+            let target = self.view + 1;
+            self.move_to_view(target, out);
+        }
+    }
+
+    /// Leave the current view for `target`: stop taking part in the old
+    /// one, send a signed VIEW-CHANGE with what we know.
+    pub(crate) fn move_to_view(&mut self, target: u64, out: &mut Actions<V>) {
+        if target <= self.view && !(self.active && target == self.view + 1) {
+            return;
+        }
+        self.view = target;
+        self.active = false;
+        self.vc_timer = false;
+        if !self.replaying {
+            out.push(Action::CancelTimer { timer: EngineTimer::ViewChange });
+        }
+        self.persist(Record::View { view: target }, out);
+        let body = self.build_view_change(target);
+        let sig = self.crypto.sign(&bytes::view_change(self.cfg.instance, &body));
+        let vc = Signed { body, sig };
+        self.view_changes.insert(self.id, vc.clone());
+        self.note(format!("view change to {target}"), out);
+        self.broadcast(PbftMsg::ViewChange(Box::new(vc)), out);
+        self.after_view_change_vote(out);
+    }
+
+    /// Our VIEW-CHANGE for `view`: stable checkpoint, C, P and Q.
+    pub(crate) fn build_view_change(&self, view: u64) -> ViewChange {
+        let checkpoints: Vec<(u64, Digest)> =
+            self.own_checkpoints.iter().filter(|(s, _)| **s >= self.stable && **s > 0).map(|(s, d)| (*s, *d)).collect();
+        let top = self.stable + self.cfg.window;
+        let mut prepared = Vec::new();
+        let mut pre_prepared = Vec::new();
+        for (&seq, slot) in self.slots.range(self.stable + 1..=top) {
+            if let Some((v, d)) = slot.prepared {
+                prepared.push(PrepareClaim { seq, digest: d, view: v });
+            }
+            let mut q: Vec<PrePrepareClaim> =
+                slot.pre_prepared.iter().map(|(d, v)| PrePrepareClaim { seq, digest: *d, view: *v }).collect();
+            q.sort();
+            pre_prepared.extend(q);
+        }
+        ViewChange { view, replica: self.id, stable: self.stable, checkpoints, prepared, pre_prepared }
+    }
+
+    pub(crate) fn on_view_change(&mut self, from: ReplicaId, vc: Signed<ViewChange>, out: &mut Actions<V>) {
+        if vc.body.replica != from {
+            out.reject(from, "VIEW-CHANGE of another replica");
+            return;
+        }
+        if let Err(why) = check_view_change(&vc.body, self.m.n(), self.cfg.checkpoint_period, self.cfg.window) {
+            out.reject(from, why);
+            return;
+        }
+        let v = vc.body.view;
+        if v < self.view || (v == self.view && self.active) {
+            // The sender missed the NEW-VIEW of a view we installed: send it.
+            if self.active {
+                if let Some(nv) = self.new_view.clone() {
+                    self.send(from, PbftMsg::NewView(Box::new(nv)), out);
+                }
+            }
+            return;
+        }
+        if self.view_changes.get(&from).is_some_and(|old| old.body.view >= v) {
+            return; // a repeat, or older than what we have from it
+        }
+        if !self.crypto.verify(NodeId::Replica(from), &bytes::view_change(self.cfg.instance, &vc.body), &vc.sig) {
+            out.reject(from, "bad VIEW-CHANGE signature");
+            return;
+        }
+        self.view_changes.insert(from, vc);
+        // f+1 replicas ask for views later than ours: at least one correct
+        // one does; join the lowest view that f+1 of them ask for.
+        let current = self.view;
+        let mut later: Vec<u64> = self
+            .view_changes
+            .iter()
+            .filter(|(r, vc)| **r != self.id && vc.body.view > current)
+            .map(|(_, vc)| vc.body.view)
+            .collect();
+        if later.len() >= self.weak() {
+            later.sort_unstable_by(|a, b| b.cmp(a));
+            let target = later[self.weak() - 1];
+            if target > self.view {
+                self.move_to_view(target, out);
+                return;
+            }
+        }
+        self.after_view_change_vote(out);
+    }
+
+    /// Another VIEW-CHANGE for the view we move to: at 2f+1 start the timer;
+    /// as its primary, try to compute the NEW-VIEW.
+    fn after_view_change_vote(&mut self, out: &mut Actions<V>) {
+        if self.active {
+            return;
+        }
+        let target = self.view;
+        let count = self.view_changes.values().filter(|vc| vc.body.view == target).count();
+        if count < self.quorum() {
+            return;
+        }
+        if !self.vc_timer {
+            self.vc_timer = true;
+            if !self.replaying {
+                let after = self.cfg.view_change_timeout.saturating_mul(self.backoff());
+                out.push(Action::SetTimer { timer: EngineTimer::ViewChange, after });
+            }
+        }
+        if self.primary_of(target) == self.id && !self.replaying {
+            self.try_new_view(out);
+        }
+    }
+
+    /// The view-change timer expired without a NEW-VIEW: next view, longer timeout.
+    pub(crate) fn on_view_change_timeout(&mut self, out: &mut Actions<V>) {
+        if self.active || !self.vc_timer {
+            return;
+        }
+        self.failed_views = self.failed_views.saturating_add(1);
+        let target = self.view + 1;
+        self.move_to_view(target, out);
+    }
+
+    /// New primary: decide from the VIEW-CHANGEs at hand; send the NEW-VIEW
+    /// if every sequence number is decided.
+    fn try_new_view(&mut self, out: &mut Actions<V>) {
+        let target = self.view;
+        let vcs: Vec<Signed<ViewChange>> =
+            self.view_changes.values().filter(|vc| vc.body.view == target).cloned().collect();
+        let Some((checkpoint, chosen)) = self.decide_new_view(&vcs) else { return };
+        let body = NewView { view: target, view_changes: vcs, checkpoint, chosen };
+        let sig = self.crypto.sign(&bytes::new_view(self.cfg.instance, &body));
+        let nv = Signed { body, sig };
+        self.install_new_view(nv.clone(), out);
+        self.broadcast(PbftMsg::NewView(Box::new(nv)), out);
+    }
+
+    /// The decision procedure over a set of VIEW-CHANGEs for one view (all
+    /// well-formed, from distinct replicas). None: not decidable yet.
+    pub(crate) fn decide_new_view(&self, vcs: &[Signed<ViewChange>]) -> Option<Decision> {
+        let (quorum, weak) = (self.quorum(), self.weak());
+        if vcs.len() < quorum {
+            return None;
+        }
+        // Checkpoint: the highest (n, d) held by f+1 with 2f+1 stable at or below n.
+        let mut held: BTreeMap<(u64, Digest), usize> = BTreeMap::new();
+        for vc in vcs {
+            for c in vc.body.checkpoints.iter().collect::<BTreeSet<_>>() {
+                *held.entry(*c).or_default() += 1;
+            }
+        }
+        let below = |n: u64| vcs.iter().filter(|vc| vc.body.stable <= n).count();
+        let checkpoint = held
+            .iter()
+            .filter(|(_, c)| **c >= weak)
+            .map(|(k, _)| *k)
+            .chain(std::iter::once((0, Digest::default())))
+            .filter(|(n, _)| below(*n) >= quorum)
+            .max_by_key(|(n, d)| (*n, *d))?;
+        let h = checkpoint.0;
+        let prepared: Vec<BTreeMap<u64, (Digest, u64)>> =
+            vcs.iter().map(|vc| vc.body.prepared.iter().map(|p| (p.seq, (p.digest, p.view))).collect()).collect();
+        let max_seq = vcs.iter().flat_map(|vc| vc.body.prepared.iter().map(|p| p.seq)).filter(|s| *s > h).max();
+        let mut chosen = Vec::new();
+        let Some(max_seq) = max_seq else { return Some((checkpoint, chosen)) };
+        if max_seq > h.saturating_add(self.cfg.window) {
+            return None; // cannot happen with well-formed claims above a chosen checkpoint
+        }
+        for n in h.saturating_add(1)..=max_seq {
+            let mut candidates: Vec<(u64, Digest)> =
+                prepared.iter().filter_map(|p| p.get(&n)).map(|(d, v)| (*v, *d)).collect();
+            candidates.sort_unstable_by(|a, b| b.cmp(a));
+            candidates.dedup();
+            let pick = candidates.into_iter().find(|&(v, d)| {
+                let a1 = vcs
+                    .iter()
+                    .zip(&prepared)
+                    .filter(|(vc, p)| {
+                        vc.body.stable < n && p.get(&n).is_none_or(|(d2, v2)| *v2 < v || (*v2 == v && *d2 == d))
+                    })
+                    .count();
+                let a2 = vcs
+                    .iter()
+                    .filter(|vc| vc.body.pre_prepared.iter().any(|q| q.seq == n && q.digest == d && q.view >= v))
+                    .count();
+                a1 >= quorum && a2 >= weak
+            });
+            match pick {
+                Some((_, d)) => chosen.push((n, d)),
+                None => {
+                    let b =
+                        vcs.iter().zip(&prepared).filter(|(vc, p)| vc.body.stable < n && !p.contains_key(&n)).count();
+                    if b >= quorum {
+                        chosen.push((n, NULL_DIGEST));
+                    } else {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some((checkpoint, chosen))
+    }
+
+    pub(crate) fn on_new_view(&mut self, from: ReplicaId, nv: Signed<NewView>, out: &mut Actions<V>) {
+        let v = nv.body.view;
+        if v < self.view || (v == self.view && self.active) || v == 0 {
+            return;
+        }
+        let primary = self.primary_of(v);
+        if !self.crypto.verify(NodeId::Replica(primary), &bytes::new_view(self.cfg.instance, &nv.body), &nv.sig) {
+            out.reject(from, "bad NEW-VIEW signature");
+            return;
+        }
+        if let Err(why) = self.check_new_view(&nv.body) {
+            out.reject(from, why);
+            return;
+        }
+        self.install_new_view(nv, out);
+    }
+
+    /// Whether a NEW-VIEW follows from its VIEW-CHANGEs.
+    fn check_new_view(&self, nv: &NewView) -> Result<(), &'static str> {
+        let mut senders = BTreeSet::new();
+        for vc in &nv.view_changes {
+            if vc.body.view != nv.view {
+                return Err("NEW-VIEW with a VIEW-CHANGE for another view");
+            }
+            check_view_change(&vc.body, self.m.n(), self.cfg.checkpoint_period, self.cfg.window)?;
+            if !senders.insert(vc.body.replica) {
+                return Err("NEW-VIEW with two VIEW-CHANGEs of one replica");
+            }
+            let signer = NodeId::Replica(vc.body.replica);
+            if !self.crypto.verify(signer, &bytes::view_change(self.cfg.instance, &vc.body), &vc.sig) {
+                return Err("NEW-VIEW with a badly signed VIEW-CHANGE");
+            }
+        }
+        match self.decide_new_view(&nv.view_changes) {
+            Some((checkpoint, chosen)) if checkpoint == nv.checkpoint && chosen == nv.chosen => Ok(()),
+            _ => Err("NEW-VIEW does not follow from its VIEW-CHANGEs"),
+        }
+    }
+
+    /// Enter the NEW-VIEW's view: its choices become this view's
+    /// pre-prepares (backups PREPARE them, also where they decided already,
+    /// so that replicas behind can complete them).
+    pub(crate) fn install_new_view(&mut self, nv: Signed<NewView>, out: &mut Actions<V>) {
+        let v = nv.body.view;
+        self.persist(Record::NewView(Box::new(nv.clone())), out);
+        self.view = v;
+        self.active = true;
+        self.vc_timer = false;
+        if !self.replaying {
+            out.push(Action::CancelTimer { timer: EngineTimer::ViewChange });
+        }
+        self.view_changes.retain(|_, vc| vc.body.view > v);
+        let (cp, cd) = nv.body.checkpoint;
+        if cp > self.stable {
+            self.vouched = Some((cp, cd));
+        }
+        let chosen = nv.body.chosen.clone();
+        self.new_view = Some(nv);
+        let mut top = self.last_decided.max(self.base());
+        let high = self.high_watermark();
+        for (seq, digest) in &chosen {
+            top = top.max(*seq);
+            if *seq > high {
+                self.heard_beyond = true; // behind the view's checkpoint: catch up first
+            } else if *seq > self.stable {
+                self.accept_pre_prepare(v, *seq, *digest, out);
+            }
+        }
+        self.next_seq = top.saturating_add(1);
+        // Values only older views' proposals referred to can go (a faulty
+        // primary's proposals must not pile up across view changes).
+        self.collect_values();
+        if !self.replaying {
+            out.push(Action::ViewChanged { view: v, primary: self.primary_of(v) });
+        }
+        let held = std::mem::take(&mut self.held);
+        let (now, later): (Vec<_>, Vec<_>) = held.into_iter().partition(|(_, m)| msg_view(m) == Some(v));
+        self.held = later.into_iter().filter(|(_, m)| msg_view(m).is_some_and(|mv| mv > v)).collect();
+        for (from, msg) in now {
+            // Held PRE-PREPAREs passed the validity check before they were held.
+            self.on_message(from, msg, &super::AnyValue, out);
+        }
+        self.report_decided(out);
+    }
+}
+
+/// The view of a held normal-case message.
+fn msg_view<V>(m: &PbftMsg<V>) -> Option<u64> {
+    match m {
+        PbftMsg::PrePrepare { view, .. } | PbftMsg::Prepare { view, .. } | PbftMsg::Commit { view, .. } => Some(*view),
+        _ => None,
+    }
+}

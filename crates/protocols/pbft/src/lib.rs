@@ -1,0 +1,103 @@
+//! PBFT (M. Castro and B. Liskov, *Practical Byzantine Fault Tolerance*,
+//! OSDI'99, and *Practical Byzantine Fault Tolerance and Proactive
+//! Recovery*, TOCS 2002) in its MAC form, as sans-IO machines.
+//!
+//! - [`engine`]: one consensus instance, generic over the value it orders:
+//!   PRE-PREPARE / PREPARE / COMMIT with 2f+1 quorums, watermarks, MAC
+//!   authenticators, checkpoints and log truncation, view change with signed
+//!   VIEW-CHANGE and NEW-VIEW messages, retransmission, catching up. It
+//!   executes nothing; an embedder runs one or several of them.
+//! - [`replica`]: the standalone protocol's replica: one engine ordering
+//!   batches of signed client requests, the executor, the request table.
+//! - [`client`]: its client.
+//! - [`messages`]: the standalone protocol's messages.
+//! - [`byzantine`]: adversary strategies for the simulator.
+//!
+//! Decisions taken where the papers leave room are in
+//! `docs/decisions/0007-pbft.md`.
+
+#![warn(missing_docs)]
+
+pub mod byzantine;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod messages;
+pub mod replica;
+
+pub use config::Config;
+pub use messages::Msg;
+
+use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
+use quorate_core::membership::FaultModel;
+use serde::{Deserialize, Serialize};
+
+/// Timers of PBFT machines.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Timer {
+    /// Replica: a timer of the consensus instance.
+    Engine(engine::EngineTimer),
+    /// Replica: periodic check of the request timers.
+    RequestTick,
+    /// Replica: ask another replica for the state.
+    StateTransfer,
+    /// Client: send the outstanding request to every replica.
+    ClientRetransmit,
+    /// Adversary strategies' own timers.
+    Adversary(u64),
+}
+
+/// The PBFT protocol.
+pub struct Pbft;
+
+impl Protocol for Pbft {
+    const NAME: &'static str = "pbft";
+    type Message = Msg;
+    type Timer = Timer;
+    type Config = Config;
+
+    /// 3f+1 in either model: PBFT is a Byzantine protocol (its quorums are
+    /// computed for Byzantine faults whatever the model says).
+    fn replicas_for(f: usize, _model: FaultModel) -> usize {
+        3 * f + 1
+    }
+
+    fn validate_config(config: &Config) -> Result<(), String> {
+        config.validate()
+    }
+
+    fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
+        Box::new(replica::Replica::new(ctx, config.clone()))
+    }
+
+    fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
+        Box::new(client::Client::new(ctx, config.clone()))
+    }
+
+    fn strategies() -> &'static [(&'static str, &'static str)] {
+        byzantine::STRATEGIES
+    }
+
+    fn byzantine(
+        strategy: &str,
+        ctx: ReplicaContext,
+        config: &Config,
+    ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
+        byzantine::replica(strategy, ctx, config)
+    }
+
+    fn client_strategies() -> &'static [(&'static str, &'static str)] {
+        byzantine::CLIENT_STRATEGIES
+    }
+
+    fn byzantine_client(
+        strategy: &str,
+        ctx: ClientContext,
+        config: &Config,
+    ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
+        byzantine::client(strategy, ctx, config)
+    }
+}
+
+#[cfg(test)]
+mod tests;
