@@ -32,22 +32,13 @@ pub trait CliProtocol: Protocol {
 impl CliProtocol for quorate_modsmart::ModSmart {
     fn config(args: &SimArgs) -> Result<quorate_modsmart::Config, String> {
         let mut c = quorate_modsmart::Config::default();
-        if let Some(t) = args.timeout {
-            if t.is_zero() {
-                return Err("--timeout must be positive".into());
-            }
+        if let Some(t) = args.timeout()? {
             c.request_timeout = t;
         }
-        if let Some(b) = args.batch {
-            if b == 0 {
-                return Err("--batch must be at least 1".into());
-            }
+        if let Some(b) = args.batch()? {
             c.max_batch = b;
         }
-        if let Some(p) = args.checkpoint_period {
-            if p == 0 {
-                return Err("--checkpoint-period must be at least 1".into());
-            }
+        if let Some(p) = args.checkpoint_period()? {
             c.checkpoint_period = p;
         }
         Ok(c)
@@ -57,20 +48,14 @@ impl CliProtocol for quorate_modsmart::ModSmart {
 impl CliProtocol for quorate_ezbft::Ezbft {
     fn config(args: &SimArgs) -> Result<quorate_ezbft::Config, String> {
         let mut c = quorate_ezbft::Config::default();
-        if let Some(t) = args.timeout {
-            if t.is_zero() {
-                return Err("--timeout must be positive".into());
-            }
+        if let Some(t) = args.timeout()? {
             // The paper's timeout: how long a client waits before suspecting its command-leader.
             c.suspect_timeout = t;
         }
         if args.batch.is_some() {
             return Err("ezbft has no batching: drop --batch".into());
         }
-        if let Some(p) = args.checkpoint_period {
-            if p == 0 {
-                return Err("--checkpoint-period must be at least 1".into());
-            }
+        if let Some(p) = args.checkpoint_period()? {
             c.checkpoint_interval = p;
         }
         Ok(c)
@@ -80,26 +65,44 @@ impl CliProtocol for quorate_ezbft::Ezbft {
 impl CliProtocol for quorate_pbft::Pbft {
     fn config(args: &SimArgs) -> Result<quorate_pbft::Config, String> {
         let mut c = quorate_pbft::Config::default();
-        if let Some(t) = args.timeout {
-            if t.is_zero() {
-                return Err("--timeout must be positive".into());
-            }
+        if let Some(t) = args.timeout()? {
             // The backups' request timer: how long a request may wait before they suspect the primary.
             c.request_timeout = t;
         }
-        if let Some(b) = args.batch {
-            if b == 0 {
-                return Err("--batch must be at least 1".into());
-            }
+        if let Some(b) = args.batch()? {
             c.max_batch = b;
         }
-        if let Some(p) = args.checkpoint_period {
-            if p == 0 {
-                return Err("--checkpoint-period must be at least 1".into());
-            }
+        if let Some(p) = args.checkpoint_period()? {
             c.checkpoint_period = p;
         }
         Ok(c)
+    }
+}
+
+/// The generic protocol flags, checked once for every protocol.
+impl SimArgs {
+    /// `--timeout`, if given (positive).
+    pub fn timeout(&self) -> Result<Option<Duration>, String> {
+        match self.timeout {
+            Some(t) if t.is_zero() => Err("--timeout must be positive".into()),
+            t => Ok(t),
+        }
+    }
+
+    /// `--batch`, if given (at least 1).
+    pub fn batch(&self) -> Result<Option<usize>, String> {
+        match self.batch {
+            Some(0) => Err("--batch must be at least 1".into()),
+            b => Ok(b),
+        }
+    }
+
+    /// `--checkpoint-period`, if given (at least 1).
+    pub fn checkpoint_period(&self) -> Result<Option<u64>, String> {
+        match self.checkpoint_period {
+            Some(0) => Err("--checkpoint-period must be at least 1".into()),
+            p => Ok(p),
+        }
     }
 }
 

@@ -6,9 +6,9 @@
 
 mod common;
 
-use bytes::Bytes;
-use common::{final_reads, finish, runtime, serial, wait_until, Cluster, History, Load, DEADLINE, LOAD_CLIENTS};
-use quorate_apps::KvOp;
+use common::{
+    final_reads, finish, runtime, serial, wait_caught_up, wait_until, Cluster, History, Load, DEADLINE, LOAD_CLIENTS,
+};
 use quorate_pbft::Pbft;
 use std::time::Instant;
 
@@ -50,61 +50,11 @@ fn a_primary_killed_under_load_is_replaced() {
     common::assert_linearizable(&history);
 }
 
-/// Wait until replica `i` has caught up: an ordered write completes through
-/// a client that reaches only `i` and the primary (or, if `i` is the
-/// primary, one other replica). PBFT clients need f+1 = 2 matching replies,
-/// so `i`'s reply is needed, and `i` sends it only once it has executed (or
-/// installed by state transfer) everything ordered before the write.
-fn wait_caught_up(
-    rt: &tokio::runtime::Runtime,
-    cluster: &mut Cluster,
-    i: usize,
-    id: u64,
-    start: Instant,
-    history: &mut History,
-) {
-    let leader = cluster.leader();
-    let other = (0..cluster.n).find(|&j| j != i).expect("n >= 2");
-    let keep = if leader != i { leader } else { other };
-    let mut cfg = cluster.cfg.clone();
-    for j in (0..cluster.n).filter(|&j| j != i && j != keep) {
-        // Nothing listens on port 1: the client never reaches that replica.
-        cfg.file.replicas[j].address = "127.0.0.1:1".to_string();
-    }
-    let t = Instant::now();
-    let done = rt.block_on(async {
-        let mut c = common::client::<Pbft>(&cfg, id, DEADLINE);
-        let op = KvOp::Put {
-            key: Bytes::from_static(b"probe"),
-            value: Bytes::from(format!("probe-{i}-{}", common::nanos(start))),
-        };
-        common::record(&mut c, id, op, false, start, history).await.is_some()
-    });
-    assert!(done, "replica {i} did not catch up within {DEADLINE:?} (probe through replicas {i} and {keep})");
-    eprintln!("replica {i} caught up (probe took {:.1} s)", t.elapsed().as_secs_f64());
-    cluster.assert_running(i);
-}
-
 /// Each replica in turn is killed with SIGKILL under load, restarted from
 /// its log, and must catch up before the next one goes down.
 #[test]
 fn kill_and_restart_each_replica_under_load() {
-    let _serial = serial();
-    let mut cluster = Cluster::new("pbft-restart-each", "pbft", 4, 16, 4, |t| t);
-    cluster.start_all();
-    let rt = runtime();
-    let start = Instant::now();
-    let load = Load::start::<Pbft>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
-    let mut probes = History::new();
-    load.wait_more(50, "before the first crash");
-    for i in 0..4 {
-        cluster.kill(i);
-        load.wait_more(30, &format!("with replica {i} down"));
-        cluster.start(i);
-        wait_caught_up(&rt, &mut cluster, i, 6 + i as u64, start, &mut probes);
-        load.wait_more(20, &format!("after replica {i} restarted"));
-    }
-    finish::<Pbft>(&rt, &mut cluster, load, &[0, 1, 2, 3], probes, READER, start);
+    common::kill_and_restart_each::<Pbft>("pbft-restart-each", "pbft", 6, READER);
 }
 
 /// A replica whose disk is wiped rejoins by state transfer: the others have
@@ -136,7 +86,7 @@ fn wiped_replica_rejoins_by_state_transfer() {
         cluster.metric_now(victim, "quorate_state_transfers_total") >= 1.0
     });
     let mut probes = History::new();
-    wait_caught_up(&rt, &mut cluster, victim, 6, start, &mut probes);
+    wait_caught_up::<Pbft>(&rt, &mut cluster, victim, 6, start, &mut probes);
     wait_until("the wiped replica executes requests after the transfer", DEADLINE, || {
         cluster.metric_now(victim, "quorate_executed_requests_total") >= 1.0
     });

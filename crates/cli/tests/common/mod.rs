@@ -497,11 +497,12 @@ pub fn assert_linearizable(history: &History) {
 }
 
 /// Wait until replica `i` is level with the cluster: an ordered operation
-/// completes through a client that reaches only `i` and two other replicas
-/// (the one left out is neither `i` nor the leader). A quorum then needs
-/// `i`'s matching reply, which it sends only once it has executed (or
-/// installed by state transfer) everything ordered before the operation.
-/// The probe writes key `probe` (recorded in `history`).
+/// completes through a client that reaches only `i` and as many other
+/// replicas as make one short of the matching replies its protocol's client
+/// needs (the leader first, then the probe's home replica). Those replies
+/// then need `i`'s, which it sends only once it has executed (or installed
+/// by state transfer) everything ordered before the operation. The probe
+/// writes key `probe` (recorded in `history`).
 pub fn wait_caught_up<P: Protocol>(
     rt: &tokio::runtime::Runtime,
     cluster: &mut Cluster,
@@ -510,12 +511,21 @@ pub fn wait_caught_up<P: Protocol>(
     start: Instant,
     history: &mut History,
 ) {
-    // Left out: neither replica i, nor the leader (Mod-SMaRt), nor the probe's home replica (EZBFT).
+    let f = (cluster.n - 1) / 3;
+    // PBFT's client takes f+1 matching replies; Mod-SMaRt's and EZBFT's 2f+1.
+    let replies = if cluster.cfg.file.protocol == "pbft" { f + 1 } else { 2 * f + 1 };
     let (leader, home) = (cluster.leader(), id as usize % cluster.n);
-    let left_out = (0..cluster.n).find(|&j| j != i && j != leader && j != home).expect("n >= 4");
+    let mut reach = vec![i];
+    for j in [leader, home].into_iter().chain(0..cluster.n) {
+        if reach.len() < replies && !reach.contains(&j) {
+            reach.push(j);
+        }
+    }
     let mut cfg = cluster.cfg.clone();
-    // Nothing listens on port 1: the client never reaches that replica.
-    cfg.file.replicas[left_out].address = "127.0.0.1:1".to_string();
+    for j in (0..cluster.n).filter(|j| !reach.contains(j)) {
+        // Nothing listens on port 1: the client never reaches that replica.
+        cfg.file.replicas[j].address = "127.0.0.1:1".to_string();
+    }
     let t = Instant::now();
     let done = rt.block_on(async {
         let mut c = client::<P>(&cfg, id, DEADLINE);
@@ -523,7 +533,7 @@ pub fn wait_caught_up<P: Protocol>(
             KvOp::Put { key: Bytes::from_static(b"probe"), value: Bytes::from(format!("probe-{i}-{}", nanos(start))) };
         record(&mut c, id, op, false, start, history).await.is_some()
     });
-    assert!(done, "replica {i} did not catch up within {DEADLINE:?} (probe without replica {left_out})");
+    assert!(done, "replica {i} did not catch up within {DEADLINE:?} (probe through replicas {reach:?} only)");
     eprintln!("replica {i} caught up (probe took {:.1} s)", t.elapsed().as_secs_f64());
     cluster.assert_running(i);
 }

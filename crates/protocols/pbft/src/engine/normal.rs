@@ -205,17 +205,9 @@ impl<V: Value> Engine<V> {
         }
         let slot = self.slots.entry(seq).or_default();
         slot.enter_view(view);
-        match slot.prepares.get(&from) {
-            Some(d) if *d == digest => return,
-            Some(_) => {
-                out.reject(from, "conflicting PREPARE");
-                return;
-            }
-            None => {
-                slot.prepares.insert(from, digest);
-            }
+        if record_vote(&mut slot.prepares, from, digest, "conflicting PREPARE", out) {
+            self.check_prepared(seq, out);
         }
-        self.check_prepared(seq, out);
     }
 
     pub(crate) fn on_commit(
@@ -236,17 +228,9 @@ impl<V: Value> Engine<V> {
         }
         let slot = self.slots.entry(seq).or_default();
         slot.enter_view(view);
-        match slot.commits.get(&from) {
-            Some(d) if *d == digest => return,
-            Some(_) => {
-                out.reject(from, "conflicting COMMIT");
-                return;
-            }
-            None => {
-                slot.commits.insert(from, digest);
-            }
+        if record_vote(&mut slot.commits, from, digest, "conflicting COMMIT", out) {
+            self.check_committed(seq, out);
         }
-        self.check_committed(seq, out);
     }
 
     /// Prepared (the PRE-PREPARE and 2f matching PREPAREs of backups): send COMMIT.
@@ -412,5 +396,27 @@ impl<V: Value> Engine<V> {
     pub(crate) fn new_view_entry(&self, seq: u64) -> Option<Digest> {
         let nv = self.new_view.as_ref().filter(|nv| nv.body.view == self.view)?;
         nv.body.chosen.iter().find(|(s, _)| *s == seq).map(|(_, d)| *d)
+    }
+}
+
+/// Record `from`'s vote for `digest`: whether it is new (a repeat is
+/// ignored; a different one from the same replica is refused).
+fn record_vote<V: Value>(
+    votes: &mut std::collections::BTreeMap<ReplicaId, Digest>,
+    from: ReplicaId,
+    digest: Digest,
+    conflict: &'static str,
+    out: &mut Actions<V>,
+) -> bool {
+    match votes.get(&from) {
+        Some(d) if *d == digest => false,
+        Some(_) => {
+            out.reject(from, conflict);
+            false
+        }
+        None => {
+            votes.insert(from, digest);
+            true
+        }
     }
 }
