@@ -300,6 +300,12 @@ pub fn epoch_base(space: ReplicaId, owner: u64, n: usize) -> u64 {
     (owner.saturating_sub(u64::from(space.0)) / n.max(1) as u64) << EPOCH_BITS
 }
 
+/// The owner number that opened the epoch `slot` of `space` is in (the
+/// inverse of [`epoch_base`]).
+pub fn epoch_owner_of_slot(space: ReplicaId, slot: u64, n: usize) -> u64 {
+    u64::from(space.0).saturating_add((slot >> EPOCH_BITS).saturating_mul(n.max(1) as u64))
+}
+
 /// Slots per epoch, as a power of two (see [`epoch_base`]).
 pub const EPOCH_BITS: u32 = 40;
 

@@ -255,12 +255,12 @@ impl Replica {
         // was cut off, or it is the space's own replica, which never asks
         // for its own space's change and so never gets it resent). The signed
         // NEWOWNERs, which it can check itself, are the answer.
-        let Some(s) = self.spaces.get(inst.space.index()) else { return };
         let settled = self.log.get(&inst).is_some_and(|e| e.committed && e.proof.is_none());
         if self.void(inst) || settled {
-            for msg in s.installed_after(0) {
-                out.send(from, msg);
-            }
+            // From the owner number that opened the slot's epoch: the asker
+            // took that epoch's orders.
+            let epoch = crate::messages::epoch_owner_of_slot(inst.space, inst.slot, self.m.n());
+            self.show_new_owners(from, inst.space, epoch, out);
         }
     }
 

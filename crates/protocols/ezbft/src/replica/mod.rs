@@ -83,6 +83,9 @@ pub(crate) struct Space {
     pub future: BTreeMap<u64, (Signed<SpecOrder>, SignedRequest)>,
     /// After an owner change: the space holds this many slots and takes no more.
     pub frozen: Option<u64>,
+    /// When we froze it (see `reopen_due`); a freeze replayed from the
+    /// durable log counts from the restart.
+    pub frozen_at: Option<Time>,
     /// Slots dropped by earlier owner changes, before the epoch that reopened the space.
     pub void: Vec<(u64, u64)>,
     /// The NEWOWNER that froze it (owner number and views), for replicas that missed it.
@@ -98,6 +101,9 @@ pub(crate) struct Space {
     /// reopened space's every order would otherwise ask again, and each
     /// answer carries whole settled histories.
     pub asked_new_owner: Option<u64>,
+    /// Per replica that showed it missed NEWOWNERs: the owner number it
+    /// showed and when we last answered it (see `show_new_owners`).
+    pub shown: BTreeMap<ReplicaId, (u64, Time)>,
     /// STARTOWNERCHANGE senders, by the owner number they want replaced.
     pub suspects: BTreeMap<u64, BTreeSet<ReplicaId>>,
     /// As the new owner: OWNERCHANGE reports received, for owner number `changing`.
@@ -105,12 +111,6 @@ pub(crate) struct Space {
 }
 
 impl Space {
-    /// The NEWOWNERs installed after owner number `owner` (for a replica that
-    /// shows it missed them), oldest first.
-    pub fn installed_after(&self, owner: u64) -> impl Iterator<Item = Msg> + '_ {
-        self.installed.iter().filter(move |n| n.body.owner > owner).map(|n| Msg::NewOwner(Box::new(n.clone())))
-    }
-
     /// Whether the space takes new orders and commits.
     pub fn open(&self) -> bool {
         self.frozen.is_none() && self.changing.is_none()
@@ -273,6 +273,8 @@ pub struct Replica {
     pub(crate) catching_up: bool,
     /// Per space, the slots our latest COMMITQUERY there asked for.
     pub(crate) fetching: HashMap<ReplicaId, std::ops::Range<u64>>,
+    /// The time of the input being handled (to pace answers, never to decide).
+    pub(crate) now: Time,
 }
 
 impl Replica {
@@ -288,12 +290,14 @@ impl Replica {
                 history: Self::initial_history(ReplicaId(i)),
                 future: BTreeMap::new(),
                 frozen: None,
+                frozen_at: None,
                 void: Vec::new(),
                 installed: Vec::new(),
                 changing: None,
                 asked: None,
                 asked_new_owner: None,
                 waiting_clients: BTreeSet::new(),
+                shown: BTreeMap::new(),
                 suspects: BTreeMap::new(),
                 reports: BTreeMap::new(),
             })
@@ -325,6 +329,7 @@ impl Replica {
             defer_execution: false,
             catching_up: false,
             fetching: HashMap::new(),
+            now: Time(0),
         }
     }
 
@@ -377,8 +382,10 @@ impl Replica {
 }
 
 impl ReplicaMachine<Ezbft> for Replica {
-    /// The replica needs no clock: all its timing is in timers.
-    fn handle(&mut self, _now: Time, input: Input<Ezbft>, out: &mut Out) {
+    /// The replica's decisions need no clock (its timing is in timers); the
+    /// time only paces repeated answers.
+    fn handle(&mut self, now: Time, input: Input<Ezbft>, out: &mut Out) {
+        self.now = now;
         match input {
             Input::Start => {}
             Input::Recover { checkpoint, records } => self.recover(checkpoint, records, out),

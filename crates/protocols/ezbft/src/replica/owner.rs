@@ -28,6 +28,9 @@ use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How many NEWOWNERs one answer to a replica that missed them carries.
+const NEWOWNER_BATCH: usize = 4;
+
 /// A slot as an owner change settles it.
 #[derive(Debug)]
 pub(crate) struct Settled {
@@ -251,6 +254,27 @@ impl Replica {
         }
     }
 
+    /// Show replica `to`, which showed it is at owner number `after` of
+    /// `space`, the NEWOWNERs we installed after it: the next
+    /// [`NEWOWNER_BATCH`] (it installs them one epoch after another, and
+    /// shows its new owner number when it needs more), at most once per
+    /// commit timeout for the same `after`. Stale orders and queries come in
+    /// bursts, and each answer carries settled histories: a faulty replica
+    /// that kept reopening its space and sending stale orders had every
+    /// correct replica pile NEWOWNERs onto the links until the simulator ran
+    /// out of memory (campaign seed 13).
+    pub(crate) fn show_new_owners(&mut self, to: ReplicaId, space: ReplicaId, after: u64, out: &mut Out) {
+        let (now, pace) = (self.now, self.cfg.commit_timeout);
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        if s.shown.get(&to).is_some_and(|(shown, at)| *shown == after && now < *at + pace) {
+            return;
+        }
+        s.shown.insert(to, (after, now));
+        for n in s.installed.iter().filter(|n| n.body.owner > after).take(NEWOWNER_BATCH) {
+            out.send(to, Msg::NewOwner(Box::new(n.clone())));
+        }
+    }
+
     /// Ask for the owner of `space` to be replaced.
     pub(crate) fn suspect(&mut self, space: ReplicaId, out: &mut Out) {
         let Some(s) = self.spaces.get_mut(space.index()) else { return };
@@ -275,10 +299,7 @@ impl Replica {
         };
         if s.installed.last().is_some_and(|n| owner < n.body.owner) {
             // Settled already: the sender missed the NEWOWNERs, which it can verify itself.
-            for msg in s.installed_after(owner) {
-                out.send(from, msg);
-            }
-            return;
+            return self.show_new_owners(from, space, owner, out);
         }
         if s.frozen.is_some() || owner < s.changing.unwrap_or(s.owner) {
             return;
@@ -428,6 +449,7 @@ impl Replica {
             let s = &mut self.spaces[space.index()];
             s.owner = owner;
             s.frozen = Some(len);
+            s.frozen_at = Some(self.now);
             s.installed.push(new_owner.clone());
             s.changing = None;
             s.future.clear();
@@ -487,6 +509,21 @@ impl Replica {
 }
 
 impl Replica {
+    /// Whether `space`, frozen here since `frozen_at`, may reopen into the
+    /// epoch of owner number `owner` on its replica's word (an order, or a
+    /// request to the replica itself): `commit_timeout` after the freeze,
+    /// doubling with each epoch up to 32 times that. Without a wait, a faulty
+    /// replica that equivocated again in each epoch it reopened made every
+    /// correct replica run an owner change every few milliseconds (campaign
+    /// seed 13: 2400 in 20 s). Proof that a quorum took the new epoch's
+    /// orders (a commit, a later NEWOWNER) reopens it at once.
+    pub(crate) fn reopen_due(&self, space: ReplicaId, owner: u64) -> bool {
+        let Some(s) = self.spaces.get(space.index()) else { return false };
+        let epochs = owner.saturating_sub(u64::from(space.0)) / self.m.n().max(1) as u64;
+        let wait = self.cfg.commit_timeout * (1u32 << epochs.saturating_sub(1).min(5));
+        s.frozen_at.is_none_or(|at| self.now >= at + wait)
+    }
+
     /// Reopen `space`, frozen by an owner change, in a new epoch led by
     /// `owner` (a number naming the space's own replica again): a replica
     /// whose space was settled (it was slow, crashed, or a faulty client
