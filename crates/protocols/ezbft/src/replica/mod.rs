@@ -83,9 +83,6 @@ pub(crate) struct Space {
     pub future: BTreeMap<u64, (Signed<SpecOrder>, SignedRequest)>,
     /// After an owner change: the space holds this many slots and takes no more.
     pub frozen: Option<u64>,
-    /// When we froze it (see `reopen_due`); a freeze replayed from the
-    /// durable log counts from the restart.
-    pub frozen_at: Option<Time>,
     /// Slots dropped by earlier owner changes, before the epoch that reopened the space.
     pub void: Vec<(u64, u64)>,
     /// The NEWOWNER that froze it (owner number and views), for replicas that missed it.
@@ -290,7 +287,6 @@ impl Replica {
                 history: Self::initial_history(ReplicaId(i)),
                 future: BTreeMap::new(),
                 frozen: None,
-                frozen_at: None,
                 void: Vec::new(),
                 installed: Vec::new(),
                 changing: None,

@@ -449,7 +449,6 @@ impl Replica {
             let s = &mut self.spaces[space.index()];
             s.owner = owner;
             s.frozen = Some(len);
-            s.frozen_at = Some(self.now);
             s.installed.push(new_owner.clone());
             s.changing = None;
             s.future.clear();
@@ -509,21 +508,6 @@ impl Replica {
 }
 
 impl Replica {
-    /// Whether `space`, frozen here since `frozen_at`, may reopen into the
-    /// epoch of owner number `owner` on its replica's word (an order, or a
-    /// request to the replica itself): `commit_timeout` after the freeze,
-    /// doubling with each epoch up to 32 times that. Without a wait, a faulty
-    /// replica that equivocated again in each epoch it reopened made every
-    /// correct replica run an owner change every few milliseconds (campaign
-    /// seed 13: 2400 in 20 s). Proof that a quorum took the new epoch's
-    /// orders (a commit, a later NEWOWNER) reopens it at once.
-    pub(crate) fn reopen_due(&self, space: ReplicaId, owner: u64) -> bool {
-        let Some(s) = self.spaces.get(space.index()) else { return false };
-        let epochs = owner.saturating_sub(u64::from(space.0)) / self.m.n().max(1) as u64;
-        let wait = self.cfg.commit_timeout * (1u32 << epochs.saturating_sub(1).min(5));
-        s.frozen_at.is_none_or(|at| self.now >= at + wait)
-    }
-
     /// Reopen `space`, frozen by an owner change, in a new epoch led by
     /// `owner` (a number naming the space's own replica again): a replica
     /// whose space was settled (it was slow, crashed, or a faulty client
