@@ -7,7 +7,7 @@
 use crate::sim::CliProtocol;
 
 /// Every protocol, by its command-line name.
-pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft", "pbft"];
+pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft", "pbft", "dqbft"];
 
 /// Something to do with one protocol type.
 pub trait WithProtocol {
@@ -23,6 +23,7 @@ pub fn with_protocol<W: WithProtocol>(name: &str, w: W) -> Result<W::Output, Str
         "mod-smart" => Ok(w.run::<quorate_modsmart::ModSmart>()),
         "ezbft" => Ok(w.run::<quorate_ezbft::Ezbft>()),
         "pbft" => Ok(w.run::<quorate_pbft::Pbft>()),
+        "dqbft" => Ok(w.run::<quorate_dqbft::Dqbft>()),
         other => Err(format!("unknown protocol '{other}' (known: {})", PROTOCOLS.join(", "))),
     }
 }

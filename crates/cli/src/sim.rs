@@ -79,6 +79,23 @@ impl CliProtocol for quorate_pbft::Pbft {
     }
 }
 
+impl CliProtocol for quorate_dqbft::Dqbft {
+    fn config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
+        let mut c = quorate_dqbft::Config::default();
+        if let Some(t) = args.timeout()? {
+            // How long a request may wait before replicas suspect its coordinator (or the O-primary).
+            c.request_timeout = t;
+        }
+        if let Some(b) = args.batch()? {
+            c.max_batch = b;
+        }
+        if let Some(p) = args.checkpoint_period()? {
+            c.checkpoint_period = p;
+        }
+        Ok(c)
+    }
+}
+
 /// The generic protocol flags, checked once for every protocol.
 impl SimArgs {
     /// `--timeout`, if given (positive).

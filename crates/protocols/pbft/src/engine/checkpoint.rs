@@ -161,6 +161,17 @@ impl<V: Value> Engine<V> {
         self.send_status(out);
     }
 
+    /// Whether f+1 replicas vouch for the checkpoint (`seq`, `digest`)
+    /// (whatever we decided: an embedder that fetches state for other
+    /// reasons checks what it got with this).
+    pub fn vouches(&self, seq: u64, digest: Digest) -> bool {
+        let claims = self.claims.values().filter(|c| **c == (seq, digest)).count();
+        let votes = self.checkpoint_votes.get(&seq).map_or(0, |v| v.values().filter(|d| **d == digest).count());
+        claims.max(votes) >= self.weak()
+            || self.vouched == Some((seq, digest))
+            || (seq, digest) == (self.stable, self.stable_digest)
+    }
+
     /// Checkpoints at least f+1 replicas vouch for (CHECKPOINT claims, or
     /// the installed NEW-VIEW), above what we decided.
     fn vouched_checkpoints(&self) -> BTreeSet<(u64, Digest)> {

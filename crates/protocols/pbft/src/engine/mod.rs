@@ -230,6 +230,9 @@ pub struct EngineConfig {
     pub max_reply_bytes: usize,
     /// Messages of views not installed yet kept for later.
     pub max_held: usize,
+    /// The primary of view v is replica (v + offset) mod n: an embedder
+    /// running one instance per replica starts each at its own replica.
+    pub primary_offset: u64,
 }
 
 impl Default for EngineConfig {
@@ -244,6 +247,7 @@ impl Default for EngineConfig {
             max_value_bytes: 16 << 20,
             max_reply_bytes: 4 << 20,
             max_held: 4096,
+            primary_offset: 0,
         }
     }
 }
@@ -466,7 +470,7 @@ impl<V: Value> Engine<V> {
     }
     /// Primary of `view`.
     pub fn primary_of(&self, view: u64) -> ReplicaId {
-        ReplicaId((view % self.m.n() as u64) as u32)
+        ReplicaId((view.wrapping_add(self.cfg.primary_offset) % self.m.n() as u64) as u32)
     }
     /// Primary of the current view.
     pub fn primary(&self) -> ReplicaId {
@@ -502,6 +506,25 @@ impl<V: Value> Engine<V> {
     /// This replica.
     pub fn id(&self) -> ReplicaId {
         self.id
+    }
+    /// The sequence number the primary's next proposal takes.
+    pub fn next_proposal(&self) -> u64 {
+        self.next_seq
+    }
+    /// Whether `seq` holds a proposal here: a PRE-PREPARE accepted in the
+    /// current view, or a decision.
+    pub fn has_proposal(&self, seq: u64) -> bool {
+        seq <= self.last_decided
+            || self
+                .slots
+                .get(&seq)
+                .is_some_and(|s| s.decided.is_some() || (s.votes_view == self.view && s.pre_prepare.is_some()))
+    }
+    /// The value decided or pre-prepared at `seq`, if held.
+    pub fn value_at(&self, seq: u64) -> Option<&V> {
+        let slot = self.slots.get(&seq)?;
+        let d = slot.decided.or(slot.pre_prepare)?;
+        self.values.get(&d)
     }
 
     /// Where the window starts for new votes: the stable checkpoint, or the

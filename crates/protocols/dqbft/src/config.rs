@@ -1,0 +1,171 @@
+//! DQPBFT settings and their defaults (each explained in
+//! docs/decisions/0008-dqbft.md).
+
+use quorate_core::time::human;
+use quorate_pbft::engine::EngineConfig;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Where a replica floods the D-PrePrepares it accepts (§3.2.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flood {
+    /// Nowhere.
+    Off,
+    /// To every replica.
+    All,
+    /// To this many replicas drawn at random ("a random subset of few
+    /// replicas was equally effective").
+    Few(usize),
+}
+
+/// DQPBFT settings (the `[settings]` table of a cluster file; durations are
+/// written like "2s" or "500ms").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// A replica holding a client's request this long without executing it
+    /// suspects the request's D-instance coordinator (or, when the request
+    /// is disseminated, the O-primary) and starts that instance's view change.
+    #[serde(with = "human")]
+    pub request_timeout: Duration,
+    /// A slot the O-instance ordered waits this long for its payload before
+    /// the replica suspects the slot's coordinator (whose successor fills it
+    /// with a no-op if nobody holds it).
+    #[serde(with = "human")]
+    pub payload_timeout: Duration,
+    /// After 2f+1 VIEW-CHANGEs, wait this long for the NEW-VIEW.
+    #[serde(with = "human")]
+    pub view_change_timeout: Duration,
+    /// Largest D-batch, in requests.
+    pub max_batch: usize,
+    /// Largest O-batch, in D-slot references.
+    pub max_refs: usize,
+    /// Undecided proposals per instance at most.
+    pub max_in_flight: u64,
+    /// An O-instance checkpoint every this many O-slots (window: twice this).
+    pub checkpoint_period: u64,
+    /// A D-instance checkpoint every this many D-slots (window: four times
+    /// this: D-checkpoints follow stable O-checkpoints).
+    pub d_checkpoint_period: u64,
+    /// Retransmission period of every instance.
+    #[serde(with = "human")]
+    pub status_interval: Duration,
+    /// Client: send the request to every replica after this long without
+    /// f+1 matching replies.
+    #[serde(with = "human")]
+    pub client_retransmit: Duration,
+    /// State transfer: ask another replica after this long.
+    #[serde(with = "human")]
+    pub state_transfer_timeout: Duration,
+    /// Flooding of accepted D-PrePrepares.
+    pub flood: Flood,
+    /// Probation after a D-instance's k-th view change lasts
+    /// `probation_base · 2^(k-1)` of its sequence numbers (capped at 2^16 ×).
+    pub probation_base: u64,
+    /// Most requests a replica keeps pending; more are shed.
+    pub max_pending: usize,
+    /// Clients sign requests (backups check them in D-PrePrepares).
+    pub sign_requests: bool,
+}
+
+impl Config {
+    /// Check the settings; the error names the wrong field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.request_timeout.is_zero()
+            || self.payload_timeout.is_zero()
+            || self.client_retransmit.is_zero()
+            || self.state_transfer_timeout.is_zero()
+            || self.view_change_timeout.is_zero()
+            || self.status_interval.is_zero()
+        {
+            return Err("timeouts must be positive".into());
+        }
+        if self.max_batch == 0 || self.max_refs == 0 {
+            return Err("max_batch and max_refs must be at least 1".into());
+        }
+        if self.max_pending == 0 {
+            return Err("max_pending must be at least 1".into());
+        }
+        if self.probation_base == 0 {
+            return Err("probation_base must be at least 1".into());
+        }
+        if let Flood::Few(0) = self.flood {
+            return Err("flood = { few = 0 }: use \"off\"".into());
+        }
+        self.o_engine().validate()?;
+        self.d_engine(0).validate()
+    }
+
+    /// The O-instance's settings (instance number u64::MAX: distinct from every D-instance).
+    pub fn o_engine(&self) -> EngineConfig {
+        EngineConfig {
+            instance: u64::MAX,
+            checkpoint_period: self.checkpoint_period,
+            window: self.checkpoint_period.saturating_mul(2),
+            max_in_flight: self.max_in_flight,
+            view_change_timeout: self.view_change_timeout,
+            status_interval: self.status_interval,
+            ..EngineConfig::default()
+        }
+    }
+
+    /// D-instance `i`'s settings: its view 0 is coordinated by replica `i`.
+    pub fn d_engine(&self, i: u32) -> EngineConfig {
+        EngineConfig {
+            instance: u64::from(i),
+            checkpoint_period: self.d_checkpoint_period,
+            window: self.d_checkpoint_period.saturating_mul(4),
+            max_in_flight: self.max_in_flight,
+            view_change_timeout: self.view_change_timeout,
+            status_interval: self.status_interval,
+            primary_offset: u64::from(i),
+            ..EngineConfig::default()
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            request_timeout: Duration::from_secs(2),
+            payload_timeout: Duration::from_secs(1),
+            view_change_timeout: Duration::from_secs(2),
+            max_batch: 200,
+            max_refs: 64,
+            max_in_flight: 4,
+            checkpoint_period: 128,
+            d_checkpoint_period: 64,
+            status_interval: Duration::from_millis(250),
+            client_retransmit: Duration::from_secs(1),
+            state_transfer_timeout: Duration::from_secs(2),
+            flood: Flood::Few(2),
+            probation_base: 16,
+            max_pending: 100_000,
+            sign_requests: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_named() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let zero = Config { payload_timeout: Duration::ZERO, ..Config::default() };
+        assert!(zero.validate().unwrap_err().contains("timeouts"));
+        let refs = Config { max_refs: 0, ..Config::default() };
+        assert!(refs.validate().unwrap_err().contains("max_refs"));
+        let flood = Config { flood: Flood::Few(0), ..Config::default() };
+        assert!(flood.validate().unwrap_err().contains("flood"));
+        let c: Config = toml::from_str("flood = \"all\"\nd_checkpoint_period = 8").unwrap();
+        assert_eq!(c.flood, Flood::All);
+        assert_eq!(c.d_engine(3).window, 32);
+        assert_eq!(c.d_engine(3).primary_offset, 3);
+        let c: Config = toml::from_str("flood = { few = 3 }").unwrap();
+        assert_eq!(c.flood, Flood::Few(3));
+        assert!(toml::from_str::<Config>("no_such_setting = 1").is_err());
+    }
+}

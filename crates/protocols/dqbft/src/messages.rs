@@ -1,0 +1,197 @@
+//! DQPBFT's messages: client requests and replies, requests relayed to an
+//! instance's coordinator, the D-instances' and the O-instance's PBFT
+//! messages (D-PrePrepare … O-Commit of Fig. 5), flooded D-PrePrepare
+//! payloads, and state transfer.
+
+use quorate_core::crypto::{Crypto, Digest, Mac};
+use quorate_core::executor::Checkpoint;
+use quorate_core::ids::{ClientId, NodeId};
+use quorate_core::machine::Message;
+use quorate_core::request::SignedRequest;
+use quorate_core::Bytes;
+use quorate_pbft::engine::{digest_encoded, PbftMsg, Value};
+use serde::{Deserialize, Serialize};
+
+/// What one D-instance sequence number holds: a batch of its coordinator's
+/// client requests (empty: a no-op, proposed to fill a slot the O-instance
+/// ordered but nobody disseminated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DBatch {
+    /// Timestamp (ns) chosen by the coordinator, passed to the service.
+    pub timestamp: u64,
+    /// Requests, executed in this order.
+    pub requests: Vec<SignedRequest>,
+}
+
+impl Value for DBatch {
+    fn digest(&self, crypto: &dyn Crypto) -> Digest {
+        digest_encoded(b"quorate-dqbft-d", self, crypto)
+    }
+}
+
+/// A D-instance slot: (R_n, S_ni).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DRef {
+    /// The D-instance (its initial coordinator's id).
+    pub instance: u32,
+    /// Its sequence number there.
+    pub seq: u64,
+}
+
+/// What one O-instance sequence number orders: D-instance slots, executed
+/// in this order (several per O-slot, as the source's artifact does).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OBatch {
+    /// The slots.
+    pub refs: Vec<DRef>,
+}
+
+impl Value for OBatch {
+    fn digest(&self, crypto: &dyn Crypto) -> Digest {
+        digest_encoded(b"quorate-dqbft-o", self, crypto)
+    }
+}
+
+/// A replica's answer to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The request's sequence number.
+    pub seq: u64,
+    /// The service's reply.
+    pub result: Bytes,
+    /// MAC for the client over (seq, digest of result).
+    pub mac: Mac,
+}
+
+impl Reply {
+    /// The bytes the MAC covers.
+    pub fn mac_bytes(client: ClientId, seq: u64, result: &[u8]) -> Vec<u8> {
+        let mut b = b"quorate-dqbft/reply/".to_vec();
+        b.extend_from_slice(&client.0.to_le_bytes());
+        b.extend_from_slice(&seq.to_le_bytes());
+        b.extend_from_slice(&Digest::of(result).0);
+        b
+    }
+}
+
+/// The replicated state beyond the executor's at an O-instance checkpoint:
+/// which D-instance slots are executed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Per D-instance: every slot up to here is executed.
+    pub prefix: Vec<u64>,
+    /// Per D-instance: executed slots above the prefix (an O-primary may
+    /// order an instance's slots out of order).
+    pub above: Vec<std::collections::BTreeSet<u64>>,
+}
+
+/// The state at an O-instance checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The executor's checkpoint (service snapshot and request table).
+    pub exec: Checkpoint,
+    /// Executed D-instance slots.
+    pub progress: Progress,
+}
+
+impl State {
+    /// The digest the O-instance's CHECKPOINT votes carry.
+    pub fn digest(&self) -> Digest {
+        Digest::of_parts(&[b"quorate-dqbft-state", &self.exec.digest.0, &quorate_core::wire::encode(&self.progress)])
+    }
+}
+
+/// Messages of DQPBFT.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Client → its replica (and → all when it retransmits).
+    Request(SignedRequest),
+    /// Replica → client.
+    Reply(Reply),
+    /// Replica → an instance's coordinator: requests its clients sent elsewhere.
+    Forward {
+        /// The D-instance.
+        instance: u32,
+        /// The requests.
+        requests: Vec<SignedRequest>,
+    },
+    /// A D-instance's PBFT message (D-PrePrepare, D-Prepare, D-Commit, …).
+    D {
+        /// The D-instance.
+        instance: u32,
+        /// The message.
+        msg: PbftMsg<DBatch>,
+    },
+    /// The O-instance's PBFT message (O-PrePrepare, O-Prepare, O-Commit, …).
+    O(PbftMsg<OBatch>),
+    /// A D-PrePrepare's payload, flooded by a replica that accepted it
+    /// (§3.2.4): every replica holds it one step after the first correct one.
+    Flood {
+        /// The D-instance.
+        instance: u32,
+        /// Its sequence number.
+        seq: u64,
+        /// The payload.
+        batch: DBatch,
+    },
+    /// Ask for the state at O-instance checkpoint `seq` (0: the latest stable one).
+    StateRequest {
+        /// Sequence number of the checkpoint, or 0.
+        seq: u64,
+    },
+    /// The state at O-instance checkpoint `seq`.
+    StateReply {
+        /// Sequence number of the checkpoint.
+        seq: u64,
+        /// The state.
+        state: Box<State>,
+    },
+}
+
+impl Message for Msg {
+    fn kind(&self) -> &'static str {
+        match self {
+            Msg::Request(_) => "REQUEST",
+            Msg::Reply(_) => "REPLY",
+            Msg::Forward { .. } => "FORWARD",
+            Msg::D { msg, .. } => match msg {
+                PbftMsg::PrePrepare { .. } => "D-PREPREPARE",
+                PbftMsg::Prepare { .. } => "D-PREPARE",
+                PbftMsg::Commit { .. } => "D-COMMIT",
+                PbftMsg::Checkpoint { .. } => "D-CHECKPOINT",
+                PbftMsg::ViewChange(_) => "D-VIEWCHANGE",
+                PbftMsg::NewView(_) => "D-NEWVIEW",
+                _ => "D-CATCHUP",
+            },
+            Msg::O(msg) => match msg {
+                PbftMsg::PrePrepare { .. } => "O-PREPREPARE",
+                PbftMsg::Prepare { .. } => "O-PREPARE",
+                PbftMsg::Commit { .. } => "O-COMMIT",
+                PbftMsg::Checkpoint { .. } => "O-CHECKPOINT",
+                PbftMsg::ViewChange(_) => "O-VIEWCHANGE",
+                PbftMsg::NewView(_) => "O-NEWVIEW",
+                _ => "O-CATCHUP",
+            },
+            Msg::Flood { .. } => "FLOOD",
+            Msg::StateRequest { .. } => "STATE-REQUEST",
+            Msg::StateReply { .. } => "STATE-REPLY",
+        }
+    }
+
+    fn preverify(&self, _from: NodeId, crypto: &dyn Crypto) {
+        let requests = |rs: &[SignedRequest]| {
+            for r in rs.iter().filter(|r| !r.sig.0.is_empty()) {
+                r.verify(crypto);
+            }
+        };
+        match self {
+            Msg::Request(r) => requests(std::slice::from_ref(r)),
+            Msg::Forward { requests: rs, .. } => requests(rs),
+            Msg::D { msg: PbftMsg::PrePrepare { value, .. } | PbftMsg::Value { value, .. }, .. } => {
+                requests(&value.requests)
+            }
+            Msg::Flood { batch, .. } => requests(&batch.requests),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Execution strictly in the O-instance's order (§3.2.2): O-slot k runs
+//! once every D-slot it names is decided (or was executed before: a slot
+//! ordered twice runs once). Checkpoints: the O-instance checkpoints the
+//! executor's state and the executed D-slots; when one is stable, each
+//! D-instance checkpoints the prefix of its slots that state covers, so a
+//! D-instance drops only payloads that a stable state holds (§3.2.3).
+//! State transfer fetches an O-checkpoint: the one the O-instance needs, or
+//! the latest one f+1 replicas vouch for when a D-instance is behind
+//! payloads its peers dropped (Example 3.1). The durable base and recovery.
+
+use super::{Base, Out, Record, Replica, Transfer};
+use crate::messages::{DRef, Msg, OBatch, Progress, State};
+use crate::Timer;
+use quorate_core::crypto::Digest;
+use quorate_core::executor::Outcome;
+use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::machine::{Effect, Event, Outbox};
+use quorate_core::time::Time;
+use quorate_core::{wire, Bytes};
+use quorate_pbft::engine::{self, Actions};
+
+/// The digest of D-instance `i`'s checkpoint at `seq`. Its payloads up to
+/// `seq` are in the O-checkpoint state that made it (whose digest the
+/// O-instance agreed on), so the D-checkpoint names the position only.
+pub(crate) fn d_checkpoint_digest(i: u32, seq: u64) -> Digest {
+    Digest::of_parts(&[b"quorate-dqbft-d-checkpoint", &i.to_le_bytes(), &seq.to_le_bytes()])
+}
+
+impl Replica {
+    /// Execute what is ready, and carry out what the O-instance then asks.
+    pub(crate) fn execute_ready(&mut self, now: Time, out: &mut Out) {
+        let mut acts = Actions::new();
+        self.execute_ready_into(now, &mut acts, out);
+        if !acts.is_empty() {
+            self.carry_out_o(now, acts, out);
+        }
+    }
+
+    /// Execute O-slots in order while their D-slots are decided; the
+    /// O-instance's actions (checkpoints) go to `more`.
+    pub(crate) fn execute_ready_into(&mut self, now: Time, more: &mut Actions<OBatch>, out: &mut Out) {
+        while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
+            let k = self.executed_o + 1;
+            if let Some(batch) = entry {
+                let missing = batch
+                    .refs
+                    .iter()
+                    .copied()
+                    .find(|r| !self.is_executed(*r) && !self.payloads[r.instance as usize].contains_key(&r.seq));
+                if let Some(r) = missing {
+                    if self.waiting.is_none_or(|(w, _)| w != r) {
+                        self.waiting = Some((r, now));
+                    }
+                    return;
+                }
+            }
+            let batch = self.olog.remove(&k).flatten();
+            let mut requests = 0;
+            for r in batch.map(|b| b.refs).unwrap_or_default() {
+                if self.is_executed(r) {
+                    continue;
+                }
+                let payload = self.payloads[r.instance as usize].remove(&r.seq).flatten();
+                self.mark_executed(r);
+                let Some(p) = payload else { continue };
+                for q in &p.requests {
+                    requests += 1;
+                    match self.exec.execute(&q.req, k, p.timestamp, out) {
+                        Outcome::Executed(result) | Outcome::Repeat(result) => {
+                            self.reply(q.req.client, q.req.seq, result, out)
+                        }
+                        Outcome::Stale => {}
+                    }
+                }
+            }
+            self.executed_o = k;
+            self.waiting = None;
+            out.event(Event::Decided { instance: k, requests });
+            self.prune_pending();
+            if k.is_multiple_of(self.cfg.checkpoint_period) {
+                let state = State { exec: self.exec.checkpoint(), progress: self.progress.clone() };
+                let digest = state.digest();
+                out.event(Event::Checkpoint { slot: state.exec.slot, digest: state.exec.digest });
+                self.checkpoints.insert(k, state);
+                self.o.checkpoint_taken(k, digest, more);
+            }
+        }
+    }
+
+    fn mark_executed(&mut self, r: DRef) {
+        let i = r.instance as usize;
+        let (prefix, above) = (&mut self.progress.prefix[i], &mut self.progress.above[i]);
+        if r.seq <= *prefix {
+            return;
+        }
+        above.insert(r.seq);
+        while above.remove(&(*prefix + 1)) {
+            *prefix += 1;
+        }
+    }
+
+    /// The O-checkpoint at `seq` is stable: each D-instance checkpoints the
+    /// prefix of its slots it covers; it becomes the durable base.
+    pub(crate) fn o_stable(&mut self, now: Time, seq: u64, _digest: Digest, out: &mut Out) {
+        self.checkpoints = self.checkpoints.split_off(&seq);
+        let Some(state) = self.checkpoints.get(&seq) else {
+            out.event(Event::Note(format!("stable O-checkpoint {seq} without our state")));
+            return;
+        };
+        let prefixes = state.progress.prefix.clone();
+        let period = self.cfg.d_checkpoint_period;
+        for (i, prefix) in prefixes.iter().enumerate() {
+            let i = i as u32;
+            let at = prefix - prefix % period;
+            if at > self.d[i as usize].stable_checkpoint().0 {
+                self.with_d(now, i, out, |e, a| e.checkpoint_taken(at, d_checkpoint_digest(i, at), a));
+            }
+            self.flooded.retain(|r| r.instance != i || r.seq > *prefix);
+        }
+        self.write_base(seq, out);
+    }
+
+    fn write_base(&mut self, seq: u64, out: &mut Out) {
+        let Some(state) = self.checkpoints.get(&seq).cloned() else { return };
+        let base =
+            Base { seq, state, o: self.o.live_records(), d: self.d.iter_mut().map(|e| e.live_records()).collect() };
+        out.push(Effect::PersistCheckpoint(Bytes::from(wire::encode(&base))));
+    }
+
+    /// D-instance `i` is behind a checkpoint its peers vouch for: once our
+    /// executed slots cover it, it continues from there; until then fetch
+    /// the latest O-checkpoint (its payloads are in that state).
+    pub(crate) fn d_needs_state(&mut self, now: Time, i: u32, seq: u64, digest: Digest, out: &mut Out) {
+        if self.progress.prefix[i as usize] >= seq {
+            self.d_need[i as usize] = None;
+            self.with_d(now, i, out, |e, a| e.state_installed(seq, digest, a));
+            return;
+        }
+        self.d_need[i as usize] = Some((seq, digest));
+        self.need_state(None, out);
+    }
+
+    /// Fetch the state at `target` (None: the latest vouched O-checkpoint).
+    pub(crate) fn need_state(&mut self, target: Option<(u64, Digest)>, out: &mut Out) {
+        if self.transfer.as_ref().is_some_and(|t| t.target == target) {
+            return; // under way; its timer asks the next replica
+        }
+        self.transfer = Some(Transfer { target, attempt: 0 });
+        self.send_state_request(out);
+    }
+
+    fn send_state_request(&mut self, out: &mut Out) {
+        let Some(t) = &self.transfer else { return };
+        let others: Vec<ReplicaId> = self.m.replicas().filter(|r| *r != self.id).collect();
+        if others.is_empty() {
+            return;
+        }
+        let to = others[(self.id.index() + t.attempt as usize) % others.len()];
+        let seq = t.target.map_or(0, |(s, _)| s);
+        out.event(Event::Note(format!("state transfer of O-checkpoint {seq} from {to} (attempt {})", t.attempt)));
+        out.send(to, Msg::StateRequest { seq });
+        out.set_timer(Timer::StateTransfer, self.cfg.state_transfer_timeout);
+    }
+
+    /// Whether the transfer under way is still needed.
+    fn transfer_needed(&self, t: &Transfer) -> bool {
+        match t.target {
+            Some((seq, digest)) => self.o.wants_state(seq, digest),
+            None => self.d_need.iter().enumerate().any(|(i, n)| n.is_some_and(|(s, _)| self.progress.prefix[i] < s)),
+        }
+    }
+
+    pub(crate) fn on_state_transfer_timeout(&mut self, out: &mut Out) {
+        let Some(t) = self.transfer.clone() else { return };
+        if !self.transfer_needed(&t) {
+            self.transfer = None;
+            return;
+        }
+        if let Some(t) = &mut self.transfer {
+            t.attempt += 1;
+        }
+        self.send_state_request(out);
+    }
+
+    /// STATE-REQUEST: the checkpoint asked for, or our latest stable one.
+    pub(crate) fn on_state_request(&mut self, r: ReplicaId, seq: u64, out: &mut Out) {
+        let seq = if seq == 0 { self.o.stable_checkpoint().0 } else { seq };
+        if let Some(state) = self.checkpoints.get(&seq) {
+            out.send(r, Msg::StateReply { seq, state: Box::new(state.clone()) });
+        }
+    }
+
+    /// STATE-REPLY: install it if it is a state we wait for.
+    pub(crate) fn on_state_reply(&mut self, now: Time, r: ReplicaId, seq: u64, state: State, out: &mut Out) {
+        let Some(t) = self.transfer.clone() else { return };
+        let digest = state.digest();
+        let expected = match t.target {
+            Some(target) => target == (seq, digest),
+            None => self.o.vouches(seq, digest),
+        };
+        if !expected || !state.exec.is_consistent() || !self.well_formed(&state.progress) {
+            out.reject(NodeId::Replica(r), "unexpected state");
+            return;
+        }
+        if seq <= self.executed_o {
+            return;
+        }
+        if let Err(e) = self.exec.install(&state.exec, out) {
+            out.event(Event::Note(format!("state transfer: cannot install O-checkpoint {seq}: {e}")));
+            return;
+        }
+        self.transfer = None;
+        out.cancel_timer(Timer::StateTransfer);
+        self.install(now, seq, digest, state, out);
+        self.write_base(seq, out);
+        self.execute_ready(now, out);
+    }
+
+    /// Continue from the installed state at O-checkpoint `seq`.
+    fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out) {
+        self.progress = state.progress.clone();
+        self.executed_o = seq;
+        self.olog = self.olog.split_off(&(seq + 1));
+        for (i, payloads) in self.payloads.iter_mut().enumerate() {
+            let (prefix, above) = (self.progress.prefix[i], &self.progress.above[i]);
+            payloads.retain(|s, _| *s > prefix && !above.contains(s));
+        }
+        self.waiting = None;
+        self.checkpoints.clear();
+        self.checkpoints.insert(seq, state);
+        self.prune_pending();
+        if seq > self.o.last_decided() {
+            self.with_o(now, out, |e, a| e.state_installed(seq, digest, a));
+        }
+        for i in 0..self.d.len() {
+            if let Some((s, d)) = self.d_need[i].filter(|(s, _)| self.progress.prefix[i] >= *s) {
+                self.d_need[i] = None;
+                self.with_d(now, i as u32, out, |e, a| e.state_installed(s, d, a));
+            }
+        }
+    }
+
+    /// Whether executed-slot progress from a peer has our shape.
+    fn well_formed(&self, p: &Progress) -> bool {
+        let n = self.d.len();
+        p.prefix.len() == n
+            && p.above.len() == n
+            && p.above.iter().zip(&p.prefix).all(|(a, pre)| a.iter().all(|s| s > pre) && a.len() <= 1 << 20)
+    }
+
+    /// Restart from the durable base and the records after it.
+    pub(crate) fn recover(&mut self, now: Time, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out) {
+        let n = self.d.len();
+        let mut o_recs: Vec<engine::Record<OBatch>> = Vec::new();
+        let mut d_recs: Vec<Vec<engine::Record<crate::messages::DBatch>>> = vec![Vec::new(); n];
+        let mut scratch = Outbox::<crate::Dqbft>::new();
+        let mut base_ok = true;
+        if let Some(bytes) = checkpoint {
+            base_ok = false;
+            match wire::decode::<Base>(&bytes, usize::MAX) {
+                Ok(base) if base.d.len() == n && self.well_formed(&base.state.progress) => {
+                    match self.exec.install(&base.state.exec, &mut scratch) {
+                        Ok(()) => {
+                            self.progress = base.state.progress.clone();
+                            self.executed_o = base.seq;
+                            self.checkpoints.insert(base.seq, base.state);
+                            o_recs = base.o;
+                            d_recs = base.d;
+                            base_ok = true;
+                        }
+                        Err(e) => out.event(Event::Note(format!("recovery: cannot install the checkpoint: {e}"))),
+                    }
+                }
+                Ok(_) => out.event(Event::Note("recovery: checkpoint of another configuration".into())),
+                Err(e) => out.event(Event::Note(format!("recovery: unreadable checkpoint: {e}"))),
+            }
+        }
+        if base_ok {
+            for bytes in records {
+                match wire::decode::<Record>(&bytes, usize::MAX) {
+                    Ok(Record::O(r)) => o_recs.push(r),
+                    Ok(Record::D(i, r)) if (i as usize) < n => d_recs[i as usize].push(r),
+                    _ => out.event(Event::Note("recovery: unreadable record skipped".into())),
+                }
+            }
+        } else {
+            // Records after a lost base cannot be placed: start empty and catch up from peers.
+            out.event(Event::Note("recovery: starting without durable state".into()));
+            d_recs = vec![Vec::new(); n];
+        }
+        self.started = true;
+        out.set_timer(Timer::RequestTick, self.tick_interval());
+        for (i, recs) in d_recs.into_iter().enumerate() {
+            self.with_d(now, i as u32, out, |e, a| e.recover(recs, a));
+        }
+        self.with_o(now, out, |e, a| e.recover(o_recs, a));
+        out.event(Event::StateInstalled { slot: self.exec.slot(), digest: self.exec.state_digest() });
+    }
+}

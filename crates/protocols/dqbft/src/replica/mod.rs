@@ -1,0 +1,341 @@
+//! The DQPBFT replica: N D-instances and one O-instance ([`Engine`]s) over
+//! one network, one executor, one request table.
+//!
+//! - `requests.rs`: REQUEST and FORWARD, D-batches at a coordinator, the
+//!   request and payload timers through which replicas suspect a
+//!   coordinator or the O-primary.
+//! - `order.rs`: the O-primary's ordering of D-slots (optimistic or, on
+//!   probation, pessimistic), what makes an O-batch valid, flooding.
+//! - `execute.rs`: execution in the O-instance's order, checkpoints of
+//!   every instance, state transfer, the durable base and recovery.
+//!
+//! The engines' actions are carried out here: their messages travel as
+//! [`Msg::D`] and [`Msg::O`], their timers as [`Timer::D`] and [`Timer::O`],
+//! their records as [`Record`]s.
+
+mod execute;
+mod order;
+mod requests;
+
+use crate::config::Config;
+use crate::messages::{DBatch, DRef, Msg, OBatch, Progress, State};
+use crate::{Dqbft, Timer};
+use quorate_core::crypto::{Crypto, Digest};
+use quorate_core::executor::Executor;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::{Effect, Event, Input, Outbox, ReplicaContext, ReplicaMachine};
+use quorate_core::membership::Membership;
+use quorate_core::request::SignedRequest;
+use quorate_core::time::Time;
+use quorate_core::{wire, Bytes};
+use quorate_pbft::engine::{self, Action, Actions, Engine};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+type Out = Outbox<Dqbft>;
+
+/// One durable record: which instance, and its record.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Record {
+    /// A D-instance's.
+    D(u32, engine::Record<DBatch>),
+    /// The O-instance's.
+    O(engine::Record<OBatch>),
+}
+
+/// The durable base: the state at a stable O-checkpoint and every
+/// instance's live records after it.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Base {
+    pub seq: u64,
+    pub state: State,
+    pub o: Vec<engine::Record<OBatch>>,
+    pub d: Vec<Vec<engine::Record<DBatch>>>,
+}
+
+/// A request waiting to be executed.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    pub req: SignedRequest,
+    /// The D-instance its client sends to.
+    pub instance: u32,
+    /// When its timer (re)started.
+    pub since: Time,
+    /// Arrival order (batches take the oldest first).
+    pub order: u64,
+}
+
+/// Probation of one D-instance (§3.2.4): after its k-th view change its
+/// slots are ordered only once disseminated, for a number of its sequence
+/// numbers that doubles with each view change.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Probation {
+    pub view_changes: u32,
+    /// Pessimistic until the instance has decided this far.
+    pub until: u64,
+}
+
+/// A state transfer under way: a given O-checkpoint, or (None) the latest
+/// one f+1 replicas vouch for.
+#[derive(Clone, Debug)]
+pub(crate) struct Transfer {
+    pub target: Option<(u64, Digest)>,
+    pub attempt: u32,
+}
+
+/// A DQPBFT replica.
+pub struct Replica {
+    pub(crate) id: ReplicaId,
+    pub(crate) m: Membership,
+    pub(crate) crypto: Arc<dyn Crypto>,
+    pub(crate) cfg: Config,
+    /// D-instance i, coordinated first by replica i.
+    pub(crate) d: Vec<Engine<DBatch>>,
+    /// The O-instance.
+    pub(crate) o: Engine<OBatch>,
+    pub(crate) exec: Executor,
+    /// Requests not executed yet, one per client.
+    pub(crate) pending: HashMap<ClientId, Pending>,
+    pub(crate) arrivals: u64,
+    /// Requests in our D-proposals of the instances' current views.
+    pub(crate) proposed: HashSet<(ClientId, u64)>,
+    /// Requests seen in a D-PrePrepare or decision: their ordering is the
+    /// O-primary's job now.
+    pub(crate) disseminated: HashSet<(ClientId, u64)>,
+    /// O-primary: D-slots to order, oldest first, and every slot queued or
+    /// ordered in this view (not executed yet).
+    pub(crate) to_order: VecDeque<DRef>,
+    pub(crate) ordered: HashSet<DRef>,
+    /// D-PrePrepares we accepted and flooded.
+    pub(crate) flooded: HashSet<DRef>,
+    /// O-PrePrepares waiting for D-slots we do not hold yet.
+    pub(crate) parked: Vec<(ReplicaId, engine::PbftMsg<OBatch>)>,
+    /// D-decided payloads not executed yet (None: a null request).
+    pub(crate) payloads: Vec<BTreeMap<u64, Option<DBatch>>>,
+    /// O-decided batches not executed yet.
+    pub(crate) olog: BTreeMap<u64, Option<OBatch>>,
+    /// Every O-slot up to here is executed.
+    pub(crate) executed_o: u64,
+    /// Executed D-slots.
+    pub(crate) progress: Progress,
+    /// The D-slot execution waits for, and since when.
+    pub(crate) waiting: Option<(DRef, Time)>,
+    /// Our O-checkpoints from the stable one on.
+    pub(crate) checkpoints: BTreeMap<u64, State>,
+    /// Per D-instance: a checkpoint its peers vouch for that it needs the state of.
+    pub(crate) d_need: Vec<Option<(u64, Digest)>>,
+    pub(crate) transfer: Option<Transfer>,
+    pub(crate) probation: Vec<Probation>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) started: bool,
+}
+
+impl Replica {
+    /// A replica with fresh state.
+    pub fn new(ctx: ReplicaContext, cfg: Config) -> Self {
+        let n = ctx.membership.n();
+        let d = (0..n as u32)
+            .map(|i| Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.d_engine(i)))
+            .collect();
+        let o = Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.o_engine());
+        Replica {
+            id: ctx.id,
+            m: ctx.membership,
+            crypto: ctx.crypto,
+            d,
+            o,
+            exec: Executor::new(ctx.service),
+            pending: HashMap::new(),
+            arrivals: 0,
+            proposed: HashSet::new(),
+            disseminated: HashSet::new(),
+            to_order: VecDeque::new(),
+            ordered: HashSet::new(),
+            flooded: HashSet::new(),
+            parked: Vec::new(),
+            payloads: vec![BTreeMap::new(); n],
+            olog: BTreeMap::new(),
+            executed_o: 0,
+            progress: Progress { prefix: vec![0; n], above: vec![BTreeSet::new(); n] },
+            waiting: None,
+            checkpoints: BTreeMap::new(),
+            d_need: vec![None; n],
+            transfer: None,
+            probation: vec![Probation::default(); n],
+            rng: ChaCha8Rng::seed_from_u64(0xd9b7 ^ u64::from(ctx.id.0)),
+            started: false,
+            cfg,
+        }
+    }
+
+    /// D-instance `i` (for tests and adversaries).
+    pub fn d_instance(&self, i: u32) -> &Engine<DBatch> {
+        &self.d[i as usize]
+    }
+
+    /// The O-instance (for tests and adversaries).
+    pub fn o_instance(&self) -> &Engine<OBatch> {
+        &self.o
+    }
+
+    fn start(&mut self, now: Time, out: &mut Out) {
+        self.started = true;
+        out.set_timer(Timer::RequestTick, self.tick_interval());
+        for i in 0..self.d.len() as u32 {
+            self.with_d(now, i, out, |e, a| e.start(a));
+        }
+        self.with_o(now, out, |e, a| e.start(a));
+    }
+
+    /// Run `f` on D-instance `i` and carry out what it asks.
+    pub(crate) fn with_d(
+        &mut self,
+        now: Time,
+        i: u32,
+        out: &mut Out,
+        f: impl FnOnce(&mut Engine<DBatch>, &mut Actions<DBatch>),
+    ) {
+        let mut acts = Actions::new();
+        f(&mut self.d[i as usize], &mut acts);
+        self.carry_out_d(now, i, acts, out);
+    }
+
+    /// Run `f` on the O-instance and carry out what it asks.
+    pub(crate) fn with_o(
+        &mut self,
+        now: Time,
+        out: &mut Out,
+        f: impl FnOnce(&mut Engine<OBatch>, &mut Actions<OBatch>),
+    ) {
+        let mut acts = Actions::new();
+        f(&mut self.o, &mut acts);
+        self.carry_out_o(now, acts, out);
+    }
+
+    /// Carry out D-instance `i`'s actions, then propose where there is room.
+    pub(crate) fn carry_out_d(&mut self, now: Time, i: u32, actions: Actions<DBatch>, out: &mut Out) {
+        self.carry_out_d_no_propose(now, i, actions, out);
+        self.maybe_propose(now, out);
+    }
+
+    /// Carry out D-instance `i`'s actions, in order.
+    pub(crate) fn carry_out_d_no_propose(&mut self, now: Time, i: u32, actions: Actions<DBatch>, out: &mut Out) {
+        let mut queue: VecDeque<Action<DBatch>> = VecDeque::from(actions.into_vec());
+        let mut decided = false;
+        while let Some(a) = queue.pop_front() {
+            match a {
+                Action::Send { to, msg } => out.send(to, Msg::D { instance: i, msg }),
+                Action::Broadcast { msg } => out.broadcast(Msg::D { instance: i, msg }),
+                Action::SetTimer { timer, after } => out.set_timer(Timer::D(i, timer), after),
+                Action::CancelTimer { timer } => out.cancel_timer(Timer::D(i, timer)),
+                Action::Persist(rec) => out.push(Effect::Persist(Bytes::from(wire::encode(&Record::D(i, rec))))),
+                Action::Decided { seq, value } => {
+                    self.d_decided(i, seq, value);
+                    decided = true;
+                }
+                Action::Stable { .. } => {} // Its records are in the next durable base.
+                Action::NeedState { seq, digest } => self.d_needs_state(now, i, seq, digest, out),
+                Action::ViewChanged { view, primary } => self.d_view_changed(now, i, view, primary, out),
+                Action::Rejected { from, reason } => out.reject(NodeId::Replica(from), reason),
+                Action::Note(text) => out.event(Event::Note(format!("D{i}: {text}"))),
+            }
+        }
+        if decided {
+            self.retry_parked(now, out);
+            self.execute_ready(now, out);
+            self.maybe_order(now, out);
+        }
+    }
+
+    /// Carry out the O-instance's actions, then order what is queued.
+    pub(crate) fn carry_out_o(&mut self, now: Time, actions: Actions<OBatch>, out: &mut Out) {
+        self.carry_out_o_no_order(now, actions, out);
+        self.maybe_order(now, out);
+    }
+
+    /// Carry out the O-instance's actions, in order.
+    pub(crate) fn carry_out_o_no_order(&mut self, now: Time, actions: Actions<OBatch>, out: &mut Out) {
+        let mut queue: VecDeque<Action<OBatch>> = VecDeque::from(actions.into_vec());
+        let mut decided = false;
+        while let Some(a) = queue.pop_front() {
+            let mut more = Actions::new();
+            match a {
+                Action::Send { to, msg } => out.send(to, Msg::O(msg)),
+                Action::Broadcast { msg } => out.broadcast(Msg::O(msg)),
+                Action::SetTimer { timer, after } => out.set_timer(Timer::O(timer), after),
+                Action::CancelTimer { timer } => out.cancel_timer(Timer::O(timer)),
+                Action::Persist(rec) => out.push(Effect::Persist(Bytes::from(wire::encode(&Record::O(rec))))),
+                Action::Decided { seq, value } => {
+                    self.olog.insert(seq, value);
+                    decided = true;
+                }
+                Action::Stable { seq, digest } => self.o_stable(now, seq, digest, out),
+                Action::NeedState { seq, digest } => self.need_state(Some((seq, digest)), out),
+                Action::ViewChanged { view, primary } => self.o_view_changed(now, view, primary, out),
+                Action::Rejected { from, reason } => out.reject(NodeId::Replica(from), reason),
+                Action::Note(text) => out.event(Event::Note(format!("O: {text}"))),
+            }
+            if decided {
+                decided = false;
+                self.execute_ready_into(now, &mut more, out);
+            }
+            queue.extend(more.drain());
+        }
+    }
+
+    fn on_message(&mut self, now: Time, from: NodeId, msg: Msg, out: &mut Out) {
+        match from {
+            NodeId::Client(c) => match msg {
+                Msg::Request(req) => self.on_request(now, c, req, out),
+                _ => out.reject(from, "client sent a replica message"),
+            },
+            NodeId::Replica(r) => {
+                if !self.m.contains(r) || r == self.id {
+                    out.reject(from, "not a member");
+                    return;
+                }
+                match msg {
+                    Msg::D { instance, msg } => self.on_d_message(now, r, instance, msg, out),
+                    Msg::O(msg) => self.on_o_message(now, r, msg, out),
+                    Msg::Flood { instance, seq, batch } => self.on_flood(now, r, instance, seq, batch, out),
+                    Msg::Forward { instance, requests } => self.on_forward(now, r, instance, requests, out),
+                    Msg::StateRequest { seq } => self.on_state_request(r, seq, out),
+                    Msg::StateReply { seq, state } => self.on_state_reply(now, r, seq, *state, out),
+                    Msg::Request(_) | Msg::Reply(_) => out.reject(from, "replica sent a client message"),
+                }
+            }
+        }
+    }
+}
+
+impl ReplicaMachine<Dqbft> for Replica {
+    fn handle(&mut self, now: Time, input: Input<Dqbft>, out: &mut Out) {
+        match input {
+            Input::Start => self.start(now, out),
+            Input::Recover { checkpoint, records } => self.recover(now, checkpoint, records, out),
+            Input::Message { from, msg } => {
+                if self.started {
+                    self.on_message(now, from, msg, out)
+                }
+            }
+            Input::Timer(t) => match t {
+                Timer::D(i, et) if (i as usize) < self.d.len() => self.with_d(now, i, out, |e, a| e.on_timer(et, a)),
+                Timer::O(et) => self.with_o(now, out, |e, a| e.on_timer(et, a)),
+                Timer::RequestTick => self.on_request_tick(now, out),
+                Timer::StateTransfer => self.on_state_transfer_timeout(out),
+                Timer::D(..) | Timer::ClientRetransmit | Timer::Adversary(_) => {}
+            },
+        }
+    }
+
+    fn state_digest(&self) -> Digest {
+        self.exec.state_digest()
+    }
+
+    fn executed(&self) -> u64 {
+        self.exec.slot()
+    }
+}

@@ -1,0 +1,266 @@
+//! Dissemination meets ordering: D-instance messages (and flooding of the
+//! D-PrePrepares we accept, §3.2.4), the O-primary's ordering of D-slots —
+//! as soon as it accepts their D-PrePrepare (optimistic), or once they are
+//! decided while their instance is on probation (pessimistic) — and what
+//! makes an O-batch valid at a backup, which waits (parks the
+//! O-PrePrepare) until it holds what the mode requires (Fig. 5).
+
+use super::requests::DBatchValidity;
+use super::{Out, Replica};
+use crate::config::Flood;
+use crate::messages::{DBatch, DRef, Msg, OBatch};
+use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::machine::Event;
+use quorate_core::time::Time;
+use quorate_pbft::engine::{Actions, PbftMsg, Validity};
+use rand::seq::SliceRandom;
+use std::collections::HashSet;
+
+/// Most O-PrePrepares a backup parks while it waits for their D-slots.
+const MAX_PARKED: usize = 256;
+
+/// Why an O-batch is not acceptable (yet).
+enum Refusal {
+    /// Malformed: refused for good.
+    Invalid(&'static str),
+    /// A D-slot we do not hold as the mode requires yet: wait for it.
+    NotYet,
+}
+
+impl Replica {
+    /// Whether D-slot `r` is executed here.
+    pub(crate) fn is_executed(&self, r: DRef) -> bool {
+        let i = r.instance as usize;
+        r.seq <= self.progress.prefix[i] || self.progress.above[i].contains(&r.seq)
+    }
+
+    /// Whether D-slot `r` is decided here (its payload is known or executed).
+    fn decided(&self, r: DRef) -> bool {
+        r.seq <= self.d[r.instance as usize].last_decided() || self.is_executed(r)
+    }
+
+    /// An O-batch at a backup: well-formed, within the D-instances' windows,
+    /// and each slot held as its instance's mode requires: its D-PrePrepare
+    /// accepted (optimistic) or decided (on probation).
+    fn check_order(&self, batch: &OBatch) -> Result<(), Refusal> {
+        if batch.refs.is_empty() || batch.refs.len() > self.cfg.max_refs {
+            return Err(Refusal::Invalid("O-batch empty or too large"));
+        }
+        let mut seen = HashSet::with_capacity(batch.refs.len());
+        for r in &batch.refs {
+            let Some(d) = self.d.get(r.instance as usize) else {
+                return Err(Refusal::Invalid("O-batch names an unknown D-instance"));
+            };
+            if r.seq == 0 || !seen.insert(*r) {
+                return Err(Refusal::Invalid("O-batch with a bad or repeated D-slot"));
+            }
+            let limit = d.stable_checkpoint().0.saturating_add(d.config().window.saturating_mul(2));
+            if r.seq > limit {
+                return Err(Refusal::Invalid("O-batch names a D-slot far beyond its instance's window"));
+            }
+            let held = if self.on_probation(r.instance) { self.decided(*r) } else { d.has_proposal(r.seq) };
+            if !held && !self.is_executed(*r) {
+                return Err(Refusal::NotYet);
+            }
+        }
+        Ok(())
+    }
+
+    /// A message of D-instance `i`.
+    pub(crate) fn on_d_message(&mut self, now: Time, from: ReplicaId, i: u32, msg: PbftMsg<DBatch>, out: &mut Out) {
+        let Some(d) = self.d.get_mut(i as usize) else {
+            out.reject(NodeId::Replica(from), "unknown D-instance");
+            return;
+        };
+        let proposal = match &msg {
+            PbftMsg::PrePrepare { seq, value, .. } => Some((*seq, value.clone())),
+            _ => None,
+        };
+        let validity = DBatchValidity {
+            exec: &self.exec,
+            crypto: self.crypto.as_ref(),
+            check_signatures: self.m.model() == quorate_core::membership::FaultModel::Byzantine
+                && self.cfg.sign_requests,
+            max_batch: self.cfg.max_batch,
+        };
+        let mut acts = Actions::new();
+        d.on_message(from, msg, &validity, &mut acts);
+        self.carry_out_d(now, i, acts, out);
+        if let Some((seq, batch)) = proposal {
+            let r = DRef { instance: i, seq };
+            let accepted = self.d[i as usize].value_at(seq).is_some_and(|v| *v == batch);
+            if accepted && self.flooded.insert(r) {
+                self.flood(r, &batch, out);
+                self.seen_d_proposal(now, r, out);
+            }
+        }
+    }
+
+    /// Relay an accepted D-PrePrepare's payload (§3.2.4).
+    fn flood(&mut self, r: DRef, batch: &DBatch, out: &mut Out) {
+        let coordinator = self.d[r.instance as usize].primary();
+        let mut others: Vec<ReplicaId> = self.m.replicas().filter(|x| *x != self.id && *x != coordinator).collect();
+        let k = match self.cfg.flood {
+            Flood::Off => 0,
+            Flood::All => others.len(),
+            Flood::Few(k) => k.min(others.len()),
+        };
+        others.shuffle(&mut self.rng);
+        for to in others.into_iter().take(k) {
+            out.send(to, Msg::Flood { instance: r.instance, seq: r.seq, batch: batch.clone() });
+        }
+    }
+
+    /// A flooded payload: the D-instance takes it if it misses that value.
+    pub(crate) fn on_flood(&mut self, now: Time, from: ReplicaId, i: u32, seq: u64, batch: DBatch, out: &mut Out) {
+        let Some(d) = self.d.get(i as usize) else {
+            out.reject(NodeId::Replica(from), "FLOOD for an unknown D-instance");
+            return;
+        };
+        if batch.requests.len() > self.cfg.max_batch {
+            out.reject(NodeId::Replica(from), "oversized FLOOD");
+            return;
+        }
+        if seq <= d.last_decided() || seq > d.high_watermark() || d.has_proposal(seq) {
+            return;
+        }
+        self.with_d(now, i, out, |e, a| e.on_message(from, PbftMsg::Value { seq, value: batch }, &NoCheck, a));
+    }
+
+    /// We accepted (or, as coordinator, made) the D-PrePrepare of `r`: its
+    /// requests are disseminated; an O-primary orders it unless on probation;
+    /// parked O-PrePrepares may be acceptable now.
+    pub(crate) fn seen_d_proposal(&mut self, now: Time, r: DRef, out: &mut Out) {
+        if let Some(v) = self.d[r.instance as usize].value_at(r.seq) {
+            for q in &v.requests {
+                self.disseminated.insert((q.req.client, q.req.seq));
+            }
+        }
+        if self.o.is_primary() && !self.on_probation(r.instance) {
+            self.enqueue(r);
+        }
+        self.retry_parked(now, out);
+        self.maybe_order(now, out);
+    }
+
+    /// D-instance `i` decided `seq`: keep the payload for execution; an
+    /// O-primary orders it (if it has not yet).
+    pub(crate) fn d_decided(&mut self, i: u32, seq: u64, value: Option<DBatch>) {
+        let r = DRef { instance: i, seq };
+        if self.is_executed(r) {
+            return;
+        }
+        if let Some(v) = &value {
+            for q in &v.requests {
+                self.disseminated.insert((q.req.client, q.req.seq));
+            }
+        }
+        self.payloads[i as usize].insert(seq, value);
+        if self.o.is_primary() {
+            self.enqueue(r);
+        }
+    }
+
+    fn enqueue(&mut self, r: DRef) {
+        if !self.is_executed(r) && self.ordered.insert(r) {
+            self.to_order.push_back(r);
+        }
+    }
+
+    /// O-primary: order queued D-slots while the O-instance has room.
+    pub(crate) fn maybe_order(&mut self, now: Time, out: &mut Out) {
+        while self.o.can_propose() && !self.to_order.is_empty() {
+            let mut refs = Vec::new();
+            while refs.len() < self.cfg.max_refs {
+                let Some(r) = self.to_order.pop_front() else { break };
+                if !self.is_executed(r) {
+                    refs.push(r);
+                }
+            }
+            if refs.is_empty() {
+                return;
+            }
+            let mut acts = Actions::new();
+            if self.o.propose(OBatch { refs: refs.clone() }, &mut acts).is_err() {
+                for r in refs.into_iter().rev() {
+                    self.to_order.push_front(r);
+                }
+                return;
+            }
+            self.carry_out_o_no_order(now, acts, out);
+        }
+    }
+
+    /// A message of the O-instance. A backup parks an O-PrePrepare whose
+    /// D-slots it does not hold yet, and takes it up when it does.
+    pub(crate) fn on_o_message(&mut self, now: Time, from: ReplicaId, msg: PbftMsg<OBatch>, out: &mut Out) {
+        if let PbftMsg::PrePrepare { value, .. } = &msg {
+            match self.check_order(value) {
+                Err(Refusal::NotYet) => {
+                    if self.parked.len() < MAX_PARKED && !self.parked.iter().any(|(f, m)| *f == from && *m == msg) {
+                        self.parked.push((from, msg));
+                    }
+                    return;
+                }
+                Err(Refusal::Invalid(why)) => {
+                    out.reject(NodeId::Replica(from), why);
+                    return;
+                }
+                Ok(()) => {}
+            }
+        }
+        // Checked above (a PRE-PREPARE's validity depends on the D-instances).
+        self.with_o(now, out, |e, a| e.on_message(from, msg, &NoCheck, a));
+    }
+
+    /// Take up parked O-PrePrepares that are acceptable now.
+    pub(crate) fn retry_parked(&mut self, now: Time, out: &mut Out) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut self.parked);
+        for (from, msg) in parked {
+            self.on_o_message(now, from, msg, out);
+        }
+    }
+
+    /// The O-instance installed `view`: a new O-primary orders every D-slot
+    /// it holds that is not executed or ordered (§3.2.5, case 2).
+    pub(crate) fn o_view_changed(&mut self, now: Time, view: u64, primary: ReplicaId, out: &mut Out) {
+        out.event(Event::ViewChanged { view, leader: primary });
+        self.to_order.clear();
+        self.ordered.clear();
+        self.parked.clear();
+        for p in self.pending.values_mut() {
+            p.since = now;
+        }
+        if primary != self.id {
+            return;
+        }
+        let in_log: HashSet<DRef> = self.olog.values().flatten().flat_map(|b| b.refs.iter().copied()).collect();
+        for i in 0..self.d.len() as u32 {
+            let d = &self.d[i as usize];
+            let mut slots: Vec<u64> = self.payloads[i as usize].keys().copied().collect();
+            if !self.on_probation(i) {
+                let from = d.last_decided() + 1;
+                slots.extend((from..=d.high_watermark()).filter(|s| d.has_proposal(*s)));
+            }
+            for seq in slots {
+                let r = DRef { instance: i, seq };
+                if !in_log.contains(&r) {
+                    self.enqueue(r);
+                }
+            }
+        }
+    }
+}
+
+/// For messages whose validity the replica checked itself (or that carry
+/// no proposal to check).
+struct NoCheck;
+
+impl<V> Validity<V> for NoCheck {
+    fn check(&self, _seq: u64, _value: &V) -> Result<(), &'static str> {
+        Ok(())
+    }
+}

@@ -1,0 +1,315 @@
+//! Client requests: REQUEST (kept, and relayed to its D-instance's
+//! coordinator), FORWARD, D-batches at a coordinator (including no-ops for
+//! slots the O-instance ordered but nobody disseminated, §3.2.5), what
+//! makes a coordinator's D-batch valid, and the timers through which
+//! replicas suspect a coordinator or the O-primary.
+
+use super::{Out, Pending, Probation, Replica};
+use crate::messages::{DBatch, Msg, Reply};
+use crate::Timer;
+use quorate_core::crypto::{Crypto, Digest};
+use quorate_core::executor::Executor;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::machine::Event;
+use quorate_core::membership::FaultModel;
+use quorate_core::request::{Freshness, SignedRequest};
+use quorate_core::time::Time;
+use quorate_pbft::engine::{Actions, Validity};
+use std::collections::HashSet;
+
+/// The validity of a coordinator's D-batch: not too large, one request per
+/// client, each well-formed for the service and signed by its client (an
+/// empty batch is the no-op a new coordinator fills ordered slots with).
+pub(crate) struct DBatchValidity<'a> {
+    pub exec: &'a Executor,
+    pub crypto: &'a dyn Crypto,
+    pub check_signatures: bool,
+    pub max_batch: usize,
+}
+
+impl Validity<DBatch> for DBatchValidity<'_> {
+    fn check(&self, _seq: u64, batch: &DBatch) -> Result<(), &'static str> {
+        if batch.requests.len() > self.max_batch {
+            return Err("D-batch too large");
+        }
+        let mut clients = HashSet::with_capacity(batch.requests.len());
+        for r in &batch.requests {
+            if !clients.insert(r.req.client) {
+                return Err("two requests of one client in a D-batch");
+            }
+            check_request(self.exec, self.crypto, self.check_signatures, r)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a request may be disseminated (not its freshness).
+fn check_request(exec: &Executor, crypto: &dyn Crypto, signed: bool, r: &SignedRequest) -> Result<(), &'static str> {
+    if r.req.read_only {
+        return Err("read-only request (DQPBFT orders every request)");
+    }
+    if !exec.service().validate(&r.req.op) {
+        return Err("invalid request");
+    }
+    if signed && !r.verify(crypto) {
+        return Err("bad request signature");
+    }
+    Ok(())
+}
+
+impl Replica {
+    /// Whether clients sign requests in this deployment.
+    pub(crate) fn signs(&self) -> bool {
+        self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
+    }
+
+    pub(crate) fn tick_interval(&self) -> std::time::Duration {
+        (self.cfg.payload_timeout.min(self.cfg.request_timeout) / 4).max(std::time::Duration::from_millis(1))
+    }
+
+    /// The D-instance of client `c`'s requests: `c mod n`, which every
+    /// replica derives alike (ASSIGN through the O-instance is not built yet).
+    pub(crate) fn instance_of(&self, c: ClientId) -> u32 {
+        (c.0 % self.m.n() as u64) as u32
+    }
+
+    /// REQUEST from a client: answer a retransmission of an executed
+    /// request; otherwise keep it, propose it if we coordinate its
+    /// instance, or relay it to the coordinator.
+    pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
+        if req.req.client != c {
+            out.reject(NodeId::Client(c), "request names another client");
+            return;
+        }
+        match self.exec.table().freshness(c, req.req.seq) {
+            Freshness::Repeat(result) => {
+                if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
+                    out.reject(NodeId::Client(c), "sequence number reused for another operation");
+                } else {
+                    self.reply(c, req.req.seq, result, out);
+                }
+                return;
+            }
+            Freshness::Stale => {
+                out.reject(NodeId::Client(c), "stale sequence number");
+                return;
+            }
+            Freshness::New => {}
+        }
+        if self.pending.get(&c).is_some_and(|p| p.req.req.seq == req.req.seq && p.req.req.op != req.req.op) {
+            out.reject(NodeId::Client(c), "sequence number reused for another operation");
+            return;
+        }
+        let i = self.instance_of(c);
+        if !self.admit(now, req.clone(), NodeId::Client(c), out) {
+            return;
+        }
+        let d = &self.d[i as usize];
+        if d.is_primary() {
+            self.maybe_propose(now, out);
+        } else if d.active() && !self.disseminated.contains(&(c, req.req.seq)) {
+            out.send(d.primary(), Msg::Forward { instance: i, requests: vec![req] });
+        }
+    }
+
+    /// Keep a request for ordering if it is new and valid; true if it is pending.
+    pub(crate) fn admit(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) -> bool {
+        let c = req.req.client;
+        if let Some(p) = self.pending.get(&c) {
+            if p.req.req.seq > req.req.seq {
+                return false;
+            }
+            if p.req == req {
+                return true;
+            }
+        }
+        if !matches!(self.exec.table().freshness(c, req.req.seq), Freshness::New) {
+            return false;
+        }
+        if let Err(why) = check_request(&self.exec, self.crypto.as_ref(), self.signs(), &req) {
+            out.reject(from, why);
+            return false;
+        }
+        if !self.pending.contains_key(&c) && self.pending.len() >= self.cfg.max_pending {
+            out.reject(from, "too many pending requests");
+            return false;
+        }
+        self.arrivals += 1;
+        let instance = self.instance_of(c);
+        self.pending.insert(c, Pending { req, instance, since: now, order: self.arrivals });
+        true
+    }
+
+    /// FORWARD from a replica: requests for an instance we coordinate (kept
+    /// by anyone: we may coordinate it next).
+    pub(crate) fn on_forward(&mut self, now: Time, r: ReplicaId, i: u32, reqs: Vec<SignedRequest>, out: &mut Out) {
+        if i as usize >= self.d.len() || reqs.len() > self.cfg.max_batch.saturating_mul(4).max(64) {
+            out.reject(NodeId::Replica(r), "malformed FORWARD");
+            return;
+        }
+        for req in reqs {
+            if self.instance_of(req.req.client) == i {
+                self.admit(now, req, NodeId::Replica(r), out);
+            }
+        }
+        self.maybe_propose(now, out);
+    }
+
+    /// Coordinator: fill the slots the O-instance ordered that nobody
+    /// disseminated with no-ops, then propose D-batches of pending requests,
+    /// in every instance we coordinate, while they have room.
+    pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out) {
+        for i in 0..self.d.len() as u32 {
+            if !self.d[i as usize].is_primary() {
+                continue;
+            }
+            self.fill_noops(now, i, out);
+            while self.d[i as usize].can_propose() {
+                let mut cands: Vec<&Pending> = self
+                    .pending
+                    .values()
+                    .filter(|p| p.instance == i)
+                    .filter(|p| !self.proposed.contains(&(p.req.req.client, p.req.req.seq)))
+                    .filter(|p| !self.disseminated.contains(&(p.req.req.client, p.req.req.seq)))
+                    .collect();
+                if cands.is_empty() {
+                    break;
+                }
+                cands.sort_by_key(|p| p.order);
+                let requests: Vec<SignedRequest> =
+                    cands.into_iter().take(self.cfg.max_batch).map(|p| p.req.clone()).collect();
+                for r in &requests {
+                    self.proposed.insert((r.req.client, r.req.seq));
+                }
+                if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests }, out) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Propose `batch` in D-instance `i` (we coordinate it); false if it had no room.
+    fn propose_d(&mut self, now: Time, i: u32, batch: DBatch, out: &mut Out) -> bool {
+        let mut acts = Actions::new();
+        let Ok(seq) = self.d[i as usize].propose(batch.clone(), &mut acts) else { return false };
+        for r in &batch.requests {
+            self.disseminated.insert((r.req.client, r.req.seq));
+        }
+        self.carry_out_d_no_propose(now, i, acts, out);
+        self.seen_d_proposal(now, crate::messages::DRef { instance: i, seq }, out);
+        true
+    }
+
+    /// A new coordinator proposes a no-op for each slot of its instance that
+    /// the O-instance ordered and that holds nothing here (§3.2.5: "the
+    /// no-op is proposed for all sequence numbers that do not have a command
+    /// associated but were committed in the O-instance").
+    fn fill_noops(&mut self, now: Time, i: u32, out: &mut Out) {
+        let wanted = self
+            .olog
+            .values()
+            .flatten()
+            .flat_map(|b| b.refs.iter())
+            .filter(|r| r.instance == i)
+            .map(|r| r.seq)
+            .max()
+            .unwrap_or(0);
+        while self.d[i as usize].next_proposal() <= wanted && self.d[i as usize].can_propose() {
+            if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests: Vec::new() }, out) {
+                return;
+            }
+        }
+    }
+
+    /// The request and payload timers, checked every quarter of the shorter
+    /// timeout. A request waiting `request_timeout` suspects its instance's
+    /// coordinator, or the O-primary if it was disseminated; an ordered slot
+    /// whose payload waits `payload_timeout` suspects its coordinator.
+    pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out) {
+        out.set_timer(Timer::RequestTick, self.tick_interval());
+        if self.transfer.is_some() || self.o.behind() {
+            return;
+        }
+        if let Some((r, since)) = self.waiting {
+            let d = &self.d[r.instance as usize];
+            let timeout = self.cfg.payload_timeout.saturating_mul(d.backoff());
+            if d.active() && !d.is_primary() && !d.behind() && now.since(since) >= timeout {
+                out.event(Event::Note(format!("payload of {r:?} late: suspecting D{}'s coordinator", r.instance)));
+                self.waiting = Some((r, now));
+                self.with_d(now, r.instance, out, |e, a| e.start_view_change(a));
+            }
+        }
+        let mut suspects: Vec<u32> = Vec::new();
+        let mut suspect_o = false;
+        for p in self.pending.values() {
+            let key = (p.req.req.client, p.req.req.seq);
+            if self.disseminated.contains(&key) {
+                let timeout = self.cfg.request_timeout.saturating_mul(self.o.backoff());
+                suspect_o |= now.since(p.since) >= timeout;
+            } else {
+                let d = &self.d[p.instance as usize];
+                let timeout = self.cfg.request_timeout.saturating_mul(d.backoff());
+                if now.since(p.since) >= timeout && !suspects.contains(&p.instance) {
+                    suspects.push(p.instance);
+                }
+            }
+        }
+        for i in suspects {
+            let d = &self.d[i as usize];
+            if d.active() && !d.is_primary() && !d.behind() {
+                out.event(Event::Note(format!("request timer expired: suspecting D{i}'s coordinator")));
+                self.with_d(now, i, out, |e, a| e.start_view_change(a));
+            }
+        }
+        if suspect_o && self.o.active() && !self.o.is_primary() {
+            out.event(Event::Note("disseminated request not ordered in time: suspecting the O-primary".into()));
+            self.with_o(now, out, |e, a| e.start_view_change(a));
+        }
+    }
+
+    /// D-instance `i` installed `view`: restart its requests' timers, relay
+    /// them to the new coordinator, put the instance on probation.
+    pub(crate) fn d_view_changed(&mut self, now: Time, i: u32, view: u64, primary: ReplicaId, out: &mut Out) {
+        out.event(Event::Note(format!("D{i}: view {view} installed, coordinator {primary}")));
+        let p = &mut self.probation[i as usize];
+        p.view_changes += 1;
+        let length = self.cfg.probation_base.saturating_mul(1u64 << (p.view_changes - 1).min(16));
+        *p =
+            Probation { view_changes: p.view_changes, until: self.d[i as usize].last_decided().saturating_add(length) };
+        self.proposed.retain(|(c, _)| (c.0 % self.m.n() as u64) as u32 != i);
+        if let Some((r, _)) = self.waiting.filter(|(r, _)| r.instance == i) {
+            self.waiting = Some((r, now));
+        }
+        let mut reqs: Vec<&Pending> = self.pending.values().filter(|p| p.instance == i).collect();
+        reqs.sort_by_key(|p| p.order);
+        let reqs: Vec<SignedRequest> = reqs.into_iter().map(|p| p.req.clone()).collect();
+        for p in self.pending.values_mut().filter(|p| p.instance == i) {
+            p.since = now;
+        }
+        if primary != self.id {
+            for chunk in reqs.chunks(self.cfg.max_batch.max(1)) {
+                out.send(primary, Msg::Forward { instance: i, requests: chunk.to_vec() });
+            }
+        }
+    }
+
+    /// Whether D-instance `i` is on probation (its slots are ordered only
+    /// once disseminated).
+    pub(crate) fn on_probation(&self, i: u32) -> bool {
+        self.d[i as usize].last_decided() < self.probation[i as usize].until
+    }
+
+    /// Drop pending requests that were executed.
+    pub(crate) fn prune_pending(&mut self) {
+        let table = self.exec.table();
+        self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
+        self.proposed.retain(|(c, s)| *s > table.last_seq(*c));
+        self.disseminated.retain(|(c, s)| *s > table.last_seq(*c));
+    }
+
+    /// Answer a client.
+    pub(crate) fn reply(&self, c: ClientId, seq: u64, result: quorate_core::Bytes, out: &mut Out) {
+        let mac = self.crypto.mac(NodeId::Client(c), &Reply::mac_bytes(c, seq, &result));
+        out.send(c, Msg::Reply(Reply { seq, result, mac }));
+    }
+}
