@@ -108,10 +108,12 @@ pub fn combine(group: &GroupPublic, expected: &Statement, shares: &[Share]) -> R
 /// [`combine`], also naming the signers whose shares were set aside
 /// (invalid, off-statement or out of range) so a collector can blame them.
 ///
-/// Optimistic: interpolate the first t distinct shares and check the result
-/// once (one verification instead of t); only if that fails, check every
-/// share and retry with the valid ones. A forged share therefore costs the
-/// collector t+1 verifications, and still cannot spoil the result.
+/// Optimistic: interpolate the first t distinct signers' shares (in the
+/// order given) and check the result once (one verification instead of t);
+/// only if that fails, check every share and retry with the valid ones. A
+/// forged share therefore costs the collector t+1 more verifications, and
+/// cannot spoil the result. Shares beyond the first t are not checked on the
+/// fast path, so they are not reported even if bad.
 pub fn combine_reporting(
     group: &GroupPublic,
     expected: &Statement,
@@ -120,23 +122,29 @@ pub fn combine_reporting(
     let (ks, trust) = group.keys_for(expected.instance).ok_or(CombineError::UnknownInstance(expected.instance))?;
     let needed = group.threshold() as usize;
     let mut rejected = Vec::new();
-    // Candidates per signer, in arrival order; a signer may appear twice (a forgery beside its real share).
-    let mut by_signer: BTreeMap<ReplicaId, Vec<&Share>> = BTreeMap::new();
+    // Candidates per signer, signers in order of first arrival; a signer may
+    // offer two different shares (a forgery beside its real one).
+    let mut slot: BTreeMap<ReplicaId, usize> = BTreeMap::new();
+    let mut by_signer: Vec<(ReplicaId, Vec<&Share>)> = Vec::new();
     for s in shares {
         if s.statement != *expected || s.signer.0 >= group.n() {
             rejected.push(s.signer);
-        } else {
-            let v = by_signer.entry(s.signer).or_default();
-            if !v.iter().any(|o| o.sig == s.sig) {
-                v.push(s);
-            }
+            continue;
+        }
+        let i = *slot.entry(s.signer).or_insert_with(|| {
+            by_signer.push((s.signer, Vec::new()));
+            by_signer.len() - 1
+        });
+        let v = &mut by_signer[i].1;
+        if !v.iter().any(|o| o.sig == s.sig) {
+            v.push(s);
         }
     }
     if by_signer.len() < needed {
         return Err(CombineError::NotEnoughShares { distinct: by_signer.len(), needed });
     }
     let hash = blsttc::hash_g2(expected.signed_bytes(trust));
-    let first: Vec<&Share> = by_signer.values().map(|v| v[0]).take(needed).collect();
+    let first: Vec<&Share> = by_signer.iter().map(|(_, v)| v[0]).take(needed).collect();
     if let Some(sig) = interpolate(ks, &first) {
         if ks.set.public_key().verify_g2(&sig, hash) {
             return Ok((ThresholdSig { statement: *expected, sig }, dedup(rejected)));
