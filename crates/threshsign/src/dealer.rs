@@ -317,9 +317,14 @@ struct SecretWire {
     instances: Vec<InstanceSpec>,
 }
 
-fn decode_secret(
-    bytes: &[u8],
-) -> Result<(SecretWire, Option<blsttc::SecretKeyShare>, BTreeMap<InstanceId, InstanceSpec>), WireError> {
+struct DecodedSecret {
+    replica: ReplicaId,
+    share: Option<blsttc::SecretKeyShare>,
+    cert_key: Option<[u8; 32]>,
+    instances: BTreeMap<InstanceId, InstanceSpec>,
+}
+
+fn decode_secret(bytes: &[u8]) -> Result<DecodedSecret, WireError> {
     let w: SecretWire = wire::decode(bytes, wire::DEFAULT_MAX_FRAME)?;
     let share = match w.share {
         Some(b) => Some(
@@ -333,7 +338,7 @@ fn decode_secret(
             return Err(WireError::Malformed(format!("instance {:?} listed twice", i.id)));
         }
     }
-    Ok((w, share, instances))
+    Ok(DecodedSecret { replica: ReplicaId(w.replica), share, cert_key: w.cert_key, instances })
 }
 
 impl TrustedKeys {
@@ -348,13 +353,13 @@ impl TrustedKeys {
     }
     /// Decode a provisioning encoding.
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<TrustedKeys, WireError> {
-        let (w, share, instances) = decode_secret(bytes)?;
-        let cert_key = w.cert_key.ok_or_else(|| WireError::Malformed("no certificate key".into()))?;
+        let d = decode_secret(bytes)?;
+        let cert_key = d.cert_key.ok_or_else(|| WireError::Malformed("no certificate key".into()))?;
         Ok(TrustedKeys {
-            replica: ReplicaId(w.replica),
-            share,
+            replica: d.replica,
+            share: d.share,
             cert_key: ed25519_dalek::SigningKey::from_bytes(&cert_key),
-            instances,
+            instances: d.instances,
         })
     }
 }
@@ -371,8 +376,8 @@ impl UntrustedKeys {
     }
     /// Decode a key file encoding.
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<UntrustedKeys, WireError> {
-        let (w, share, instances) = decode_secret(bytes)?;
-        Ok(UntrustedKeys { replica: ReplicaId(w.replica), share, instances })
+        let d = decode_secret(bytes)?;
+        Ok(UntrustedKeys { replica: d.replica, share: d.share, instances: d.instances })
     }
 }
 
