@@ -473,3 +473,47 @@ fn debug_output_does_not_leak_keys() {
     }
     assert!(all.contains("SoftThreshSign(ReplicaId(0)"), "{all}");
 }
+
+#[test]
+fn random_mixes_of_valid_and_forged_shares_combine_exactly_when_t_are_valid() {
+    use rand::seq::SliceRandom;
+    let mut g = group(3, 17); // n = 7, t = 4
+    let s = st(TAU, AGREEMENT, 1, "m");
+    let real = shares(&mut g, &[0, 1, 2, 3, 4, 5, 6], 1, "m");
+    let wrong = g.trusted[0].independent_share(TAU, AGREEMENT, 2, &h("m")).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for _ in 0..40 {
+        // Each replica: absent, valid, or forged (another statement's signature under its name).
+        let mut offered = Vec::new();
+        let mut valid = 0;
+        for (r, share) in real.iter().enumerate() {
+            match rng.gen_range(0..3) {
+                0 => {}
+                1 => {
+                    offered.push(share.clone());
+                    valid += 1;
+                }
+                _ => offered.push(Share::from_parts(s, ReplicaId(r as u32), &wrong.sig_bytes()).unwrap()),
+            }
+        }
+        offered.shuffle(&mut rng);
+        match combine(&g.public, &s, &offered) {
+            Ok(sig) => {
+                assert!(valid >= 4);
+                assert!(verify_threshold(&g.public, &sig, &s).is_ok());
+            }
+            Err(e) => assert!(valid < 4, "{e:?} with {valid} valid"),
+        }
+    }
+}
+
+#[test]
+fn the_trait_is_object_safe_and_the_subsystem_is_send() {
+    fn send<T: Send>(_: &T) {}
+    let g = group(1, 18);
+    let mut boxed: Vec<Box<dyn ThreshSign + Send>> =
+        g.trusted.into_iter().map(|t| Box::new(t) as Box<dyn ThreshSign + Send>).collect();
+    send(&boxed);
+    assert_eq!(boxed[2].replica(), ReplicaId(2));
+    assert!(boxed[2].independent_share(TAU, AGREEMENT, 1, &h("m")).is_ok());
+}
