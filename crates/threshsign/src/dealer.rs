@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use thiserror::Error;
 
+/// Most counters one instance may have: the subsystem allocates them all.
+pub const MAX_COUNTERS: u32 = 1024;
+
 /// What the dealer is asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSpec {
@@ -49,8 +52,8 @@ pub enum KeygenError {
     /// Two instances with one id.
     #[error("instance {0:?} listed twice")]
     DuplicateInstance(InstanceId),
-    /// A trusted instance with no counter.
-    #[error("trusted instance {0:?} has no counter")]
+    /// A trusted instance with no counter, or more than [`MAX_COUNTERS`].
+    #[error("trusted instance {0:?} has no counter or too many")]
     NoCounters(InstanceId),
     /// blsttc refused (cannot happen for sane sizes).
     #[error("key generation failed: {0}")]
@@ -233,7 +236,7 @@ pub fn keygen<R: RngCore + CryptoRng>(spec: &GroupSpec, rng: &mut R) -> Result<D
     }
     let mut instances = BTreeMap::new();
     for i in &spec.instances {
-        if i.trust == Trust::Trusted && i.counters == 0 {
+        if i.trust == Trust::Trusted && (i.counters == 0 || i.counters > MAX_COUNTERS) {
             return Err(KeygenError::NoCounters(i.id));
         }
         if instances.insert(i.id, *i).is_some() {
@@ -334,6 +337,9 @@ fn decode_secret(bytes: &[u8]) -> Result<DecodedSecret, WireError> {
     };
     let mut instances = BTreeMap::new();
     for i in &w.instances {
+        if i.counters > MAX_COUNTERS {
+            return Err(WireError::Malformed(format!("instance {:?} has {} counters", i.id, i.counters)));
+        }
         if instances.insert(i.id, *i).is_some() {
             return Err(WireError::Malformed(format!("instance {:?} listed twice", i.id)));
         }

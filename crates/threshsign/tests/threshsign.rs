@@ -342,6 +342,8 @@ fn keygen_refuses_bad_specs() {
     assert_eq!(keygen_seeded(&spec(3, 2, dup), 1).unwrap_err(), KeygenError::DuplicateInstance(inst[0].id));
     let none = vec![InstanceSpec { id: TAU, trust: Trust::Trusted, counters: 0 }];
     assert_eq!(keygen_seeded(&spec(3, 2, none), 1).unwrap_err(), KeygenError::NoCounters(TAU));
+    let many = vec![InstanceSpec { id: TAU, trust: Trust::Trusted, counters: dealer::MAX_COUNTERS + 1 }];
+    assert_eq!(keygen_seeded(&spec(3, 2, many), 1).unwrap_err(), KeygenError::NoCounters(TAU));
 }
 
 #[test]
