@@ -512,8 +512,8 @@ pub fn wait_caught_up<P: Protocol>(
     history: &mut History,
 ) {
     let f = (cluster.n - 1) / 3;
-    // PBFT's client takes f+1 matching replies; Mod-SMaRt's and EZBFT's 2f+1.
-    let replies = if cluster.cfg.file.protocol == "pbft" { f + 1 } else { 2 * f + 1 };
+    // PBFT's and DQPBFT's clients take f+1 matching replies; Mod-SMaRt's and EZBFT's 2f+1.
+    let replies = if matches!(cluster.cfg.file.protocol.as_str(), "pbft" | "dqbft") { f + 1 } else { 2 * f + 1 };
     let (leader, home) = (cluster.leader(), id as usize % cluster.n);
     let mut reach = vec![i];
     for j in [leader, home].into_iter().chain(0..cluster.n) {

@@ -1,5 +1,5 @@
 //! DQPBFT settings and their defaults (each explained in
-//! docs/decisions/0008-dqbft.md).
+//! docs/decisions/0009-dqbft.md).
 
 use quorate_core::time::human;
 use quorate_pbft::engine::EngineConfig;

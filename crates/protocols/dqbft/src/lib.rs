@@ -16,7 +16,7 @@
 //! - [`byzantine`]: adversary strategies for the simulator.
 //!
 //! Decisions taken where the paper leaves room are in
-//! `docs/decisions/0008-dqbft.md`.
+//! `docs/decisions/0009-dqbft.md`.
 
 #![warn(missing_docs)]
 
