@@ -88,3 +88,18 @@ fn a_replica_killed_and_restarted_catches_up() {
     let r = run(sc).expect("valid scenario");
     assert_ok(&r);
 }
+
+#[test]
+fn equivocating_coordinators_and_o_primaries_change_nothing_for_the_others() {
+    for (strategy, replica) in [("equivocate-coordinator", 1), ("equivocate-o-primary", 0)] {
+        let r = with_byzantine(strategy, replica, 2);
+        assert_ok(&r);
+    }
+}
+
+#[test]
+fn an_o_primary_ordering_undisseminated_slots_is_replaced() {
+    let r = with_byzantine("order-undisseminated", 0, 2);
+    assert_ok(&r);
+    assert!(r.max_view >= 1, "the O-primary kept stalling execution");
+}

@@ -111,8 +111,10 @@ pub struct Replica {
     pub(crate) ordered: HashSet<DRef>,
     /// D-PrePrepares we accepted and flooded.
     pub(crate) flooded: HashSet<DRef>,
-    /// O-PrePrepares waiting for D-slots we do not hold yet.
-    pub(crate) parked: Vec<(ReplicaId, engine::PbftMsg<OBatch>)>,
+    /// O-PrePrepares waiting for D-slots we do not hold yet, with when each came.
+    pub(crate) parked: Vec<(ReplicaId, engine::PbftMsg<OBatch>, Time)>,
+    /// While parked ones are taken up again: the time the one at hand first came.
+    pub(crate) parking_since: Option<Time>,
     /// D-decided payloads not executed yet (None: a null request).
     pub(crate) payloads: Vec<BTreeMap<u64, Option<DBatch>>>,
     /// O-decided batches not executed yet.
@@ -156,6 +158,7 @@ impl Replica {
             ordered: HashSet::new(),
             flooded: HashSet::new(),
             parked: Vec::new(),
+            parking_since: None,
             payloads: vec![BTreeMap::new(); n],
             olog: BTreeMap::new(),
             executed_o: 0,

@@ -197,8 +197,12 @@ impl Replica {
         if let PbftMsg::PrePrepare { value, .. } = &msg {
             match self.check_order(value) {
                 Err(Refusal::NotYet) => {
-                    if self.parked.len() < MAX_PARKED && !self.parked.iter().any(|(f, m)| *f == from && *m == msg) {
-                        self.parked.push((from, msg));
+                    let parked_at = self.parked.iter().find(|(f, m, _)| *f == from && *m == msg).map(|p| p.2);
+                    if parked_at.is_none() && self.parked.len() < MAX_PARKED {
+                        self.parked.push((from, msg, self.parking_since.unwrap_or(now)));
+                    } else if let Some(at) = parked_at {
+                        self.parked.retain(|(f, m, _)| !(*f == from && *m == msg));
+                        self.parked.push((from, msg, at));
                     }
                     return;
                 }
@@ -213,15 +217,32 @@ impl Replica {
         self.with_o(now, out, |e, a| e.on_message(from, msg, &NoCheck, a));
     }
 
+    /// Whether an O-PrePrepare of the current O-primary has waited
+    /// `payload_timeout` (scaled by the O-instance's backoff) for D-slots
+    /// we do not hold: the O-primary orders slots nobody disseminated, or
+    /// slowly enough to stall execution; either way it is suspected.
+    pub(crate) fn parked_too_long(&self, now: Time) -> bool {
+        let primary = self.o.primary();
+        let timeout = self.cfg.payload_timeout.saturating_mul(self.o.backoff());
+        self.parked.iter().any(|(from, m, since)| {
+            *from == primary
+                && matches!(m, PbftMsg::PrePrepare { view, .. } if *view == self.o.view())
+                && now.since(*since) >= timeout
+        })
+    }
+
     /// Take up parked O-PrePrepares that are acceptable now.
     pub(crate) fn retry_parked(&mut self, now: Time, out: &mut Out) {
         if self.parked.is_empty() {
             return;
         }
         let parked = std::mem::take(&mut self.parked);
-        for (from, msg) in parked {
+        for (from, msg, since) in parked {
+            // Parked again: it keeps the time it first came.
+            self.parking_since = Some(since);
             self.on_o_message(now, from, msg, out);
         }
+        self.parking_since = None;
     }
 
     /// The O-instance installed `view`: a new O-primary orders every D-slot

@@ -261,8 +261,12 @@ impl Replica {
                 self.with_d(now, i, out, |e, a| e.start_view_change(a));
             }
         }
+        if self.parked_too_long(now) {
+            out.event(Event::Note("an O-PrePrepare names D-slots nobody disseminated".into()));
+            suspect_o = true;
+        }
         if suspect_o && self.o.active() && !self.o.is_primary() {
-            out.event(Event::Note("disseminated request not ordered in time: suspecting the O-primary".into()));
+            out.event(Event::Note("the O-primary is late or orders what nobody disseminated: suspecting it".into()));
             self.with_o(now, out, |e, a| e.start_view_change(a));
         }
     }

@@ -206,8 +206,9 @@ impl<V> PbftMsg<V> {
     }
 }
 
-/// What MACs and signatures cover.
-pub(crate) mod bytes {
+/// What MACs and signatures cover (public for adversaries that re-MAC
+/// what they send).
+pub mod bytes {
     use super::*;
 
     fn header(instance: u64, kind: &[u8]) -> Vec<u8> {
@@ -227,7 +228,8 @@ pub(crate) mod bytes {
         b
     }
 
-    pub(crate) fn pre_prepare(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
+    /// The bytes a PRE-PREPARE's MACs cover.
+    pub fn pre_prepare(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
         three(instance, b"pre-prepare", view, seq, digest)
     }
     pub(crate) fn prepare(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
