@@ -131,10 +131,8 @@ pub const SIM_SIGNATURE_LEN: usize = 64;
 
 /// Domain separators, so a signature is never a MAC nor a key, and keys of
 /// different kinds never coincide.
-const SIG_KEY_DOMAIN: &[u8] = b"quorate-sim/sig-key/v1";
-const MAC_KEY_DOMAIN: &[u8] = b"quorate-sim/mac-key/v1";
-const SIG_DOMAIN: &[u8] = b"quorate-sim/sig/v1";
-const MAC_DOMAIN: &[u8] = b"quorate-sim/mac/v1";
+const SIG_DOMAIN: &[u8] = b"quorate-sim/sig/v2";
+const MAC_DOMAIN: &[u8] = b"quorate-sim/mac/v2";
 
 /// Unambiguous fixed-length encoding of a node id.
 fn node_bytes(n: NodeId) -> [u8; 9] {
@@ -148,32 +146,26 @@ fn node_bytes(n: NodeId) -> [u8; 9] {
     b
 }
 
-/// `node`'s signing secret in run `run_seed`.
-fn sig_secret(run_seed: u64, node: NodeId) -> [u8; 32] {
+/// `node`'s signature tag of `data` in run `run_seed`: one SHA-256 (the
+/// simulator computes millions of them; deriving a key first doubled it).
+fn sig_tag(run_seed: u64, node: NodeId, data: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(SIG_KEY_DOMAIN);
+    h.update(SIG_DOMAIN);
     h.update(run_seed.to_le_bytes());
     h.update(node_bytes(node));
+    h.update(data);
     h.finalize().into()
 }
 
-/// The symmetric MAC key of the unordered pair {a, b} in run `run_seed`.
-fn pair_key(run_seed: u64, a: NodeId, b: NodeId) -> [u8; 32] {
-    // Sorted, so both ends derive the same key.
+/// The MAC of `data` between `a` and `b` in run `run_seed` (the pair sorted,
+/// so both ends compute the same tag).
+fn mac_tag(run_seed: u64, a: NodeId, b: NodeId, data: &[u8]) -> [u8; 32] {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut h = Sha256::new();
-    h.update(MAC_KEY_DOMAIN);
+    h.update(MAC_DOMAIN);
     h.update(run_seed.to_le_bytes());
     h.update(node_bytes(lo));
     h.update(node_bytes(hi));
-    h.finalize().into()
-}
-
-/// `H(domain ‖ key ‖ data)`.
-fn keyed_tag(domain: &[u8], key: &[u8; 32], data: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(domain);
-    h.update(key);
     h.update(data);
     h.finalize().into()
 }
@@ -181,18 +173,17 @@ fn keyed_tag(domain: &[u8], key: &[u8; 32], data: &[u8]) -> [u8; 32] {
 /// The simulator's crypto provider: deterministic, cheap, and charging
 /// modelled CPU time for every call.
 ///
-/// - A signature is the 32-byte tag `SHA-256(domain ‖ secret(signer) ‖ data)`,
-///   where `secret(node)` is derived from `(run_seed, node)`.
-/// - A MAC is `SHA-256(domain ‖ key(a, b) ‖ data)` with the key derived from
-///   `run_seed` and the sorted pair, so it is symmetric like the real one.
+/// - A signature is the 32-byte tag `SHA-256(domain ‖ run_seed ‖ signer ‖ data)`.
+/// - A MAC is `SHA-256(domain ‖ run_seed ‖ a ‖ b ‖ data)` with the pair
+///   sorted, so it is symmetric like the real one.
 /// - [`Crypto::digest`] is real SHA-256: protocols rely on its collision
 ///   resistance, and checkers compare digests with [`Digest::of`].
 ///
-/// **Limitation:** every `SimCrypto` can derive every node's secret (it needs
+/// **Limitation:** every `SimCrypto` can compute every node's tags (it needs
 /// them to verify), so this is unforgeable only by convention. That is sound
 /// in the simulator because all adversary code is ours and signs only
-/// through its own provider; a strategy that called the key derivation for
-/// another node would be modelling a broken signature scheme. For the same
+/// through its own provider; a strategy that computed another node's tags
+/// would be modelling a broken signature scheme. For the same
 /// reason the tag's SHA-256 length-extension weakness does not matter here.
 /// Never use this provider outside the simulator.
 ///
@@ -204,8 +195,6 @@ fn keyed_tag(domain: &[u8], key: &[u8; 32], data: &[u8]) -> [u8; 32] {
 pub struct SimCrypto {
     me: NodeId,
     run_seed: u64,
-    /// Own secret, derived once: signing is the hot path.
-    secret: [u8; 32],
     model: Arc<CostModel>,
     /// Modelled ns since the last `take_cost`. Atomic because `Crypto` takes
     /// `&self` and must be `Sync`; ordering is irrelevant (one counter).
@@ -227,7 +216,7 @@ impl SimCrypto {
     /// costs from `model`. Providers built with the same `run_seed` verify
     /// each other's signatures and MACs; a different seed gives different tags.
     pub fn new(me: NodeId, run_seed: u64, model: Arc<CostModel>) -> SimCrypto {
-        SimCrypto { me, run_seed, secret: sig_secret(run_seed, me), model, cost: AtomicU64::new(0) }
+        SimCrypto { me, run_seed, model, cost: AtomicU64::new(0) }
     }
 
     /// The modelled CPU time (ns) of the calls since the last `take_cost`,
@@ -258,7 +247,7 @@ impl Crypto for SimCrypto {
 
     fn sign(&self, data: &[u8]) -> Signature {
         self.charge(self.model.sign_ns);
-        let mut sig = keyed_tag(SIG_DOMAIN, &self.secret, data).to_vec();
+        let mut sig = sig_tag(self.run_seed, self.me, data).to_vec();
         sig.resize(SIM_SIGNATURE_LEN, 0);
         Signature(sig)
     }
@@ -268,19 +257,18 @@ impl Crypto for SimCrypto {
         if sig.0.len() != SIM_SIGNATURE_LEN {
             return false;
         }
-        let secret = if signer == self.me { self.secret } else { sig_secret(self.run_seed, signer) };
-        let tag = keyed_tag(SIG_DOMAIN, &secret, data);
+        let tag = sig_tag(self.run_seed, signer, data);
         sig.0[..tag.len()] == tag[..] && sig.0[tag.len()..].iter().all(|b| *b == 0)
     }
 
     fn mac(&self, peer: NodeId, data: &[u8]) -> Mac {
         self.charge(self.model.mac_ns(data.len()));
-        Mac(keyed_tag(MAC_DOMAIN, &pair_key(self.run_seed, self.me, peer), data))
+        Mac(mac_tag(self.run_seed, self.me, peer, data))
     }
 
     fn verify_mac(&self, peer: NodeId, data: &[u8], mac: &Mac) -> bool {
         self.charge(self.model.mac_ns(data.len()));
-        keyed_tag(MAC_DOMAIN, &pair_key(self.run_seed, self.me, peer), data) == mac.0
+        mac_tag(self.run_seed, self.me, peer, data) == mac.0
     }
 }
 
