@@ -44,7 +44,11 @@ pub const STRATEGIES: &[(&str, &str)] = &[
 ];
 
 /// Client strategies: (name, description).
-pub const CLIENT_STRATEGIES: &[(&str, &str)] = &[];
+pub const CLIENT_STRATEGIES: &[(&str, &str)] = &[(
+    "duplicate-requests",
+    "assigns itself (ASSIGN) to the next replica's D-instance, then sends every request to every replica, hoping \
+     several coordinators disseminate it",
+)];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -80,11 +84,47 @@ pub fn replica(
 /// Build a Byzantine client.
 pub fn client(
     strategy: &str,
-    _ctx: ClientContext,
-    _cfg: &Config,
+    mut ctx: ClientContext,
+    cfg: &Config,
 ) -> Result<Box<dyn ClientMachine<Dqbft>>, UnknownStrategy> {
-    let _ = Client::new;
-    Err(UnknownStrategy(strategy.to_string()))
+    if strategy != "duplicate-requests" {
+        return Err(UnknownStrategy(strategy.to_string()));
+    }
+    let n = ctx.membership.n() as u64;
+    let next = ReplicaId(((ctx.id.0 + 1) % n) as u32);
+    ctx.nearest.retain(|r| *r != next);
+    ctx.nearest.insert(0, next);
+    Ok(Box::new(DuplicatingClient { inner: Client::new(ctx, cfg.clone()) }))
+}
+
+/// Sends each request to every replica.
+struct DuplicatingClient {
+    inner: Client,
+}
+
+impl DuplicatingClient {
+    fn rewrite(effects: Vec<Effect<Dqbft>>, out: &mut Out) {
+        for e in effects {
+            match e {
+                Effect::Send { msg: Msg::Request(r), .. } => out.broadcast(Msg::Request(r)),
+                other => out.push(other),
+            }
+        }
+    }
+}
+
+impl ClientMachine<Dqbft> for DuplicatingClient {
+    fn invoke(&mut self, now: Time, op: quorate_core::Bytes, read_only: bool, out: &mut Out) {
+        let mut inner = Outbox::new();
+        self.inner.invoke(now, op, read_only, &mut inner);
+        Self::rewrite(inner.drain().collect(), out);
+    }
+
+    fn handle(&mut self, now: Time, input: Input<Dqbft>, out: &mut Out) {
+        let mut inner = Outbox::new();
+        self.inner.handle(now, input, &mut inner);
+        Self::rewrite(inner.drain().collect(), out);
+    }
 }
 
 struct Adversary {

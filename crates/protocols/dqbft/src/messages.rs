@@ -3,7 +3,7 @@
 //! messages (D-PrePrepare … O-Commit of Fig. 5), flooded D-PrePrepare
 //! payloads, and state transfer.
 
-use quorate_core::crypto::{Crypto, Digest, Mac};
+use quorate_core::crypto::{Crypto, Digest, Mac, Signature};
 use quorate_core::executor::Checkpoint;
 use quorate_core::ids::{ClientId, NodeId};
 use quorate_core::machine::Message;
@@ -38,12 +38,52 @@ pub struct DRef {
     pub seq: u64,
 }
 
+/// A client's request to send its requests to D-instance `instance` from
+/// now on (§3.2.6), signed by the client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assign {
+    /// The client.
+    pub client: ClientId,
+    /// The D-instance.
+    pub instance: u32,
+    /// Increasing per client: a later ASSIGN replaces an earlier one.
+    pub nonce: u64,
+    /// The client's signature of [`Assign::signing_bytes`].
+    pub sig: Signature,
+}
+
+impl Assign {
+    /// A signed ASSIGN.
+    pub fn sign(client: ClientId, instance: u32, nonce: u64, crypto: &dyn Crypto) -> Assign {
+        let sig = crypto.sign(&Assign::signing_bytes(client, instance, nonce));
+        Assign { client, instance, nonce, sig }
+    }
+
+    /// The bytes the client signs.
+    pub fn signing_bytes(client: ClientId, instance: u32, nonce: u64) -> Vec<u8> {
+        let mut b = b"quorate-dqbft/assign/".to_vec();
+        b.extend_from_slice(&client.0.to_le_bytes());
+        b.extend_from_slice(&instance.to_le_bytes());
+        b.extend_from_slice(&nonce.to_le_bytes());
+        b
+    }
+
+    /// Whether the client signed it.
+    pub fn verify(&self, crypto: &dyn Crypto) -> bool {
+        let bytes = Assign::signing_bytes(self.client, self.instance, self.nonce);
+        crypto.verify(NodeId::Client(self.client), &bytes, &self.sig)
+    }
+}
+
 /// What one O-instance sequence number orders: D-instance slots, executed
-/// in this order (several per O-slot, as the source's artifact does).
+/// in this order (several per O-slot, as the source's artifact does), then
+/// clients' ASSIGNs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OBatch {
     /// The slots.
     pub refs: Vec<DRef>,
+    /// ASSIGNs, applied after the slots.
+    pub assigns: Vec<Assign>,
 }
 
 impl Value for OBatch {
@@ -61,6 +101,15 @@ pub struct Reply {
     pub result: Bytes,
     /// MAC for the client over (seq, digest of result).
     pub mac: Mac,
+}
+
+/// The bytes an ASSIGNED's MAC covers.
+pub fn assigned_mac_bytes(client: ClientId, nonce: u64, instance: u32) -> Vec<u8> {
+    let mut b = b"quorate-dqbft/assigned/".to_vec();
+    b.extend_from_slice(&client.0.to_le_bytes());
+    b.extend_from_slice(&nonce.to_le_bytes());
+    b.extend_from_slice(&instance.to_le_bytes());
+    b
 }
 
 impl Reply {
@@ -83,6 +132,9 @@ pub struct Progress {
     /// Per D-instance: executed slots above the prefix (an O-primary may
     /// order an instance's slots out of order).
     pub above: Vec<std::collections::BTreeSet<u64>>,
+    /// Clients' D-instances by ASSIGN (instance, nonce); a client without one
+    /// uses instance `client mod n`.
+    pub assigned: std::collections::BTreeMap<ClientId, (u32, u64)>,
 }
 
 /// The state at an O-instance checkpoint.
@@ -108,6 +160,17 @@ pub enum Msg {
     Request(SignedRequest),
     /// Replica → client.
     Reply(Reply),
+    /// Client → every replica (which relay it to the O-primary): ASSIGN.
+    Assign(Assign),
+    /// Replica → client: its ASSIGN with `nonce` is executed.
+    Assigned {
+        /// The ASSIGN's nonce.
+        nonce: u64,
+        /// Its D-instance.
+        instance: u32,
+        /// MAC for the client over (nonce, instance).
+        mac: Mac,
+    },
     /// Replica → an instance's coordinator: requests its clients sent elsewhere.
     Forward {
         /// The D-instance.
@@ -153,6 +216,8 @@ impl Message for Msg {
         match self {
             Msg::Request(_) => "REQUEST",
             Msg::Reply(_) => "REPLY",
+            Msg::Assign(_) => "ASSIGN",
+            Msg::Assigned { .. } => "ASSIGNED",
             Msg::Forward { .. } => "FORWARD",
             Msg::D { msg, .. } => match msg {
                 PbftMsg::PrePrepare { .. } => "D-PREPREPARE",

@@ -103,3 +103,13 @@ fn an_o_primary_ordering_undisseminated_slots_is_replaced() {
     assert_ok(&r);
     assert!(r.max_view >= 1, "the O-primary kept stalling execution");
 }
+
+#[test]
+fn a_client_assigned_elsewhere_that_sends_everywhere_gains_nothing() {
+    let mut sc = scenario(3, 8, 8);
+    sc.faults.push(Fault::FaultyClient { strategy: "duplicate-requests".to_string() });
+    let r = run(sc).expect("valid scenario");
+    assert_ok(&r);
+    assert!(sent(&r, "ASSIGNED") >= 2, "the ASSIGN was not executed by f+1 replicas");
+    assert!(sent(&r, "FORWARD") > 0, "replicas relay the duplicates to the client's coordinator");
+}

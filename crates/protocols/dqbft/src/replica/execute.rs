@@ -54,9 +54,10 @@ impl Replica {
                     return;
                 }
             }
-            let batch = self.olog.remove(&k).flatten();
+            let (refs, assigns) =
+                self.olog.remove(&k).flatten().map_or((Vec::new(), Vec::new()), |b| (b.refs, b.assigns));
             let mut requests = 0;
-            for r in batch.map(|b| b.refs).unwrap_or_default() {
+            for r in refs {
                 if self.is_executed(r) {
                     continue;
                 }
@@ -64,6 +65,11 @@ impl Replica {
                 self.mark_executed(r);
                 let Some(p) = payload else { continue };
                 for q in &p.requests {
+                    if self.instance_of(q.req.client) != r.instance {
+                        // Not through the client's instance: a client that
+                        // sent one request to several coordinators.
+                        continue;
+                    }
                     requests += 1;
                     match self.exec.execute(&q.req, k, p.timestamp, out) {
                         Outcome::Executed(result) | Outcome::Repeat(result) => {
@@ -71,6 +77,18 @@ impl Replica {
                         }
                         Outcome::Stale => {}
                     }
+                }
+            }
+            for a in assigns {
+                if self.progress.assigned.get(&a.client).is_none_or(|(_, nonce)| *nonce < a.nonce) {
+                    self.progress.assigned.insert(a.client, (a.instance, a.nonce));
+                    if let Some(p) = self.pending.get_mut(&a.client) {
+                        p.instance = a.instance;
+                    }
+                    self.ack_assign(a.client, a.nonce, a.instance, out);
+                }
+                if self.to_assign.get(&a.client).is_some_and(|q| q.nonce <= a.nonce) {
+                    self.to_assign.remove(&a.client);
                 }
             }
             self.executed_o = k;

@@ -18,7 +18,7 @@ mod order;
 mod requests;
 
 use crate::config::Config;
-use crate::messages::{DBatch, DRef, Msg, OBatch, Progress, State};
+use crate::messages::{Assign, DBatch, DRef, Msg, OBatch, Progress, State};
 use crate::{Dqbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
@@ -109,6 +109,10 @@ pub struct Replica {
     /// ordered in this view (not executed yet).
     pub(crate) to_order: VecDeque<DRef>,
     pub(crate) ordered: HashSet<DRef>,
+    /// ASSIGNs not executed yet, one per client (the O-primary orders them).
+    pub(crate) to_assign: BTreeMap<ClientId, Assign>,
+    /// O-primary: ASSIGNs (client, nonce) proposed in this view.
+    pub(crate) assign_ordered: HashSet<(ClientId, u64)>,
     /// D-PrePrepares we accepted and flooded.
     pub(crate) flooded: HashSet<DRef>,
     /// O-PrePrepares waiting for D-slots we do not hold yet, with when each came.
@@ -156,13 +160,15 @@ impl Replica {
             disseminated: HashSet::new(),
             to_order: VecDeque::new(),
             ordered: HashSet::new(),
+            to_assign: BTreeMap::new(),
+            assign_ordered: HashSet::new(),
             flooded: HashSet::new(),
             parked: Vec::new(),
             parking_since: None,
             payloads: vec![BTreeMap::new(); n],
             olog: BTreeMap::new(),
             executed_o: 0,
-            progress: Progress { prefix: vec![0; n], above: vec![BTreeSet::new(); n] },
+            progress: Progress { prefix: vec![0; n], above: vec![BTreeSet::new(); n], assigned: BTreeMap::new() },
             waiting: None,
             checkpoints: BTreeMap::new(),
             d_need: vec![None; n],
@@ -293,6 +299,7 @@ impl Replica {
         match from {
             NodeId::Client(c) => match msg {
                 Msg::Request(req) => self.on_request(now, c, req, out),
+                Msg::Assign(a) => self.on_assign(now, from, a, out),
                 _ => out.reject(from, "client sent a replica message"),
             },
             NodeId::Replica(r) => {
@@ -307,7 +314,10 @@ impl Replica {
                     Msg::Forward { instance, requests } => self.on_forward(now, r, instance, requests, out),
                     Msg::StateRequest { seq } => self.on_state_request(r, seq, out),
                     Msg::StateReply { seq, state } => self.on_state_reply(now, r, seq, *state, out),
-                    Msg::Request(_) | Msg::Reply(_) => out.reject(from, "replica sent a client message"),
+                    Msg::Assign(a) => self.on_assign(now, from, a, out),
+                    Msg::Request(_) | Msg::Reply(_) | Msg::Assigned { .. } => {
+                        out.reject(from, "replica sent a client message")
+                    }
                 }
             }
         }

@@ -8,7 +8,7 @@
 use super::requests::DBatchValidity;
 use super::{Out, Replica};
 use crate::config::Flood;
-use crate::messages::{DBatch, DRef, Msg, OBatch};
+use crate::messages::{Assign, DBatch, DRef, Msg, OBatch};
 use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::machine::Event;
 use quorate_core::time::Time;
@@ -43,8 +43,18 @@ impl Replica {
     /// and each slot held as its instance's mode requires: its D-PrePrepare
     /// accepted (optimistic) or decided (on probation).
     fn check_order(&self, batch: &OBatch) -> Result<(), Refusal> {
-        if batch.refs.is_empty() || batch.refs.len() > self.cfg.max_refs {
+        let size = batch.refs.len() + batch.assigns.len();
+        if size == 0 || size > self.cfg.max_refs {
             return Err(Refusal::Invalid("O-batch empty or too large"));
+        }
+        let mut clients = HashSet::with_capacity(batch.assigns.len());
+        for a in &batch.assigns {
+            if a.instance as usize >= self.d.len() || !clients.insert(a.client) {
+                return Err(Refusal::Invalid("O-batch with a bad or repeated ASSIGN"));
+            }
+            if self.signs() && !a.verify(self.crypto.as_ref()) {
+                return Err(Refusal::Invalid("O-batch with a badly signed ASSIGN"));
+            }
         }
         let mut seen = HashSet::with_capacity(batch.refs.len());
         for r in &batch.refs {
@@ -167,26 +177,35 @@ impl Replica {
         }
     }
 
-    /// O-primary: order queued D-slots while the O-instance has room.
+    /// O-primary: order queued D-slots and ASSIGNs while the O-instance has room.
     pub(crate) fn maybe_order(&mut self, now: Time, out: &mut Out) {
-        while self.o.can_propose() && !self.to_order.is_empty() {
+        if !self.o.is_primary() {
+            return;
+        }
+        let mut assigns: Vec<Assign> =
+            self.to_assign.values().filter(|a| !self.assign_ordered.contains(&(a.client, a.nonce))).cloned().collect();
+        while self.o.can_propose() && (!self.to_order.is_empty() || !assigns.is_empty()) {
+            let take = assigns.len().min(self.cfg.max_refs / 2 + 1);
+            let batch_assigns: Vec<Assign> = assigns.drain(..take).collect();
             let mut refs = Vec::new();
-            while refs.len() < self.cfg.max_refs {
+            while refs.len() + batch_assigns.len() < self.cfg.max_refs {
                 let Some(r) = self.to_order.pop_front() else { break };
                 if !self.is_executed(r) {
                     refs.push(r);
                 }
             }
-            if refs.is_empty() {
+            if refs.is_empty() && batch_assigns.is_empty() {
                 return;
             }
             let mut acts = Actions::new();
-            if self.o.propose(OBatch { refs: refs.clone() }, &mut acts).is_err() {
+            let batch = OBatch { refs: refs.clone(), assigns: batch_assigns.clone() };
+            if self.o.propose(batch, &mut acts).is_err() {
                 for r in refs.into_iter().rev() {
                     self.to_order.push_front(r);
                 }
                 return;
             }
+            self.assign_ordered.extend(batch_assigns.iter().map(|a| (a.client, a.nonce)));
             self.carry_out_o_no_order(now, acts, out);
         }
     }
@@ -251,6 +270,7 @@ impl Replica {
         out.event(Event::ViewChanged { view, leader: primary });
         self.to_order.clear();
         self.ordered.clear();
+        self.assign_ordered.clear();
         self.parked.clear();
         for p in self.pending.values_mut() {
             p.since = now;

@@ -5,7 +5,7 @@
 //! replicas suspect a coordinator or the O-primary.
 
 use super::{Out, Pending, Probation, Replica};
-use crate::messages::{DBatch, Msg, Reply};
+use crate::messages::{Assign, DBatch, Msg, Reply};
 use crate::Timer;
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
@@ -67,10 +67,53 @@ impl Replica {
         (self.cfg.payload_timeout.min(self.cfg.request_timeout) / 4).max(std::time::Duration::from_millis(1))
     }
 
-    /// The D-instance of client `c`'s requests: `c mod n`, which every
-    /// replica derives alike (ASSIGN through the O-instance is not built yet).
+    /// The D-instance of client `c`'s requests: the one its latest executed
+    /// ASSIGN names, else `c mod n`. Only requests that come through that
+    /// instance execute, so a client that sends one request to several
+    /// coordinators gains nothing (§3.2.6).
     pub(crate) fn instance_of(&self, c: ClientId) -> u32 {
-        (c.0 % self.m.n() as u64) as u32
+        match self.progress.assigned.get(&c) {
+            Some((i, _)) => *i,
+            None => (c.0 % self.m.n() as u64) as u32,
+        }
+    }
+
+    /// ASSIGN from a client (or relayed by a replica): kept until executed,
+    /// relayed to the O-primary, which orders it; answered at once if
+    /// executed already.
+    pub(crate) fn on_assign(&mut self, now: Time, from: NodeId, a: Assign, out: &mut Out) {
+        let from_client = from == NodeId::Client(a.client);
+        if !(from_client || matches!(from, NodeId::Replica(_))) || a.instance as usize >= self.d.len() {
+            return out.reject(from, "malformed ASSIGN");
+        }
+        if self.signs() && !a.verify(self.crypto.as_ref()) {
+            return out.reject(from, "bad ASSIGN signature");
+        }
+        if let Some((instance, nonce)) = self.progress.assigned.get(&a.client).copied() {
+            if nonce >= a.nonce {
+                if from_client && nonce == a.nonce {
+                    self.ack_assign(a.client, nonce, instance, out);
+                }
+                return;
+            }
+        }
+        if self.to_assign.get(&a.client).is_some_and(|q| q.nonce >= a.nonce) {
+            return;
+        }
+        if !self.to_assign.contains_key(&a.client) && self.to_assign.len() >= self.cfg.max_pending {
+            return out.reject(from, "too many pending ASSIGNs");
+        }
+        self.to_assign.insert(a.client, a.clone());
+        if from_client && !self.o.is_primary() && self.o.active() {
+            out.send(self.o.primary(), Msg::Assign(a));
+        }
+        self.maybe_order(now, out);
+    }
+
+    /// Tell client `c` its ASSIGN is executed.
+    pub(crate) fn ack_assign(&self, c: ClientId, nonce: u64, instance: u32, out: &mut Out) {
+        let mac = self.crypto.mac(NodeId::Client(c), &crate::messages::assigned_mac_bytes(c, nonce, instance));
+        out.send(c, Msg::Assigned { nonce, instance, mac });
     }
 
     /// REQUEST from a client: answer a retransmission of an executed
@@ -280,7 +323,11 @@ impl Replica {
         let length = self.cfg.probation_base.saturating_mul(1u64 << (p.view_changes - 1).min(16));
         *p =
             Probation { view_changes: p.view_changes, until: self.d[i as usize].last_decided().saturating_add(length) };
-        self.proposed.retain(|(c, _)| (c.0 % self.m.n() as u64) as u32 != i);
+        let moved: Vec<(ClientId, u64)> =
+            self.proposed.iter().copied().filter(|(c, _)| self.instance_of(*c) == i).collect();
+        for k in moved {
+            self.proposed.remove(&k);
+        }
         if let Some((r, _)) = self.waiting.filter(|(r, _)| r.instance == i) {
             self.waiting = Some((r, now));
         }
