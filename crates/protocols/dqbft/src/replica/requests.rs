@@ -273,6 +273,7 @@ impl Replica {
         if self.transfer.is_some() || self.o.behind() {
             return;
         }
+        self.ask_for_missing_slots(now, out);
         if let Some((r, since)) = self.waiting {
             let d = &self.d[r.instance as usize];
             let timeout = self.cfg.payload_timeout.saturating_mul(d.backoff());
@@ -311,6 +312,25 @@ impl Replica {
         if suspect_o && self.o.active() && !self.o.is_primary() {
             out.event(Event::Note("the O-primary is late or orders what nobody disseminated: suspecting it".into()));
             self.with_o(now, out, |e, a| e.start_view_change(a));
+        }
+    }
+
+    /// The D-slots that parked O-PrePrepares or execution wait for and that
+    /// their instance has not decided here: its peers may have decided them
+    /// while we were cut off, and a quiet instance never says so by itself.
+    fn ask_for_missing_slots(&mut self, now: Time, out: &mut Out) {
+        let mut behind: HashSet<u32> = HashSet::new();
+        let parked_refs = self.parked.iter().filter_map(|(_, m, _)| match m {
+            quorate_pbft::engine::PbftMsg::PrePrepare { value, .. } => Some(value.refs.iter()),
+            _ => None,
+        });
+        for r in parked_refs.flatten().chain(self.waiting.as_ref().map(|(r, _)| r)) {
+            if r.seq > self.d[r.instance as usize].last_decided() && !self.is_executed(*r) {
+                behind.insert(r.instance);
+            }
+        }
+        for i in behind {
+            self.with_d(now, i, out, |e, a| e.ask_peers(a));
         }
     }
 

@@ -259,6 +259,13 @@ impl<V: Value> Engine<V> {
         !self.vouched_checkpoints().is_empty()
     }
 
+    /// Tell the peers where we are now, so that they send what we miss (an
+    /// embedder that knows this instance is behind while the instance
+    /// itself is quiet: it retransmits only while something is under way).
+    pub fn ask_peers(&mut self, out: &mut Actions<V>) {
+        self.send_status(out);
+    }
+
     pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {
         let (view, active, stable, decided) = (self.view, self.active, self.stable, self.last_decided);
         let auth = self.auth_all(&bytes::status(self.cfg.instance, view, active, stable, decided));
