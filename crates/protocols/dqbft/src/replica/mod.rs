@@ -102,8 +102,9 @@ pub struct Replica {
     pub(crate) arrivals: u64,
     /// Requests in our D-proposals of the instances' current views.
     pub(crate) proposed: HashSet<(ClientId, u64)>,
-    /// Requests seen in a D-PrePrepare or decision: their ordering is the
-    /// O-primary's job now.
+    /// Requests seen in a D-PrePrepare or decision: a coordinator has them.
+    pub(crate) in_proposal: HashSet<(ClientId, u64)>,
+    /// Requests in a decided D-slot: their ordering is the O-primary's job now.
     pub(crate) disseminated: HashSet<(ClientId, u64)>,
     /// O-primary: D-slots to order, oldest first, and every slot queued or
     /// ordered in this view (not executed yet).
@@ -157,6 +158,7 @@ impl Replica {
             pending: HashMap::new(),
             arrivals: 0,
             proposed: HashSet::new(),
+            in_proposal: HashSet::new(),
             disseminated: HashSet::new(),
             to_order: VecDeque::new(),
             ordered: HashSet::new(),

@@ -137,13 +137,13 @@ impl Replica {
         self.with_d(now, i, out, |e, a| e.on_message(from, PbftMsg::Value { seq, value: batch }, &NoCheck, a));
     }
 
-    /// We accepted (or, as coordinator, made) the D-PrePrepare of `r`: its
-    /// requests are disseminated; an O-primary orders it unless on probation;
+    /// We accepted (or, as coordinator, made) the D-PrePrepare of `r`: a
+    /// coordinator has its requests; an O-primary orders it unless on probation;
     /// parked O-PrePrepares may be acceptable now.
     pub(crate) fn seen_d_proposal(&mut self, now: Time, r: DRef, out: &mut Out) {
         if let Some(v) = self.d[r.instance as usize].value_at(r.seq) {
             for q in &v.requests {
-                self.disseminated.insert((q.req.client, q.req.seq));
+                self.in_proposal.insert((q.req.client, q.req.seq));
             }
         }
         if self.o.is_primary() && !self.on_probation(r.instance) {
@@ -162,6 +162,7 @@ impl Replica {
         }
         if let Some(v) = &value {
             for q in &v.requests {
+                self.in_proposal.insert((q.req.client, q.req.seq));
                 self.disseminated.insert((q.req.client, q.req.seq));
             }
         }

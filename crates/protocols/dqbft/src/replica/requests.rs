@@ -150,7 +150,7 @@ impl Replica {
         let d = &self.d[i as usize];
         if d.is_primary() {
             self.maybe_propose(now, out);
-        } else if d.active() && !self.disseminated.contains(&(c, req.req.seq)) {
+        } else if d.active() && !self.in_proposal.contains(&(c, req.req.seq)) {
             out.send(d.primary(), Msg::Forward { instance: i, requests: vec![req] });
         }
     }
@@ -213,7 +213,7 @@ impl Replica {
                     .values()
                     .filter(|p| p.instance == i)
                     .filter(|p| !self.proposed.contains(&(p.req.req.client, p.req.req.seq)))
-                    .filter(|p| !self.disseminated.contains(&(p.req.req.client, p.req.req.seq)))
+                    .filter(|p| !self.in_proposal.contains(&(p.req.req.client, p.req.req.seq)))
                     .collect();
                 if cands.is_empty() {
                     break;
@@ -236,7 +236,7 @@ impl Replica {
         let mut acts = Actions::new();
         let Ok(seq) = self.d[i as usize].propose(batch.clone(), &mut acts) else { return false };
         for r in &batch.requests {
-            self.disseminated.insert((r.req.client, r.req.seq));
+            self.in_proposal.insert((r.req.client, r.req.seq));
         }
         self.carry_out_d_no_propose(now, i, acts, out);
         self.seen_d_proposal(now, crate::messages::DRef { instance: i, seq }, out);
@@ -266,7 +266,9 @@ impl Replica {
 
     /// The request and payload timers, checked every quarter of the shorter
     /// timeout. A request waiting `request_timeout` suspects its instance's
-    /// coordinator, or the O-primary if it was disseminated; an ordered slot
+    /// coordinator, or the O-primary if it was disseminated (its D-slot
+    /// decided: a proposal alone may still need the coordinator's view
+    /// change, e.g. when a replica left that view alone); an ordered slot
     /// whose payload waits `payload_timeout` suspects its coordinator.
     pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out) {
         out.set_timer(Timer::RequestTick, self.tick_interval());
@@ -348,6 +350,17 @@ impl Replica {
         for k in moved {
             self.proposed.remove(&k);
         }
+        // Proposals of the old view that were not decided may be gone: their
+        // requests go to the new coordinator again.
+        let undecided: Vec<(ClientId, u64)> = self
+            .in_proposal
+            .iter()
+            .copied()
+            .filter(|k| self.instance_of(k.0) == i && !self.disseminated.contains(k))
+            .collect();
+        for k in undecided {
+            self.in_proposal.remove(&k);
+        }
         if let Some((r, _)) = self.waiting.filter(|(r, _)| r.instance == i) {
             self.waiting = Some((r, now));
         }
@@ -375,6 +388,7 @@ impl Replica {
         let table = self.exec.table();
         self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
         self.proposed.retain(|(c, s)| *s > table.last_seq(*c));
+        self.in_proposal.retain(|(c, s)| *s > table.last_seq(*c));
         self.disseminated.retain(|(c, s)| *s > table.last_seq(*c));
     }
 
