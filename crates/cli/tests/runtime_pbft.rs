@@ -6,48 +6,17 @@
 
 mod common;
 
-use common::{
-    final_reads, finish, runtime, serial, wait_caught_up, wait_until, Cluster, History, Load, DEADLINE, LOAD_CLIENTS,
-};
+use common::{finish, runtime, serial, wait_caught_up, wait_until, Cluster, History, Load, DEADLINE, LOAD_CLIENTS};
 use quorate_pbft::Pbft;
 use std::time::Instant;
 
 /// Final reads by client 5, probes 6 and up.
 const READER: u64 = 5;
 
-fn view_changes(cluster: &Cluster, i: usize) -> f64 {
-    cluster.metric_now(i, "quorate_view_changes_total")
-}
-
+/// The primary is killed under load: the others change view and the clients follow.
 #[test]
 fn a_primary_killed_under_load_is_replaced() {
-    let _serial = serial();
-    let mut cluster = Cluster::new("pbft-kill", "pbft", 4, 8, 4, |t| t);
-    cluster.start_all();
-    let rt = runtime();
-    let start = Instant::now();
-    let load = Load::start::<Pbft>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
-    load.wait_more(100, "before the crash");
-    let primary = cluster.leader();
-    let before: Vec<f64> = (0..4).map(|i| view_changes(&cluster, i)).collect();
-    let killed_at = common::nanos(start);
-    cluster.kill(primary);
-    let survivors: Vec<usize> = (0..4).filter(|&i| i != primary).collect();
-    wait_until("the survivors install a new view", DEADLINE, || {
-        survivors.iter().all(|&i| view_changes(&cluster, i) > before[i])
-    });
-    assert_ne!(cluster.leader(), primary, "a surviving replica is the primary");
-    load.wait_more(100, "after the view change");
-    for &i in &survivors {
-        cluster.assert_running(i);
-    }
-    let (done, failed) = (load.completed(), load.failed());
-    let mut history = load.stop(&rt);
-    let after = history.iter().filter(|o| o.call > killed_at && o.ret.is_some()).count();
-    assert!(after > 0, "nothing completed after the primary was killed");
-    final_reads::<Pbft>(&rt, &cluster.cfg, READER, start, &mut history);
-    eprintln!("{done} operations completed ({after} after the kill), {failed} timed out");
-    common::assert_linearizable(&history);
+    common::leader_killed_under_load::<Pbft>("pbft-kill", "pbft", READER);
 }
 
 /// Each replica in turn is killed with SIGKILL under load, restarted from

@@ -566,6 +566,41 @@ pub fn finish<P: Protocol>(
     assert_linearizable(&history);
 }
 
+/// The leader (the replica that `Cluster::leader` names: the primary, or
+/// DQPBFT's O-primary) is killed with SIGKILL under load: every survivor
+/// installs a new view, another replica leads, operations complete after
+/// the kill, and the history with final reads is linearizable.
+pub fn leader_killed_under_load<P: Protocol>(name: &str, protocol: &str, reader: u64) {
+    let _serial = serial();
+    let mut cluster = Cluster::new(name, protocol, 4, 8, 4, |t| t);
+    cluster.start_all();
+    let rt = runtime();
+    let start = Instant::now();
+    let load = Load::start::<P>(&rt, &cluster.cfg, LOAD_CLIENTS, start);
+    load.wait_more(100, "before the crash");
+    let leader = cluster.leader();
+    let view_changes = |cluster: &Cluster, i: usize| cluster.metric_now(i, "quorate_view_changes_total");
+    let before: Vec<f64> = (0..4).map(|i| view_changes(&cluster, i)).collect();
+    let killed_at = nanos(start);
+    cluster.kill(leader);
+    let survivors: Vec<usize> = (0..4).filter(|&i| i != leader).collect();
+    wait_until("the survivors install a new view", DEADLINE, || {
+        survivors.iter().all(|&i| view_changes(&cluster, i) > before[i])
+    });
+    assert_ne!(cluster.leader(), leader, "a surviving replica leads");
+    load.wait_more(100, "after the view change");
+    for &i in &survivors {
+        cluster.assert_running(i);
+    }
+    let (done, failed) = (load.completed(), load.failed());
+    let mut history = load.stop(&rt);
+    let after = history.iter().filter(|o| o.call > killed_at && o.ret.is_some()).count();
+    assert!(after > 0, "nothing completed after the leader was killed");
+    final_reads::<P>(&rt, &cluster.cfg, reader, start, &mut history);
+    eprintln!("{done} operations completed ({after} after the kill), {failed} timed out");
+    assert_linearizable(&history);
+}
+
 /// Each replica in turn is killed with SIGKILL under load, restarted from its
 /// log, and must catch up (probe clients `first_probe`, `first_probe + 1`, …)
 /// before the next one goes down (with the next one down, the cluster needs

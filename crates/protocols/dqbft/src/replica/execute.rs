@@ -39,6 +39,7 @@ impl Replica {
     /// Execute O-slots in order while their D-slots are decided; the
     /// O-instance's actions (checkpoints) go to `more`.
     pub(crate) fn execute_ready_into(&mut self, now: Time, more: &mut Actions<OBatch>, out: &mut Out) {
+        let mut executed_any = false;
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
             if let Some(batch) = entry {
@@ -51,7 +52,7 @@ impl Replica {
                     if self.waiting.is_none_or(|(w, _)| w != r) {
                         self.waiting = Some((r, now));
                     }
-                    return;
+                    break;
                 }
             }
             let (refs, assigns) =
@@ -94,7 +95,7 @@ impl Replica {
             self.executed_o = k;
             self.waiting = None;
             out.event(Event::Decided { instance: k, requests });
-            self.prune_pending();
+            executed_any = true;
             if k.is_multiple_of(self.cfg.checkpoint_period) {
                 let state = State { exec: self.exec.checkpoint(), progress: self.progress.clone() };
                 let digest = state.digest();
@@ -102,6 +103,10 @@ impl Replica {
                 self.checkpoints.insert(k, state);
                 self.o.checkpoint_taken(k, digest, more);
             }
+        }
+        // Once per call, not per O-slot: it walks every pending request.
+        if executed_any {
+            self.prune_pending();
         }
     }
 

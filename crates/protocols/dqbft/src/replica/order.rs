@@ -13,6 +13,7 @@ use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::machine::Event;
 use quorate_core::time::Time;
 use quorate_pbft::engine::{Actions, PbftMsg, Validity};
+use quorate_pbft::replica::RequestCheck;
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
 
@@ -78,23 +79,23 @@ impl Replica {
 
     /// A message of D-instance `i`.
     pub(crate) fn on_d_message(&mut self, now: Time, from: ReplicaId, i: u32, msg: PbftMsg<DBatch>, out: &mut Out) {
-        let Some(d) = self.d.get_mut(i as usize) else {
+        if i as usize >= self.d.len() {
             out.reject(NodeId::Replica(from), "unknown D-instance");
             return;
-        };
+        }
         let proposal = match &msg {
             PbftMsg::PrePrepare { seq, value, .. } => Some((*seq, value.clone())),
             _ => None,
         };
-        let validity = DBatchValidity {
+        let check = RequestCheck {
             exec: &self.exec,
             crypto: self.crypto.as_ref(),
-            check_signatures: self.m.model() == quorate_core::membership::FaultModel::Byzantine
-                && self.cfg.sign_requests,
+            check_signatures: self.signs(),
             max_batch: self.cfg.max_batch,
         };
+        let validity = DBatchValidity(check);
         let mut acts = Actions::new();
-        d.on_message(from, msg, &validity, &mut acts);
+        self.d[i as usize].on_message(from, msg, &validity, &mut acts);
         self.carry_out_d(now, i, acts, out);
         if let Some((seq, batch)) = proposal {
             let r = DRef { instance: i, seq };

@@ -7,60 +7,41 @@
 use super::{Out, Pending, Probation, Replica};
 use crate::messages::{Assign, DBatch, Msg, Reply};
 use crate::Timer;
-use quorate_core::crypto::{Crypto, Digest};
-use quorate_core::executor::Executor;
+use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::Event;
 use quorate_core::membership::FaultModel;
 use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
 use quorate_pbft::engine::{Actions, Validity};
+use quorate_pbft::replica::RequestCheck;
 use std::collections::HashSet;
 
-/// The validity of a coordinator's D-batch: not too large, one request per
-/// client, each well-formed for the service and signed by its client (an
-/// empty batch is the no-op a new coordinator fills ordered slots with).
-pub(crate) struct DBatchValidity<'a> {
-    pub exec: &'a Executor,
-    pub crypto: &'a dyn Crypto,
-    pub check_signatures: bool,
-    pub max_batch: usize,
-}
+/// The validity of a coordinator's D-batch: its requests fit (PBFT's
+/// rules); an empty batch is the no-op a new coordinator fills ordered
+/// slots with.
+pub(crate) struct DBatchValidity<'a>(pub RequestCheck<'a>);
 
 impl Validity<DBatch> for DBatchValidity<'_> {
     fn check(&self, _seq: u64, batch: &DBatch) -> Result<(), &'static str> {
-        if batch.requests.len() > self.max_batch {
-            return Err("D-batch too large");
-        }
-        let mut clients = HashSet::with_capacity(batch.requests.len());
-        for r in &batch.requests {
-            if !clients.insert(r.req.client) {
-                return Err("two requests of one client in a D-batch");
-            }
-            check_request(self.exec, self.crypto, self.check_signatures, r)?;
-        }
-        Ok(())
+        self.0.batch(&batch.requests)
     }
-}
-
-/// Whether a request may be disseminated (not its freshness).
-fn check_request(exec: &Executor, crypto: &dyn Crypto, signed: bool, r: &SignedRequest) -> Result<(), &'static str> {
-    if r.req.read_only {
-        return Err("read-only request (DQPBFT orders every request)");
-    }
-    if !exec.service().validate(&r.req.op) {
-        return Err("invalid request");
-    }
-    if signed && !r.verify(crypto) {
-        return Err("bad request signature");
-    }
-    Ok(())
 }
 
 impl Replica {
     /// Whether clients sign requests in this deployment.
     pub(crate) fn signs(&self) -> bool {
         self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
+    }
+
+    /// What makes a client request fit for a D-batch.
+    pub(crate) fn request_check(&self) -> RequestCheck<'_> {
+        RequestCheck {
+            exec: &self.exec,
+            crypto: self.crypto.as_ref(),
+            check_signatures: self.signs(),
+            max_batch: self.cfg.max_batch,
+        }
     }
 
     pub(crate) fn tick_interval(&self) -> std::time::Duration {
@@ -169,7 +150,7 @@ impl Replica {
         if !matches!(self.exec.table().freshness(c, req.req.seq), Freshness::New) {
             return false;
         }
-        if let Err(why) = check_request(&self.exec, self.crypto.as_ref(), self.signs(), &req) {
+        if let Err(why) = self.request_check().request(&req) {
             out.reject(from, why);
             return false;
         }

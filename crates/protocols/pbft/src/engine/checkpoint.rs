@@ -165,16 +165,19 @@ impl<V: Value> Engine<V> {
     /// (whatever we decided: an embedder that fetches state for other
     /// reasons checks what it got with this).
     pub fn vouches(&self, seq: u64, digest: Digest) -> bool {
-        let claims = self.claims.values().filter(|c| **c == (seq, digest)).count();
-        let votes = self.checkpoint_votes.get(&seq).map_or(0, |v| v.values().filter(|d| **d == digest).count());
-        claims.max(votes) >= self.weak()
-            || self.vouched == Some((seq, digest))
-            || (seq, digest) == (self.stable, self.stable_digest)
+        (seq, digest) == (self.stable, self.stable_digest) || self.vouched_any().contains(&(seq, digest))
     }
 
     /// Checkpoints at least f+1 replicas vouch for (CHECKPOINT claims, or
     /// the installed NEW-VIEW), above what we decided.
     fn vouched_checkpoints(&self) -> BTreeSet<(u64, Digest)> {
+        let mut v = self.vouched_any();
+        v.retain(|(s, _)| *s > self.last_decided);
+        v
+    }
+
+    /// Checkpoints at least f+1 replicas vouch for, at any sequence number.
+    fn vouched_any(&self) -> BTreeSet<(u64, Digest)> {
         let mut count: BTreeMap<(u64, Digest), usize> = BTreeMap::new();
         for c in self.claims.values() {
             *count.entry(*c).or_default() += 1;
@@ -192,7 +195,6 @@ impl<V: Value> Engine<V> {
         let mut v: BTreeSet<(u64, Digest)> =
             count.into_iter().filter(|(_, c)| *c >= self.weak()).map(|(k, _)| k).collect();
         v.extend(self.vouched);
-        v.retain(|(s, _)| *s > self.last_decided);
         v
     }
 

@@ -13,6 +13,8 @@
 mod execute;
 mod requests;
 
+pub use requests::RequestCheck;
+
 use crate::config::Config;
 use crate::engine::{Action, Actions, Engine, Record};
 use crate::messages::{Batch, Msg};
@@ -168,12 +170,13 @@ impl Replica {
                 match msg {
                     Msg::Pbft(m) => {
                         let mut acts = Actions::new();
-                        let validity = requests::BatchValidity {
+                        let check = requests::RequestCheck {
                             exec: &self.exec,
                             crypto: self.crypto.as_ref(),
                             check_signatures: self.signs(),
                             max_batch: self.cfg.max_batch,
                         };
+                        let validity = requests::BatchValidity(check);
                         self.engine.on_message(r, m, &validity, &mut acts);
                         self.carry_out(now, acts, out);
                     }

@@ -14,55 +14,78 @@ use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
 use std::collections::HashSet;
 
-/// The validity of a primary's batch: non-empty, not too large, one
-/// request per client, each well-formed for the service and signed by its
-/// client. Freshness is not required: a request executed meanwhile is
-/// skipped at execution, and replicas that executed different prefixes
-/// would otherwise judge one batch differently.
-pub(crate) struct BatchValidity<'a> {
+/// What makes client requests fit for ordering (not their freshness: a
+/// request executed meanwhile is skipped at execution, and replicas that
+/// executed different prefixes would otherwise judge one proposal
+/// differently). Shared with embedders that order the same requests (DQPBFT).
+pub struct RequestCheck<'a> {
+    /// The executor (its service validates operations).
     pub exec: &'a Executor,
+    /// To check clients' signatures.
     pub crypto: &'a dyn Crypto,
+    /// Whether clients sign in this deployment.
     pub check_signatures: bool,
+    /// Most requests in one proposal.
     pub max_batch: usize,
 }
+
+impl RequestCheck<'_> {
+    /// One request: ordered (not read-only), well-formed for the service,
+    /// signed by its client.
+    pub fn request(&self, r: &SignedRequest) -> Result<(), &'static str> {
+        if r.req.read_only {
+            return Err("read-only request (every request is ordered)");
+        }
+        if !self.exec.service().validate(&r.req.op) {
+            return Err("invalid request");
+        }
+        if self.check_signatures && !r.verify(self.crypto) {
+            return Err("bad request signature");
+        }
+        Ok(())
+    }
+
+    /// A proposal's requests: not too many, one per client, each valid.
+    pub fn batch(&self, requests: &[SignedRequest]) -> Result<(), &'static str> {
+        if requests.len() > self.max_batch {
+            return Err("batch too large");
+        }
+        let mut clients = HashSet::with_capacity(requests.len());
+        for r in requests {
+            if !clients.insert(r.req.client) {
+                return Err("two requests of one client in a batch");
+            }
+            self.request(r)?;
+        }
+        Ok(())
+    }
+}
+
+/// The validity of a primary's batch: non-empty, and its requests fit.
+pub(crate) struct BatchValidity<'a>(pub RequestCheck<'a>);
 
 impl Validity<Batch> for BatchValidity<'_> {
     fn check(&self, _seq: u64, batch: &Batch) -> Result<(), &'static str> {
         if batch.requests.is_empty() {
             return Err("empty batch");
         }
-        if batch.requests.len() > self.max_batch {
-            return Err("batch too large");
-        }
-        let mut clients = HashSet::with_capacity(batch.requests.len());
-        for r in &batch.requests {
-            if !clients.insert(r.req.client) {
-                return Err("two requests of one client in a batch");
-            }
-            check_request(self.exec, self.crypto, self.check_signatures, r)?;
-        }
-        Ok(())
+        self.0.batch(&batch.requests)
     }
-}
-
-/// Whether a request may be ordered (not its freshness).
-fn check_request(exec: &Executor, crypto: &dyn Crypto, signed: bool, r: &SignedRequest) -> Result<(), &'static str> {
-    if r.req.read_only {
-        return Err("read-only request (PBFT orders every request)");
-    }
-    if !exec.service().validate(&r.req.op) {
-        return Err("invalid request");
-    }
-    if signed && !r.verify(crypto) {
-        return Err("bad request signature");
-    }
-    Ok(())
 }
 
 impl Replica {
     /// Whether clients sign requests in this deployment.
     pub(crate) fn signs(&self) -> bool {
         self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
+    }
+
+    pub(crate) fn request_check(&self) -> RequestCheck<'_> {
+        RequestCheck {
+            exec: &self.exec,
+            crypto: self.crypto.as_ref(),
+            check_signatures: self.signs(),
+            max_batch: self.cfg.max_batch,
+        }
     }
 
     pub(crate) fn tick_interval(&self) -> std::time::Duration {
@@ -119,7 +142,7 @@ impl Replica {
         if !matches!(self.exec.table().freshness(c, req.req.seq), Freshness::New) {
             return false;
         }
-        if let Err(why) = check_request(&self.exec, self.crypto.as_ref(), self.signs(), &req) {
+        if let Err(why) = self.request_check().request(&req) {
             out.reject(from, why);
             return false;
         }
