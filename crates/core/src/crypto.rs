@@ -62,6 +62,26 @@ impl fmt::Debug for Mac {
     }
 }
 
+/// Work done with keys outside this provider (threshold signatures and a
+/// trusted subsystem's certificates), reported so that a simulator charges
+/// its modelled CPU cost. Real providers ignore it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelledOp {
+    /// Making one threshold signature share (trusted or not).
+    ThresholdShare,
+    /// Checking one share or one threshold signature.
+    ThresholdVerify,
+    /// Interpolating `shares` shares and checking the result once.
+    ThresholdCombine {
+        /// Shares interpolated (the threshold).
+        shares: usize,
+    },
+    /// A trusted subsystem signing a certificate.
+    CertSign,
+    /// Checking a certificate.
+    CertVerify,
+}
+
 /// The crypto operations a protocol may use. Implementations must be
 /// deterministic given their keys (Ed25519 signing is).
 pub trait Crypto: Send + Sync {
@@ -80,6 +100,11 @@ pub trait Crypto: Send + Sync {
     /// A MAC vector: one MAC for each receiver.
     fn mac_vector(&self, peers: &[NodeId], data: &[u8]) -> Vec<Mac> {
         peers.iter().map(|p| self.mac(*p, data)).collect()
+    }
+    /// Report work done with other keys (see [`ModelledOp`]); only a
+    /// simulator's provider does anything with it.
+    fn charge(&self, op: ModelledOp) {
+        let _ = op;
     }
 }
 

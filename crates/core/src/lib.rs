@@ -17,7 +17,7 @@ pub mod time;
 pub mod wire;
 
 pub use bytes::Bytes;
-pub use crypto::{Crypto, Digest, Signature};
+pub use crypto::{Crypto, Digest, ModelledOp, Signature};
 pub use ids::{ClientId, NodeId, ReplicaId};
 pub use machine::{ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine};
 pub use membership::{FaultModel, Membership};
