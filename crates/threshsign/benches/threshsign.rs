@@ -10,7 +10,7 @@ use quorate_threshsign::destiny::{self, AGREEMENT, PI, TAU, VIEW_CHANGE};
 use quorate_threshsign::*;
 use std::time::Duration;
 
-fn deal(f: u32) -> (GroupPublic, Vec<SoftThreshSign>, Vec<PlainSigner>) {
+fn deal(f: u32) -> (BlsScheme, Vec<SoftThreshSign>, Vec<PlainSigner>) {
     let n = 2 * f + 1;
     let d = keygen_seeded(&GroupSpec { n, threshold: f + 1, instances: destiny::instances(n) }, 1).unwrap();
     let mut t = Vec::new();
@@ -20,12 +20,12 @@ fn deal(f: u32) -> (GroupPublic, Vec<SoftThreshSign>, Vec<PlainSigner>) {
         t.push(SoftThreshSign::new(a));
         p.push(PlainSigner::new(b));
     }
-    (d.public, t, p)
+    (BlsScheme::new(d.public), t, p)
 }
 
 fn bench(c: &mut Criterion) {
     let h = Digest::of(b"a batch digest");
-    let (public, mut trusted, plain) = deal(1);
+    let (scheme, mut trusted, plain) = deal(1);
     let mut g = c.benchmark_group("threshsign");
     g.sample_size(20).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2));
 
@@ -48,30 +48,30 @@ fn bench(c: &mut Criterion) {
     v += 1;
     let st = Statement { instance: TAU, counter: AGREEMENT, value: v, msg_hash: h };
     let shares: Vec<Share> = trusted.iter_mut().map(|t| t.independent_share(TAU, AGREEMENT, v, &h).unwrap()).collect();
-    g.bench_function("verify_share", |b| b.iter(|| verify_share(&public, &shares[0], &st).unwrap()));
-    let sig = combine(&public, &st, &shares).unwrap();
-    g.bench_function("verify_threshold", |b| b.iter(|| verify_threshold(&public, &sig, &st).unwrap()));
+    g.bench_function("verify_share", |b| b.iter(|| scheme.verify_share(&shares[0], &st).unwrap()));
+    let sig = scheme.combine(&st, &shares).unwrap();
+    g.bench_function("verify_threshold", |b| b.iter(|| scheme.verify_threshold(&sig, &st).unwrap()));
     let cert = trusted[1].continuing_certificate(TAU, VIEW_CHANGE, 1, &h).unwrap();
-    g.bench_function("verify_certificate", |b| b.iter(|| verify_certificate(&public, &cert, &cert.statement).unwrap()));
+    g.bench_function("verify_certificate", |b| b.iter(|| scheme.verify_certificate(&cert, &cert.statement).unwrap()));
     g.finish();
 
     let mut g = c.benchmark_group("combine");
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     for f in [1u32, 16, 100] {
-        let (public, mut trusted, _) = deal(f);
+        let (scheme, mut trusted, _) = deal(f);
         let t = (f + 1) as usize;
         let st = Statement { instance: TAU, counter: AGREEMENT, value: 1, msg_hash: h };
         let shares: Vec<Share> =
             trusted[..t].iter_mut().map(|s| s.independent_share(TAU, AGREEMENT, 1, &h).unwrap()).collect();
         // Fast path: t valid shares, interpolated and checked once.
-        g.bench_with_input(BenchmarkId::new("valid", f), &shares, |b, s| b.iter(|| combine(&public, &st, s).unwrap()));
+        g.bench_with_input(BenchmarkId::new("valid", f), &shares, |b, s| b.iter(|| scheme.combine(&st, s).unwrap()));
         // Slow path: the first share is forged (another signer's, relabelled), one spare valid share.
         let mut forged = shares.clone();
         let spare = trusted[t].independent_share(TAU, AGREEMENT, 1, &h).unwrap();
-        forged[0] = Share::from_parts(st, forged[0].signer, &forged[1].sig_bytes()).unwrap();
+        forged[0] = Share::from_parts(st, forged[0].signer, &forged[1].sig_bytes());
         forged.push(spare);
         g.bench_with_input(BenchmarkId::new("one_forged", f), &forged, |b, s| {
-            b.iter(|| combine(&public, &st, s).unwrap())
+            b.iter(|| scheme.combine(&st, s).unwrap())
         });
     }
     g.finish();

@@ -60,6 +60,42 @@ pub enum KeygenError {
     Bls(String),
 }
 
+/// A group's shape, as the dealer accepts it: the rules for a [`GroupSpec`]
+/// live here once, for BLS keygen and for the modelled scheme alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Table {
+    pub(crate) n: u32,
+    pub(crate) threshold: u32,
+    pub(crate) instances: BTreeMap<InstanceId, InstanceSpec>,
+}
+
+impl Table {
+    pub(crate) fn from_spec(spec: &GroupSpec) -> Result<Table, KeygenError> {
+        let n = spec.n;
+        if n == 0 || n > 0x7fff_ffff {
+            return Err(KeygenError::BadSize(n));
+        }
+        if spec.threshold == 0 || spec.threshold > n {
+            return Err(KeygenError::BadThreshold { threshold: spec.threshold, n });
+        }
+        let mut instances = BTreeMap::new();
+        for i in &spec.instances {
+            if i.trust == Trust::Trusted && (i.counters == 0 || i.counters > MAX_COUNTERS) {
+                return Err(KeygenError::NoCounters(i.id));
+            }
+            if instances.insert(i.id, *i).is_some() {
+                return Err(KeygenError::DuplicateInstance(i.id));
+            }
+        }
+        Ok(Table { n, threshold: spec.threshold, instances })
+    }
+
+    /// The trust of a known instance.
+    pub(crate) fn trust(&self, id: InstanceId) -> Option<Trust> {
+        self.instances.get(&id).map(|i| i.trust)
+    }
+}
+
 /// Public material of one BLS key set: the commitment to the polynomial
 /// (master key = its constant term) and each signer's public key share,
 /// computed once by the dealer so verifiers need not evaluate the
@@ -75,9 +111,7 @@ pub(crate) struct KeySetPublic {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "GroupPublicWire", into = "GroupPublicWire")]
 pub struct GroupPublic {
-    n: u32,
-    threshold: u32,
-    instances: BTreeMap<InstanceId, InstanceSpec>,
+    pub(crate) table: Table,
     pub(crate) trusted: Option<KeySetPublic>,
     pub(crate) untrusted: Option<KeySetPublic>,
     pub(crate) cert_keys: Vec<ed25519_consensus::VerificationKey>,
@@ -86,9 +120,9 @@ pub struct GroupPublic {
 impl fmt::Debug for GroupPublic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GroupPublic")
-            .field("n", &self.n)
-            .field("threshold", &self.threshold)
-            .field("instances", &self.instances.len())
+            .field("n", &self.table.n)
+            .field("threshold", &self.table.threshold)
+            .field("instances", &self.table.instances.len())
             .finish()
     }
 }
@@ -96,29 +130,19 @@ impl fmt::Debug for GroupPublic {
 impl GroupPublic {
     /// Number of replicas.
     pub fn n(&self) -> u32 {
-        self.n
+        self.table.n
     }
     /// Shares needed for a threshold signature.
     pub fn threshold(&self) -> u32 {
-        self.threshold
+        self.table.threshold
     }
     /// One instance's spec.
     pub fn instance(&self, id: InstanceId) -> Option<&InstanceSpec> {
-        self.instances.get(&id)
+        self.table.instances.get(&id)
     }
     /// All instances, by id.
     pub fn instances(&self) -> impl Iterator<Item = &InstanceSpec> {
-        self.instances.values()
-    }
-
-    /// The key set and trust of an instance.
-    pub(crate) fn keys_for(&self, id: InstanceId) -> Option<(&KeySetPublic, Trust)> {
-        let spec = self.instances.get(&id)?;
-        let ks = match spec.trust {
-            Trust::Trusted => self.trusted.as_ref()?,
-            Trust::Untrusted => self.untrusted.as_ref()?,
-        };
-        Some((ks, spec.trust))
+        self.table.instances.values()
     }
 
     /// SHA-256 of the encoding: lets replicas check they were dealt the same group.
@@ -151,7 +175,7 @@ impl GroupPublic {
 /// What the trusted subsystem of one replica is provisioned with: its BLS
 /// share of the trusted key set, its certificate key, and the instance table.
 /// Not `Clone`: two trusted subsystems with one key would be a fork of the
-/// counters. Consumed by [`crate::SoftThreshSign::new`].
+/// counters. Consumed by [`crate::SoftThreshSign::new`] or [`crate::Provision::bls`].
 pub struct TrustedKeys {
     pub(crate) replica: ReplicaId,
     pub(crate) share: Option<blsttc::SecretKeyShare>,
@@ -180,6 +204,12 @@ impl ReplicaKeys {
     /// Split: the first part goes into the trusted subsystem, the second to the replica.
     pub fn into_parts(self) -> (TrustedKeys, UntrustedKeys) {
         (self.trusted, self.untrusted)
+    }
+}
+
+impl From<ReplicaKeys> for (TrustedKeys, UntrustedKeys) {
+    fn from(k: ReplicaKeys) -> Self {
+        k.into_parts()
     }
 }
 
@@ -227,22 +257,8 @@ pub fn keygen_seeded(spec: &GroupSpec, seed: u64) -> Result<Deal, KeygenError> {
 /// protocol, and the simulator needs deterministic keys. Deployments run the
 /// dealer once (`quorate keygen`) and provision each enclave.
 pub fn keygen<R: RngCore + CryptoRng>(spec: &GroupSpec, rng: &mut R) -> Result<Deal, KeygenError> {
-    let n = spec.n;
-    if n == 0 || n > 0x7fff_ffff {
-        return Err(KeygenError::BadSize(n));
-    }
-    if spec.threshold == 0 || spec.threshold > n {
-        return Err(KeygenError::BadThreshold { threshold: spec.threshold, n });
-    }
-    let mut instances = BTreeMap::new();
-    for i in &spec.instances {
-        if i.trust == Trust::Trusted && (i.counters == 0 || i.counters > MAX_COUNTERS) {
-            return Err(KeygenError::NoCounters(i.id));
-        }
-        if instances.insert(i.id, *i).is_some() {
-            return Err(KeygenError::DuplicateInstance(i.id));
-        }
-    }
+    let table = Table::from_spec(spec)?;
+    let (n, instances) = (table.n, table.instances.clone());
     let want = |t: Trust| instances.values().any(|i| i.trust == t);
     // The order of draws is fixed (trusted set, untrusted set, cert keys) so seeded deals replay.
     let trusted = if want(Trust::Trusted) { Some(deal_set(n, spec.threshold, rng)?) } else { None };
@@ -286,7 +302,7 @@ pub fn keygen<R: RngCore + CryptoRng>(spec: &GroupSpec, rng: &mut R) -> Result<D
             }
         })
         .collect();
-    let public = GroupPublic { n, threshold: spec.threshold, instances, trusted, untrusted, cert_keys };
+    let public = GroupPublic { table, trusted, untrusted, cert_keys };
     Ok(Deal { public, replicas })
 }
 
@@ -409,9 +425,9 @@ impl From<GroupPublic> for GroupPublicWire {
     fn from(g: GroupPublic) -> Self {
         let ks = |k: KeySetPublic| KeySetWire { commitment: k.set.to_bytes(), shares: k.shares };
         GroupPublicWire {
-            n: g.n,
-            threshold: g.threshold,
-            instances: g.instances.into_values().collect(),
+            n: g.table.n,
+            threshold: g.table.threshold,
+            instances: g.table.instances.into_values().collect(),
             trusted: g.trusted.map(ks),
             untrusted: g.untrusted.map(ks),
             cert_keys: g.cert_keys.iter().map(|k| k.to_bytes()).collect(),
@@ -460,6 +476,7 @@ impl TryFrom<GroupPublicWire> for GroupPublic {
             .into_iter()
             .map(|b| ed25519_consensus::VerificationKey::try_from(b).map_err(|e| format!("certificate key: {e}")))
             .collect::<Result<_, _>>()?;
-        Ok(GroupPublic { n: w.n, threshold: w.threshold, instances, trusted, untrusted, cert_keys })
+        let table = Table { n: w.n, threshold: w.threshold, instances };
+        Ok(GroupPublic { table, trusted, untrusted, cert_keys })
     }
 }

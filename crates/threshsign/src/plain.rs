@@ -11,7 +11,34 @@ use quorate_core::{Digest, ReplicaId};
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// A replica's signer for untrusted instances.
+/// A replica's signer for untrusted instances (π), held by the replica
+/// itself: [`PlainSigner`] with BLS keys, [`crate::ModelledPlainSigner`] in
+/// the simulator.
+pub trait PlainSign {
+    /// A share on (instance, counter, value, msg_hash) of an untrusted
+    /// instance; nothing is enforced about `counter` and `value`, which the
+    /// protocol uses as it likes (π: counter 0, value = global order number).
+    /// A trusted instance is [`Refused::TrustedOnly`].
+    fn sign(&self, instance: InstanceId, counter: CounterId, value: u64, msg_hash: &Digest) -> Result<Share, Refused>;
+
+    /// The replica it signs for.
+    fn replica(&self) -> ReplicaId;
+}
+
+/// The one rule of untrusted signing: only untrusted instances of the table.
+pub(crate) fn untrusted_only(
+    instances: &BTreeMap<InstanceId, InstanceSpec>,
+    instance: InstanceId,
+) -> Result<(), Refused> {
+    match instances.get(&instance) {
+        None => Err(Refused::UnknownInstance(instance)),
+        // So that a trusted statement can never come from outside the trusted subsystem.
+        Some(i) if i.trust == Trust::Trusted => Err(Refused::TrustedOnly(instance)),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A replica's BLS signer for untrusted instances.
 pub struct PlainSigner {
     replica: ReplicaId,
     share: Option<blsttc::SecretKeyShare>,
@@ -29,31 +56,18 @@ impl PlainSigner {
     pub fn new(keys: UntrustedKeys) -> PlainSigner {
         PlainSigner { replica: keys.replica, share: keys.share, instances: keys.instances }
     }
+}
 
-    /// The replica it signs for.
-    pub fn replica(&self) -> ReplicaId {
-        self.replica
-    }
-
-    /// A share on (instance, counter, value, msg_hash) of an untrusted
-    /// instance; nothing is enforced about `counter` and `value`, which the
-    /// protocol uses as it likes (π: counter 0, value = global order number).
-    pub fn sign(
-        &self,
-        instance: InstanceId,
-        counter: CounterId,
-        value: u64,
-        msg_hash: &Digest,
-    ) -> Result<Share, Refused> {
-        match self.instances.get(&instance) {
-            None => return Err(Refused::UnknownInstance(instance)),
-            // Refused so a trusted statement can never come from outside the trusted subsystem.
-            Some(i) if i.trust == Trust::Trusted => return Err(Refused::TrustedOnly(instance)),
-            Some(_) => {}
-        }
+impl PlainSign for PlainSigner {
+    fn sign(&self, instance: InstanceId, counter: CounterId, value: u64, msg_hash: &Digest) -> Result<Share, Refused> {
+        untrusted_only(&self.instances, instance)?;
         let key = self.share.as_ref().ok_or(Refused::UnknownInstance(instance))?;
         let statement = Statement { instance, counter, value, msg_hash: *msg_hash };
-        let sig = key.sign(statement.signed_bytes(Trust::Untrusted));
+        let sig = key.sign(statement.signed_bytes(Trust::Untrusted)).to_bytes();
         Ok(Share { statement, signer: self.replica, sig })
+    }
+
+    fn replica(&self) -> ReplicaId {
+        self.replica
     }
 }

@@ -1,13 +1,15 @@
 //! The trusted boundary: the [`ThreshSign`] trait (what an enclave would
-//! expose) and [`SoftThreshSign`], its software implementation for the
-//! simulator, tests and the runtime until an SGX backend exists.
+//! expose) and [`SoftThreshSign`], its software implementation for tests and
+//! the runtime until an SGX backend exists (the simulator's stand-in is
+//! [`crate::ModelledThreshSign`]; both keep their counters with one private
+//! `Counters`, so the rules exist once).
 //!
 //! Inside: the trusted BLS key share, the certificate key, the counters, and
-//! the two functions that sign under a counter. Outside (free functions in
-//! [`crate::verify`] over public material): aggregation and all verification.
+//! the two functions that sign under a counter. Outside (a [`crate::Scheme`]
+//! over public material): aggregation and all verification.
 
 use crate::dealer::TrustedKeys;
-use crate::types::{Cert, CertStatement, CounterId, InstanceId, Share, Statement, Trust};
+use crate::types::{Cert, CertStatement, CounterId, InstanceId, InstanceSpec, Share, Statement, Trust};
 use ed25519_dalek::Signer as _;
 use quorate_core::{Digest, ReplicaId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,11 +22,11 @@ pub enum Refused {
     /// Not an instance of this subsystem.
     #[error("unknown instance {0:?}")]
     UnknownInstance(InstanceId),
-    /// An untrusted instance (π): sign it with [`crate::PlainSigner`].
+    /// An untrusted instance (π): sign it with a [`crate::PlainSign`].
     #[error("instance {0:?} is not a trusted instance")]
     NotTrusted(InstanceId),
-    /// A trusted instance asked of the untrusted [`crate::PlainSigner`]:
-    /// only the trusted subsystem signs it.
+    /// A trusted instance asked of an untrusted [`crate::PlainSign`]: only
+    /// the trusted subsystem signs it.
     #[error("instance {0:?} is signed only by the trusted subsystem")]
     TrustedOnly(InstanceId),
     /// The instance has no such counter.
@@ -67,7 +69,7 @@ pub trait ThreshSign {
     /// signs (instance, counter, new_value, msg_hash).
     ///
     /// Asking again for the value the counter is at with the hash the last
-    /// share at that value signed returns that share again (BLS is
+    /// share at that value signed returns that share again (signing is
     /// deterministic): the message is the same, so Uniqueness holds, and a
     /// host that lost a share (crash before sending) can get it back. Any
     /// other hash at that value is [`Refused::ValueUsed`].
@@ -80,9 +82,10 @@ pub trait ThreshSign {
     ) -> Result<Share, Refused>;
 
     /// Continuing Counter Certificate: only if `new_value` is at least the
-    /// counter's value, which then becomes `new_value`; an Ed25519 signature
-    /// of this replica on (replica, instance, counter, old value, new value,
-    /// msg_hash), checkable by anyone with [`crate::verify_certificate`].
+    /// counter's value, which then becomes `new_value`; a signature of this
+    /// replica (Ed25519 for real keys) on (replica, instance, counter, old
+    /// value, new value, msg_hash), checkable by anyone with
+    /// [`crate::Scheme::verify_certificate`].
     fn continuing_certificate(
         &mut self,
         instance: InstanceId,
@@ -102,40 +105,38 @@ struct CounterState {
     shared_at_value: Option<Digest>,
 }
 
-/// Software trusted subsystem. Its keys and counters are private and have
-/// no accessor; `Debug` prints the replica only; it is not `Clone` (a copy
-/// would be a second set of counters under the same key, i.e. a rollback).
-pub struct SoftThreshSign {
-    replica: ReplicaId,
-    share: Option<blsttc::SecretKeyShare>,
-    cert_key: ed25519_dalek::SigningKey,
+/// The counter rules of a trusted subsystem, in one place for every
+/// implementation: a counter per (trusted instance, id), Monotonicity and
+/// Uniqueness. An implementation asks first and signs only if allowed.
+pub(crate) struct Counters {
     /// Trusted instances only; a counter per id `0..counters`.
     counters: BTreeMap<InstanceId, Vec<CounterState>>,
     /// Untrusted instances of the table, to refuse them with a clear reason.
     untrusted: BTreeSet<InstanceId>,
 }
 
-impl fmt::Debug for SoftThreshSign {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SoftThreshSign({:?}, {} instances)", self.replica, self.counters.len())
+impl Counters {
+    /// All counters of the table's trusted instances, at 0.
+    pub(crate) fn new<'a>(instances: impl IntoIterator<Item = &'a InstanceSpec>) -> Counters {
+        let mut counters = BTreeMap::new();
+        let mut untrusted = BTreeSet::new();
+        for i in instances {
+            match i.trust {
+                Trust::Trusted => {
+                    let cs = (0..i.counters).map(|_| CounterState { value: 0, shared_at_value: None }).collect();
+                    counters.insert(i.id, cs);
+                }
+                Trust::Untrusted => {
+                    untrusted.insert(i.id);
+                }
+            }
+        }
+        Counters { counters, untrusted }
     }
-}
 
-impl SoftThreshSign {
-    /// Provision a subsystem (the mock's stand-in for loading keys into an
-    /// enclave after attestation). All counters start at 0.
-    pub fn new(keys: TrustedKeys) -> SoftThreshSign {
-        let counters = keys
-            .instances
-            .values()
-            .filter(|i| i.trust == Trust::Trusted)
-            .map(|i| {
-                let cs = (0..i.counters).map(|_| CounterState { value: 0, shared_at_value: None }).collect();
-                (i.id, cs)
-            })
-            .collect();
-        let untrusted = keys.instances.values().filter(|i| i.trust == Trust::Untrusted).map(|i| i.id).collect();
-        SoftThreshSign { replica: keys.replica, share: keys.share, cert_key: keys.cert_key, counters, untrusted }
+    /// Number of trusted instances.
+    pub(crate) fn instances(&self) -> usize {
+        self.counters.len()
     }
 
     fn missing(&self, instance: InstanceId) -> Refused {
@@ -146,7 +147,7 @@ impl SoftThreshSign {
         }
     }
 
-    fn counter(&self, instance: InstanceId, counter: CounterId) -> Result<&CounterState, Refused> {
+    fn get(&self, instance: InstanceId, counter: CounterId) -> Result<&CounterState, Refused> {
         self.counters
             .get(&instance)
             .ok_or_else(|| self.missing(instance))?
@@ -154,15 +155,84 @@ impl SoftThreshSign {
             .ok_or(Refused::UnknownCounter { instance, counter })
     }
 
-    fn counter_mut(&mut self, instance: InstanceId, counter: CounterId) -> Result<&mut CounterState, Refused> {
-        if !self.counters.contains_key(&instance) {
-            return Err(self.missing(instance));
-        }
+    fn get_mut(&mut self, instance: InstanceId, counter: CounterId) -> Result<&mut CounterState, Refused> {
+        let missing = self.missing(instance);
         self.counters
             .get_mut(&instance)
-            .ok_or(Refused::UnknownInstance(instance))?
+            .ok_or(missing)?
             .get_mut(counter.0 as usize)
             .ok_or(Refused::UnknownCounter { instance, counter })
+    }
+
+    /// May an independent share bind `new_value` to `msg_hash`? If so the
+    /// counter is at `new_value` afterwards.
+    pub(crate) fn independent(
+        &mut self,
+        instance: InstanceId,
+        counter: CounterId,
+        new_value: u64,
+        msg_hash: &Digest,
+    ) -> Result<(), Refused> {
+        let c = self.get_mut(instance, counter)?;
+        if new_value < c.value {
+            return Err(Refused::BelowCurrent { current: c.value, requested: new_value });
+        }
+        if new_value == c.value && c.shared_at_value != Some(*msg_hash) {
+            return Err(Refused::ValueUsed { value: new_value });
+        }
+        c.value = new_value;
+        c.shared_at_value = Some(*msg_hash);
+        Ok(())
+    }
+
+    /// May a continuing certificate move the counter to `new_value`? If so,
+    /// returns the old value; the counter is at `new_value` afterwards.
+    pub(crate) fn continuing(
+        &mut self,
+        instance: InstanceId,
+        counter: CounterId,
+        new_value: u64,
+    ) -> Result<u64, Refused> {
+        let c = self.get_mut(instance, counter)?;
+        if new_value < c.value {
+            return Err(Refused::BelowCurrent { current: c.value, requested: new_value });
+        }
+        let old_value = c.value;
+        if new_value > old_value {
+            c.shared_at_value = None;
+        }
+        c.value = new_value;
+        Ok(old_value)
+    }
+
+    /// The counter's value.
+    pub(crate) fn current(&self, instance: InstanceId, counter: CounterId) -> Result<u64, Refused> {
+        self.get(instance, counter).map(|c| c.value)
+    }
+}
+
+/// Software trusted subsystem. Its keys and counters are private and have
+/// no accessor; `Debug` prints the replica only; it is not `Clone` (a copy
+/// would be a second set of counters under the same key, i.e. a rollback).
+pub struct SoftThreshSign {
+    replica: ReplicaId,
+    share: Option<blsttc::SecretKeyShare>,
+    cert_key: ed25519_dalek::SigningKey,
+    counters: Counters,
+}
+
+impl fmt::Debug for SoftThreshSign {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SoftThreshSign({:?}, {} instances)", self.replica, self.counters.instances())
+    }
+}
+
+impl SoftThreshSign {
+    /// Provision a subsystem (the mock's stand-in for loading keys into an
+    /// enclave after attestation). All counters start at 0.
+    pub fn new(keys: TrustedKeys) -> SoftThreshSign {
+        let counters = Counters::new(keys.instances.values());
+        SoftThreshSign { replica: keys.replica, share: keys.share, cert_key: keys.cert_key, counters }
     }
 }
 
@@ -178,22 +248,11 @@ impl ThreshSign for SoftThreshSign {
         new_value: u64,
         msg_hash: &Digest,
     ) -> Result<Share, Refused> {
-        if self.share.is_none() {
-            // Cannot happen: the dealer deals a trusted share whenever a trusted instance exists.
-            return Err(Refused::NotTrusted(instance));
-        }
-        let c = self.counter_mut(instance, counter)?;
-        if new_value < c.value {
-            return Err(Refused::BelowCurrent { current: c.value, requested: new_value });
-        }
-        if new_value == c.value && c.shared_at_value != Some(*msg_hash) {
-            return Err(Refused::ValueUsed { value: new_value });
-        }
-        c.value = new_value;
-        c.shared_at_value = Some(*msg_hash);
+        // None cannot happen: the dealer deals a trusted share whenever a trusted instance exists.
+        let Some(key) = self.share.as_ref() else { return Err(Refused::NotTrusted(instance)) };
+        self.counters.independent(instance, counter, new_value, msg_hash)?;
         let statement = Statement { instance, counter, value: new_value, msg_hash: *msg_hash };
-        let key = self.share.as_ref().ok_or(Refused::NotTrusted(instance))?;
-        let sig = key.sign(statement.signed_bytes(Trust::Trusted));
+        let sig = key.sign(statement.signed_bytes(Trust::Trusted)).to_bytes();
         Ok(Share { statement, signer: self.replica, sig })
     }
 
@@ -204,22 +263,14 @@ impl ThreshSign for SoftThreshSign {
         new_value: u64,
         msg_hash: &Digest,
     ) -> Result<Cert, Refused> {
-        let replica = self.replica;
-        let c = self.counter_mut(instance, counter)?;
-        if new_value < c.value {
-            return Err(Refused::BelowCurrent { current: c.value, requested: new_value });
-        }
-        let old_value = c.value;
-        if new_value > old_value {
-            c.shared_at_value = None;
-        }
-        c.value = new_value;
-        let statement = CertStatement { signer: replica, instance, counter, old_value, new_value, msg_hash: *msg_hash };
+        let old_value = self.counters.continuing(instance, counter, new_value)?;
+        let statement =
+            CertStatement { signer: self.replica, instance, counter, old_value, new_value, msg_hash: *msg_hash };
         let sig = self.cert_key.sign(&statement.signed_bytes()).to_bytes();
         Ok(Cert { statement, sig })
     }
 
     fn current_value(&self, instance: InstanceId, counter: CounterId) -> Result<u64, Refused> {
-        self.counter(instance, counter).map(|c| c.value)
+        self.counters.current(instance, counter)
     }
 }

@@ -1,6 +1,10 @@
 //! Identifiers, the statements that shares and certificates sign, and the
 //! wire types (`Share`, `ThresholdSig`, `Cert`).
 //!
+//! The wire types hold their signature as opaque bytes, so the same types
+//! carry real BLS signatures and the simulator's modelled ones; only a
+//! [`crate::Scheme`] gives the bytes a meaning.
+//!
 //! Every signed byte string starts with a domain tag and has a fixed layout
 //! (big-endian integers, then the 32-byte hash), so two different statements
 //! never encode to the same bytes, and a share of one kind is never valid as
@@ -134,42 +138,69 @@ impl CertStatement {
 
 /// One replica's signature share on a [`Statement`].
 ///
-/// The point is parsed (and checked to lie in the right subgroup) when the
-/// share is decoded, so a `Share` value always holds a well-formed point;
-/// whether it is a *valid* share is for [`crate::verify_share`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The 96 signature bytes are not parsed when the share is decoded: whether
+/// they are a point, and a valid share, is for [`crate::Scheme::verify_share`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Share {
     /// What it signs.
     pub statement: Statement,
     /// Who made it (share index; BLS evaluation point `signer + 1`).
     pub signer: ReplicaId,
-    pub(crate) sig: blsttc::SignatureShare,
+    #[serde(with = "raw")]
+    pub(crate) sig: [u8; BLS_SIG_BYTES],
 }
 
 /// A threshold signature: at least `t` shares on one [`Statement`], combined.
-/// Checked with [`crate::verify_threshold`] against the group's one public
-/// key of the instance's key set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Checked with [`crate::Scheme::verify_threshold`] (BLS: against the
+/// group's one public key of the instance's key set).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThresholdSig {
     /// What it signs.
     pub statement: Statement,
-    pub(crate) sig: blsttc::Signature,
+    #[serde(with = "raw")]
+    pub(crate) sig: [u8; BLS_SIG_BYTES],
 }
 
 /// A continuing-counter certificate: one replica's individually verifiable
 /// attestation (Ed25519, by a per-replica key held by its trusted subsystem)
 /// that its counter moved from `old_value` to `new_value` for a message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cert {
     /// What it attests.
     pub statement: CertStatement,
-    #[serde(with = "sig64")]
-    pub(crate) sig: [u8; 64],
+    #[serde(with = "raw")]
+    pub(crate) sig: [u8; CERT_SIG_BYTES],
 }
 
 /// Size in bytes of a compressed BLS12-381 G2 point (a share or a threshold
 /// signature) on the wire.
 pub const BLS_SIG_BYTES: usize = blsttc::SIG_SIZE;
+
+/// Size in bytes of a certificate's signature (Ed25519).
+pub const CERT_SIG_BYTES: usize = 64;
+
+/// First bytes in hex: enough to tell signatures apart in logs.
+fn short_hex(b: &[u8]) -> String {
+    b.iter().take(4).map(|x| format!("{x:02x}")).collect()
+}
+
+impl fmt::Debug for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Share {{ {:?}, {:?}, sig: {}.. }}", self.statement, self.signer, short_hex(&self.sig))
+    }
+}
+
+impl fmt::Debug for ThresholdSig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ThresholdSig {{ {:?}, sig: {}.. }}", self.statement, short_hex(&self.sig))
+    }
+}
+
+impl fmt::Debug for Cert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Cert {{ {:?}, sig: {}.. }}", self.statement, short_hex(&self.sig))
+    }
+}
 
 macro_rules! wire_codec {
     ($t:ty) => {
@@ -178,8 +209,9 @@ macro_rules! wire_codec {
             pub fn to_bytes(&self) -> Vec<u8> {
                 wire::encode(self)
             }
-            /// Decode; malformed bytes, bad curve points, trailing bytes and
-            /// oversize input are errors, never panics.
+            /// Decode; malformed bytes, trailing bytes and oversize input are
+            /// errors, never panics. Signature bytes are checked only by a
+            /// [`crate::Scheme`].
             pub fn from_bytes(bytes: &[u8]) -> Result<Self, WireError> {
                 wire::decode(bytes, MAX_WIRE)
             }
@@ -196,76 +228,73 @@ wire_codec!(CertStatement);
 impl Share {
     /// Rebuild a share from a statement the carrier message already holds,
     /// the signer, and the 96 signature bytes ([`Share::sig_bytes`]); lets a
-    /// protocol send the signature alone. Fails if the bytes are not a point.
-    pub fn from_parts(statement: Statement, signer: ReplicaId, sig: &[u8; BLS_SIG_BYTES]) -> Result<Share, WireError> {
-        let sig = blsttc::SignatureShare::from_bytes(*sig)
-            .map_err(|e| WireError::Malformed(format!("signature share: {e}")))?;
-        Ok(Share { statement, signer, sig })
+    /// protocol send the signature alone. Nothing is checked here.
+    pub fn from_parts(statement: Statement, signer: ReplicaId, sig: &[u8; BLS_SIG_BYTES]) -> Share {
+        Share { statement, signer, sig: *sig }
     }
 
-    /// The compressed signature share.
+    /// The signature share's bytes (BLS: a compressed G2 point).
     pub fn sig_bytes(&self) -> [u8; BLS_SIG_BYTES] {
-        self.sig.to_bytes()
+        self.sig
     }
 }
 
 impl ThresholdSig {
-    /// Rebuild from a statement and the 96 signature bytes.
-    pub fn from_parts(statement: Statement, sig: &[u8; BLS_SIG_BYTES]) -> Result<ThresholdSig, WireError> {
-        let sig = blsttc::Signature::from_bytes(*sig)
-            .map_err(|e| WireError::Malformed(format!("threshold signature: {e}")))?;
-        Ok(ThresholdSig { statement, sig })
+    /// Rebuild from a statement and the 96 signature bytes; nothing is checked here.
+    pub fn from_parts(statement: Statement, sig: &[u8; BLS_SIG_BYTES]) -> ThresholdSig {
+        ThresholdSig { statement, sig: *sig }
     }
 
-    /// The compressed signature.
+    /// The signature's bytes (BLS: a compressed G2 point).
     pub fn sig_bytes(&self) -> [u8; BLS_SIG_BYTES] {
-        self.sig.to_bytes()
+        self.sig
     }
 }
 
 impl Cert {
     /// Rebuild from a statement and the 64 signature bytes.
-    pub fn from_parts(statement: CertStatement, sig: [u8; 64]) -> Cert {
+    pub fn from_parts(statement: CertStatement, sig: [u8; CERT_SIG_BYTES]) -> Cert {
         Cert { statement, sig }
     }
 
-    /// The Ed25519 signature.
-    pub fn sig_bytes(&self) -> [u8; 64] {
+    /// The signature's bytes (Ed25519).
+    pub fn sig_bytes(&self) -> [u8; CERT_SIG_BYTES] {
         self.sig
     }
 }
 
-/// Serde for a 64-byte array (serde derives stop at 32) as a fixed tuple:
-/// postcard writes the 64 bytes raw, with no length prefix.
-mod sig64 {
+/// Serde for a byte array as a fixed tuple (serde derives stop at 32):
+/// postcard writes the bytes raw, with no length prefix, as blsttc did for
+/// its points, so the wire format is unchanged.
+mod raw {
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::ser::SerializeTuple;
     use serde::{Deserializer, Serializer};
     use std::fmt;
 
-    pub fn serialize<S: Serializer>(v: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(64)?;
+    pub fn serialize<const N: usize, S: Serializer>(v: &[u8; N], s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(N)?;
         for b in v {
             t.serialize_element(b)?;
         }
         t.end()
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = [u8; 64];
+    pub fn deserialize<'de, const N: usize, D: Deserializer<'de>>(d: D) -> Result<[u8; N], D::Error> {
+        struct V<const N: usize>;
+        impl<'de, const N: usize> Visitor<'de> for V<N> {
+            type Value = [u8; N];
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("64 signature bytes")
+                write!(f, "{N} signature bytes")
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; 64], A::Error> {
-                let mut out = [0u8; 64];
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[u8; N], A::Error> {
+                let mut out = [0u8; N];
                 for (i, b) in out.iter_mut().enumerate() {
                     *b = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(i, &self))?;
                 }
                 Ok(out)
             }
         }
-        d.deserialize_tuple(64, V)
+        d.deserialize_tuple(N, V::<N>)
     }
 }

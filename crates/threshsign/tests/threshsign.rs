@@ -1,4 +1,5 @@
-//! ThreshSign's guarantees, checked from outside the crate (public API only).
+//! ThreshSign's guarantees with real BLS keys, checked from outside the
+//! crate (public API only). The modelled stand-in has its own file.
 
 use quorate_core::{Digest, ReplicaId};
 use quorate_threshsign::destiny::{self, AGREEMENT, CHECKPOINT, PI, TAU, VIEW_CHANGE};
@@ -7,6 +8,7 @@ use rand::{Rng, SeedableRng};
 
 struct Group {
     public: GroupPublic,
+    scheme: BlsScheme,
     trusted: Vec<SoftThreshSign>,
     plain: Vec<PlainSigner>,
 }
@@ -21,7 +23,7 @@ fn group(f: u32, seed: u64) -> Group {
         trusted.push(SoftThreshSign::new(t));
         plain.push(PlainSigner::new(u));
     }
-    Group { public: deal.public, trusted, plain }
+    Group { scheme: BlsScheme::new(deal.public.clone()), public: deal.public, trusted, plain }
 }
 
 fn h(s: &str) -> Digest {
@@ -47,18 +49,18 @@ fn uniqueness_second_hash_at_a_value_is_refused_and_never_certified() {
     let a2 = g.trusted[2].independent_share(TAU, AGREEMENT, 5, &h("a")).unwrap();
     let sb = st(TAU, AGREEMENT, 5, "b");
     let all = vec![a.clone(), b1.clone(), a2.clone()];
-    assert!(matches!(combine(&g.public, &sb, &all), Err(CombineError::NotEnoughShares { distinct: 1, needed: 2 })));
+    assert!(matches!(g.scheme.combine(&sb, &all), Err(CombineError::NotEnoughShares { distinct: 1, needed: 2 })));
     // Relabelling replica 0's share as one on "b" does not help: the signature is on "a".
-    let forged = Share::from_parts(sb, ReplicaId(0), &a.sig_bytes()).unwrap();
-    assert_eq!(verify_share(&g.public, &forged, &sb), Err(VerifyError::BadSignature));
-    match combine(&g.public, &sb, &[forged, b1]) {
+    let forged = Share::from_parts(sb, ReplicaId(0), &a.sig_bytes());
+    assert_eq!(g.scheme.verify_share(&forged, &sb), Err(VerifyError::BadSignature));
+    match g.scheme.combine(&sb, &[forged, b1]) {
         Err(CombineError::NotEnoughValid { valid: 1, needed: 2, rejected }) => assert_eq!(rejected, vec![ReplicaId(0)]),
         other => panic!("{other:?}"),
     }
     let sa = st(TAU, AGREEMENT, 5, "a");
-    let sig = combine(&g.public, &sa, &[a, a2]).unwrap();
-    assert!(verify_threshold(&g.public, &sig, &sa).is_ok());
-    assert_eq!(verify_threshold(&g.public, &sig, &sb), Err(VerifyError::StatementMismatch));
+    let sig = g.scheme.combine(&sa, &[a, a2]).unwrap();
+    assert!(g.scheme.verify_threshold(&sig, &sa).is_ok());
+    assert_eq!(g.scheme.verify_threshold(&sig, &sb), Err(VerifyError::StatementMismatch));
 }
 
 #[test]
@@ -140,18 +142,18 @@ fn exactly_t_shares_from_any_subset_combine_to_the_same_signature() {
         let all = shares(&mut g, &(0..n).collect::<Vec<_>>(), 7, "m");
         let s = st(TAU, AGREEMENT, 7, "m");
         for sh in &all {
-            assert!(verify_share(&g.public, sh, &s).is_ok());
+            assert!(g.scheme.verify_share(sh, &s).is_ok());
         }
         let mut seen = None;
         for sub in subsets(n, t) {
             let pick: Vec<Share> = sub.iter().map(|&i| all[i].clone()).collect();
-            let sig = combine(&g.public, &s, &pick).unwrap();
-            assert!(verify_threshold(&g.public, &sig, &s).is_ok());
+            let sig = g.scheme.combine(&s, &pick).unwrap();
+            assert!(g.scheme.verify_threshold(&sig, &s).is_ok());
             // A threshold BLS signature does not depend on which t signed.
             assert_eq!(*seen.get_or_insert(sig.clone()), sig);
         }
         // More than t is fine too.
-        assert!(combine(&g.public, &s, &all).is_ok());
+        assert!(g.scheme.combine(&s, &all).is_ok());
     }
 }
 
@@ -160,10 +162,10 @@ fn fewer_than_t_shares_fail_and_duplicates_do_not_count() {
     let mut g = group(2, 6); // n = 5, t = 3
     let two = shares(&mut g, &[0, 4], 1, "m");
     let s = st(TAU, AGREEMENT, 1, "m");
-    assert_eq!(combine(&g.public, &s, &two), Err(CombineError::NotEnoughShares { distinct: 2, needed: 3 }));
+    assert_eq!(g.scheme.combine(&s, &two), Err(CombineError::NotEnoughShares { distinct: 2, needed: 3 }));
     let dup = vec![two[0].clone(), two[0].clone(), two[1].clone()];
-    assert_eq!(combine(&g.public, &s, &dup), Err(CombineError::NotEnoughShares { distinct: 2, needed: 3 }));
-    assert_eq!(combine(&g.public, &s, &[]), Err(CombineError::NotEnoughShares { distinct: 0, needed: 3 }));
+    assert_eq!(g.scheme.combine(&s, &dup), Err(CombineError::NotEnoughShares { distinct: 2, needed: 3 }));
+    assert_eq!(g.scheme.combine(&s, &[]), Err(CombineError::NotEnoughShares { distinct: 0, needed: 3 }));
 }
 
 #[test]
@@ -175,22 +177,22 @@ fn forged_shares_are_rejected_by_verify_and_by_combine() {
     // A share made with another group's key for replica 4.
     let alien = other.trusted[4].independent_share(TAU, AGREEMENT, 1, &h("m")).unwrap();
     assert_eq!(alien.signer, ReplicaId(4));
-    assert_eq!(verify_share(&g.public, &alien, &s), Err(VerifyError::BadSignature));
+    assert_eq!(g.scheme.verify_share(&alien, &s), Err(VerifyError::BadSignature));
     // Replica 0's real share claimed by replica 4.
-    let stolen = Share::from_parts(s, ReplicaId(4), &real[0].sig_bytes()).unwrap();
-    assert_eq!(verify_share(&g.public, &stolen, &s), Err(VerifyError::BadSignature));
+    let stolen = Share::from_parts(s, ReplicaId(4), &real[0].sig_bytes());
+    assert_eq!(g.scheme.verify_share(&stolen, &s), Err(VerifyError::BadSignature));
     // Real shares on another value / hash, relabelled.
     let other_value = g.trusted[4].independent_share(TAU, AGREEMENT, 2, &h("m")).unwrap();
-    let relabelled = Share::from_parts(s, ReplicaId(4), &other_value.sig_bytes()).unwrap();
-    assert_eq!(verify_share(&g.public, &relabelled, &s), Err(VerifyError::BadSignature));
-    assert_eq!(verify_share(&g.public, &other_value, &s), Err(VerifyError::StatementMismatch));
-    let out_of_range = Share::from_parts(s, ReplicaId(99), &real[0].sig_bytes()).unwrap();
-    assert_eq!(verify_share(&g.public, &out_of_range, &s), Err(VerifyError::UnknownSigner(ReplicaId(99))));
+    let relabelled = Share::from_parts(s, ReplicaId(4), &other_value.sig_bytes());
+    assert_eq!(g.scheme.verify_share(&relabelled, &s), Err(VerifyError::BadSignature));
+    assert_eq!(g.scheme.verify_share(&other_value, &s), Err(VerifyError::StatementMismatch));
+    let out_of_range = Share::from_parts(s, ReplicaId(99), &real[0].sig_bytes());
+    assert_eq!(g.scheme.verify_share(&out_of_range, &s), Err(VerifyError::UnknownSigner(ReplicaId(99))));
 
     for forged in [alien, stolen, relabelled] {
         // t-1 real + forged: refused, the forger named.
         let few = vec![forged.clone(), real[0].clone(), real[1].clone()];
-        match combine(&g.public, &s, &few) {
+        match g.scheme.combine(&s, &few) {
             Err(CombineError::NotEnoughValid { valid: 2, needed: 3, rejected }) => {
                 assert_eq!(rejected, vec![ReplicaId(4)])
             }
@@ -199,15 +201,15 @@ fn forged_shares_are_rejected_by_verify_and_by_combine() {
         // t real + forged, the forged one first (so among the first t): still a valid signature.
         let mut enough = vec![forged.clone()];
         enough.extend(real[..3].iter().cloned());
-        let (sig, rejected) = combine_reporting(&g.public, &s, &enough).unwrap();
-        assert!(verify_threshold(&g.public, &sig, &s).is_ok());
+        let (sig, rejected) = g.scheme.combine_reporting(&s, &enough).unwrap();
+        assert!(g.scheme.verify_threshold(&sig, &s).is_ok());
         assert_eq!(rejected, vec![ReplicaId(4)]);
     }
     // A signer's forged share beside its real one: the real one is used.
-    let fake0 = Share::from_parts(s, ReplicaId(0), &real[3].sig_bytes()).unwrap();
+    let fake0 = Share::from_parts(s, ReplicaId(0), &real[3].sig_bytes());
     let mix = vec![fake0, real[0].clone(), real[1].clone(), real[2].clone()];
-    let (sig, rejected) = combine_reporting(&g.public, &s, &mix).unwrap();
-    assert!(verify_threshold(&g.public, &sig, &s).is_ok());
+    let (sig, rejected) = g.scheme.combine_reporting(&s, &mix).unwrap();
+    assert!(g.scheme.verify_threshold(&sig, &s).is_ok());
     assert_eq!(rejected, vec![ReplicaId(0)]);
     let _ = other.plain.len();
 }
@@ -222,14 +224,14 @@ fn shares_of_different_instances_or_counters_do_not_combine() {
     let c = g.trusted[2].independent_share(TAU, CHECKPOINT, 3, &hm).unwrap();
     let s_tau = Statement { instance: TAU, counter: AGREEMENT, value: 3, msg_hash: hm };
     assert!(matches!(
-        combine(&g.public, &s_tau, &[a.clone(), b.clone(), c.clone()]),
+        g.scheme.combine(&s_tau, &[a.clone(), b.clone(), c.clone()]),
         Err(CombineError::NotEnoughShares { distinct: 1, .. })
     ));
     // Relabelled to τ/AGREEMENT they do not verify: instance and counter are signed.
     for x in [&b, &c] {
-        let r = Share::from_parts(s_tau, x.signer, &x.sig_bytes()).unwrap();
-        assert_eq!(verify_share(&g.public, &r, &s_tau), Err(VerifyError::BadSignature));
-        assert!(combine(&g.public, &s_tau, &[a.clone(), r]).is_err());
+        let r = Share::from_parts(s_tau, x.signer, &x.sig_bytes());
+        assert_eq!(g.scheme.verify_share(&r, &s_tau), Err(VerifyError::BadSignature));
+        assert!(g.scheme.combine(&s_tau, &[a.clone(), r]).is_err());
     }
 }
 
@@ -239,21 +241,21 @@ fn untrusted_pi_shares_combine_and_stay_apart_from_trusted_ones() {
     let s_pi = Statement { instance: PI, counter: CounterId(0), value: 42, msg_hash: h("result") };
     let pi: Vec<Share> = g.plain[1..4].iter().map(|p| p.sign(PI, CounterId(0), 42, &h("result")).unwrap()).collect();
     for sh in &pi {
-        assert!(verify_share(&g.public, sh, &s_pi).is_ok());
+        assert!(g.scheme.verify_share(sh, &s_pi).is_ok());
     }
-    let sig = combine(&g.public, &s_pi, &pi).unwrap();
-    assert!(verify_threshold(&g.public, &sig, &s_pi).is_ok());
+    let sig = g.scheme.combine(&s_pi, &pi).unwrap();
+    assert!(g.scheme.verify_threshold(&sig, &s_pi).is_ok());
     // Untrusted signing refuses trusted instances; a π signature relabelled as τ does not verify.
     assert_eq!(g.plain[0].sign(TAU, AGREEMENT, 42, &h("result")), Err(Refused::TrustedOnly(TAU)));
     let s_tau = Statement { instance: TAU, counter: CounterId(0), value: 42, msg_hash: h("result") };
-    let relabelled = Share::from_parts(s_tau, pi[0].signer, &pi[0].sig_bytes()).unwrap();
-    assert_eq!(verify_share(&g.public, &relabelled, &s_tau), Err(VerifyError::BadSignature));
-    let sig_tau = ThresholdSig::from_parts(s_tau, &sig.sig_bytes()).unwrap();
-    assert_eq!(verify_threshold(&g.public, &sig_tau, &s_tau), Err(VerifyError::BadSignature));
+    let relabelled = Share::from_parts(s_tau, pi[0].signer, &pi[0].sig_bytes());
+    assert_eq!(g.scheme.verify_share(&relabelled, &s_tau), Err(VerifyError::BadSignature));
+    let sig_tau = ThresholdSig::from_parts(s_tau, &sig.sig_bytes());
+    assert_eq!(g.scheme.verify_threshold(&sig_tau, &s_tau), Err(VerifyError::BadSignature));
     // And a trusted τ share is not a π share.
     let t = g.trusted[0].independent_share(TAU, CounterId(0), 42, &h("result")).unwrap();
-    let as_pi = Share::from_parts(s_pi, t.signer, &t.sig_bytes()).unwrap();
-    assert_eq!(verify_share(&g.public, &as_pi, &s_pi), Err(VerifyError::BadSignature));
+    let as_pi = Share::from_parts(s_pi, t.signer, &t.sig_bytes());
+    assert_eq!(g.scheme.verify_share(&as_pi, &s_pi), Err(VerifyError::BadSignature));
 }
 
 #[test]
@@ -264,11 +266,11 @@ fn continuing_certificates_verify_and_resist_tampering() {
     let cert = t.continuing_certificate(TAU, AGREEMENT, 7, &h("vc")).unwrap();
     let cs = cert.statement;
     assert_eq!((cs.signer, cs.old_value, cs.new_value), (ReplicaId(1), 7, 7));
-    assert!(verify_certificate(&g.public, &cert, &cs).is_ok());
+    assert!(g.scheme.verify_certificate(&cert, &cs).is_ok());
     // ">=": equal is fine, moving up is fine, down is refused.
     let up = t.continuing_certificate(TAU, AGREEMENT, 9, &h("vc2")).unwrap();
     assert_eq!((up.statement.old_value, up.statement.new_value), (7, 9));
-    assert!(verify_certificate(&g.public, &up, &up.statement).is_ok());
+    assert!(g.scheme.verify_certificate(&up, &up.statement).is_ok());
     assert_eq!(
         t.continuing_certificate(TAU, AGREEMENT, 8, &h("x")),
         Err(Refused::BelowCurrent { current: 9, requested: 8 })
@@ -287,20 +289,20 @@ fn continuing_certificates_verify_and_resist_tampering() {
     ];
     for bad in tampered {
         let c = Cert::from_parts(bad, cert.sig_bytes());
-        assert_eq!(verify_certificate(&g.public, &c, &bad), Err(VerifyError::BadSignature), "{bad:?}");
-        assert_eq!(verify_certificate(&g.public, &cert, &bad), Err(VerifyError::StatementMismatch));
+        assert_eq!(g.scheme.verify_certificate(&c, &bad), Err(VerifyError::BadSignature), "{bad:?}");
+        assert_eq!(g.scheme.verify_certificate(&cert, &bad), Err(VerifyError::StatementMismatch));
     }
     let mut sig = cert.sig_bytes();
     sig[10] ^= 1;
-    assert_eq!(verify_certificate(&g.public, &Cert::from_parts(cs, sig), &cs), Err(VerifyError::BadSignature));
+    assert_eq!(g.scheme.verify_certificate(&Cert::from_parts(cs, sig), &cs), Err(VerifyError::BadSignature));
     let unknown = CertStatement { signer: ReplicaId(3), ..cs };
     assert_eq!(
-        verify_certificate(&g.public, &Cert::from_parts(unknown, cert.sig_bytes()), &unknown),
+        g.scheme.verify_certificate(&Cert::from_parts(unknown, cert.sig_bytes()), &unknown),
         Err(VerifyError::UnknownSigner(ReplicaId(3)))
     );
     let pi = CertStatement { instance: PI, ..cs };
     assert_eq!(
-        verify_certificate(&g.public, &Cert::from_parts(pi, cert.sig_bytes()), &pi),
+        g.scheme.verify_certificate(&Cert::from_parts(pi, cert.sig_bytes()), &pi),
         Err(VerifyError::UnknownInstance(PI))
     );
 }
@@ -351,8 +353,8 @@ fn a_single_replica_group_works() {
     let mut g = group(0, 12); // n = 1, t = 1
     let s = st(TAU, AGREEMENT, 1, "m");
     let sh = shares(&mut g, &[0], 1, "m");
-    let sig = combine(&g.public, &s, &sh).unwrap();
-    assert!(verify_threshold(&g.public, &sig, &s).is_ok());
+    let sig = g.scheme.combine(&s, &sh).unwrap();
+    assert!(g.scheme.verify_threshold(&sig, &s).is_ok());
 }
 
 #[test]
@@ -360,17 +362,40 @@ fn wire_round_trips() {
     let mut g = group(1, 13);
     let s = st(TAU, AGREEMENT, 1, "m");
     let sh = shares(&mut g, &[0, 1], 1, "m");
-    let sig = combine(&g.public, &s, &sh).unwrap();
+    let sig = g.scheme.combine(&s, &sh).unwrap();
     let cert = g.trusted[2].continuing_certificate(TAU, VIEW_CHANGE, 3, &h("vc")).unwrap();
     assert_eq!(Share::from_bytes(&sh[0].to_bytes()).unwrap(), sh[0]);
     assert_eq!(ThresholdSig::from_bytes(&sig.to_bytes()).unwrap(), sig);
     assert_eq!(Cert::from_bytes(&cert.to_bytes()).unwrap(), cert);
     let public = GroupPublic::from_bytes(&g.public.to_bytes()).unwrap();
     assert_eq!(public, g.public);
-    assert!(verify_threshold(&public, &sig, &s).is_ok());
+    assert!(BlsScheme::new(public.clone()).verify_threshold(&sig, &s).is_ok());
     // Wire sizes stay small (BLS12-381 G2 compressed: 96 bytes).
     assert!(sh[0].to_bytes().len() <= 96 + 60, "{}", sh[0].to_bytes().len());
     assert!(cert.to_bytes().len() <= 64 + 80, "{}", cert.to_bytes().len());
+}
+
+#[test]
+fn wire_encoding_is_unchanged() {
+    // Pinned from before signatures became opaque bytes (blsttc's own
+    // encoding of the point): same keys, same bytes on the wire.
+    let n = 3;
+    let deal = keygen_seeded(&GroupSpec { n, threshold: 2, instances: destiny::instances(n) }, 1).unwrap();
+    let mut t: Vec<SoftThreshSign> = deal.replicas.into_iter().map(|k| SoftThreshSign::new(k.into_parts().0)).collect();
+    let v = counter::pack_view_seq(3, 1000).unwrap();
+    let hx = Digest::of(b"x");
+    let sh: Vec<Share> = t.iter_mut().map(|s| s.independent_share(TAU, AGREEMENT, v, &hx).unwrap()).collect();
+    let s = Statement { instance: TAU, counter: AGREEMENT, value: v, msg_hash: hx };
+    let sig = BlsScheme::new(deal.public).combine(&s, &sh).unwrap();
+    let c = t[2].continuing_certificate(TAU, VIEW_CHANGE, v, &hx).unwrap();
+    let hex: String = sh[2].to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        "808080800800e887808080602d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a488102a8830b157e\
+         2532f41ee09fe67dede7f4e45fc3d916890e148b5d3a5466ec202599b8c8e56d22badc6d026322c2f20e5e07113701ae168a\
+         c119ad2ebb0077daa30781a71e2257edf446d1e9c67cc81bf97c85d967fa5f8a38863cb7eda2f1411c"
+    );
+    assert_eq!((sh[2].to_bytes().len(), sig.to_bytes().len(), c.to_bytes().len()), (141, 140, 110));
 }
 
 #[test]
@@ -384,14 +409,15 @@ fn secret_key_files_round_trip() {
         subsystems.push(SoftThreshSign::new(TrustedKeys::from_secret_bytes(&t.to_secret_bytes()).unwrap()));
         signers.push(PlainSigner::new(UntrustedKeys::from_secret_bytes(&u.to_secret_bytes()).unwrap()));
     }
+    let scheme = BlsScheme::new(deal.public.clone());
     let s = st(TAU, AGREEMENT, 1, "m");
     let sh: Vec<Share> =
         subsystems[..2].iter_mut().map(|t| t.independent_share(TAU, AGREEMENT, 1, &h("m")).unwrap()).collect();
-    assert!(verify_threshold(&deal.public, &combine(&deal.public, &s, &sh).unwrap(), &s).is_ok());
+    assert!(scheme.verify_threshold(&scheme.combine(&s, &sh).unwrap(), &s).is_ok());
     let c = subsystems[0].continuing_certificate(TAU, VIEW_CHANGE, 1, &h("m")).unwrap();
-    assert!(verify_certificate(&deal.public, &c, &c.statement).is_ok());
+    assert!(scheme.verify_certificate(&c, &c.statement).is_ok());
     let p = signers[2].sign(PI, CounterId(0), 1, &h("m")).unwrap();
-    assert!(verify_share(&deal.public, &p, &p.statement).is_ok());
+    assert!(scheme.verify_share(&p, &p.statement).is_ok());
     assert!(TrustedKeys::from_secret_bytes(&[1, 2, 3]).is_err());
 }
 
@@ -400,7 +426,7 @@ fn malformed_bytes_are_errors_not_panics() {
     let mut g = group(1, 15);
     let s = st(TAU, AGREEMENT, 1, "m");
     let sh = shares(&mut g, &[0, 1], 1, "m");
-    let sig = combine(&g.public, &s, &sh).unwrap();
+    let sig = g.scheme.combine(&s, &sh).unwrap();
     let cert = g.trusted[2].continuing_certificate(TAU, VIEW_CHANGE, 3, &h("vc")).unwrap();
     let encodings = [sh[0].to_bytes(), sig.to_bytes(), cert.to_bytes()];
     let _ = &encodings;
@@ -419,14 +445,39 @@ fn malformed_bytes_are_errors_not_panics() {
         assert!(fails(&long));
         assert!(!fails(e));
     }
-    // The signature point of a share, corrupted: not a point (or not in the subgroup) is an error.
+    // The signature bytes are opaque on the wire: bytes that are not a point
+    // decode, and fail at verification and combination, without a panic.
     let enc = sh[0].to_bytes();
     let point_at = enc.len() - 96;
     let mut bad = enc.clone();
     bad[point_at..].fill(0xff);
-    assert!(Share::from_bytes(&bad).is_err());
-    assert!(Share::from_parts(s, ReplicaId(0), &[0xff; 96]).is_err());
-    assert!(ThresholdSig::from_parts(s, &[0x11; 96]).is_err());
+    let not_a_point = Share::from_bytes(&bad).unwrap();
+    assert_eq!(g.scheme.verify_share(&not_a_point, &s), Err(VerifyError::BadSignature));
+    for junk in [[0xff; 96], [0; 96], [0x11; 96], [0xc0; 96]] {
+        let share = Share::from_parts(s, ReplicaId(0), &junk);
+        assert_eq!(g.scheme.verify_share(&share, &s), Err(VerifyError::BadSignature));
+        let sig = ThresholdSig::from_parts(s, &junk);
+        assert_eq!(g.scheme.verify_threshold(&sig, &s), Err(VerifyError::BadSignature));
+        // In combination: first among t (fast path fails), and with no spare.
+        match g.scheme.combine(&s, &[share.clone(), sh[1].clone()]) {
+            Err(CombineError::NotEnoughValid { valid: 1, needed: 2, rejected }) => {
+                assert_eq!(rejected, vec![ReplicaId(0)])
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The identity point (0xc0 then zeros) decodes but is no signature.
+    let mut identity = [0u8; 96];
+    identity[0] = 0xc0;
+    assert_eq!(
+        g.scheme.verify_share(&Share::from_parts(s, ReplicaId(0), &identity), &s),
+        Err(VerifyError::BadSignature)
+    );
+    // A spare valid share rescues a combination with a bad point in it.
+    let spare = g.trusted[2].independent_share(TAU, AGREEMENT, 1, &h("m")).unwrap();
+    let (sig2, rejected) = g.scheme.combine_reporting(&s, &[not_a_point, sh[1].clone(), spare]).unwrap();
+    assert_eq!(sig2, sig);
+    assert_eq!(rejected, vec![ReplicaId(0)]);
     // Random single-byte flips anywhere: decode fails or yields something that does not verify.
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     for _ in 0..300 {
@@ -434,7 +485,7 @@ fn malformed_bytes_are_errors_not_panics() {
         let i = rng.gen_range(0..e.len());
         e[i] ^= 1 << rng.gen_range(0..8);
         if let Ok(x) = Share::from_bytes(&e) {
-            assert!(verify_share(&g.public, &x, &s).is_err());
+            assert!(g.scheme.verify_share(&x, &s).is_err());
         }
     }
     // Random garbage of random lengths.
@@ -495,14 +546,14 @@ fn random_mixes_of_valid_and_forged_shares_combine_exactly_when_t_are_valid() {
                     offered.push(share.clone());
                     valid += 1;
                 }
-                _ => offered.push(Share::from_parts(s, ReplicaId(r as u32), &wrong.sig_bytes()).unwrap()),
+                _ => offered.push(Share::from_parts(s, ReplicaId(r as u32), &wrong.sig_bytes())),
             }
         }
         offered.shuffle(&mut rng);
-        match combine(&g.public, &s, &offered) {
+        match g.scheme.combine(&s, &offered) {
             Ok(sig) => {
                 assert!(valid >= 4);
-                assert!(verify_threshold(&g.public, &sig, &s).is_ok());
+                assert!(g.scheme.verify_threshold(&sig, &s).is_ok());
             }
             Err(e) => assert!(valid < 4, "{e:?} with {valid} valid"),
         }
