@@ -1,0 +1,549 @@
+//! One Linear Hybster instance (Arun and Ravindran, PVLDB 15, §4.2, over
+//! Hybster, Behl et al., EuroSys'17) as a sans-IO engine, generic over the
+//! value it orders.
+//!
+//! n = 2f+1 replicas, quorums of f+1. Every replica's ThreshSign subsystem
+//! signs at most one message per counter value, so a faulty primary cannot
+//! propose two values at one (view, seq) and a faulty backup cannot vote
+//! twice: two sets of f+1 signers always share one replica, and that is
+//! enough. The primary's PREPARE carries its share; backups send their
+//! shares to a collector (the primary) instead of to everyone; the collector
+//! combines f+1 into one threshold signature, the COMMIT, and sends it to
+//! all. Decisions are reported once, in sequence order
+//! ([`Action::Decided`]). The engine executes nothing: the embedder executes,
+//! feeds checkpoint digests back ([`Engine::checkpoint_taken`]), fetches
+//! state when asked ([`Action::NeedState`]) and decides when to suspect the
+//! primary ([`Engine::start_view_change`]) — the same contract as
+//! `quorate_pbft::engine`, so an embedder can run either.
+//!
+//! - `normal.rs`: PREPARE, COMMIT-SHARE, COMMIT; in-order signing; decisions.
+//! - `checkpoint.rs`: CHECKPOINT-SHARE and certificates, truncation,
+//!   STATUS-driven retransmission, DECIDED, values, state need.
+//! - `view_change.rs`: VIEW-CHANGE with continuing certificates, NEW-VIEW.
+//! - `durable.rs`: what is persisted, and recovery.
+//!
+//! Decisions where the sources are silent: `docs/decisions/0010-destiny.md`.
+
+pub mod messages;
+
+mod checkpoint;
+mod durable;
+mod normal;
+mod view_change;
+
+#[cfg(test)]
+mod tests;
+
+pub use durable::Record;
+pub use messages::{
+    CheckpointCert, CommitProof, DecidedEntry, HybMsg, NewView, NewViewCore, SignedNewView, ViewChange, ViewChangeBody,
+    NULL_DIGEST,
+};
+pub use quorate_pbft::engine::{AnyValue, EngineTimer, ProposeError, Validity, Value};
+
+use quorate_core::crypto::{Crypto, Digest};
+use quorate_core::ids::ReplicaId;
+use quorate_core::membership::Membership;
+use quorate_threshsign::{counter, destiny, InstanceId, Scheme, Share, Statement, ThreshSign};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A replica's trusted subsystem, shared by all the instances it runs (one
+/// enclave hosts every ThreshSign instance, §4.1.2).
+pub type Trusted = Arc<Mutex<Box<dyn ThreshSign + Send>>>;
+
+/// What the engine asks its embedder to do, in order.
+#[derive(Clone, Debug)]
+pub enum Action<V> {
+    /// Send to one replica.
+    Send {
+        /// Destination.
+        to: ReplicaId,
+        /// Message.
+        msg: HybMsg<V>,
+    },
+    /// Send to every other replica.
+    Broadcast {
+        /// Message.
+        msg: HybMsg<V>,
+    },
+    /// Arm (or re-arm) a timer.
+    SetTimer {
+        /// Which.
+        timer: EngineTimer,
+        /// After how long.
+        after: Duration,
+    },
+    /// Disarm a timer.
+    CancelTimer {
+        /// Which.
+        timer: EngineTimer,
+    },
+    /// Make this record durable before any later send leaves.
+    Persist(Record<V>),
+    /// `seq` is decided (once per seq, in order). None: a null request.
+    Decided {
+        /// Sequence number.
+        seq: u64,
+        /// The value.
+        value: Option<V>,
+    },
+    /// The checkpoint at `seq` is stable (the log below it is gone): the
+    /// embedder makes it its durable base, with [`Engine::live_records`].
+    Stable {
+        /// Sequence number.
+        seq: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// This replica is behind a certified checkpoint: fetch the state after
+    /// `seq` (digest `digest`), then call [`Engine::state_installed`].
+    NeedState {
+        /// Sequence number.
+        seq: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// A view was installed.
+    ViewChanged {
+        /// The view.
+        view: u64,
+        /// Its primary.
+        primary: ReplicaId,
+    },
+    /// Input refused.
+    Rejected {
+        /// Sender.
+        from: ReplicaId,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Worth a log line.
+    Note(String),
+}
+
+/// Collects an engine call's actions.
+#[derive(Debug)]
+pub struct Actions<V>(Vec<Action<V>>);
+
+impl<V> Default for Actions<V> {
+    fn default() -> Self {
+        Actions(Vec::new())
+    }
+}
+
+impl<V> Actions<V> {
+    /// None yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Append one.
+    pub fn push(&mut self, a: Action<V>) {
+        self.0.push(a);
+    }
+    /// The actions, in order.
+    pub fn into_vec(self) -> Vec<Action<V>> {
+        self.0
+    }
+    /// Take them all.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Action<V>> {
+        self.0.drain(..)
+    }
+    /// The actions so far.
+    pub fn as_slice(&self) -> &[Action<V>] {
+        &self.0
+    }
+    /// Number of actions.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    fn reject(&mut self, from: ReplicaId, reason: &'static str) {
+        self.0.push(Action::Rejected { from, reason });
+    }
+}
+
+/// Settings of one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The embedder's instance number (logs).
+    pub instance: u64,
+    /// The ThreshSign instance this engine signs with (σ_i or τ in Destiny):
+    /// bound into every share, so messages of one instance never count in another.
+    pub ts_instance: InstanceId,
+    /// A checkpoint every this many sequence numbers.
+    pub checkpoint_period: u64,
+    /// Sequence numbers in (stable, stable + window] are accepted.
+    pub window: u64,
+    /// Proposals the primary keeps undecided at most.
+    pub max_in_flight: u64,
+    /// After f+1 VIEW-CHANGEs, wait this long for the NEW-VIEW (doubling
+    /// with each view change that decides nothing).
+    pub view_change_timeout: Duration,
+    /// Retransmission period.
+    pub status_interval: Duration,
+    /// Largest value accepted, in bytes.
+    pub max_value_bytes: usize,
+    /// Largest DECIDED answer, in bytes of values.
+    pub max_reply_bytes: usize,
+    /// Messages of views not installed yet kept for later.
+    pub max_held: usize,
+    /// The primary of view v is replica (v + offset) mod n.
+    pub primary_offset: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            instance: 0,
+            ts_instance: destiny::TAU,
+            checkpoint_period: 128,
+            window: 256,
+            max_in_flight: 4,
+            view_change_timeout: Duration::from_secs(2),
+            status_interval: Duration::from_millis(250),
+            max_value_bytes: 16 << 20,
+            max_reply_bytes: 4 << 20,
+            max_held: 4096,
+            primary_offset: 0,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Check the settings; the error names the wrong one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.checkpoint_period == 0 {
+            return Err("checkpoint_period must be at least 1".into());
+        }
+        if self.window < self.checkpoint_period {
+            return Err("window must be at least one checkpoint period".into());
+        }
+        if self.max_in_flight == 0 {
+            return Err("max_in_flight must be at least 1".into());
+        }
+        if self.view_change_timeout.is_zero() || self.status_interval.is_zero() {
+            return Err("view_change_timeout and status_interval must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// The log entry of one sequence number.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Slot {
+    /// View the per-view fields below belong to.
+    pub votes_view: u64,
+    /// The proposal accepted in `votes_view` (PREPARE or NEW-VIEW entry).
+    pub proposal: Option<Digest>,
+    /// Our share on it, once signed (signing is in sequence order).
+    pub signed: Option<Share>,
+    /// Shares on (votes_view, seq) received, per signer (the collector's, or
+    /// anyone's when the collector is slow).
+    pub shares: BTreeMap<ReplicaId, Share>,
+    /// Latest fresh PREPARE accepted here, in any view (for VIEW-CHANGEs).
+    pub prepare: Option<Share>,
+    /// Decided digest and its proof.
+    pub decided: Option<Digest>,
+    pub proof: Option<CommitProof>,
+}
+
+impl Slot {
+    /// Move the per-view fields to `view`.
+    pub(crate) fn enter_view(&mut self, view: u64) {
+        if self.votes_view != view {
+            self.votes_view = view;
+            self.proposal = None;
+            self.signed = None;
+            self.shares.clear();
+        }
+    }
+}
+
+/// The signers whose shares a failed combination set aside.
+pub(crate) fn set_aside(e: &quorate_threshsign::CombineError) -> Vec<ReplicaId> {
+    match e {
+        quorate_threshsign::CombineError::NotEnoughValid { rejected, .. } => rejected.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// One Linear Hybster instance at one replica.
+pub struct Engine<V: Value> {
+    pub(crate) id: ReplicaId,
+    pub(crate) m: Membership,
+    pub(crate) crypto: Arc<dyn Crypto>,
+    pub(crate) trusted: Trusted,
+    pub(crate) scheme: Arc<dyn Scheme>,
+    pub(crate) cfg: EngineConfig,
+    /// The view we are in, or moving to when `!active`.
+    pub(crate) view: u64,
+    pub(crate) active: bool,
+    /// Stable checkpoint (low watermark), its digest and certificate.
+    pub(crate) stable: u64,
+    pub(crate) stable_digest: Digest,
+    pub(crate) stable_cert: Option<CheckpointCert>,
+    /// Our checkpoints above `stable`, and our shares on them.
+    pub(crate) own_checkpoints: BTreeMap<u64, (Digest, Option<Share>)>,
+    /// CHECKPOINT-SHAREs received above `stable`, per seq and signer.
+    pub(crate) checkpoint_shares: BTreeMap<u64, BTreeMap<ReplicaId, Share>>,
+    /// Certified checkpoints above `stable` we have not reached.
+    pub(crate) certified: BTreeMap<u64, CheckpointCert>,
+    pub(crate) slots: BTreeMap<u64, Slot>,
+    pub(crate) values: HashMap<Digest, V>,
+    /// Digests whose values are in the durable log since its last base.
+    pub(crate) durable: HashSet<Digest>,
+    /// Decisions just below `stable`, kept to help peers slightly behind.
+    pub(crate) retained: BTreeMap<u64, (Digest, CommitProof)>,
+    pub(crate) last_decided: u64,
+    /// Primary: the sequence number of its next proposal.
+    pub(crate) next_seq: u64,
+    /// The next sequence number we sign in this view (in order: signing
+    /// s + 1 makes s unsignable for our counter).
+    pub(crate) next_sign: u64,
+    pub(crate) wanted: BTreeMap<u64, Digest>,
+    /// Each replica's latest VIEW-CHANGE.
+    pub(crate) view_changes: BTreeMap<ReplicaId, ViewChange>,
+    /// The NEW-VIEW of the installed view (None in view 0).
+    pub(crate) new_view: Option<NewView>,
+    /// The signed NEW-VIEW our log's latest proposals belong to (kept across
+    /// view changes that install nothing; VIEW-CHANGEs carry it).
+    pub(crate) log_new_view: Option<SignedNewView>,
+    /// Our VIEW-CHANGE certificates since we last signed in an installed
+    /// view, newest first.
+    pub(crate) history: Vec<quorate_threshsign::Cert>,
+    pub(crate) vc_timer: bool,
+    pub(crate) failed_views: u32,
+    pub(crate) held: Vec<(ReplicaId, HybMsg<V>)>,
+    pub(crate) decided_at_tick: u64,
+    pub(crate) stuck_ticks: u32,
+    pub(crate) heard_beyond: bool,
+    pub(crate) state_target: Option<(u64, Digest)>,
+    pub(crate) replaying: bool,
+    pub(crate) started: bool,
+}
+
+impl<V: Value> Engine<V> {
+    /// A fresh instance for replica `id` (n = 2f+1), signing with `trusted`
+    /// and checking with `scheme`.
+    pub fn new(
+        id: ReplicaId,
+        membership: Membership,
+        crypto: Arc<dyn Crypto>,
+        trusted: Trusted,
+        scheme: Arc<dyn Scheme>,
+        cfg: EngineConfig,
+    ) -> Self {
+        Engine {
+            id,
+            m: membership,
+            crypto,
+            trusted,
+            scheme,
+            cfg,
+            view: 0,
+            active: true,
+            stable: 0,
+            stable_digest: Digest::default(),
+            stable_cert: None,
+            own_checkpoints: BTreeMap::new(),
+            checkpoint_shares: BTreeMap::new(),
+            certified: BTreeMap::new(),
+            slots: BTreeMap::new(),
+            values: HashMap::new(),
+            durable: HashSet::new(),
+            retained: BTreeMap::new(),
+            last_decided: 0,
+            next_seq: 1,
+            next_sign: 1,
+            wanted: BTreeMap::new(),
+            view_changes: BTreeMap::new(),
+            new_view: None,
+            log_new_view: None,
+            history: Vec::new(),
+            vc_timer: false,
+            failed_views: 0,
+            held: Vec::new(),
+            decided_at_tick: 0,
+            stuck_ticks: 0,
+            heard_beyond: false,
+            state_target: None,
+            replaying: false,
+            started: false,
+        }
+    }
+
+    /// Arm the retransmission timer (once, at start or after recovery).
+    pub fn start(&mut self, out: &mut Actions<V>) {
+        self.started = true;
+        out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
+    }
+
+    /// The current view (the one being moved to during a view change).
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+    /// Whether the current view is installed.
+    pub fn active(&self) -> bool {
+        self.active
+    }
+    /// Primary (and collector) of `view`.
+    pub fn primary_of(&self, view: u64) -> ReplicaId {
+        ReplicaId((view.wrapping_add(self.cfg.primary_offset) % self.m.n() as u64) as u32)
+    }
+    /// Primary of the current view.
+    pub fn primary(&self) -> ReplicaId {
+        self.primary_of(self.view)
+    }
+    /// Whether this replica is the primary of an installed view.
+    pub fn is_primary(&self) -> bool {
+        self.active && self.primary() == self.id
+    }
+    /// Last sequence number decided and reported.
+    pub fn last_decided(&self) -> u64 {
+        self.last_decided
+    }
+    /// Stable checkpoint (low watermark).
+    pub fn stable_checkpoint(&self) -> (u64, Digest) {
+        (self.stable, self.stable_digest)
+    }
+    /// Highest sequence number accepted now.
+    pub fn high_watermark(&self) -> u64 {
+        self.stable.saturating_add(self.cfg.window)
+    }
+    /// Factor by which timeouts grow after view changes that decided nothing.
+    pub fn backoff(&self) -> u32 {
+        1u32 << self.failed_views.min(6)
+    }
+    /// The settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+    /// This replica.
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+    /// The sequence number the primary's next proposal takes.
+    pub fn next_proposal(&self) -> u64 {
+        self.next_seq
+    }
+    /// Whether `seq` holds a proposal here: one accepted in the current
+    /// view, or a decision.
+    pub fn has_proposal(&self, seq: u64) -> bool {
+        seq <= self.last_decided
+            || self
+                .slots
+                .get(&seq)
+                .is_some_and(|s| s.decided.is_some() || (s.votes_view == self.view && s.proposal.is_some()))
+    }
+    /// The value decided or proposed at `seq`, if held.
+    pub fn value_at(&self, seq: u64) -> Option<&V> {
+        let slot = self.slots.get(&seq)?;
+        let d = slot.decided.or(slot.proposal)?;
+        self.values.get(&d)
+    }
+
+    /// f+1: a quorum, and at least one correct replica.
+    pub(crate) fn quorum(&self) -> usize {
+        self.m.f() + 1
+    }
+
+    /// What a PREPARE, COMMIT-SHARE and COMMIT at (`view`, `seq`) sign.
+    /// None past the counter's range (such a message is malformed).
+    pub(crate) fn order_statement(&self, view: u64, seq: u64, digest: Digest) -> Option<Statement> {
+        Some(Statement {
+            instance: self.cfg.ts_instance,
+            counter: destiny::AGREEMENT,
+            value: counter::pack_view_seq(view, seq)?,
+            msg_hash: digest,
+        })
+    }
+
+    /// What a CHECKPOINT-SHARE signs.
+    pub(crate) fn checkpoint_statement(&self, seq: u64, digest: Digest) -> Statement {
+        Statement { instance: self.cfg.ts_instance, counter: destiny::CHECKPOINT, value: seq, msg_hash: digest }
+    }
+
+    /// Ask the trusted subsystem for a share on `st`; None if it refuses
+    /// (a value already passed: we must not, and cannot, sign it now).
+    pub(crate) fn sign(&self, st: &Statement) -> Option<Share> {
+        let mut t = self.trusted.lock().unwrap_or_else(|e| e.into_inner());
+        t.independent_share(st.instance, st.counter, st.value, &st.msg_hash).ok()
+    }
+
+    pub(crate) fn send(&self, to: ReplicaId, msg: HybMsg<V>, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.push(Action::Send { to, msg });
+        }
+    }
+
+    pub(crate) fn broadcast(&self, msg: HybMsg<V>, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.push(Action::Broadcast { msg });
+        }
+    }
+
+    pub(crate) fn persist(&self, rec: Record<V>, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.push(Action::Persist(rec));
+        }
+    }
+
+    pub(crate) fn note(&self, text: String, out: &mut Actions<V>) {
+        if !self.replaying {
+            out.push(Action::Note(text));
+        }
+    }
+
+    /// The value of `digest`, if known (a null request always is).
+    pub(crate) fn known(&self, digest: &Digest) -> bool {
+        *digest == NULL_DIGEST || self.values.contains_key(digest)
+    }
+
+    /// Handle a message from replica `from` (authenticated by the channel).
+    /// `validity` is consulted before a fresh proposal is signed.
+    pub fn on_message(&mut self, from: ReplicaId, msg: HybMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
+        if !self.m.contains(from) || from == self.id {
+            out.reject(from, "not a peer");
+            return;
+        }
+        match msg {
+            HybMsg::Prepare { view, seq, value, share } => {
+                self.on_prepare(from, view, seq, value, share, validity, out)
+            }
+            HybMsg::CommitShare { view, seq, digest, share } => {
+                self.on_commit_share(from, view, seq, digest, share, out)
+            }
+            HybMsg::Commit { view, seq, digest, cert } => self.on_commit(from, view, seq, digest, cert, out),
+            HybMsg::CheckpointShare { seq, digest, share } => self.on_checkpoint_share(from, seq, digest, share, out),
+            HybMsg::Checkpoint(cert) => self.on_checkpoint(from, cert, out),
+            HybMsg::ViewChange(vc) => self.on_view_change(from, *vc, out),
+            HybMsg::NewView(nv) => self.on_new_view(from, *nv, out),
+            HybMsg::Status { view, active, stable, decided } => {
+                self.on_status(from, view, active, stable, decided, out)
+            }
+            HybMsg::Decided { entries } => self.on_decided(from, entries, out),
+            HybMsg::Fetch { seq, digest } => self.on_fetch(from, seq, digest, out),
+            HybMsg::Value { seq, value } => self.on_value(from, seq, value, out),
+        }
+    }
+
+    /// Handle one of this instance's timers.
+    pub fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V>) {
+        match timer {
+            EngineTimer::Tick => self.on_tick(out),
+            EngineTimer::ViewChange => self.on_view_change_timeout(out),
+        }
+    }
+
+    /// Keep a message of a view not installed yet (bounded).
+    pub(crate) fn hold(&mut self, from: ReplicaId, msg: HybMsg<V>) {
+        if self.held.len() < self.cfg.max_held {
+            self.held.push((from, msg));
+        }
+    }
+}
