@@ -9,6 +9,7 @@
 pub mod crypto;
 pub mod executor;
 pub mod ids;
+pub mod instance;
 pub mod machine;
 pub mod membership;
 pub mod request;

@@ -39,7 +39,7 @@ pub use messages::{
     CheckpointCert, CommitProof, DecidedEntry, HybMsg, NewView, NewViewCore, SignedNewView, ViewChange, ViewChangeBody,
     NULL_DIGEST,
 };
-pub use quorate_pbft::engine::{AnyValue, EngineTimer, ProposeError, Validity, Value};
+pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
 
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::ReplicaId;
@@ -53,119 +53,10 @@ use std::time::Duration;
 /// enclave hosts every ThreshSign instance, §4.1.2).
 pub type Trusted = Arc<Mutex<Box<dyn ThreshSign + Send>>>;
 
-/// What the engine asks its embedder to do, in order.
-#[derive(Clone, Debug)]
-pub enum Action<V> {
-    /// Send to one replica.
-    Send {
-        /// Destination.
-        to: ReplicaId,
-        /// Message.
-        msg: HybMsg<V>,
-    },
-    /// Send to every other replica.
-    Broadcast {
-        /// Message.
-        msg: HybMsg<V>,
-    },
-    /// Arm (or re-arm) a timer.
-    SetTimer {
-        /// Which.
-        timer: EngineTimer,
-        /// After how long.
-        after: Duration,
-    },
-    /// Disarm a timer.
-    CancelTimer {
-        /// Which.
-        timer: EngineTimer,
-    },
-    /// Make this record durable before any later send leaves.
-    Persist(Record<V>),
-    /// `seq` is decided (once per seq, in order). None: a null request.
-    Decided {
-        /// Sequence number.
-        seq: u64,
-        /// The value.
-        value: Option<V>,
-    },
-    /// The checkpoint at `seq` is stable (the log below it is gone): the
-    /// embedder makes it its durable base, with [`Engine::live_records`].
-    Stable {
-        /// Sequence number.
-        seq: u64,
-        /// State digest.
-        digest: Digest,
-    },
-    /// This replica is behind a certified checkpoint: fetch the state after
-    /// `seq` (digest `digest`), then call [`Engine::state_installed`].
-    NeedState {
-        /// Sequence number.
-        seq: u64,
-        /// State digest.
-        digest: Digest,
-    },
-    /// A view was installed.
-    ViewChanged {
-        /// The view.
-        view: u64,
-        /// Its primary.
-        primary: ReplicaId,
-    },
-    /// Input refused.
-    Rejected {
-        /// Sender.
-        from: ReplicaId,
-        /// Why.
-        reason: &'static str,
-    },
-    /// Worth a log line.
-    Note(String),
-}
-
+/// What the engine asks its embedder to do (the shared instance contract).
+pub type Action<V> = instance::Action<V, HybMsg<V>, Record<V>>;
 /// Collects an engine call's actions.
-#[derive(Debug)]
-pub struct Actions<V>(Vec<Action<V>>);
-
-impl<V> Default for Actions<V> {
-    fn default() -> Self {
-        Actions(Vec::new())
-    }
-}
-
-impl<V> Actions<V> {
-    /// None yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Append one.
-    pub fn push(&mut self, a: Action<V>) {
-        self.0.push(a);
-    }
-    /// The actions, in order.
-    pub fn into_vec(self) -> Vec<Action<V>> {
-        self.0
-    }
-    /// Take them all.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, Action<V>> {
-        self.0.drain(..)
-    }
-    /// The actions so far.
-    pub fn as_slice(&self) -> &[Action<V>] {
-        &self.0
-    }
-    /// Number of actions.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    fn reject(&mut self, from: ReplicaId, reason: &'static str) {
-        self.0.push(Action::Rejected { from, reason });
-    }
-}
+pub type Actions<V> = instance::Actions<V, HybMsg<V>, Record<V>>;
 
 /// Settings of one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]

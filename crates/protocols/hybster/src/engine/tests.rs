@@ -6,7 +6,6 @@ use super::*;
 use quorate_core::crypto::Ed25519Crypto;
 use quorate_core::ids::NodeId;
 use quorate_core::membership::FaultModel;
-use quorate_pbft::engine::digest_encoded;
 use quorate_threshsign::{GroupSpec, Provision};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;

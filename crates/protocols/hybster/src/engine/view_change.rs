@@ -22,6 +22,7 @@
 //! valid VIEW-CHANGEs, and picks, for every seq after the highest
 //! checkpoint, the proposal of the highest view (a null request if none).
 
+use super::digest_encoded;
 use super::{
     Action, Actions, CheckpointCert, EngineTimer, HybMsg, NewView, NewViewCore, Record, SignedNewView, Value,
     ViewChange, ViewChangeBody, NULL_DIGEST,
@@ -29,7 +30,6 @@ use super::{
 use crate::engine::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
-use quorate_pbft::engine::digest_encoded;
 use quorate_threshsign::{counter, destiny, Cert, CertStatement, Share, Statement};
 use std::collections::{BTreeMap, BTreeSet};
 

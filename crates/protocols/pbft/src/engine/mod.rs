@@ -34,8 +34,8 @@ pub use messages::{
 
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
+pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
 use quorate_core::membership::Membership;
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -46,166 +46,10 @@ use std::time::Duration;
 /// per view, so only many view changes without progress reach this).
 pub const MAX_CLAIMS_PER_SEQ: usize = 8;
 
-/// What an instance orders.
-pub trait Value: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static {
-    /// The digest replicas agree on. It must be collision-resistant and
-    /// domain-separated from other uses of the hash (see [`NULL_DIGEST`]).
-    fn digest(&self, crypto: &dyn Crypto) -> Digest;
-    /// Encoded size in bytes (bounds the values a replica accepts and sends).
-    fn size(&self) -> usize {
-        quorate_core::wire::encoded_len(self)
-    }
-}
-
-/// The embedder's validity predicate: a backup prepares a primary's
-/// proposal only if it holds. Values chosen by a view change are not checked
-/// again (some correct replica checked them when they were first proposed).
-pub trait Validity<V> {
-    /// Whether `value`, proposed at `seq`, may be ordered; the error is the
-    /// rejection reason.
-    fn check(&self, seq: u64, value: &V) -> Result<(), &'static str>;
-}
-
-/// Accepts every value (values valid by construction, tests).
-pub struct AnyValue;
-
-impl<V> Validity<V> for AnyValue {
-    fn check(&self, _seq: u64, _value: &V) -> Result<(), &'static str> {
-        Ok(())
-    }
-}
-
-/// Timers of one instance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum EngineTimer {
-    /// Periodic: retransmit when nothing was decided since the last tick.
-    Tick,
-    /// The view change did not complete in time: move to the next view.
-    ViewChange,
-}
-
-/// What the engine asks its embedder to do, in order.
-#[derive(Clone, Debug)]
-pub enum Action<V> {
-    /// Send to one replica.
-    Send {
-        /// Destination.
-        to: ReplicaId,
-        /// Message.
-        msg: PbftMsg<V>,
-    },
-    /// Send to every other replica.
-    Broadcast {
-        /// Message.
-        msg: PbftMsg<V>,
-    },
-    /// Arm (or re-arm) a timer.
-    SetTimer {
-        /// Which.
-        timer: EngineTimer,
-        /// After how long.
-        after: Duration,
-    },
-    /// Disarm a timer.
-    CancelTimer {
-        /// Which.
-        timer: EngineTimer,
-    },
-    /// Make this record durable before any later send leaves.
-    Persist(Record<V>),
-    /// `seq` is decided (reported once per seq, in sequence order, each after
-    /// its record was persisted). None: a null request (nothing to execute).
-    Decided {
-        /// Sequence number.
-        seq: u64,
-        /// The value.
-        value: Option<V>,
-    },
-    /// The checkpoint at `seq` is stable: the log below it is gone, and the
-    /// embedder should make that checkpoint its durable base (with
-    /// [`Engine::live_records`] after it).
-    Stable {
-        /// Sequence number.
-        seq: u64,
-        /// State digest.
-        digest: Digest,
-    },
-    /// This replica is behind a checkpoint its peers vouch for: fetch the
-    /// state after `seq` (whose digest must be `digest`), then call
-    /// [`Engine::state_installed`]. Repeated while still needed.
-    NeedState {
-        /// Sequence number.
-        seq: u64,
-        /// State digest.
-        digest: Digest,
-    },
-    /// A view was installed.
-    ViewChanged {
-        /// The view.
-        view: u64,
-        /// Its primary.
-        primary: ReplicaId,
-    },
-    /// Input refused.
-    Rejected {
-        /// Sender.
-        from: ReplicaId,
-        /// Why.
-        reason: &'static str,
-    },
-    /// Worth a log line.
-    Note(String),
-}
-
+/// What the engine asks its embedder to do (the shared instance contract).
+pub type Action<V> = instance::Action<V, PbftMsg<V>, Record<V>>;
 /// Collects an engine call's actions.
-#[derive(Debug)]
-pub struct Actions<V>(Vec<Action<V>>);
-
-impl<V> Default for Actions<V> {
-    fn default() -> Self {
-        Actions(Vec::new())
-    }
-}
-
-impl<V> Actions<V> {
-    /// None yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-    /// Append one.
-    pub fn push(&mut self, a: Action<V>) {
-        self.0.push(a);
-    }
-    /// The actions, in order.
-    pub fn into_vec(self) -> Vec<Action<V>> {
-        self.0
-    }
-    /// Take them all.
-    pub fn drain(&mut self) -> std::vec::Drain<'_, Action<V>> {
-        self.0.drain(..)
-    }
-    /// The actions so far.
-    pub fn as_slice(&self) -> &[Action<V>] {
-        &self.0
-    }
-    /// Number of actions.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    fn send(&mut self, to: ReplicaId, msg: PbftMsg<V>) {
-        self.0.push(Action::Send { to, msg });
-    }
-    fn broadcast(&mut self, msg: PbftMsg<V>) {
-        self.0.push(Action::Broadcast { msg });
-    }
-    fn reject(&mut self, from: ReplicaId, reason: &'static str) {
-        self.0.push(Action::Rejected { from, reason });
-    }
-}
+pub type Actions<V> = instance::Actions<V, PbftMsg<V>, Record<V>>;
 
 /// Settings of one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,17 +113,6 @@ impl EngineConfig {
         }
         Ok(())
     }
-}
-
-/// A proposal the primary may not make now.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ProposeError {
-    /// Not the primary of an installed view.
-    NotPrimary,
-    /// The window or the in-flight limit is full.
-    Full,
-    /// Larger than `max_value_bytes`.
-    TooLarge,
 }
 
 /// The log entry of one sequence number.
@@ -639,13 +472,4 @@ impl<V: Value> Engine<V> {
             self.held.push((from, msg));
         }
     }
-}
-
-/// The digest `value` is ordered under (a helper for [`Value`] implementations):
-/// SHA-256 of a domain tag and the value's encoding.
-pub fn digest_encoded<T: Serialize>(domain: &[u8], value: &T, crypto: &dyn Crypto) -> Digest {
-    let mut b = Vec::with_capacity(domain.len() + quorate_core::wire::encoded_len(value) + 8);
-    b.extend_from_slice(domain);
-    b.extend_from_slice(&quorate_core::wire::encode(value));
-    crypto.digest(&b)
 }

@@ -6,6 +6,7 @@ use super::messages::bytes;
 use super::*;
 use quorate_core::crypto::{Ed25519Crypto, Signature};
 use quorate_core::membership::FaultModel;
+use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,198 @@
+//! The contract between a consensus-instance engine and the replica that
+//! embeds it (one engine, or many over one network as in DQBFT): what an
+//! engine orders ([`Value`]), how the embedder vetoes proposals
+//! ([`Validity`]), the engine's timers, and the [`Action`]s an engine call
+//! asks its embedder to carry out, generic over the engine's message type
+//! `M` and durable record type `R`. The PBFT engine (`quorate-pbft`) and the
+//! Linear Hybster engine (`quorate-hybster`) both follow it, so an embedder
+//! carries out either's actions the same way.
+
+use crate::crypto::{Crypto, Digest};
+use crate::ids::ReplicaId;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::fmt::Debug;
+use std::time::Duration;
+
+/// What an instance orders.
+pub trait Value: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The digest replicas agree on. It must be collision-resistant and
+    /// domain-separated from other uses of the hash (an engine's null digest among them).
+    fn digest(&self, crypto: &dyn Crypto) -> Digest;
+    /// Encoded size in bytes (bounds the values a replica accepts and sends).
+    fn size(&self) -> usize {
+        crate::wire::encoded_len(self)
+    }
+}
+
+/// The embedder's validity predicate: a backup prepares a primary's
+/// proposal only if it holds. Values chosen by a view change are not checked
+/// again (some correct replica checked them when they were first proposed).
+pub trait Validity<V> {
+    /// Whether `value`, proposed at `seq`, may be ordered; the error is the
+    /// rejection reason.
+    fn check(&self, seq: u64, value: &V) -> Result<(), &'static str>;
+}
+
+/// Accepts every value (values valid by construction, tests).
+pub struct AnyValue;
+
+impl<V> Validity<V> for AnyValue {
+    fn check(&self, _seq: u64, _value: &V) -> Result<(), &'static str> {
+        Ok(())
+    }
+}
+
+/// Timers of one instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum EngineTimer {
+    /// Periodic: retransmit when nothing was decided since the last tick.
+    Tick,
+    /// The view change did not complete in time: move to the next view.
+    ViewChange,
+}
+
+/// What the engine asks its embedder to do, in order.
+#[derive(Clone, Debug)]
+pub enum Action<V, M, R> {
+    /// Send to one replica.
+    Send {
+        /// Destination.
+        to: ReplicaId,
+        /// Message.
+        msg: M,
+    },
+    /// Send to every other replica.
+    Broadcast {
+        /// Message.
+        msg: M,
+    },
+    /// Arm (or re-arm) a timer.
+    SetTimer {
+        /// Which.
+        timer: EngineTimer,
+        /// After how long.
+        after: Duration,
+    },
+    /// Disarm a timer.
+    CancelTimer {
+        /// Which.
+        timer: EngineTimer,
+    },
+    /// Make this record durable before any later send leaves.
+    Persist(R),
+    /// `seq` is decided (reported once per seq, in sequence order, each after
+    /// its record was persisted). None: a null request (nothing to execute).
+    Decided {
+        /// Sequence number.
+        seq: u64,
+        /// The value.
+        value: Option<V>,
+    },
+    /// The checkpoint at `seq` is stable: the log below it is gone, and the
+    /// embedder should make that checkpoint its durable base (with
+    /// `live_records` after it).
+    Stable {
+        /// Sequence number.
+        seq: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// This replica is behind a checkpoint its peers vouch for: fetch the
+    /// state after `seq` (whose digest must be `digest`), then call
+    /// `state_installed`. Repeated while still needed.
+    NeedState {
+        /// Sequence number.
+        seq: u64,
+        /// State digest.
+        digest: Digest,
+    },
+    /// A view was installed.
+    ViewChanged {
+        /// The view.
+        view: u64,
+        /// Its primary.
+        primary: ReplicaId,
+    },
+    /// Input refused.
+    Rejected {
+        /// Sender.
+        from: ReplicaId,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Worth a log line.
+    Note(String),
+}
+
+/// Collects an engine call's actions.
+#[derive(Debug)]
+pub struct Actions<V, M, R>(Vec<Action<V, M, R>>);
+
+impl<V, M, R> Default for Actions<V, M, R> {
+    fn default() -> Self {
+        Actions(Vec::new())
+    }
+}
+
+impl<V, M, R> Actions<V, M, R> {
+    /// None yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Append one.
+    pub fn push(&mut self, a: Action<V, M, R>) {
+        self.0.push(a);
+    }
+    /// The actions, in order.
+    pub fn into_vec(self) -> Vec<Action<V, M, R>> {
+        self.0
+    }
+    /// Take them all.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Action<V, M, R>> {
+        self.0.drain(..)
+    }
+    /// The actions so far.
+    pub fn as_slice(&self) -> &[Action<V, M, R>] {
+        &self.0
+    }
+    /// Number of actions.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Append a send.
+    pub fn send(&mut self, to: ReplicaId, msg: M) {
+        self.0.push(Action::Send { to, msg });
+    }
+    /// Append a broadcast.
+    pub fn broadcast(&mut self, msg: M) {
+        self.0.push(Action::Broadcast { msg });
+    }
+    /// Append a rejection.
+    pub fn reject(&mut self, from: ReplicaId, reason: &'static str) {
+        self.0.push(Action::Rejected { from, reason });
+    }
+}
+
+/// A proposal the primary may not make now.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ProposeError {
+    /// Not the primary of an installed view.
+    NotPrimary,
+    /// The window or the in-flight limit is full.
+    Full,
+    /// Larger than `max_value_bytes`.
+    TooLarge,
+}
+
+/// The digest `value` is ordered under (a helper for [`Value`] implementations):
+/// SHA-256 of a domain tag and the value's encoding.
+pub fn digest_encoded<T: Serialize>(domain: &[u8], value: &T, crypto: &dyn Crypto) -> Digest {
+    let mut b = Vec::with_capacity(domain.len() + crate::wire::encoded_len(value) + 8);
+    b.extend_from_slice(domain);
+    b.extend_from_slice(&crate::wire::encode(value));
+    crypto.digest(&b)
+}
