@@ -196,3 +196,85 @@ pub fn digest_encoded<T: Serialize>(domain: &[u8], value: &T, crypto: &dyn Crypt
     b.extend_from_slice(&crate::wire::encode(value));
     crypto.digest(&b)
 }
+
+/// A consensus-instance engine as its embedder drives it. The PBFT engine
+/// (`quorate-pbft`) and the Linear Hybster engine (`quorate-hybster`)
+/// implement it, so a replica that runs instances (DQBFT's D- and
+/// O-instances) is written once for both. Each method is the engine's own,
+/// documented there.
+pub trait Instance<V: Value>: Send {
+    /// The engine's messages.
+    type Msg: InstanceMsg<V>;
+    /// The engine's durable records.
+    type Record: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// Arm the retransmission timer.
+    fn start(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// The current view.
+    fn view(&self) -> u64;
+    /// Whether the current view is installed.
+    fn active(&self) -> bool;
+    /// Primary of the current view.
+    fn primary(&self) -> ReplicaId;
+    /// Whether this replica is the primary of an installed view.
+    fn is_primary(&self) -> bool;
+    /// Last sequence number decided and reported.
+    fn last_decided(&self) -> u64;
+    /// Stable checkpoint.
+    fn stable_checkpoint(&self) -> (u64, Digest);
+    /// Sequence numbers accepted above the stable checkpoint.
+    fn window(&self) -> u64;
+    /// Timeout growth after view changes that decided nothing.
+    fn backoff(&self) -> u32;
+    /// The sequence number of the primary's next proposal.
+    fn next_proposal(&self) -> u64;
+    /// Whether `seq` holds a proposal of the current view or a decision.
+    fn has_proposal(&self, seq: u64) -> bool;
+    /// The value decided or proposed at `seq`, if held.
+    fn value_at(&self, seq: u64) -> Option<&V>;
+    /// Whether the primary may propose now.
+    fn can_propose(&self) -> bool;
+    /// Primary: order `value` at the next sequence number.
+    fn propose(&mut self, value: V, out: &mut Actions<V, Self::Msg, Self::Record>) -> Result<u64, ProposeError>;
+    /// A message from replica `from`.
+    fn on_message(
+        &mut self,
+        from: ReplicaId,
+        msg: Self::Msg,
+        validity: &dyn Validity<V>,
+        out: &mut Actions<V, Self::Msg, Self::Record>,
+    );
+    /// One of the engine's timers.
+    fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// Suspect the primary.
+    fn start_view_change(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// The embedder's checkpoint at `seq`.
+    fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// Whether state at (`seq`, `digest`) is still wanted.
+    fn wants_state(&self, seq: u64, digest: Digest) -> bool;
+    /// The embedder installed the state after `seq`.
+    fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// Whether the checkpoint is vouched for (enough to trust fetched state).
+    fn vouches(&self, seq: u64, digest: Digest) -> bool;
+    /// Whether a vouched checkpoint lies above what we decided.
+    fn behind(&self) -> bool;
+    /// Tell the peers where we are.
+    fn ask_peers(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// What to keep past a new durable base.
+    fn live_records(&mut self) -> Vec<Self::Record>;
+    /// Come back from the durable log.
+    fn recover(&mut self, records: Vec<Self::Record>, out: &mut Actions<V, Self::Msg, Self::Record>);
+}
+
+/// What an embedder may look at in an engine's messages.
+pub trait InstanceMsg<V>: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static {
+    /// The message's kind, for metrics and logs.
+    fn kind(&self) -> &'static str;
+    /// The primary's proposal it carries, if it is one: (view, seq, value).
+    fn proposal(&self) -> Option<(u64, u64, &V)>;
+    /// Every value it carries (a proposal, an offered value, decided
+    /// values): for an embedder that checks values ahead of the engine.
+    fn values(&self) -> Vec<&V>;
+    /// A message offering `value` for `seq` to a replica that may miss it.
+    fn offer(seq: u64, value: V) -> Self;
+}

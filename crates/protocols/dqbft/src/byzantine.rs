@@ -1,23 +1,22 @@
-//! Adversary strategies for DQPBFT, for the simulator. Each wraps a correct
-//! replica and rewrites what it receives or sends; a faulty replica MACs
-//! and signs only with its own keys.
+//! Adversary strategies for the simulator, for both flavors. Each wraps a
+//! correct replica and rewrites what it sends; a faulty replica MACs and
+//! signs only with its own keys (Destiny: through its own trusted
+//! subsystem, which refuses a second message at one counter value).
 
 use crate::client::Client;
 use crate::config::Config;
-use crate::messages::{DBatch, DRef, Msg, OBatch};
+use crate::messages::{DRef, Msg, OBatch};
 use crate::replica::Replica;
-use crate::Dqbft;
-use quorate_core::crypto::{Crypto, Digest};
-use quorate_core::ids::{NodeId, ReplicaId};
+use crate::{DMsg, Dq, FMsg, Flavor, OMsg};
+use quorate_core::crypto::Digest;
+use quorate_core::ids::ReplicaId;
+use quorate_core::instance::{Instance, InstanceMsg};
 use quorate_core::machine::{
     ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
 };
 use quorate_core::time::Time;
-use quorate_pbft::engine::messages::bytes;
-use quorate_pbft::engine::{Auth, PbftMsg, Value};
-use std::sync::Arc;
 
-type Out = Outbox<Dqbft>;
+type Out<F> = Outbox<Dq<F>>;
 
 /// Replica strategies: (name, description).
 pub const STRATEGIES: &[(&str, &str)] = &[
@@ -41,6 +40,11 @@ pub const STRATEGIES: &[(&str, &str)] = &[
         "order-undisseminated",
         "as O-primary, now and then adds to an O-batch a reference to a slot that no coordinator has proposed yet",
     ),
+    (
+        "forge-votes",
+        "every vote it sends carries a forged authenticator (DQPBFT: MACs; Destiny: its commit and checkpoint \
+         shares); otherwise correct",
+    ),
 ];
 
 /// Client strategies: (name, description).
@@ -59,14 +63,15 @@ enum Kind {
     EquivocateCoordinator,
     EquivocateOPrimary,
     OrderUndisseminated,
+    ForgeVotes,
 }
 
 /// Build a Byzantine replica.
-pub fn replica(
+pub fn replica<F: Flavor>(
     strategy: &str,
     ctx: ReplicaContext,
     cfg: &Config,
-) -> Result<Box<dyn ReplicaMachine<Dqbft>>, UnknownStrategy> {
+) -> Result<Box<dyn ReplicaMachine<Dq<F>>>, UnknownStrategy> {
     let kind = match strategy {
         "silent" => Kind::Silent,
         "silent-coordinator" => Kind::SilentCoordinator,
@@ -75,18 +80,19 @@ pub fn replica(
         "equivocate-coordinator" => Kind::EquivocateCoordinator,
         "equivocate-o-primary" => Kind::EquivocateOPrimary,
         "order-undisseminated" => Kind::OrderUndisseminated,
+        "forge-votes" => Kind::ForgeVotes,
         _ => return Err(UnknownStrategy(strategy.to_string())),
     };
-    let (id, n, crypto) = (ctx.id, ctx.membership.n() as u32, ctx.crypto.clone());
-    Ok(Box::new(Adversary { inner: Replica::new(ctx, cfg.clone()), kind, id, n, crypto, batches: 0 }))
+    let (id, n) = (ctx.id, ctx.membership.n() as u32);
+    Ok(Box::new(Adversary { inner: Replica::<F>::new(ctx, cfg.clone()), kind, id, n, batches: 0 }))
 }
 
 /// Build a Byzantine client.
-pub fn client(
+pub fn client<F: Flavor>(
     strategy: &str,
     mut ctx: ClientContext,
     cfg: &Config,
-) -> Result<Box<dyn ClientMachine<Dqbft>>, UnknownStrategy> {
+) -> Result<Box<dyn ClientMachine<Dq<F>>>, UnknownStrategy> {
     if strategy != "duplicate-requests" {
         return Err(UnknownStrategy(strategy.to_string()));
     }
@@ -94,16 +100,16 @@ pub fn client(
     let next = ReplicaId(((ctx.id.0 + 1) % n) as u32);
     ctx.nearest.retain(|r| *r != next);
     ctx.nearest.insert(0, next);
-    Ok(Box::new(DuplicatingClient { inner: Client::new(ctx, cfg.clone()) }))
+    Ok(Box::new(DuplicatingClient { inner: Client::<F>::new(ctx, cfg.clone()) }))
 }
 
 /// Sends each request to every replica.
-struct DuplicatingClient {
-    inner: Client,
+struct DuplicatingClient<F> {
+    inner: Client<F>,
 }
 
-impl DuplicatingClient {
-    fn rewrite(effects: Vec<Effect<Dqbft>>, out: &mut Out) {
+impl<F: Flavor> DuplicatingClient<F> {
+    fn rewrite(effects: Vec<Effect<Dq<F>>>, out: &mut Out<F>) {
         for e in effects {
             match e {
                 Effect::Send { msg: Msg::Request(r), .. } => out.broadcast(Msg::Request(r)),
@@ -113,105 +119,107 @@ impl DuplicatingClient {
     }
 }
 
-impl ClientMachine<Dqbft> for DuplicatingClient {
-    fn invoke(&mut self, now: Time, op: quorate_core::Bytes, read_only: bool, out: &mut Out) {
+impl<F: Flavor> ClientMachine<Dq<F>> for DuplicatingClient<F> {
+    fn invoke(&mut self, now: Time, op: quorate_core::Bytes, read_only: bool, out: &mut Out<F>) {
         let mut inner = Outbox::new();
         self.inner.invoke(now, op, read_only, &mut inner);
         Self::rewrite(inner.drain().collect(), out);
     }
 
-    fn handle(&mut self, now: Time, input: Input<Dqbft>, out: &mut Out) {
+    fn handle(&mut self, now: Time, input: Input<Dq<F>>, out: &mut Out<F>) {
         let mut inner = Outbox::new();
         self.inner.handle(now, input, &mut inner);
         Self::rewrite(inner.drain().collect(), out);
     }
 }
 
-struct Adversary {
-    inner: Replica,
+struct Adversary<F: Flavor> {
+    inner: Replica<F>,
     kind: Kind,
     id: ReplicaId,
     n: u32,
-    crypto: Arc<dyn Crypto>,
     /// O-batches proposed so far (order-undisseminated).
     batches: u64,
 }
 
-impl Adversary {
+impl<F: Flavor> Adversary<F> {
     /// Whether a message the inner replica sends is dropped.
-    fn drops(&self, msg: &Msg) -> bool {
-        matches!(
-            (self.kind, msg),
-            (Kind::Silent, _)
-                | (Kind::SilentCoordinator, Msg::D { msg: PbftMsg::PrePrepare { .. }, .. })
-                | (Kind::SilentOPrimary, Msg::O(PbftMsg::PrePrepare { .. }))
-                | (Kind::NoFlood, Msg::Flood { .. })
-        )
+    fn drops(&self, msg: &FMsg<F>) -> bool {
+        match (self.kind, msg) {
+            (Kind::Silent, _) | (Kind::NoFlood, Msg::Flood { .. }) => true,
+            (Kind::SilentCoordinator, Msg::D { msg, .. }) => msg.proposal().is_some(),
+            (Kind::SilentOPrimary, Msg::O(msg)) => msg.proposal().is_some(),
+            _ => false,
+        }
     }
-}
 
-impl Adversary {
     fn others(&self) -> Vec<ReplicaId> {
         (0..self.n).map(ReplicaId).filter(|r| *r != self.id).collect()
     }
 
-    fn auth(&self, instance: u64, to: ReplicaId, view: u64, seq: u64, digest: &Digest) -> Auth {
-        Auth(vec![self.crypto.mac(NodeId::Replica(to), &bytes::pre_prepare(instance, view, seq, digest))])
-    }
-
-    /// Each half of the others gets its own D-PrePrepare: one with the
+    /// Each half of the others gets its own D-proposal: one with the
     /// timestamp moved, one with the requests reversed as well.
-    fn equivocate_d(&self, i: u32, view: u64, seq: u64, value: DBatch, out: &mut Out) {
+    fn equivocate_d(&self, i: u32, original: DMsg<F>, out: &mut Out<F>) {
+        let Some((_, _, value)) = original.proposal() else { return };
         let others = self.others();
         let half = others.len().div_ceil(2);
         let mut first = value.clone();
         first.timestamp = first.timestamp.wrapping_add(1);
-        let mut second = value;
+        let mut second = value.clone();
         second.timestamp = second.timestamp.wrapping_add(2);
         second.requests.reverse();
         for (k, r) in others.into_iter().enumerate() {
             let v = if k < half { first.clone() } else { second.clone() };
-            let auth = self.auth(u64::from(i), r, view, seq, &v.digest(self.crypto.as_ref()));
-            out.send(r, Msg::D { instance: i, msg: PbftMsg::PrePrepare { view, seq, value: v, auth } });
+            if let Some(msg) = F::forge_d(&self.inner, i, &original, r, v) {
+                out.send(r, Msg::D { instance: i, msg });
+            }
         }
     }
 
     /// The first half of the others gets the O-batch, the second half the
     /// references reversed (or nothing, for a single reference).
-    fn equivocate_o(&self, view: u64, seq: u64, value: OBatch, out: &mut Out) {
+    fn equivocate_o(&self, original: OMsg<F>, out: &mut Out<F>) {
+        let Some((_, _, value)) = original.proposal() else { return };
+        let value: OBatch = value.clone();
         let others = self.others();
         let half = others.len().div_ceil(2);
         let mut second = value.clone();
         second.refs.reverse();
         for (k, r) in others.into_iter().enumerate() {
-            let v = if k < half { value.clone() } else { second.clone() };
             if k >= half && value.refs.len() < 2 {
                 continue;
             }
-            let auth = self.auth(u64::MAX, r, view, seq, &v.digest(self.crypto.as_ref()));
-            out.send(r, Msg::O(PbftMsg::PrePrepare { view, seq, value: v, auth }));
+            let msg =
+                if k < half { Some(original.clone()) } else { F::forge_o(&self.inner, &original, r, second.clone()) };
+            if let Some(msg) = msg {
+                out.send(r, Msg::O(msg));
+            }
         }
     }
 
     /// Every eighth O-batch also names the slot after the next one of
     /// another instance (not proposed yet).
-    fn order_undisseminated(&mut self, view: u64, seq: u64, mut value: OBatch, out: &mut Out) {
+    fn order_undisseminated(&mut self, original: OMsg<F>, out: &mut Out<F>) {
+        let Some((_, _, value)) = original.proposal() else { return };
+        let mut value: OBatch = value.clone();
         self.batches += 1;
-        if self.batches.is_multiple_of(8) {
-            let i = (self.id.0 + 1 + (self.batches / 8 % u64::from(self.n.max(2) - 1)) as u32) % self.n;
-            let next = self.inner.d_instance(i).last_decided() + 3;
-            let r = DRef { instance: i, seq: next };
-            if !value.refs.contains(&r) {
-                value.refs.push(r);
-            }
+        if !self.batches.is_multiple_of(8) {
+            return out.broadcast(Msg::O(original));
         }
-        for r in self.others() {
-            let auth = self.auth(u64::MAX, r, view, seq, &value.digest(self.crypto.as_ref()));
-            out.send(r, Msg::O(PbftMsg::PrePrepare { view, seq, value: value.clone(), auth }));
+        let i = (self.id.0 + 1 + (self.batches / 8 % u64::from(self.n.max(2) - 1)) as u32) % self.n;
+        let next = self.inner.d_instance(i).last_decided() + 3;
+        let r = DRef { instance: i, seq: next };
+        if !value.refs.contains(&r) {
+            value.refs.push(r);
+        }
+        for to in self.others() {
+            if let Some(msg) = F::forge_o(&self.inner, &original, to, value.clone()) {
+                out.send(to, Msg::O(msg));
+            }
         }
     }
 
-    fn rewrite(&mut self, e: Effect<Dqbft>, out: &mut Out) {
+    fn rewrite(&mut self, e: Effect<Dq<F>>, out: &mut Out<F>) {
         let msg = match &e {
             Effect::Send { msg, .. } | Effect::Broadcast { msg } | Effect::Multicast { msg, .. } => msg,
             _ => return out.push(e),
@@ -220,28 +228,41 @@ impl Adversary {
             return;
         }
         match (self.kind, e) {
-            (
-                Kind::EquivocateCoordinator,
-                Effect::Broadcast { msg: Msg::D { instance, msg: PbftMsg::PrePrepare { view, seq, value, .. } } },
-            ) => self.equivocate_d(instance, view, seq, value, out),
-            (
-                Kind::EquivocateOPrimary,
-                Effect::Broadcast { msg: Msg::O(PbftMsg::PrePrepare { view, seq, value, .. }) },
-            ) => self.equivocate_o(view, seq, value, out),
-            (
-                Kind::OrderUndisseminated,
-                Effect::Broadcast { msg: Msg::O(PbftMsg::PrePrepare { view, seq, value, .. }) },
-            ) => self.order_undisseminated(view, seq, value, out),
+            (Kind::EquivocateCoordinator, Effect::Broadcast { msg: Msg::D { instance, msg } })
+                if msg.proposal().is_some() =>
+            {
+                self.equivocate_d(instance, msg, out)
+            }
+            (Kind::EquivocateOPrimary, Effect::Broadcast { msg: Msg::O(msg) }) if msg.proposal().is_some() => {
+                self.equivocate_o(msg, out)
+            }
+            (Kind::OrderUndisseminated, Effect::Broadcast { msg: Msg::O(msg) }) if msg.proposal().is_some() => {
+                self.order_undisseminated(msg, out)
+            }
+            (Kind::ForgeVotes, mut e) => {
+                if let Effect::Send { msg, .. } | Effect::Broadcast { msg } | Effect::Multicast { msg, .. } = &mut e {
+                    match msg {
+                        Msg::D { msg, .. } => {
+                            F::spoil_d(msg);
+                        }
+                        Msg::O(msg) => {
+                            F::spoil_o(msg);
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(e)
+            }
             (_, e) => out.push(e),
         }
     }
 }
 
-impl ReplicaMachine<Dqbft> for Adversary {
-    fn handle(&mut self, now: Time, input: Input<Dqbft>, out: &mut Out) {
+impl<F: Flavor> ReplicaMachine<Dq<F>> for Adversary<F> {
+    fn handle(&mut self, now: Time, input: Input<Dq<F>>, out: &mut Out<F>) {
         let mut inner = Outbox::new();
         self.inner.handle(now, input, &mut inner);
-        let effects: Vec<Effect<Dqbft>> = inner.drain().collect();
+        let effects: Vec<Effect<Dq<F>>> = inner.drain().collect();
         for e in effects {
             self.rewrite(e, out);
         }

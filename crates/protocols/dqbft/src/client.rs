@@ -1,16 +1,18 @@
-//! The DQPBFT client (§3.2.5–3.2.6). It first assigns itself, with a
+//! The DQBFT client (§3.2.5–3.2.6, §4.3.2). It first assigns itself, with a
 //! signed ASSIGN ordered through the O-instance, to the D-instance of its
 //! nearest replica (unless that is the instance it has by default, `id mod
 //! n`). It sends each request to that instance's first coordinator,
-//! accepts a result once f+1 replicas reply with it, and sends the request
+//! accepts a result once f+1 replicas reply with it (DQPBFT) or with one
+//! valid threshold-signed answer, or f+1 answer shares it combines itself
+//! (Destiny), and sends the request
 //! to every replica when the replies are late. After a late reply it sends
 //! its next requests to f+1 replicas at once ("if timeouts are frequent, it
 //! may send later commands to ≥ f replicas"), until a run of requests
 //! completes in time.
 
 use crate::config::Config;
-use crate::messages::{assigned_mac_bytes, Assign, Msg, Reply};
-use crate::{Dqbft, Timer};
+use crate::messages::{answer_statement, assigned_mac_bytes, Assign, Msg, Reply};
+use crate::{Dq, Flavor, Timer};
 use quorate_core::crypto::Crypto;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox};
@@ -18,10 +20,12 @@ use quorate_core::membership::{FaultModel, Membership};
 use quorate_core::request::{Request, SignedRequest};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
+use quorate_threshsign::{Scheme, Share, ThresholdSig};
 use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-type Out = Outbox<Dqbft>;
+type Out<F> = Outbox<Dq<F>>;
 
 /// Requests in time after which a client that spread its requests goes
 /// back to its instance's replica alone.
@@ -30,6 +34,8 @@ const CALM_AFTER: u32 = 64;
 struct Outstanding {
     request: SignedRequest,
     replies: BTreeMap<ReplicaId, Bytes>,
+    /// Destiny: answer shares replicas sent directly.
+    shares: BTreeMap<ReplicaId, (Bytes, Share)>,
     retransmits: u32,
 }
 
@@ -40,8 +46,8 @@ struct Assigning {
     op: Bytes,
 }
 
-/// A DQPBFT client: one operation at a time.
-pub struct Client {
+/// A client of the paradigm in flavor `F`: one operation at a time.
+pub struct Client<F> {
     id: ClientId,
     m: Membership,
     crypto: Arc<dyn Crypto>,
@@ -55,15 +61,21 @@ pub struct Client {
     current: Option<Outstanding>,
     /// Requests still to send to f+1 replicas (after a late reply).
     spread: u32,
+    /// Destiny: the scheme its answers are checked with.
+    scheme: Option<Arc<dyn Scheme>>,
+    flavor: PhantomData<F>,
 }
 
-impl Client {
+impl<F: Flavor> Client<F> {
     /// A client.
     pub fn new(ctx: ClientContext, cfg: Config) -> Self {
         let n = ctx.membership.n() as u64;
         let instance = (ctx.id.0 % n) as u32;
         let wanted = ctx.nearest.first().map_or(instance, |r| r.0);
+        let scheme = F::client_scheme(&ctx);
         Client {
+            scheme,
+            flavor: PhantomData,
             id: ctx.id,
             m: ctx.membership,
             crypto: ctx.crypto,
@@ -86,7 +98,7 @@ impl Client {
         (0..count.min(n)).map(|k| ReplicaId(((home + k) % n) as u32)).collect()
     }
 
-    fn send_request(&mut self, op: Bytes, out: &mut Out) {
+    fn send_request(&mut self, op: Bytes, out: &mut Out<F>) {
         self.seq += 1;
         let req = Request { client: self.id, seq: self.seq, op, read_only: false };
         let request =
@@ -95,14 +107,18 @@ impl Client {
             out.send(to, Msg::Request(request.clone()));
         }
         out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit);
-        self.current = Some(Outstanding { request, replies: BTreeMap::new(), retransmits: 0 });
+        self.current = Some(Outstanding { request, replies: BTreeMap::new(), shares: BTreeMap::new(), retransmits: 0 });
     }
 
     fn signs(&self) -> bool {
         self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
     }
 
-    fn on_reply(&mut self, r: ReplicaId, reply: Reply, out: &mut Out) {
+    fn on_reply(&mut self, r: ReplicaId, reply: Reply, out: &mut Out<F>) {
+        if self.scheme.is_some() {
+            out.reject(NodeId::Replica(r), "MAC'd reply where answers are threshold-signed");
+            return;
+        }
         let Some(cur) = &mut self.current else { return };
         if reply.seq != cur.request.req.seq || !self.m.contains(r) {
             return;
@@ -119,6 +135,43 @@ impl Client {
         }
         let f = self.m.f();
         let Some(result) = groups.into_iter().find(|(_, c)| *c > f).map(|(res, _)| res.clone()) else { return };
+        self.complete(result, out);
+    }
+
+    /// Destiny's ExecProof: one valid threshold signature on the answer.
+    fn on_exec_proof(&mut self, r: ReplicaId, seq: u64, result: Bytes, sig: ThresholdSig, out: &mut Out<F>) {
+        let (Some(scheme), Some(cur)) = (&self.scheme, &self.current) else { return };
+        if seq != cur.request.req.seq {
+            return;
+        }
+        if scheme.verify_threshold(&sig, &answer_statement(self.id, seq, &result)).is_err() {
+            out.reject(NodeId::Replica(r), "bad EXECPROOF");
+            return;
+        }
+        self.complete(result, out);
+    }
+
+    /// Destiny's ExecSig sent to the client itself: f+1 shares on one
+    /// answer, combined here, are as good as an ExecProof.
+    fn on_exec_sig(&mut self, r: ReplicaId, seq: u64, result: Bytes, share: Share, out: &mut Out<F>) {
+        let (Some(scheme), Some(cur)) = (self.scheme.clone(), &mut self.current) else { return };
+        let st = answer_statement(self.id, seq, &result);
+        if seq != cur.request.req.seq || share.signer != r || share.statement != st {
+            return;
+        }
+        cur.shares.insert(r, (result.clone(), share));
+        let matching: Vec<Share> = cur.shares.values().filter(|(x, _)| *x == result).map(|(_, s)| s.clone()).collect();
+        if matching.len() < scheme.threshold() {
+            return;
+        }
+        match scheme.combine_reporting(&st, &matching) {
+            Ok(_) => self.complete(result, out),
+            Err(_) => cur.shares.retain(|_, (x, s)| *x != result || scheme.verify_share(s, &st).is_ok()),
+        }
+    }
+
+    fn complete(&mut self, result: Bytes, out: &mut Out<F>) {
+        let Some(cur) = &self.current else { return };
         let late = cur.retransmits > 0;
         self.current = None;
         self.spread = if late { CALM_AFTER } else { self.spread.saturating_sub(1) };
@@ -127,7 +180,14 @@ impl Client {
     }
 
     /// ASSIGNED from `r`: with f+1 of them, the client's instance changed.
-    fn on_assigned(&mut self, r: ReplicaId, nonce: u64, instance: u32, mac: quorate_core::crypto::Mac, out: &mut Out) {
+    fn on_assigned(
+        &mut self,
+        r: ReplicaId,
+        nonce: u64,
+        instance: u32,
+        mac: quorate_core::crypto::Mac,
+        out: &mut Out<F>,
+    ) {
         let Some(a) = &mut self.assigning else { return };
         if a.assign.nonce != nonce || a.assign.instance != instance || !self.m.contains(r) {
             return;
@@ -147,8 +207,8 @@ impl Client {
     }
 }
 
-impl ClientMachine<Dqbft> for Client {
-    fn invoke(&mut self, _now: Time, op: Bytes, _read_only: bool, out: &mut Out) {
+impl<F: Flavor> ClientMachine<Dq<F>> for Client<F> {
+    fn invoke(&mut self, _now: Time, op: Bytes, _read_only: bool, out: &mut Out<F>) {
         if self.instance != self.wanted && self.assigning.is_none() {
             // The client's nonces continue above its sequence numbers, which
             // a restarted client process also keeps above what replicas saw.
@@ -161,9 +221,17 @@ impl ClientMachine<Dqbft> for Client {
         self.send_request(op, out);
     }
 
-    fn handle(&mut self, _now: Time, input: Input<Dqbft>, out: &mut Out) {
+    fn handle(&mut self, _now: Time, input: Input<Dq<F>>, out: &mut Out<F>) {
         match input {
             Input::Message { from: NodeId::Replica(r), msg: Msg::Reply(reply) } => self.on_reply(r, reply, out),
+            Input::Message { from: NodeId::Replica(r), msg: Msg::ExecProof { seq, result, sig } } => {
+                self.on_exec_proof(r, seq, result, sig, out)
+            }
+            Input::Message { from: NodeId::Replica(r), msg: Msg::ExecSig { client, seq, result, share } }
+                if client == self.id =>
+            {
+                self.on_exec_sig(r, seq, result, share, out)
+            }
             Input::Message { from: NodeId::Replica(r), msg: Msg::Assigned { nonce, instance, mac } } => {
                 self.on_assigned(r, nonce, instance, mac, out)
             }

@@ -2,7 +2,9 @@
 //! docs/decisions/0009-dqbft.md).
 
 use quorate_core::time::human;
+use quorate_hybster::engine::EngineConfig as HybsterConfig;
 use quorate_pbft::engine::EngineConfig;
+use quorate_threshsign::destiny;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -122,6 +124,37 @@ impl Config {
             primary_offset: u64::from(i),
             ..EngineConfig::default()
         }
+    }
+}
+
+impl Config {
+    /// The O-instance's settings for Linear Hybster (Destiny): τ's counters.
+    pub fn o_hybster(&self) -> HybsterConfig {
+        let c = self.o_engine();
+        HybsterConfig { ts_instance: destiny::TAU, ..hybster_of(&c) }
+    }
+
+    /// D-instance `i`'s settings for Linear Hybster (Destiny): σ_i's counters.
+    pub fn d_hybster(&self, i: u32) -> HybsterConfig {
+        let c = self.d_engine(i);
+        HybsterConfig { ts_instance: destiny::sigma(quorate_core::ids::ReplicaId(i)), ..hybster_of(&c) }
+    }
+}
+
+/// The same settings for a Linear Hybster engine.
+fn hybster_of(c: &EngineConfig) -> HybsterConfig {
+    HybsterConfig {
+        instance: c.instance,
+        ts_instance: destiny::TAU,
+        checkpoint_period: c.checkpoint_period,
+        window: c.window,
+        max_in_flight: c.max_in_flight,
+        view_change_timeout: c.view_change_timeout,
+        status_interval: c.status_interval,
+        max_value_bytes: c.max_value_bytes,
+        max_reply_bytes: c.max_reply_bytes,
+        max_held: c.max_held,
+        primary_offset: c.primary_offset,
     }
 }
 

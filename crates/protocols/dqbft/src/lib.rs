@@ -1,8 +1,11 @@
-//! DQPBFT: the DQBFT paradigm (Arun and Ravindran, *Scalable Byzantine
-//! Fault Tolerance via Partial Decentralization*, VLDB 2022) over PBFT, as
-//! sans-IO machines.
+//! The DQBFT paradigm (Arun and Ravindran, *Scalable Byzantine Fault
+//! Tolerance via Partial Decentralization*, VLDB 2022) as sans-IO machines,
+//! in two flavors ([`Flavor`]): DQPBFT ([`Dqbft`], §3: PBFT in every
+//! instance, 3f+1 replicas) and Destiny ([`Destiny`], §4: Linear Hybster in
+//! every instance over the ThreshSign trusted subsystem, 2f+1 replicas,
+//! one threshold-signed answer per request).
 //!
-//! Every replica runs N + 1 PBFT instances ([`quorate_pbft::engine`]) over one
+//! Every replica runs N + 1 instances over one
 //! network: N *D-instances*, one coordinated by each replica, that
 //! disseminate batches of its clients' requests, and one *O-instance* whose
 //! primary orders references to D-instance slots (never payloads). A command
@@ -11,30 +14,38 @@
 //!
 //! - [`replica`]: the replica (requests, dissemination, ordering, execution,
 //!   checkpoints and state transfer, recovery).
-//! - [`client`]: the client (f+1 matching replies).
+//! - [`client`]: the client (f+1 matching replies, or one aggregated answer).
+//! - [`flavor`]: the two flavors.
 //! - [`messages`]: the messages.
 //! - [`byzantine`]: adversary strategies for the simulator.
 //!
 //! Decisions taken where the paper leaves room are in
-//! `docs/decisions/0009-dqbft.md`.
+//! `docs/decisions/0009-dqbft.md` and `0010-destiny.md`.
 
 #![warn(missing_docs)]
 
 pub mod byzantine;
 pub mod client;
 pub mod config;
+pub mod flavor;
 pub mod messages;
 pub mod replica;
 
 pub use config::Config;
 pub use messages::Msg;
 
+use messages::{DBatch, OBatch};
+use quorate_core::ids::ReplicaId;
+use quorate_core::instance::{EngineTimer, Instance};
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
-use quorate_pbft::engine::EngineTimer;
+use quorate_threshsign::{PlainSign, Scheme};
+use replica::Replica;
 use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+use std::sync::Arc;
 
-/// Timers of DQPBFT machines.
+/// Timers of DQBFT machines.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Timer {
     /// Replica: a timer of D-instance `0`.
@@ -51,18 +62,64 @@ pub enum Timer {
     Adversary(u64),
 }
 
-/// The DQPBFT protocol.
-pub struct Dqbft;
+/// One way of running the DQBFT paradigm: which instance engine the D- and
+/// O-instances run, with which keys, and how clients learn results.
+pub trait Flavor: Sized + Send + Sync + 'static {
+    /// Name on the command line.
+    const NAME: &'static str;
+    /// A D-instance's engine.
+    type D: Instance<DBatch>;
+    /// The O-instance's engine.
+    type O: Instance<OBatch>;
+    /// What a replica holds beyond its crypto provider.
+    type Keys: Send;
+    /// Replicas needed for f faults.
+    fn replicas_for(f: usize) -> usize;
+    /// A replica's keys.
+    fn keys(ctx: &ReplicaContext) -> Self::Keys;
+    /// D-instance `i`.
+    fn d_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config, i: u32) -> Self::D;
+    /// The O-instance.
+    fn o_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config) -> Self::O;
+    /// How replicas answer clients: None for MAC'd replies (f+1 matching),
+    /// or the untrusted signer and scheme of aggregated answers.
+    fn answers(keys: &Self::Keys) -> Option<(&dyn PlainSign, &Arc<dyn Scheme>)>;
+    /// A client's scheme for aggregated answers (None: MAC'd replies).
+    fn client_scheme(ctx: &ClientContext) -> Option<Arc<dyn Scheme>>;
+    /// Adversaries: `original`, a proposal of D-instance `i`, made for `to`
+    /// with `value` instead, as well as the replica's own keys allow.
+    fn forge_d(r: &Replica<Self>, i: u32, original: &DMsg<Self>, to: ReplicaId, value: DBatch) -> Option<DMsg<Self>>;
+    /// Adversaries: as [`Flavor::forge_d`] for an O-instance proposal.
+    fn forge_o(r: &Replica<Self>, original: &OMsg<Self>, to: ReplicaId, value: OBatch) -> Option<OMsg<Self>>;
+    /// Adversaries: spoil a vote's authenticator (MAC or share); whether it was a vote.
+    fn spoil_d(msg: &mut DMsg<Self>) -> bool;
+    /// Adversaries: as [`Flavor::spoil_d`] for the O-instance.
+    fn spoil_o(msg: &mut OMsg<Self>) -> bool;
+}
 
-impl Protocol for Dqbft {
-    const NAME: &'static str = "dqbft";
-    type Message = Msg;
+/// A D-instance message of flavor `F`.
+pub type DMsg<F> = <<F as Flavor>::D as Instance<DBatch>>::Msg;
+/// An O-instance message of flavor `F`.
+pub type OMsg<F> = <<F as Flavor>::O as Instance<OBatch>>::Msg;
+/// The messages of flavor `F`.
+pub type FMsg<F> = Msg<DMsg<F>, OMsg<F>>;
+
+/// The DQBFT paradigm with flavor `F`.
+pub struct Dq<F>(PhantomData<F>);
+
+/// DQPBFT: PBFT in every instance.
+pub type Dqbft = Dq<flavor::Pbft>;
+/// Destiny: Linear Hybster in every instance, threshold-signed answers.
+pub type Destiny = Dq<flavor::Hybster>;
+
+impl<F: Flavor> Protocol for Dq<F> {
+    const NAME: &'static str = F::NAME;
+    type Message = FMsg<F>;
     type Timer = Timer;
     type Config = Config;
 
-    /// 3f+1 in either model: every instance is PBFT.
     fn replicas_for(f: usize, _model: FaultModel) -> usize {
-        3 * f + 1
+        F::replicas_for(f)
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {
@@ -70,11 +127,11 @@ impl Protocol for Dqbft {
     }
 
     fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
-        Box::new(replica::Replica::new(ctx, config.clone()))
+        Box::new(replica::Replica::<F>::new(ctx, config.clone()))
     }
 
     fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
-        Box::new(client::Client::new(ctx, config.clone()))
+        Box::new(client::Client::<F>::new(ctx, config.clone()))
     }
 
     fn strategies() -> &'static [(&'static str, &'static str)] {
@@ -86,7 +143,7 @@ impl Protocol for Dqbft {
         ctx: ReplicaContext,
         config: &Config,
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
-        byzantine::replica(strategy, ctx, config)
+        byzantine::replica::<F>(strategy, ctx, config)
     }
 
     fn client_strategies() -> &'static [(&'static str, &'static str)] {
@@ -98,7 +155,7 @@ impl Protocol for Dqbft {
         ctx: ClientContext,
         config: &Config,
     ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
-        byzantine::client(strategy, ctx, config)
+        byzantine::client::<F>(strategy, ctx, config)
     }
 }
 

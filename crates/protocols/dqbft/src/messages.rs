@@ -1,15 +1,17 @@
-//! DQPBFT's messages: client requests and replies, requests relayed to an
-//! instance's coordinator, the D-instances' and the O-instance's PBFT
-//! messages (D-PrePrepare … O-Commit of Fig. 5), flooded D-PrePrepare
-//! payloads, and state transfer.
+//! The DQBFT messages: client requests and replies (MAC'd, or Destiny's
+//! threshold-signed answers), requests relayed to an instance's
+//! coordinator, the D-instances' and the O-instance's engine messages
+//! (D-PrePrepare … O-Commit of Fig. 5; D-Prepare … O-Commit of Fig. 6b),
+//! flooded D-proposal payloads, and state transfer.
 
 use quorate_core::crypto::{Crypto, Digest, Mac, Signature};
 use quorate_core::executor::Checkpoint;
 use quorate_core::ids::{ClientId, NodeId};
+use quorate_core::instance::{digest_encoded, InstanceMsg, Value};
 use quorate_core::machine::Message;
 use quorate_core::request::SignedRequest;
 use quorate_core::Bytes;
-use quorate_pbft::engine::{digest_encoded, PbftMsg, Value};
+use quorate_threshsign::{destiny, CounterId, Share, Statement, ThresholdSig};
 use serde::{Deserialize, Serialize};
 
 /// What one D-instance sequence number holds: a batch of its coordinator's
@@ -153,13 +155,48 @@ impl State {
     }
 }
 
-/// Messages of DQPBFT.
+/// What a Destiny answer's π share signs: (π, counter 0, the request's
+/// sequence number, H(client, seq, H(result))). π is untrusted (§4.3.1):
+/// the counter value only binds the request.
+pub fn answer_statement(client: ClientId, seq: u64, result: &[u8]) -> Statement {
+    let hash = Digest::of_parts(&[
+        b"quorate-dqbft/answer",
+        &client.0.to_le_bytes(),
+        &seq.to_le_bytes(),
+        &Digest::of(result).0,
+    ]);
+    Statement { instance: destiny::PI, counter: CounterId(0), value: seq, msg_hash: hash }
+}
+
+/// Messages of the DQBFT paradigm; `D` and `O` are the D- and O-instances'
+/// engine messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Msg {
+pub enum Msg<D, O> {
     /// Client → its replica (and → all when it retransmits).
     Request(SignedRequest),
-    /// Replica → client.
+    /// Replica → client (DQPBFT: the client takes f+1 matching).
     Reply(Reply),
+    /// Replica → the execution collector (or → a client that sent it the
+    /// request itself): its π share on the answer (Destiny's ExecSig).
+    ExecSig {
+        /// The client.
+        client: ClientId,
+        /// The request's sequence number.
+        seq: u64,
+        /// The service's reply.
+        result: Bytes,
+        /// Share on [`answer_statement`].
+        share: Share,
+    },
+    /// Execution collector → client: f+1 ExecSigs combined (Destiny's ExecProof).
+    ExecProof {
+        /// The request's sequence number.
+        seq: u64,
+        /// The service's reply.
+        result: Bytes,
+        /// Threshold signature on [`answer_statement`].
+        sig: ThresholdSig,
+    },
     /// Client → every replica (which relay it to the O-primary): ASSIGN.
     Assign(Assign),
     /// Replica → client: its ASSIGN with `nonce` is executed.
@@ -178,16 +215,16 @@ pub enum Msg {
         /// The requests.
         requests: Vec<SignedRequest>,
     },
-    /// A D-instance's PBFT message (D-PrePrepare, D-Prepare, D-Commit, …).
+    /// A D-instance's message.
     D {
         /// The D-instance.
         instance: u32,
         /// The message.
-        msg: PbftMsg<DBatch>,
+        msg: D,
     },
-    /// The O-instance's PBFT message (O-PrePrepare, O-Prepare, O-Commit, …).
-    O(PbftMsg<OBatch>),
-    /// A D-PrePrepare's payload, flooded by a replica that accepted it
+    /// The O-instance's message.
+    O(O),
+    /// A D-proposal's payload, flooded by a replica that accepted it
     /// (§3.2.4): every replica holds it one step after the first correct one.
     Flood {
         /// The D-instance.
@@ -211,32 +248,43 @@ pub enum Msg {
     },
 }
 
-impl Message for Msg {
+/// An engine message kind as a D- or O-instance message kind (the paper's
+/// names: D-PrePrepare for PBFT, D-Prepare and D-CommitSig for Linear Hybster).
+fn instance_kind(d: bool, kind: &str) -> &'static str {
+    match (d, kind) {
+        (true, "PRE-PREPARE") => "D-PREPREPARE",
+        (true, "PREPARE") => "D-PREPARE",
+        (true, "COMMIT-SHARE") => "D-COMMITSIG",
+        (true, "COMMIT") => "D-COMMIT",
+        (true, "CHECKPOINT-SHARE") => "D-CHECKPOINTSIG",
+        (true, "CHECKPOINT") => "D-CHECKPOINT",
+        (true, "VIEW-CHANGE") => "D-VIEWCHANGE",
+        (true, "NEW-VIEW") => "D-NEWVIEW",
+        (true, _) => "D-CATCHUP",
+        (false, "PRE-PREPARE") => "O-PREPREPARE",
+        (false, "PREPARE") => "O-PREPARE",
+        (false, "COMMIT-SHARE") => "O-COMMITSIG",
+        (false, "COMMIT") => "O-COMMIT",
+        (false, "CHECKPOINT-SHARE") => "O-CHECKPOINTSIG",
+        (false, "CHECKPOINT") => "O-CHECKPOINT",
+        (false, "VIEW-CHANGE") => "O-VIEWCHANGE",
+        (false, "NEW-VIEW") => "O-NEWVIEW",
+        (false, _) => "O-CATCHUP",
+    }
+}
+
+impl<D: InstanceMsg<DBatch>, O: InstanceMsg<OBatch>> Message for Msg<D, O> {
     fn kind(&self) -> &'static str {
         match self {
             Msg::Request(_) => "REQUEST",
             Msg::Reply(_) => "REPLY",
+            Msg::ExecSig { .. } => "EXECSIG",
+            Msg::ExecProof { .. } => "EXECPROOF",
             Msg::Assign(_) => "ASSIGN",
             Msg::Assigned { .. } => "ASSIGNED",
             Msg::Forward { .. } => "FORWARD",
-            Msg::D { msg, .. } => match msg {
-                PbftMsg::PrePrepare { .. } => "D-PREPREPARE",
-                PbftMsg::Prepare { .. } => "D-PREPARE",
-                PbftMsg::Commit { .. } => "D-COMMIT",
-                PbftMsg::Checkpoint { .. } => "D-CHECKPOINT",
-                PbftMsg::ViewChange(_) => "D-VIEWCHANGE",
-                PbftMsg::NewView(_) => "D-NEWVIEW",
-                _ => "D-CATCHUP",
-            },
-            Msg::O(msg) => match msg {
-                PbftMsg::PrePrepare { .. } => "O-PREPREPARE",
-                PbftMsg::Prepare { .. } => "O-PREPARE",
-                PbftMsg::Commit { .. } => "O-COMMIT",
-                PbftMsg::Checkpoint { .. } => "O-CHECKPOINT",
-                PbftMsg::ViewChange(_) => "O-VIEWCHANGE",
-                PbftMsg::NewView(_) => "O-NEWVIEW",
-                _ => "O-CATCHUP",
-            },
+            Msg::D { msg, .. } => instance_kind(true, msg.kind()),
+            Msg::O(msg) => instance_kind(false, msg.kind()),
             Msg::Flood { .. } => "FLOOD",
             Msg::StateRequest { .. } => "STATE-REQUEST",
             Msg::StateReply { .. } => "STATE-REPLY",
@@ -252,8 +300,10 @@ impl Message for Msg {
         match self {
             Msg::Request(r) => requests(std::slice::from_ref(r)),
             Msg::Forward { requests: rs, .. } => requests(rs),
-            Msg::D { msg: PbftMsg::PrePrepare { value, .. } | PbftMsg::Value { value, .. }, .. } => {
-                requests(&value.requests)
+            Msg::D { msg, .. } => {
+                for v in msg.values() {
+                    requests(&v.requests)
+                }
             }
             Msg::Flood { batch, .. } => requests(&batch.requests),
             _ => {}

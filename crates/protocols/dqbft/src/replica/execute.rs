@@ -8,16 +8,16 @@
 //! the latest one f+1 replicas vouch for when a D-instance is behind
 //! payloads its peers dropped (Example 3.1). The durable base and recovery.
 
-use super::{Base, Out, Record, Replica, Transfer};
-use crate::messages::{DRef, Msg, OBatch, Progress, State};
-use crate::Timer;
+use super::{Base, DRec, OActs, ORec, Out, Record, Replica, Transfer};
+use crate::messages::{DRef, Msg, Progress, State};
+use crate::{Dq, Flavor, Timer};
 use quorate_core::crypto::Digest;
 use quorate_core::executor::Outcome;
 use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::instance::{Actions, Instance};
 use quorate_core::machine::{Effect, Event, Outbox};
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
-use quorate_pbft::engine::{self, Actions};
 
 /// The digest of D-instance `i`'s checkpoint at `seq`. Its payloads up to
 /// `seq` are in the O-checkpoint state that made it (whose digest the
@@ -26,9 +26,9 @@ pub(crate) fn d_checkpoint_digest(i: u32, seq: u64) -> Digest {
     Digest::of_parts(&[b"quorate-dqbft-d-checkpoint", &i.to_le_bytes(), &seq.to_le_bytes()])
 }
 
-impl Replica {
+impl<F: Flavor> Replica<F> {
     /// Execute what is ready, and carry out what the O-instance then asks.
-    pub(crate) fn execute_ready(&mut self, now: Time, out: &mut Out) {
+    pub(crate) fn execute_ready(&mut self, now: Time, out: &mut Out<F>) {
         let mut acts = Actions::new();
         self.execute_ready_into(now, &mut acts, out);
         if !acts.is_empty() {
@@ -38,7 +38,7 @@ impl Replica {
 
     /// Execute O-slots in order while their D-slots are decided; the
     /// O-instance's actions (checkpoints) go to `more`.
-    pub(crate) fn execute_ready_into(&mut self, now: Time, more: &mut Actions<OBatch>, out: &mut Out) {
+    pub(crate) fn execute_ready_into(&mut self, now: Time, more: &mut OActs<F>, out: &mut Out<F>) {
         let mut executed_any = false;
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
@@ -74,7 +74,7 @@ impl Replica {
                     requests += 1;
                     match self.exec.execute(&q.req, k, p.timestamp, out) {
                         Outcome::Executed(result) | Outcome::Repeat(result) => {
-                            self.reply(q.req.client, q.req.seq, result, out)
+                            self.reply(q.req.client, q.req.seq, result, false, out)
                         }
                         Outcome::Stale => {}
                     }
@@ -124,7 +124,7 @@ impl Replica {
 
     /// The O-checkpoint at `seq` is stable: each D-instance checkpoints the
     /// prefix of its slots it covers; it becomes the durable base.
-    pub(crate) fn o_stable(&mut self, now: Time, seq: u64, _digest: Digest, out: &mut Out) {
+    pub(crate) fn o_stable(&mut self, now: Time, seq: u64, _digest: Digest, out: &mut Out<F>) {
         self.checkpoints = self.checkpoints.split_off(&seq);
         let Some(state) = self.checkpoints.get(&seq) else {
             out.event(Event::Note(format!("stable O-checkpoint {seq} without our state")));
@@ -143,7 +143,7 @@ impl Replica {
         self.write_base(seq, out);
     }
 
-    fn write_base(&mut self, seq: u64, out: &mut Out) {
+    fn write_base(&mut self, seq: u64, out: &mut Out<F>) {
         let Some(state) = self.checkpoints.get(&seq).cloned() else { return };
         let base =
             Base { seq, state, o: self.o.live_records(), d: self.d.iter_mut().map(|e| e.live_records()).collect() };
@@ -153,7 +153,7 @@ impl Replica {
     /// D-instance `i` is behind a checkpoint its peers vouch for: once our
     /// executed slots cover it, it continues from there; until then fetch
     /// the latest O-checkpoint (its payloads are in that state).
-    pub(crate) fn d_needs_state(&mut self, now: Time, i: u32, seq: u64, digest: Digest, out: &mut Out) {
+    pub(crate) fn d_needs_state(&mut self, now: Time, i: u32, seq: u64, digest: Digest, out: &mut Out<F>) {
         if self.progress.prefix[i as usize] >= seq {
             self.d_need[i as usize] = None;
             self.with_d(now, i, out, |e, a| e.state_installed(seq, digest, a));
@@ -164,7 +164,7 @@ impl Replica {
     }
 
     /// Fetch the state at `target` (None: the latest vouched O-checkpoint).
-    pub(crate) fn need_state(&mut self, target: Option<(u64, Digest)>, out: &mut Out) {
+    pub(crate) fn need_state(&mut self, target: Option<(u64, Digest)>, out: &mut Out<F>) {
         if self.transfer.as_ref().is_some_and(|t| t.target == target) {
             return; // under way; its timer asks the next replica
         }
@@ -172,7 +172,7 @@ impl Replica {
         self.send_state_request(out);
     }
 
-    fn send_state_request(&mut self, out: &mut Out) {
+    fn send_state_request(&mut self, out: &mut Out<F>) {
         let Some(t) = &self.transfer else { return };
         let others: Vec<ReplicaId> = self.m.replicas().filter(|r| *r != self.id).collect();
         if others.is_empty() {
@@ -193,7 +193,7 @@ impl Replica {
         }
     }
 
-    pub(crate) fn on_state_transfer_timeout(&mut self, out: &mut Out) {
+    pub(crate) fn on_state_transfer_timeout(&mut self, out: &mut Out<F>) {
         let Some(t) = self.transfer.clone() else { return };
         if !self.transfer_needed(&t) {
             self.transfer = None;
@@ -206,7 +206,7 @@ impl Replica {
     }
 
     /// STATE-REQUEST: the checkpoint asked for, or our latest stable one.
-    pub(crate) fn on_state_request(&mut self, r: ReplicaId, seq: u64, out: &mut Out) {
+    pub(crate) fn on_state_request(&mut self, r: ReplicaId, seq: u64, out: &mut Out<F>) {
         let seq = if seq == 0 { self.o.stable_checkpoint().0 } else { seq };
         if let Some(state) = self.checkpoints.get(&seq) {
             out.send(r, Msg::StateReply { seq, state: Box::new(state.clone()) });
@@ -214,7 +214,7 @@ impl Replica {
     }
 
     /// STATE-REPLY: install it if it is a state we wait for.
-    pub(crate) fn on_state_reply(&mut self, now: Time, r: ReplicaId, seq: u64, state: State, out: &mut Out) {
+    pub(crate) fn on_state_reply(&mut self, now: Time, r: ReplicaId, seq: u64, state: State, out: &mut Out<F>) {
         let Some(t) = self.transfer.clone() else { return };
         let digest = state.digest();
         let expected = match t.target {
@@ -240,7 +240,7 @@ impl Replica {
     }
 
     /// Continue from the installed state at O-checkpoint `seq`.
-    fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out) {
+    fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out<F>) {
         self.progress = state.progress.clone();
         self.executed_o = seq;
         self.olog = self.olog.split_off(&(seq + 1));
@@ -272,15 +272,15 @@ impl Replica {
     }
 
     /// Restart from the durable base and the records after it.
-    pub(crate) fn recover(&mut self, now: Time, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out) {
+    pub(crate) fn recover(&mut self, now: Time, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out<F>) {
         let n = self.d.len();
-        let mut o_recs: Vec<engine::Record<OBatch>> = Vec::new();
-        let mut d_recs: Vec<Vec<engine::Record<crate::messages::DBatch>>> = vec![Vec::new(); n];
-        let mut scratch = Outbox::<crate::Dqbft>::new();
+        let mut o_recs: Vec<ORec<F>> = Vec::new();
+        let mut d_recs: Vec<Vec<DRec<F>>> = vec![Vec::new(); n];
+        let mut scratch = Outbox::<Dq<F>>::new();
         let mut base_ok = true;
         if let Some(bytes) = checkpoint {
             base_ok = false;
-            match wire::decode::<Base>(&bytes, usize::MAX) {
+            match wire::decode::<Base<DRec<F>, ORec<F>>>(&bytes, usize::MAX) {
                 Ok(base) if base.d.len() == n && self.well_formed(&base.state.progress) => {
                     match self.exec.install(&base.state.exec, &mut scratch) {
                         Ok(()) => {
@@ -300,7 +300,7 @@ impl Replica {
         }
         if base_ok {
             for bytes in records {
-                match wire::decode::<Record>(&bytes, usize::MAX) {
+                match wire::decode::<Record<DRec<F>, ORec<F>>>(&bytes, usize::MAX) {
                     Ok(Record::O(r)) => o_recs.push(r),
                     Ok(Record::D(i, r)) if (i as usize) < n => d_recs[i as usize].push(r),
                     _ => out.event(Event::Note("recovery: unreadable record skipped".into())),

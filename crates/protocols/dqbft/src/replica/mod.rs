@@ -8,53 +8,67 @@
 //!   probation, pessimistic), what makes an O-batch valid, flooding.
 //! - `execute.rs`: execution in the O-instance's order, checkpoints of
 //!   every instance, state transfer, the durable base and recovery.
+//! - `answers.rs`: answers to clients (MAC'd replies, or Destiny's π
+//!   shares, ExecSig, combined into one ExecProof by the execution collector).
 //!
 //! The engines' actions are carried out here: their messages travel as
 //! [`Msg::D`] and [`Msg::O`], their timers as [`Timer::D`] and [`Timer::O`],
 //! their records as [`Record`]s.
 
+mod answers;
 mod execute;
 mod order;
 mod requests;
 
 use crate::config::Config;
 use crate::messages::{Assign, DBatch, DRef, Msg, OBatch, Progress, State};
-use crate::{Dqbft, Timer};
+use crate::{Dq, Flavor, OMsg, Timer};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::instance::{Action, Actions, Instance};
 use quorate_core::machine::{Effect, Event, Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
-use quorate_pbft::engine::{self, Action, Actions, Engine};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-type Out = Outbox<Dqbft>;
+pub(crate) type Out<F> = Outbox<Dq<F>>;
+/// A D-instance's durable record.
+pub(crate) type DRec<F> = <<F as Flavor>::D as Instance<DBatch>>::Record;
+/// The O-instance's durable record.
+pub(crate) type ORec<F> = <<F as Flavor>::O as Instance<OBatch>>::Record;
+/// What a D-instance engine call asks for.
+pub(crate) type DActs<F> = Actions<DBatch, crate::DMsg<F>, DRec<F>>;
+/// What an O-instance engine call asks for.
+pub(crate) type OActs<F> = Actions<OBatch, OMsg<F>, ORec<F>>;
 
 /// One durable record: which instance, and its record.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Record {
+pub enum Record<D, O> {
     /// A D-instance's.
-    D(u32, engine::Record<DBatch>),
+    D(u32, D),
     /// The O-instance's.
-    O(engine::Record<OBatch>),
+    O(O),
 }
 
 /// The durable base: the state at a stable O-checkpoint and every
 /// instance's live records after it.
 #[derive(Serialize, Deserialize)]
-pub(crate) struct Base {
+pub(crate) struct Base<D, O> {
     pub seq: u64,
     pub state: State,
-    pub o: Vec<engine::Record<OBatch>>,
-    pub d: Vec<Vec<engine::Record<DBatch>>>,
+    pub o: Vec<O>,
+    pub d: Vec<Vec<D>>,
 }
+
+/// π shares on answers to one request, per signer, with the answer each signed.
+pub(crate) type AnswerShares = BTreeMap<ReplicaId, (Bytes, quorate_threshsign::Share)>;
 
 /// A request waiting to be executed.
 #[derive(Clone, Debug)]
@@ -86,16 +100,17 @@ pub(crate) struct Transfer {
     pub attempt: u32,
 }
 
-/// A DQPBFT replica.
-pub struct Replica {
+/// A replica of the DQBFT paradigm in flavor `F`.
+pub struct Replica<F: Flavor> {
     pub(crate) id: ReplicaId,
     pub(crate) m: Membership,
     pub(crate) crypto: Arc<dyn Crypto>,
     pub(crate) cfg: Config,
+    pub(crate) keys: F::Keys,
     /// D-instance i, coordinated first by replica i.
-    pub(crate) d: Vec<Engine<DBatch>>,
+    pub(crate) d: Vec<F::D>,
     /// The O-instance.
-    pub(crate) o: Engine<OBatch>,
+    pub(crate) o: F::O,
     pub(crate) exec: Executor,
     /// Requests not executed yet, one per client.
     pub(crate) pending: HashMap<ClientId, Pending>,
@@ -117,7 +132,7 @@ pub struct Replica {
     /// D-PrePrepares we accepted and flooded.
     pub(crate) flooded: HashSet<DRef>,
     /// O-PrePrepares waiting for D-slots we do not hold yet, with when each came.
-    pub(crate) parked: Vec<(ReplicaId, engine::PbftMsg<OBatch>, Time)>,
+    pub(crate) parked: Vec<(ReplicaId, OMsg<F>, Time)>,
     /// While parked ones are taken up again: the time the one at hand first came.
     pub(crate) parking_since: Option<Time>,
     /// D-decided payloads not executed yet (None: a null request).
@@ -136,19 +151,27 @@ pub struct Replica {
     pub(crate) d_need: Vec<Option<(u64, Digest)>>,
     pub(crate) transfer: Option<Transfer>,
     pub(crate) probation: Vec<Probation>,
+    /// Execution collector (Destiny): π shares on answers, per request.
+    /// One entry per client: its latest request's sequence number and shares.
+    pub(crate) answers: HashMap<ClientId, (u64, AnswerShares)>,
+    /// Requests their clients sent us themselves while we do not coordinate
+    /// their instance (Destiny: answered directly as well).
+    pub(crate) direct: HashSet<(ClientId, u64)>,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) started: bool,
 }
 
-impl Replica {
+impl<F: Flavor> Replica<F> {
     /// A replica with fresh state.
     pub fn new(ctx: ReplicaContext, cfg: Config) -> Self {
         let n = ctx.membership.n();
-        let d = (0..n as u32)
-            .map(|i| Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.d_engine(i)))
-            .collect();
-        let o = Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.o_engine());
+        let keys = F::keys(&ctx);
+        let d = (0..n as u32).map(|i| F::d_engine(&ctx, &keys, &cfg, i)).collect();
+        let o = F::o_engine(&ctx, &keys, &cfg);
         Replica {
+            keys,
+            answers: HashMap::new(),
+            direct: HashSet::new(),
             id: ctx.id,
             m: ctx.membership,
             crypto: ctx.crypto,
@@ -183,16 +206,31 @@ impl Replica {
     }
 
     /// D-instance `i` (for tests and adversaries).
-    pub fn d_instance(&self, i: u32) -> &Engine<DBatch> {
+    pub fn d_instance(&self, i: u32) -> &F::D {
         &self.d[i as usize]
     }
 
     /// The O-instance (for tests and adversaries).
-    pub fn o_instance(&self) -> &Engine<OBatch> {
+    pub fn o_instance(&self) -> &F::O {
         &self.o
     }
 
-    fn start(&mut self, now: Time, out: &mut Out) {
+    /// Its crypto provider (for adversaries, which sign with their own keys).
+    pub fn crypto(&self) -> &dyn Crypto {
+        self.crypto.as_ref()
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Its keys beyond the crypto provider (for adversaries).
+    pub fn keys(&self) -> &F::Keys {
+        &self.keys
+    }
+
+    fn start(&mut self, now: Time, out: &mut Out<F>) {
         self.started = true;
         out.set_timer(Timer::RequestTick, self.tick_interval());
         for i in 0..self.d.len() as u32 {
@@ -202,39 +240,28 @@ impl Replica {
     }
 
     /// Run `f` on D-instance `i` and carry out what it asks.
-    pub(crate) fn with_d(
-        &mut self,
-        now: Time,
-        i: u32,
-        out: &mut Out,
-        f: impl FnOnce(&mut Engine<DBatch>, &mut Actions<DBatch>),
-    ) {
+    pub(crate) fn with_d(&mut self, now: Time, i: u32, out: &mut Out<F>, f: impl FnOnce(&mut F::D, &mut DActs<F>)) {
         let mut acts = Actions::new();
         f(&mut self.d[i as usize], &mut acts);
         self.carry_out_d(now, i, acts, out);
     }
 
     /// Run `f` on the O-instance and carry out what it asks.
-    pub(crate) fn with_o(
-        &mut self,
-        now: Time,
-        out: &mut Out,
-        f: impl FnOnce(&mut Engine<OBatch>, &mut Actions<OBatch>),
-    ) {
+    pub(crate) fn with_o(&mut self, now: Time, out: &mut Out<F>, f: impl FnOnce(&mut F::O, &mut OActs<F>)) {
         let mut acts = Actions::new();
         f(&mut self.o, &mut acts);
         self.carry_out_o(now, acts, out);
     }
 
     /// Carry out D-instance `i`'s actions, then propose where there is room.
-    pub(crate) fn carry_out_d(&mut self, now: Time, i: u32, actions: Actions<DBatch>, out: &mut Out) {
+    pub(crate) fn carry_out_d(&mut self, now: Time, i: u32, actions: DActs<F>, out: &mut Out<F>) {
         self.carry_out_d_no_propose(now, i, actions, out);
         self.maybe_propose(now, out);
     }
 
     /// Carry out D-instance `i`'s actions, in order.
-    pub(crate) fn carry_out_d_no_propose(&mut self, now: Time, i: u32, actions: Actions<DBatch>, out: &mut Out) {
-        let mut queue: VecDeque<Action<DBatch>> = VecDeque::from(actions.into_vec());
+    pub(crate) fn carry_out_d_no_propose(&mut self, now: Time, i: u32, actions: DActs<F>, out: &mut Out<F>) {
+        let mut queue: VecDeque<Action<DBatch, crate::DMsg<F>, DRec<F>>> = VecDeque::from(actions.into_vec());
         let mut decided = false;
         while let Some(a) = queue.pop_front() {
             match a {
@@ -242,7 +269,9 @@ impl Replica {
                 Action::Broadcast { msg } => out.broadcast(Msg::D { instance: i, msg }),
                 Action::SetTimer { timer, after } => out.set_timer(Timer::D(i, timer), after),
                 Action::CancelTimer { timer } => out.cancel_timer(Timer::D(i, timer)),
-                Action::Persist(rec) => out.push(Effect::Persist(Bytes::from(wire::encode(&Record::D(i, rec))))),
+                Action::Persist(rec) => {
+                    out.push(Effect::Persist(Bytes::from(wire::encode(&Record::<DRec<F>, ORec<F>>::D(i, rec)))))
+                }
                 Action::Decided { seq, value } => {
                     self.d_decided(i, seq, value);
                     decided = true;
@@ -262,14 +291,14 @@ impl Replica {
     }
 
     /// Carry out the O-instance's actions, then order what is queued.
-    pub(crate) fn carry_out_o(&mut self, now: Time, actions: Actions<OBatch>, out: &mut Out) {
+    pub(crate) fn carry_out_o(&mut self, now: Time, actions: OActs<F>, out: &mut Out<F>) {
         self.carry_out_o_no_order(now, actions, out);
         self.maybe_order(now, out);
     }
 
     /// Carry out the O-instance's actions, in order.
-    pub(crate) fn carry_out_o_no_order(&mut self, now: Time, actions: Actions<OBatch>, out: &mut Out) {
-        let mut queue: VecDeque<Action<OBatch>> = VecDeque::from(actions.into_vec());
+    pub(crate) fn carry_out_o_no_order(&mut self, now: Time, actions: OActs<F>, out: &mut Out<F>) {
+        let mut queue: VecDeque<Action<OBatch, OMsg<F>, ORec<F>>> = VecDeque::from(actions.into_vec());
         let mut decided = false;
         while let Some(a) = queue.pop_front() {
             let mut more = Actions::new();
@@ -278,7 +307,9 @@ impl Replica {
                 Action::Broadcast { msg } => out.broadcast(Msg::O(msg)),
                 Action::SetTimer { timer, after } => out.set_timer(Timer::O(timer), after),
                 Action::CancelTimer { timer } => out.cancel_timer(Timer::O(timer)),
-                Action::Persist(rec) => out.push(Effect::Persist(Bytes::from(wire::encode(&Record::O(rec))))),
+                Action::Persist(rec) => {
+                    out.push(Effect::Persist(Bytes::from(wire::encode(&Record::<DRec<F>, ORec<F>>::O(rec)))))
+                }
                 Action::Decided { seq, value } => {
                     self.olog.insert(seq, value);
                     decided = true;
@@ -297,7 +328,7 @@ impl Replica {
         }
     }
 
-    fn on_message(&mut self, now: Time, from: NodeId, msg: Msg, out: &mut Out) {
+    fn on_message(&mut self, now: Time, from: NodeId, msg: crate::FMsg<F>, out: &mut Out<F>) {
         match from {
             NodeId::Client(c) => match msg {
                 Msg::Request(req) => self.on_request(now, c, req, out),
@@ -317,7 +348,8 @@ impl Replica {
                     Msg::StateRequest { seq } => self.on_state_request(r, seq, out),
                     Msg::StateReply { seq, state } => self.on_state_reply(now, r, seq, *state, out),
                     Msg::Assign(a) => self.on_assign(now, from, a, out),
-                    Msg::Request(_) | Msg::Reply(_) | Msg::Assigned { .. } => {
+                    Msg::ExecSig { client, seq, result, share } => self.on_exec_sig(r, client, seq, result, share, out),
+                    Msg::Request(_) | Msg::Reply(_) | Msg::ExecProof { .. } | Msg::Assigned { .. } => {
                         out.reject(from, "replica sent a client message")
                     }
                 }
@@ -326,8 +358,8 @@ impl Replica {
     }
 }
 
-impl ReplicaMachine<Dqbft> for Replica {
-    fn handle(&mut self, now: Time, input: Input<Dqbft>, out: &mut Out) {
+impl<F: Flavor> ReplicaMachine<Dq<F>> for Replica<F> {
+    fn handle(&mut self, now: Time, input: Input<Dq<F>>, out: &mut Out<F>) {
         match input {
             Input::Start => self.start(now, out),
             Input::Recover { checkpoint, records } => self.recover(now, checkpoint, records, out),

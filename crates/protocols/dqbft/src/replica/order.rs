@@ -9,10 +9,11 @@ use super::requests::DBatchValidity;
 use super::{Out, Replica};
 use crate::config::Flood;
 use crate::messages::{Assign, DBatch, DRef, Msg, OBatch};
+use crate::{DMsg, Flavor, OMsg};
 use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::instance::{Actions, Instance, InstanceMsg, Validity};
 use quorate_core::machine::Event;
 use quorate_core::time::Time;
-use quorate_pbft::engine::{Actions, PbftMsg, Validity};
 use quorate_pbft::replica::RequestCheck;
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
@@ -28,7 +29,7 @@ enum Refusal {
     NotYet,
 }
 
-impl Replica {
+impl<F: Flavor> Replica<F> {
     /// Whether D-slot `r` is executed here.
     pub(crate) fn is_executed(&self, r: DRef) -> bool {
         let i = r.instance as usize;
@@ -65,7 +66,7 @@ impl Replica {
             if r.seq == 0 || !seen.insert(*r) {
                 return Err(Refusal::Invalid("O-batch with a bad or repeated D-slot"));
             }
-            let limit = d.stable_checkpoint().0.saturating_add(d.config().window.saturating_mul(2));
+            let limit = d.stable_checkpoint().0.saturating_add(d.window().saturating_mul(2));
             if r.seq > limit {
                 return Err(Refusal::Invalid("O-batch names a D-slot far beyond its instance's window"));
             }
@@ -78,15 +79,12 @@ impl Replica {
     }
 
     /// A message of D-instance `i`.
-    pub(crate) fn on_d_message(&mut self, now: Time, from: ReplicaId, i: u32, msg: PbftMsg<DBatch>, out: &mut Out) {
+    pub(crate) fn on_d_message(&mut self, now: Time, from: ReplicaId, i: u32, msg: DMsg<F>, out: &mut Out<F>) {
         if i as usize >= self.d.len() {
             out.reject(NodeId::Replica(from), "unknown D-instance");
             return;
         }
-        let proposal = match &msg {
-            PbftMsg::PrePrepare { seq, value, .. } => Some((*seq, value.clone())),
-            _ => None,
-        };
+        let proposal = msg.proposal().map(|(_, seq, value)| (seq, value.clone()));
         let check = RequestCheck {
             exec: &self.exec,
             crypto: self.crypto.as_ref(),
@@ -108,7 +106,7 @@ impl Replica {
     }
 
     /// Relay an accepted D-PrePrepare's payload (§3.2.4).
-    fn flood(&mut self, r: DRef, batch: &DBatch, out: &mut Out) {
+    fn flood(&mut self, r: DRef, batch: &DBatch, out: &mut Out<F>) {
         let coordinator = self.d[r.instance as usize].primary();
         let mut others: Vec<ReplicaId> = self.m.replicas().filter(|x| *x != self.id && *x != coordinator).collect();
         let k = match self.cfg.flood {
@@ -123,7 +121,7 @@ impl Replica {
     }
 
     /// A flooded payload: the D-instance takes it if it misses that value.
-    pub(crate) fn on_flood(&mut self, now: Time, from: ReplicaId, i: u32, seq: u64, batch: DBatch, out: &mut Out) {
+    pub(crate) fn on_flood(&mut self, now: Time, from: ReplicaId, i: u32, seq: u64, batch: DBatch, out: &mut Out<F>) {
         let Some(d) = self.d.get(i as usize) else {
             out.reject(NodeId::Replica(from), "FLOOD for an unknown D-instance");
             return;
@@ -132,16 +130,16 @@ impl Replica {
             out.reject(NodeId::Replica(from), "oversized FLOOD");
             return;
         }
-        if seq <= d.last_decided() || seq > d.high_watermark() || d.has_proposal(seq) {
+        if seq <= d.last_decided() || seq > d.stable_checkpoint().0 + d.window() || d.has_proposal(seq) {
             return;
         }
-        self.with_d(now, i, out, |e, a| e.on_message(from, PbftMsg::Value { seq, value: batch }, &NoCheck, a));
+        self.with_d(now, i, out, |e, a| e.on_message(from, DMsg::<F>::offer(seq, batch), &NoCheck, a));
     }
 
     /// We accepted (or, as coordinator, made) the D-PrePrepare of `r`: a
     /// coordinator has its requests; an O-primary orders it unless on probation;
     /// parked O-PrePrepares may be acceptable now.
-    pub(crate) fn seen_d_proposal(&mut self, now: Time, r: DRef, out: &mut Out) {
+    pub(crate) fn seen_d_proposal(&mut self, now: Time, r: DRef, out: &mut Out<F>) {
         if let Some(v) = self.d[r.instance as usize].value_at(r.seq) {
             for q in &v.requests {
                 self.in_proposal.insert((q.req.client, q.req.seq));
@@ -180,7 +178,7 @@ impl Replica {
     }
 
     /// O-primary: order queued D-slots and ASSIGNs while the O-instance has room.
-    pub(crate) fn maybe_order(&mut self, now: Time, out: &mut Out) {
+    pub(crate) fn maybe_order(&mut self, now: Time, out: &mut Out<F>) {
         if !self.o.is_primary() {
             return;
         }
@@ -214,8 +212,8 @@ impl Replica {
 
     /// A message of the O-instance. A backup parks an O-PrePrepare whose
     /// D-slots it does not hold yet, and takes it up when it does.
-    pub(crate) fn on_o_message(&mut self, now: Time, from: ReplicaId, msg: PbftMsg<OBatch>, out: &mut Out) {
-        if let PbftMsg::PrePrepare { value, .. } = &msg {
+    pub(crate) fn on_o_message(&mut self, now: Time, from: ReplicaId, msg: OMsg<F>, out: &mut Out<F>) {
+        if let Some((_, _, value)) = msg.proposal() {
             match self.check_order(value) {
                 Err(Refusal::NotYet) => {
                     let parked_at = self.parked.iter().find(|(f, m, _)| *f == from && *m == msg).map(|p| p.2);
@@ -247,13 +245,13 @@ impl Replica {
         let timeout = self.cfg.payload_timeout.saturating_mul(self.o.backoff());
         self.parked.iter().any(|(from, m, since)| {
             *from == primary
-                && matches!(m, PbftMsg::PrePrepare { view, .. } if *view == self.o.view())
+                && m.proposal().is_some_and(|(view, _, _)| view == self.o.view())
                 && now.since(*since) >= timeout
         })
     }
 
     /// Take up parked O-PrePrepares that are acceptable now.
-    pub(crate) fn retry_parked(&mut self, now: Time, out: &mut Out) {
+    pub(crate) fn retry_parked(&mut self, now: Time, out: &mut Out<F>) {
         if self.parked.is_empty() {
             return;
         }
@@ -268,7 +266,7 @@ impl Replica {
 
     /// The O-instance installed `view`: a new O-primary orders every D-slot
     /// it holds that is not executed or ordered (§3.2.5, case 2).
-    pub(crate) fn o_view_changed(&mut self, now: Time, view: u64, primary: ReplicaId, out: &mut Out) {
+    pub(crate) fn o_view_changed(&mut self, now: Time, view: u64, primary: ReplicaId, out: &mut Out<F>) {
         out.event(Event::ViewChanged { view, leader: primary });
         self.to_order.clear();
         self.ordered.clear();
@@ -286,7 +284,7 @@ impl Replica {
             let mut slots: Vec<u64> = self.payloads[i as usize].keys().copied().collect();
             if !self.on_probation(i) {
                 let from = d.last_decided() + 1;
-                slots.extend((from..=d.high_watermark()).filter(|s| d.has_proposal(*s)));
+                slots.extend((from..=d.stable_checkpoint().0 + d.window()).filter(|s| d.has_proposal(*s)));
             }
             for seq in slots {
                 let r = DRef { instance: i, seq };

@@ -5,15 +5,15 @@
 //! replicas suspect a coordinator or the O-primary.
 
 use super::{Out, Pending, Probation, Replica};
-use crate::messages::{Assign, DBatch, Msg, Reply};
-use crate::Timer;
+use crate::messages::{Assign, DBatch, Msg};
+use crate::{Flavor, Timer};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::instance::{Actions, Instance, InstanceMsg, Validity};
 use quorate_core::machine::Event;
 use quorate_core::membership::FaultModel;
 use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
-use quorate_pbft::engine::{Actions, Validity};
 use quorate_pbft::replica::RequestCheck;
 use std::collections::HashSet;
 
@@ -28,7 +28,7 @@ impl Validity<DBatch> for DBatchValidity<'_> {
     }
 }
 
-impl Replica {
+impl<F: Flavor> Replica<F> {
     /// Whether clients sign requests in this deployment.
     pub(crate) fn signs(&self) -> bool {
         self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
@@ -62,7 +62,7 @@ impl Replica {
     /// ASSIGN from a client (or relayed by a replica): kept until executed,
     /// relayed to the O-primary, which orders it; answered at once if
     /// executed already.
-    pub(crate) fn on_assign(&mut self, now: Time, from: NodeId, a: Assign, out: &mut Out) {
+    pub(crate) fn on_assign(&mut self, now: Time, from: NodeId, a: Assign, out: &mut Out<F>) {
         let from_client = from == NodeId::Client(a.client);
         if !(from_client || matches!(from, NodeId::Replica(_))) || a.instance as usize >= self.d.len() {
             return out.reject(from, "malformed ASSIGN");
@@ -92,7 +92,7 @@ impl Replica {
     }
 
     /// Tell client `c` its ASSIGN is executed.
-    pub(crate) fn ack_assign(&self, c: ClientId, nonce: u64, instance: u32, out: &mut Out) {
+    pub(crate) fn ack_assign(&self, c: ClientId, nonce: u64, instance: u32, out: &mut Out<F>) {
         let mac = self.crypto.mac(NodeId::Client(c), &crate::messages::assigned_mac_bytes(c, nonce, instance));
         out.send(c, Msg::Assigned { nonce, instance, mac });
     }
@@ -100,7 +100,7 @@ impl Replica {
     /// REQUEST from a client: answer a retransmission of an executed
     /// request; otherwise keep it, propose it if we coordinate its
     /// instance, or relay it to the coordinator.
-    pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
+    pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out<F>) {
         if req.req.client != c {
             out.reject(NodeId::Client(c), "request names another client");
             return;
@@ -110,7 +110,7 @@ impl Replica {
                 if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
                     out.reject(NodeId::Client(c), "sequence number reused for another operation");
                 } else {
-                    self.reply(c, req.req.seq, result, out);
+                    self.reply(c, req.req.seq, result, true, out);
                 }
                 return;
             }
@@ -129,6 +129,11 @@ impl Replica {
             return;
         }
         let d = &self.d[i as usize];
+        if !d.is_primary() {
+            // The client came to us itself (it retransmits or spreads):
+            // Destiny answers it directly too, not only through the collector.
+            self.direct.insert((c, req.req.seq));
+        }
         if d.is_primary() {
             self.maybe_propose(now, out);
         } else if d.active() && !self.in_proposal.contains(&(c, req.req.seq)) {
@@ -137,7 +142,7 @@ impl Replica {
     }
 
     /// Keep a request for ordering if it is new and valid; true if it is pending.
-    pub(crate) fn admit(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) -> bool {
+    pub(crate) fn admit(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out<F>) -> bool {
         let c = req.req.client;
         if let Some(p) = self.pending.get(&c) {
             if p.req.req.seq > req.req.seq {
@@ -166,7 +171,7 @@ impl Replica {
 
     /// FORWARD from a replica: requests for an instance we coordinate (kept
     /// by anyone: we may coordinate it next).
-    pub(crate) fn on_forward(&mut self, now: Time, r: ReplicaId, i: u32, reqs: Vec<SignedRequest>, out: &mut Out) {
+    pub(crate) fn on_forward(&mut self, now: Time, r: ReplicaId, i: u32, reqs: Vec<SignedRequest>, out: &mut Out<F>) {
         if i as usize >= self.d.len() || reqs.len() > self.cfg.max_batch.saturating_mul(4).max(64) {
             out.reject(NodeId::Replica(r), "malformed FORWARD");
             return;
@@ -182,7 +187,7 @@ impl Replica {
     /// Coordinator: fill the slots the O-instance ordered that nobody
     /// disseminated with no-ops, then propose D-batches of pending requests,
     /// in every instance we coordinate, while they have room.
-    pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out) {
+    pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out<F>) {
         for i in 0..self.d.len() as u32 {
             if !self.d[i as usize].is_primary() {
                 continue;
@@ -213,7 +218,7 @@ impl Replica {
     }
 
     /// Propose `batch` in D-instance `i` (we coordinate it); false if it had no room.
-    fn propose_d(&mut self, now: Time, i: u32, batch: DBatch, out: &mut Out) -> bool {
+    fn propose_d(&mut self, now: Time, i: u32, batch: DBatch, out: &mut Out<F>) -> bool {
         let mut acts = Actions::new();
         let Ok(seq) = self.d[i as usize].propose(batch.clone(), &mut acts) else { return false };
         for r in &batch.requests {
@@ -228,7 +233,7 @@ impl Replica {
     /// the O-instance ordered and that holds nothing here (§3.2.5: "the
     /// no-op is proposed for all sequence numbers that do not have a command
     /// associated but were committed in the O-instance").
-    fn fill_noops(&mut self, now: Time, i: u32, out: &mut Out) {
+    fn fill_noops(&mut self, now: Time, i: u32, out: &mut Out<F>) {
         let wanted = self
             .olog
             .values()
@@ -251,7 +256,7 @@ impl Replica {
     /// decided: a proposal alone may still need the coordinator's view
     /// change, e.g. when a replica left that view alone); an ordered slot
     /// whose payload waits `payload_timeout` suspects its coordinator.
-    pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out) {
+    pub(crate) fn on_request_tick(&mut self, now: Time, out: &mut Out<F>) {
         out.set_timer(Timer::RequestTick, self.tick_interval());
         if self.transfer.is_some() || self.o.behind() {
             return;
@@ -301,12 +306,10 @@ impl Replica {
     /// The D-slots that parked O-PrePrepares or execution wait for and that
     /// their instance has not decided here: its peers may have decided them
     /// while we were cut off, and a quiet instance never says so by itself.
-    fn ask_for_missing_slots(&mut self, now: Time, out: &mut Out) {
+    fn ask_for_missing_slots(&mut self, now: Time, out: &mut Out<F>) {
         let mut behind: HashSet<u32> = HashSet::new();
-        let parked_refs = self.parked.iter().filter_map(|(_, m, _)| match m {
-            quorate_pbft::engine::PbftMsg::PrePrepare { value, .. } => Some(value.refs.iter()),
-            _ => None,
-        });
+        let parked_refs =
+            self.parked.iter().filter_map(|(_, m, _)| m.proposal().map(|(_, _, value)| value.refs.iter()));
         for r in parked_refs.flatten().chain(self.waiting.as_ref().map(|(r, _)| r)) {
             if r.seq > self.d[r.instance as usize].last_decided() && !self.is_executed(*r) {
                 behind.insert(r.instance);
@@ -319,7 +322,7 @@ impl Replica {
 
     /// D-instance `i` installed `view`: restart its requests' timers, relay
     /// them to the new coordinator, put the instance on probation.
-    pub(crate) fn d_view_changed(&mut self, now: Time, i: u32, view: u64, primary: ReplicaId, out: &mut Out) {
+    pub(crate) fn d_view_changed(&mut self, now: Time, i: u32, view: u64, primary: ReplicaId, out: &mut Out<F>) {
         out.event(Event::Note(format!("D{i}: view {view} installed, coordinator {primary}")));
         let p = &mut self.probation[i as usize];
         p.view_changes += 1;
@@ -371,11 +374,7 @@ impl Replica {
         self.proposed.retain(|(c, s)| *s > table.last_seq(*c));
         self.in_proposal.retain(|(c, s)| *s > table.last_seq(*c));
         self.disseminated.retain(|(c, s)| *s > table.last_seq(*c));
-    }
-
-    /// Answer a client.
-    pub(crate) fn reply(&self, c: ClientId, seq: u64, result: quorate_core::Bytes, out: &mut Out) {
-        let mac = self.crypto.mac(NodeId::Client(c), &Reply::mac_bytes(c, seq, &result));
-        out.send(c, Msg::Reply(Reply { seq, result, mac }));
+        self.direct.retain(|(c, s)| *s >= table.last_seq(*c));
+        self.answers.retain(|c, (s, _)| *s >= table.last_seq(*c));
     }
 }

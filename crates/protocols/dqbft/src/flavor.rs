@@ -1,0 +1,210 @@
+//! The two flavors of the paradigm: [`Pbft`] (DQPBFT, §3) and [`Hybster`]
+//! (Destiny, §4).
+
+use crate::config::Config;
+use crate::messages::{DBatch, OBatch};
+use crate::replica::Replica;
+use crate::Flavor;
+use quorate_core::crypto::{Digest, Mac};
+use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::instance::{InstanceMsg, Value};
+use quorate_core::machine::{ClientContext, ReplicaContext};
+use quorate_hybster::engine::{self as hyb, HybMsg, Trusted};
+use quorate_pbft::engine::messages::bytes;
+use quorate_pbft::engine::{self as pbft, Auth, PbftMsg};
+use quorate_threshsign::{destiny, GroupSpec, ModelledScheme, PlainSign, Provision, Scheme, Share};
+use std::sync::{Arc, Mutex};
+
+/// DQPBFT: PBFT (MAC authenticators) in every instance, 3f+1 replicas, MAC'd
+/// replies of which the client takes f+1 matching.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pbft;
+
+impl Flavor for Pbft {
+    const NAME: &'static str = "dqbft";
+    type D = pbft::Engine<DBatch>;
+    type O = pbft::Engine<OBatch>;
+    type Keys = ();
+
+    fn replicas_for(f: usize) -> usize {
+        3 * f + 1
+    }
+
+    fn keys(_ctx: &ReplicaContext) {}
+
+    fn d_engine(ctx: &ReplicaContext, _keys: &(), cfg: &Config, i: u32) -> Self::D {
+        pbft::Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.d_engine(i))
+    }
+
+    fn o_engine(ctx: &ReplicaContext, _keys: &(), cfg: &Config) -> Self::O {
+        pbft::Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.o_engine())
+    }
+
+    fn answers(_keys: &()) -> Option<(&dyn PlainSign, &Arc<dyn Scheme>)> {
+        None
+    }
+
+    fn client_scheme(_ctx: &ClientContext) -> Option<Arc<dyn Scheme>> {
+        None
+    }
+
+    fn forge_d(
+        r: &Replica<Self>,
+        i: u32,
+        original: &PbftMsg<DBatch>,
+        to: ReplicaId,
+        value: DBatch,
+    ) -> Option<PbftMsg<DBatch>> {
+        let (view, seq, _) = original.proposal()?;
+        let auth = pre_prepare_auth(r, u64::from(i), to, view, seq, &value.digest(r.crypto()));
+        Some(PbftMsg::PrePrepare { view, seq, value, auth })
+    }
+
+    fn forge_o(r: &Replica<Self>, original: &PbftMsg<OBatch>, to: ReplicaId, value: OBatch) -> Option<PbftMsg<OBatch>> {
+        let (view, seq, _) = original.proposal()?;
+        let auth = pre_prepare_auth(r, r.config().o_engine().instance, to, view, seq, &value.digest(r.crypto()));
+        Some(PbftMsg::PrePrepare { view, seq, value, auth })
+    }
+
+    fn spoil_d(msg: &mut PbftMsg<DBatch>) -> bool {
+        spoil_pbft(msg)
+    }
+
+    fn spoil_o(msg: &mut PbftMsg<OBatch>) -> bool {
+        spoil_pbft(msg)
+    }
+}
+
+/// A PRE-PREPARE's MAC for one receiver, with the adversary's own keys.
+fn pre_prepare_auth<F: Flavor>(r: &Replica<F>, instance: u64, to: ReplicaId, view: u64, seq: u64, d: &Digest) -> Auth {
+    Auth(vec![r.crypto().mac(NodeId::Replica(to), &bytes::pre_prepare(instance, view, seq, d))])
+}
+
+fn spoil_pbft<V>(msg: &mut PbftMsg<V>) -> bool {
+    match msg {
+        PbftMsg::Prepare { auth, .. } | PbftMsg::Commit { auth, .. } | PbftMsg::Checkpoint { auth, .. } => {
+            for m in auth.0.iter_mut() {
+                *m = Mac([m.0[0] ^ 1; 32]);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Destiny: Linear Hybster in every instance over each replica's ThreshSign
+/// subsystem (σ_i for D-instance i, τ for the O-instance), 2f+1 replicas;
+/// answers signed with π, f+1 shares combined by the execution collector
+/// into one proof for the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hybster;
+
+/// A Destiny replica's keys: its trusted subsystem (shared by all its
+/// instances), its untrusted π signer, and the group's scheme.
+pub struct HybsterKeys {
+    /// The trusted subsystem.
+    pub trusted: Trusted,
+    /// π.
+    pub plain: Box<dyn PlainSign + Send>,
+    /// Checks and combination.
+    pub scheme: Arc<dyn Scheme>,
+}
+
+/// Destiny's dealer table for `n` replicas: f+1 of 2f+1.
+fn group(n: usize, f: usize) -> GroupSpec {
+    GroupSpec { n: n as u32, threshold: f as u32 + 1, instances: destiny::instances(n as u32) }
+}
+
+impl Flavor for Hybster {
+    const NAME: &'static str = "destiny";
+    type D = hyb::Engine<DBatch>;
+    type O = hyb::Engine<OBatch>;
+    type Keys = HybsterKeys;
+
+    fn replicas_for(f: usize) -> usize {
+        2 * f + 1
+    }
+
+    /// The simulator's modelled ThreshSign (decision 0008): the runtime does
+    /// not run Destiny yet.
+    fn keys(ctx: &ReplicaContext) -> HybsterKeys {
+        let spec = group(ctx.membership.n(), ctx.membership.f());
+        // The membership holds n >= 2f+1 >= 1 replicas, so the table is valid.
+        let p = Provision::modelled(ctx.id, &spec, ctx.crypto.clone()).expect("a valid Destiny group");
+        HybsterKeys { trusted: Arc::new(Mutex::new(p.trusted)), plain: p.plain, scheme: p.scheme }
+    }
+
+    fn d_engine(ctx: &ReplicaContext, keys: &HybsterKeys, cfg: &Config, i: u32) -> Self::D {
+        let (m, c) = (ctx.membership.clone(), ctx.crypto.clone());
+        hyb::Engine::new(ctx.id, m, c, keys.trusted.clone(), keys.scheme.clone(), cfg.d_hybster(i))
+    }
+
+    fn o_engine(ctx: &ReplicaContext, keys: &HybsterKeys, cfg: &Config) -> Self::O {
+        let (m, c) = (ctx.membership.clone(), ctx.crypto.clone());
+        hyb::Engine::new(ctx.id, m, c, keys.trusted.clone(), keys.scheme.clone(), cfg.o_hybster())
+    }
+
+    fn answers(keys: &HybsterKeys) -> Option<(&dyn PlainSign, &Arc<dyn Scheme>)> {
+        Some((keys.plain.as_ref(), &keys.scheme))
+    }
+
+    fn client_scheme(ctx: &ClientContext) -> Option<Arc<dyn Scheme>> {
+        let spec = group(ctx.membership.n(), ctx.membership.f());
+        let scheme = ModelledScheme::new(&spec, ctx.crypto.clone()).expect("a valid Destiny group");
+        Some(Arc::new(scheme))
+    }
+
+    /// The trusted subsystem refuses a second value at the proposal's
+    /// counter value, so the forged proposal carries the first one's share,
+    /// which receivers find on another statement.
+    fn forge_d(
+        r: &Replica<Self>,
+        i: u32,
+        original: &HybMsg<DBatch>,
+        _to: ReplicaId,
+        value: DBatch,
+    ) -> Option<HybMsg<DBatch>> {
+        let HybMsg::Prepare { view, seq, share, .. } = original else { return None };
+        let share = hybster_share(r, destiny::sigma(ReplicaId(i)), share, &value.digest(r.crypto()));
+        Some(HybMsg::Prepare { view: *view, seq: *seq, value, share })
+    }
+
+    fn forge_o(r: &Replica<Self>, original: &HybMsg<OBatch>, _to: ReplicaId, value: OBatch) -> Option<HybMsg<OBatch>> {
+        let HybMsg::Prepare { view, seq, share, .. } = original else { return None };
+        let share = hybster_share(r, destiny::TAU, share, &value.digest(r.crypto()));
+        Some(HybMsg::Prepare { view: *view, seq: *seq, value, share })
+    }
+
+    fn spoil_d(msg: &mut HybMsg<DBatch>) -> bool {
+        spoil_hybster(msg)
+    }
+
+    fn spoil_o(msg: &mut HybMsg<OBatch>) -> bool {
+        spoil_hybster(msg)
+    }
+}
+
+/// A share on `digest` at the original's counter value if the trusted
+/// subsystem gives one (it does not: the value is used), else the original.
+fn hybster_share(
+    r: &Replica<Hybster>,
+    inst: quorate_threshsign::InstanceId,
+    original: &Share,
+    digest: &Digest,
+) -> Share {
+    let st = &original.statement;
+    let mut t = r.keys().trusted.lock().unwrap_or_else(|e| e.into_inner());
+    t.independent_share(inst, st.counter, st.value, digest).unwrap_or_else(|_| original.clone())
+}
+
+fn spoil_hybster<V>(msg: &mut HybMsg<V>) -> bool {
+    match msg {
+        HybMsg::CommitShare { share, .. } | HybMsg::CheckpointShare { share, .. } => {
+            let mut sig = share.sig_bytes();
+            sig[7] ^= 0x5a;
+            *share = Share::from_parts(share.statement, share.signer, &sig);
+            true
+        }
+        _ => false,
+    }
+}
