@@ -7,7 +7,7 @@
 use crate::sim::CliProtocol;
 
 /// Every protocol, by its command-line name.
-pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft", "pbft", "dqbft"];
+pub const PROTOCOLS: &[&str] = &["mod-smart", "ezbft", "pbft", "dqbft", "destiny"];
 
 /// Something to do with one protocol type.
 pub trait WithProtocol {
@@ -24,6 +24,7 @@ pub fn with_protocol<W: WithProtocol>(name: &str, w: W) -> Result<W::Output, Str
         "ezbft" => Ok(w.run::<quorate_ezbft::Ezbft>()),
         "pbft" => Ok(w.run::<quorate_pbft::Pbft>()),
         "dqbft" => Ok(w.run::<quorate_dqbft::Dqbft>()),
+        "destiny" => Ok(w.run::<quorate_dqbft::Destiny>()),
         other => Err(format!("unknown protocol '{other}' (known: {})", PROTOCOLS.join(", "))),
     }
 }

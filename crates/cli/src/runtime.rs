@@ -98,6 +98,9 @@ pub fn run_keygen(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table
     impl WithProtocol for Spec<'_> {
         type Output = Result<KeygenSpec, String>;
         fn run<P: CliProtocol>(self) -> Self::Output {
+            if let Some(why) = P::NOT_IN_RUNTIME {
+                return Err(why.to_string());
+            }
             spec_for::<P>(self.0, self.1, self.2)
         }
     }
@@ -150,6 +153,9 @@ pub fn replica_main(args: &ReplicaArgs) -> Result<ExitCode, String> {
     impl WithProtocol for Run<'_> {
         type Output = Result<(), String>;
         fn run<P: CliProtocol>(self) -> Self::Output {
+            if let Some(why) = P::NOT_IN_RUNTIME {
+                return Err(why.to_string());
+            }
             let handle = quorate_node::start::<P>(self.0, self.1, service_for(self.0)).map_err(|e| e.to_string())?;
             wait_for_signal();
             tracing::info!("stopping");

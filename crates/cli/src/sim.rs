@@ -27,6 +27,8 @@ fn dispatch(args: &SimArgs) -> Result<ExitCode, String> {
 pub trait CliProtocol: Protocol {
     /// The protocol's config from the flags (defaults for anything not given).
     fn config(args: &SimArgs) -> Result<Self::Config, String>;
+    /// Why the runtime cannot run it yet (None: it can).
+    const NOT_IN_RUNTIME: Option<&'static str> = None;
 }
 
 impl CliProtocol for quorate_modsmart::ModSmart {
@@ -81,19 +83,32 @@ impl CliProtocol for quorate_pbft::Pbft {
 
 impl CliProtocol for quorate_dqbft::Dqbft {
     fn config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
-        let mut c = quorate_dqbft::Config::default();
-        if let Some(t) = args.timeout()? {
-            // How long a request may wait before replicas suspect its coordinator (or the O-primary).
-            c.request_timeout = t;
-        }
-        if let Some(b) = args.batch()? {
-            c.max_batch = b;
-        }
-        if let Some(p) = args.checkpoint_period()? {
-            c.checkpoint_period = p;
-        }
-        Ok(c)
+        dq_config(args)
     }
+}
+
+impl CliProtocol for quorate_dqbft::Destiny {
+    fn config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
+        dq_config(args)
+    }
+    const NOT_IN_RUNTIME: Option<&'static str> =
+        Some("destiny runs in the simulator only for now: the runtime does not provision ThreshSign keys yet");
+}
+
+/// DQPBFT's and Destiny's settings from the flags.
+fn dq_config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
+    let mut c = quorate_dqbft::Config::default();
+    if let Some(t) = args.timeout()? {
+        // How long a request may wait before replicas suspect its coordinator (or the O-primary).
+        c.request_timeout = t;
+    }
+    if let Some(b) = args.batch()? {
+        c.max_batch = b;
+    }
+    if let Some(p) = args.checkpoint_period()? {
+        c.checkpoint_period = p;
+    }
+    Ok(c)
 }
 
 /// The generic protocol flags, checked once for every protocol.

@@ -11,16 +11,17 @@
 //! completes in time.
 
 use crate::config::Config;
-use crate::messages::{answer_statement, assigned_mac_bytes, Assign, Msg, Reply};
+use crate::messages::{answer_digest, answers_statement, assigned_mac_bytes, AnswerProof, Assign, DRef, Msg, Reply};
 use crate::{Dq, Flavor, Timer};
 use quorate_core::crypto::Crypto;
+use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox};
 use quorate_core::membership::{FaultModel, Membership};
 use quorate_core::request::{Request, SignedRequest};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
-use quorate_threshsign::{Scheme, Share, ThresholdSig};
+use quorate_threshsign::{Scheme, Share, Statement};
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -34,8 +35,8 @@ const CALM_AFTER: u32 = 64;
 struct Outstanding {
     request: SignedRequest,
     replies: BTreeMap<ReplicaId, Bytes>,
-    /// Destiny: answer shares replicas sent directly.
-    shares: BTreeMap<ReplicaId, (Bytes, Share)>,
+    /// Destiny: answer shares replicas sent directly, with what they sign.
+    shares: BTreeMap<ReplicaId, (Statement, Bytes, Share)>,
     retransmits: u32,
 }
 
@@ -138,35 +139,60 @@ impl<F: Flavor> Client<F> {
         self.complete(result, out);
     }
 
-    /// Destiny's ExecProof: one valid threshold signature on the answer.
-    fn on_exec_proof(&mut self, r: ReplicaId, seq: u64, result: Bytes, sig: ThresholdSig, out: &mut Out<F>) {
-        let (Some(scheme), Some(cur)) = (&self.scheme, &self.current) else { return };
-        if seq != cur.request.req.seq {
-            return;
-        }
-        if scheme.verify_threshold(&sig, &answer_statement(self.id, seq, &result)).is_err() {
-            out.reject(NodeId::Replica(r), "bad EXECPROOF");
-            return;
-        }
-        self.complete(result, out);
-    }
-
-    /// Destiny's ExecSig sent to the client itself: f+1 shares on one
-    /// answer, combined here, are as good as an ExecProof.
-    fn on_exec_sig(&mut self, r: ReplicaId, seq: u64, result: Bytes, share: Share, out: &mut Out<F>) {
+    /// Destiny's ExecProof: the answers of the D-slot our request executed
+    /// in, our result among them, proved by one threshold signature, or by
+    /// one replica's share (f+1 matching shares, combined here, prove it).
+    #[allow(clippy::too_many_arguments)]
+    fn on_exec_proof(
+        &mut self,
+        r: ReplicaId,
+        slot: Option<DRef>,
+        order: u64,
+        answers: Vec<Digest>,
+        seq: u64,
+        result: Bytes,
+        proof: AnswerProof,
+        out: &mut Out<F>,
+    ) {
         let (Some(scheme), Some(cur)) = (self.scheme.clone(), &mut self.current) else { return };
-        let st = answer_statement(self.id, seq, &result);
-        if seq != cur.request.req.seq || share.signer != r || share.statement != st {
+        if seq != cur.request.req.seq || !self.m.contains(r) {
             return;
         }
-        cur.shares.insert(r, (result.clone(), share));
-        let matching: Vec<Share> = cur.shares.values().filter(|(x, _)| *x == result).map(|(_, s)| s.clone()).collect();
-        if matching.len() < scheme.threshold() {
+        if !answers.contains(&answer_digest(self.id, seq, &result)) {
+            out.reject(NodeId::Replica(r), "EXECPROOF without our answer in its list");
             return;
         }
-        match scheme.combine_reporting(&st, &matching) {
-            Ok(_) => self.complete(result, out),
-            Err(_) => cur.shares.retain(|_, (x, s)| *x != result || scheme.verify_share(s, &st).is_ok()),
+        let st = answers_statement(slot, order, &answers);
+        match proof {
+            AnswerProof::Threshold(sig) => {
+                if scheme.verify_threshold(&sig, &st).is_err() {
+                    out.reject(NodeId::Replica(r), "bad EXECPROOF");
+                    return;
+                }
+                self.complete(result, out);
+            }
+            AnswerProof::Share(share) => {
+                if share.signer != r || share.statement != st {
+                    out.reject(NodeId::Replica(r), "EXECPROOF share on another statement");
+                    return;
+                }
+                cur.shares.insert(r, (st, result.clone(), share));
+                // Shares on different lists (another slot) can still agree on our result.
+                let mut by_statement: BTreeMap<Digest, Vec<Share>> = BTreeMap::new();
+                for (s, res, sh) in cur.shares.values() {
+                    if *res == result {
+                        by_statement.entry(s.msg_hash).or_default().push(sh.clone());
+                    }
+                }
+                let Some(matching) = by_statement.into_values().find(|v| v.len() >= scheme.threshold()) else {
+                    return;
+                };
+                let st = matching[0].statement;
+                match scheme.combine_reporting(&st, &matching) {
+                    Ok(_) => self.complete(result, out),
+                    Err(_) => cur.shares.retain(|_, (s, _, sh)| *s != st || scheme.verify_share(sh, &st).is_ok()),
+                }
+            }
         }
     }
 
@@ -224,14 +250,10 @@ impl<F: Flavor> ClientMachine<Dq<F>> for Client<F> {
     fn handle(&mut self, _now: Time, input: Input<Dq<F>>, out: &mut Out<F>) {
         match input {
             Input::Message { from: NodeId::Replica(r), msg: Msg::Reply(reply) } => self.on_reply(r, reply, out),
-            Input::Message { from: NodeId::Replica(r), msg: Msg::ExecProof { seq, result, sig } } => {
-                self.on_exec_proof(r, seq, result, sig, out)
-            }
-            Input::Message { from: NodeId::Replica(r), msg: Msg::ExecSig { client, seq, result, share } }
-                if client == self.id =>
-            {
-                self.on_exec_sig(r, seq, result, share, out)
-            }
+            Input::Message {
+                from: NodeId::Replica(r),
+                msg: Msg::ExecProof { slot, order, answers, seq, result, proof },
+            } => self.on_exec_proof(r, slot, order, answers, seq, result, proof, out),
             Input::Message { from: NodeId::Replica(r), msg: Msg::Assigned { nonce, instance, mac } } => {
                 self.on_assigned(r, nonce, instance, mac, out)
             }

@@ -155,17 +155,32 @@ impl State {
     }
 }
 
-/// What a Destiny answer's π share signs: (π, counter 0, the request's
-/// sequence number, H(client, seq, H(result))). π is untrusted (§4.3.1):
-/// the counter value only binds the request.
-pub fn answer_statement(client: ClientId, seq: u64, result: &[u8]) -> Statement {
-    let hash = Digest::of_parts(&[
-        b"quorate-dqbft/answer",
-        &client.0.to_le_bytes(),
-        &seq.to_le_bytes(),
-        &Digest::of(result).0,
-    ]);
-    Statement { instance: destiny::PI, counter: CounterId(0), value: seq, msg_hash: hash }
+/// One answer in a Destiny answer list: H(client, seq, H(result)).
+pub fn answer_digest(client: ClientId, seq: u64, result: &[u8]) -> Digest {
+    Digest::of_parts(&[b"quorate-dqbft/answer", &client.0.to_le_bytes(), &seq.to_le_bytes(), &Digest::of(result).0])
+}
+
+/// What Destiny's π shares sign (§4.3.2: replicas sign "the resulting
+/// state" at a global position): the answers of the requests one D-slot
+/// executed, at O-slot `order`; `slot` None for an answer given again to a
+/// retransmission (a list of one). π is untrusted: the counter value only
+/// names the position.
+pub fn answers_statement(slot: Option<DRef>, order: u64, answers: &[Digest]) -> Statement {
+    let (i, s) = slot.map_or((u32::MAX, 0), |r| (r.instance, r.seq));
+    let mut parts: Vec<&[u8]> = Vec::with_capacity(answers.len() + 4);
+    let (ib, sb) = (i.to_le_bytes(), s.to_le_bytes());
+    parts.extend([b"quorate-dqbft/answers".as_slice(), &ib, &sb]);
+    parts.extend(answers.iter().map(|d| d.0.as_slice()));
+    Statement { instance: destiny::PI, counter: CounterId(0), value: order, msg_hash: Digest::of_parts(&parts) }
+}
+
+/// How a Destiny answer is proved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AnswerProof {
+    /// One replica's π share (sent to a client that came to it itself).
+    Share(Share),
+    /// f+1 shares combined by the execution collector (ExecProof).
+    Threshold(ThresholdSig),
 }
 
 /// Messages of the DQBFT paradigm; `D` and `O` are the D- and O-instances'
@@ -176,26 +191,31 @@ pub enum Msg<D, O> {
     Request(SignedRequest),
     /// Replica → client (DQPBFT: the client takes f+1 matching).
     Reply(Reply),
-    /// Replica → the execution collector (or → a client that sent it the
-    /// request itself): its π share on the answer (Destiny's ExecSig).
+    /// Replica → the execution collector of a D-slot's requests (Destiny's
+    /// ExecSig): its π share on the slot's answers.
     ExecSig {
-        /// The client.
-        client: ClientId,
-        /// The request's sequence number.
-        seq: u64,
-        /// The service's reply.
-        result: Bytes,
-        /// Share on [`answer_statement`].
+        /// The D-slot.
+        slot: DRef,
+        /// The O-slot it executed at.
+        order: u64,
+        /// Share on [`answers_statement`] (the collector has the answers).
         share: Share,
     },
-    /// Execution collector → client: f+1 ExecSigs combined (Destiny's ExecProof).
+    /// Replica → client (Destiny's ExecProof): the answers of the D-slot
+    /// its request executed in, its own result, and their proof.
     ExecProof {
+        /// The D-slot (None: an answer given again).
+        slot: Option<DRef>,
+        /// The O-slot.
+        order: u64,
+        /// Every answer of the slot, in execution order ([`answer_digest`]).
+        answers: Vec<Digest>,
         /// The request's sequence number.
         seq: u64,
-        /// The service's reply.
+        /// The service's reply to it.
         result: Bytes,
-        /// Threshold signature on [`answer_statement`].
-        sig: ThresholdSig,
+        /// The proof.
+        proof: AnswerProof,
     },
     /// Client → every replica (which relay it to the O-primary): ASSIGN.
     Assign(Assign),

@@ -1,15 +1,19 @@
-//! DQPBFT in the simulator: agreement, linearizability and liveness, fault
-//! free, with a crashed replica (its D-instance and, for replica 0, the
-//! O-instance change views), with each Byzantine strategy, and with crash
-//! and recovery.
+//! DQPBFT and Destiny in the simulator: agreement, linearizability and
+//! liveness, fault free, with a crashed replica (its D-instance and, for
+//! replica 0, the O-instance change views), with each Byzantine strategy,
+//! and with crash and recovery.
 
-use crate::Dqbft;
+use crate::{Destiny, Dqbft};
+use quorate_core::machine::Protocol;
 use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
 use std::time::Duration;
 
 fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Dqbft> {
-    let mut sc =
-        Scenario::<Dqbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
+    scenario_of::<Dqbft>(seed, clients, secs)
+}
+
+fn scenario_of<P: Protocol>(seed: u64, clients: usize, secs: u64) -> Scenario<P> {
+    let mut sc = Scenario::<P>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
     sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
     sc
 }
@@ -50,7 +54,11 @@ fn a_crashed_coordinator_and_o_primary_are_replaced() {
 }
 
 fn with_byzantine(strategy: &str, replica: u32, seed: u64) -> Report {
-    let mut sc = scenario(seed, 8, 14);
+    with_byzantine_of::<Dqbft>(strategy, replica, seed)
+}
+
+fn with_byzantine_of<P: Protocol>(strategy: &str, replica: u32, seed: u64) -> Report {
+    let mut sc = scenario_of::<P>(seed, 8, 14);
     sc.faults.push(Fault::Byzantine { replica, strategy: strategy.to_string() });
     run(sc).expect("valid scenario")
 }
@@ -112,4 +120,83 @@ fn a_client_assigned_elsewhere_that_sends_everywhere_gains_nothing() {
     assert_ok(&r);
     assert!(sent(&r, "ASSIGNED") >= 2, "the ASSIGN was not executed by f+1 replicas");
     assert!(sent(&r, "FORWARD") > 0, "replicas relay the duplicates to the client's coordinator");
+}
+
+// Destiny: 2f+1 = 3 replicas, Linear Hybster in every instance, one
+// threshold-signed answer per D-slot.
+
+#[test]
+fn destiny_fault_free() {
+    for seed in 1..=2 {
+        let r = run(scenario_of::<Destiny>(seed, 8, 5)).expect("valid scenario");
+        assert_ok(&r);
+        assert_eq!(r.n, 3);
+        assert_eq!(sent(&r, "D-VIEWCHANGE") + sent(&r, "O-VIEWCHANGE"), 0, "no view change without faults");
+        // Linear: shares go to the collector, one certificate comes back
+        // (all-to-all votes would be n-1 times as many as proposals).
+        assert!(sent(&r, "D-COMMITSIG") <= sent(&r, "D-PREPARE") && sent(&r, "D-COMMIT") <= sent(&r, "D-PREPARE"));
+        assert!(sent(&r, "EXECPROOF") > 0 && sent(&r, "REPLY") == 0, "answers are threshold-signed");
+    }
+}
+
+#[test]
+fn destiny_a_crashed_coordinator_and_o_primary_are_replaced() {
+    for replica in [0, 2] {
+        let mut sc = scenario_of::<Destiny>(3, 8, 14);
+        sc.faults.push(Fault::Crash { replica, at: Duration::from_secs(2) });
+        let r = run(sc).expect("valid scenario");
+        assert_ok(&r);
+        assert!(sent(&r, "D-NEWVIEW") > 0, "r{replica}: its D-instance kept its crashed coordinator");
+        if replica == 0 {
+            assert!(r.max_view >= 1, "the crashed O-primary was not replaced");
+        }
+    }
+}
+
+#[test]
+fn destiny_equivocation_is_refused_by_the_trusted_counter() {
+    // The trusted subsystem signs one value per counter value: the second
+    // PREPARE carries a share on another statement, which its receivers
+    // refuse (and take as proof that its sender is faulty); the second
+    // value gathers no certificate, and the first one is ordered by the
+    // primary and the replicas that got it.
+    for (strategy, replica) in [("equivocate-coordinator", 1), ("equivocate-o-primary", 0)] {
+        let r = with_byzantine_of::<Destiny>(strategy, replica, 2);
+        assert_ok(&r);
+        assert!(
+            r.rejected.get("PREPARE share on another statement").is_some_and(|c| *c > 0),
+            "{strategy}: {:?}",
+            r.rejected
+        );
+    }
+}
+
+#[test]
+fn destiny_forged_shares_change_nothing() {
+    let r = with_byzantine_of::<Destiny>("forge-votes", 1, 4);
+    assert_ok(&r);
+}
+
+#[test]
+fn destiny_a_silent_coordinator_stalls_only_its_instance() {
+    let r = with_byzantine_of::<Destiny>("silent-coordinator", 1, 1);
+    assert_ok(&r);
+    assert!(sent(&r, "D-NEWVIEW") > 0, "the silent coordinator was not replaced");
+    assert_eq!(r.max_view, 0, "the O-instance had no reason to change views");
+}
+
+#[test]
+fn destiny_an_o_primary_ordering_undisseminated_slots_is_replaced() {
+    let r = with_byzantine_of::<Destiny>("order-undisseminated", 0, 2);
+    assert_ok(&r);
+    assert!(r.max_view >= 1, "the O-primary kept stalling execution");
+}
+
+#[test]
+fn destiny_a_replica_killed_and_restarted_catches_up() {
+    let mut sc = scenario_of::<Destiny>(5, 8, 16);
+    sc.faults.push(Fault::Crash { replica: 2, at: Duration::from_secs(2) });
+    sc.faults.push(Fault::Recover { replica: 2, at: Duration::from_secs(6) });
+    let r = run(sc).expect("valid scenario");
+    assert_ok(&r);
 }

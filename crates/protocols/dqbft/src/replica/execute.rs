@@ -65,6 +65,7 @@ impl<F: Flavor> Replica<F> {
                 let payload = self.payloads[r.instance as usize].remove(&r.seq).flatten();
                 self.mark_executed(r);
                 let Some(p) = payload else { continue };
+                let mut answered = Vec::new();
                 for q in &p.requests {
                     if self.instance_of(q.req.client) != r.instance {
                         // Not through the client's instance: a client that
@@ -74,11 +75,12 @@ impl<F: Flavor> Replica<F> {
                     requests += 1;
                     match self.exec.execute(&q.req, k, p.timestamp, out) {
                         Outcome::Executed(result) | Outcome::Repeat(result) => {
-                            self.reply(q.req.client, q.req.seq, result, false, out)
+                            answered.push((q.req.client, q.req.seq, result))
                         }
                         Outcome::Stale => {}
                     }
                 }
+                self.answer(r, k, answered, out);
             }
             for a in assigns {
                 if self.progress.assigned.get(&a.client).is_none_or(|(_, nonce)| *nonce < a.nonce) {

@@ -67,9 +67,6 @@ pub(crate) struct Base<D, O> {
     pub d: Vec<Vec<D>>,
 }
 
-/// π shares on answers to one request, per signer, with the answer each signed.
-pub(crate) type AnswerShares = BTreeMap<ReplicaId, (Bytes, quorate_threshsign::Share)>;
-
 /// A request waiting to be executed.
 #[derive(Clone, Debug)]
 pub(crate) struct Pending {
@@ -152,8 +149,8 @@ pub struct Replica<F: Flavor> {
     pub(crate) transfer: Option<Transfer>,
     pub(crate) probation: Vec<Probation>,
     /// Execution collector (Destiny): π shares on answers, per request.
-    /// One entry per client: its latest request's sequence number and shares.
-    pub(crate) answers: HashMap<ClientId, (u64, AnswerShares)>,
+    /// Execution collector (Destiny): D-slots whose answers wait for f+1 shares.
+    pub(crate) collecting: BTreeMap<DRef, answers::Collecting>,
     /// Requests their clients sent us themselves while we do not coordinate
     /// their instance (Destiny: answered directly as well).
     pub(crate) direct: HashSet<(ClientId, u64)>,
@@ -170,7 +167,7 @@ impl<F: Flavor> Replica<F> {
         let o = F::o_engine(&ctx, &keys, &cfg);
         Replica {
             keys,
-            answers: HashMap::new(),
+            collecting: BTreeMap::new(),
             direct: HashSet::new(),
             id: ctx.id,
             m: ctx.membership,
@@ -348,7 +345,7 @@ impl<F: Flavor> Replica<F> {
                     Msg::StateRequest { seq } => self.on_state_request(r, seq, out),
                     Msg::StateReply { seq, state } => self.on_state_reply(now, r, seq, *state, out),
                     Msg::Assign(a) => self.on_assign(now, from, a, out),
-                    Msg::ExecSig { client, seq, result, share } => self.on_exec_sig(r, client, seq, result, share, out),
+                    Msg::ExecSig { slot, order, share } => self.on_exec_sig(r, slot, order, share, out),
                     Msg::Request(_) | Msg::Reply(_) | Msg::ExecProof { .. } | Msg::Assigned { .. } => {
                         out.reject(from, "replica sent a client message")
                     }

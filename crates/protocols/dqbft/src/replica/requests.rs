@@ -110,7 +110,7 @@ impl<F: Flavor> Replica<F> {
                 if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
                     out.reject(NodeId::Client(c), "sequence number reused for another operation");
                 } else {
-                    self.reply(c, req.req.seq, result, true, out);
+                    self.answer_again(c, req.req.seq, result, out);
                 }
                 return;
             }
@@ -375,6 +375,15 @@ impl<F: Flavor> Replica<F> {
         self.in_proposal.retain(|(c, s)| *s > table.last_seq(*c));
         self.disseminated.retain(|(c, s)| *s > table.last_seq(*c));
         self.direct.retain(|(c, s)| *s >= table.last_seq(*c));
-        self.answers.retain(|c, (s, _)| *s >= table.last_seq(*c));
+        // Answered slots go after a while; shares for a slot executed here
+        // without our entry (we were not its collector then) go at once.
+        let oldest = self.executed_o.saturating_sub(4096);
+        let progress = &self.progress;
+        self.collecting.retain(|r, e| match e.order {
+            Some(o) => o > oldest,
+            None => {
+                r.seq > progress.prefix[r.instance as usize] && !progress.above[r.instance as usize].contains(&r.seq)
+            }
+        });
     }
 }

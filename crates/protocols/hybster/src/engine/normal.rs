@@ -121,6 +121,7 @@ impl<V: Value> Engine<V> {
         let digest = value.digest(self.crypto.as_ref());
         let Some(st) = self.order_statement(view, seq, digest).filter(|st| *st == share.statement) else {
             out.reject(from, "PREPARE share on another statement");
+            self.primary_proven_faulty(view, out);
             return;
         };
         if view > self.view || (view == self.view && !self.active) {
@@ -166,6 +167,7 @@ impl<V: Value> Engine<V> {
         }
         if self.scheme.verify_share(&share, &st).is_err() {
             out.reject(from, "bad PREPARE share");
+            self.primary_proven_faulty(view, out);
             return;
         }
         self.values.insert(digest, value);
@@ -175,6 +177,17 @@ impl<V: Value> Engine<V> {
         slot.shares.insert(from, share);
         self.sign_ready(out);
         self.check_commit(seq, out);
+    }
+
+    /// The primary of our view sent a PREPARE whose share is not its
+    /// trusted subsystem's on that proposal: a correct primary never does
+    /// (the channel authenticates the sender), so this proves it faulty
+    /// (§4.2's "proof that the leader is faulty"): move on at once.
+    fn primary_proven_faulty(&mut self, view: u64, out: &mut Actions<V>) {
+        if self.active && view == self.view {
+            self.note(format!("instance {}: the primary of view {view} sent a forged PREPARE", self.cfg.instance), out);
+            self.start_view_change(out);
+        }
     }
 
     /// Sign the proposals of this view that are next in order, and send
