@@ -89,6 +89,9 @@ pub struct ViewChangeBody {
     /// PREPAREs (primaries' shares) it accepted above its checkpoint, the
     /// latest view's for each sequence number.
     pub prepares: Vec<Share>,
+    /// COMMIT certificates it holds above its checkpoint: a slot decided
+    /// from peers' certificates may lack its PREPARE here.
+    pub commits: Vec<(u64, CommitProof)>,
     /// Certificates of its earlier view changes that installed no view,
     /// newest first: together with `cert` they lead back to the last
     /// position at which it signed (see `view_change.rs`).

@@ -257,17 +257,16 @@ fn an_equivocating_primary_is_refused_by_its_trusted_subsystem() {
     let st = net.engines[0].order_statement(0, seq, net.digest(2)).unwrap();
     let second = net.trusted[0].lock().unwrap().independent_share(st.instance, st.counter, st.value, &st.msg_hash);
     assert!(second.is_err(), "a second value at (0, {seq}) must be refused");
-    // A forged share (another replica's signature relabelled) is rejected.
+    // A forged share (bytes that are no signature of the primary) is
+    // rejected, and proves the primary faulty to its receiver.
     let forged_st = net.engines[1].order_statement(0, 2, net.digest(3)).unwrap();
-    let mut forged = net.trusted[1]
-        .lock()
-        .unwrap()
-        .independent_share(forged_st.instance, forged_st.counter, forged_st.value, &forged_st.msg_hash)
-        .unwrap();
-    forged.signer = r(0);
+    let forged = quorate_threshsign::Share::from_parts(forged_st, r(0), &[7u8; 96]);
     net.input(2, r(0), HybMsg::Prepare { view: 0, seq: 2, value: V(3), share: forged });
     assert_eq!(net.rejections(2, "bad PREPARE share"), 1);
+    assert!(!net.engines[2].active(), "the receiver suspects the primary at once");
     net.run();
+    // Replicas 0 and 1 decide the real proposal; replica 2 learns it.
+    assert_eq!(net.values(1), vec![Some(1)]);
     assert_eq!(net.values(2), vec![Some(1)]);
 }
 
@@ -347,6 +346,7 @@ fn a_view_change_that_hides_a_signed_proposal_is_refused() {
         checkpoint: None,
         new_view: None,
         prepares: Vec::new(),
+        commits: Vec::new(),
         history: Vec::new(),
     };
     let hash = digest_encoded(b"quorate-hybster/view-change", &body, net.crypto.as_ref());

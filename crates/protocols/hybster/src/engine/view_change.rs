@@ -24,8 +24,8 @@
 
 use super::digest_encoded;
 use super::{
-    Action, Actions, CheckpointCert, EngineTimer, HybMsg, NewView, NewViewCore, Record, SignedNewView, Value,
-    ViewChange, ViewChangeBody, NULL_DIGEST,
+    Action, Actions, CheckpointCert, CommitProof, EngineTimer, HybMsg, NewView, NewViewCore, Record, SignedNewView,
+    Value, ViewChange, ViewChangeBody, NULL_DIGEST,
 };
 use crate::engine::Engine;
 use quorate_core::crypto::Digest;
@@ -114,6 +114,8 @@ impl<V: Value> Engine<V> {
         let top = self.stable + self.cfg.window;
         let prepares: Vec<Share> =
             self.slots.range(self.stable + 1..=top).filter_map(|(_, s)| s.prepare.clone()).collect();
+        let commits: Vec<(u64, CommitProof)> =
+            self.slots.range(self.stable + 1..=top).filter_map(|(s, slot)| Some((*s, slot.proof.clone()?))).collect();
         let mut history = self.history.clone();
         history.truncate(MAX_HISTORY);
         ViewChangeBody {
@@ -122,6 +124,7 @@ impl<V: Value> Engine<V> {
             checkpoint: self.stable_cert.clone(),
             new_view: self.log_new_view.clone(),
             prepares,
+            commits,
             history,
         }
     }
@@ -256,10 +259,33 @@ impl<V: Value> Engine<V> {
                 k.proposals.insert(s, (v, st.msg_hash));
             }
         }
+        // A COMMIT certificate proves its value final (every proposal at that
+        // seq in its view or later carries it), so it counts as a proposal of
+        // its view, and it covers the seq: a slot decided from peers'
+        // certificates is one a correct replica skips when signing.
+        let mut committed = BTreeSet::new();
+        if body.commits.len() as u64 > self.cfg.window {
+            return Err("VIEW-CHANGE with too many COMMIT certificates");
+        }
+        for (s, proof) in &body.commits {
+            let digest = proof.cert.statement.msg_hash;
+            if *s <= low || *s > low + self.cfg.window {
+                return Err("VIEW-CHANGE with a COMMIT certificate outside its window");
+            }
+            let st = self.order_statement(proof.view, *s, digest).ok_or("VIEW-CHANGE with a malformed COMMIT")?;
+            if verified.insert((st.value, digest)) && self.scheme.verify_threshold(&proof.cert, &st).is_err() {
+                verified.remove(&(st.value, digest));
+                return Err("VIEW-CHANGE with a bad COMMIT certificate");
+            }
+            committed.insert(*s);
+            if k.proposals.get(s).is_none_or(|(pv, _)| *pv < proof.view) {
+                k.proposals.insert(*s, (proof.view, digest));
+            }
+        }
         k.proposals.retain(|s, _| *s > low);
         // It must prove every proposal of its last view up to where it signed.
         for s in low + 1..=last_seq {
-            if k.proposals.get(&s).is_none_or(|(v, _)| *v != last_view) {
+            if !committed.contains(&s) && k.proposals.get(&s).is_none_or(|(v, _)| *v != last_view) {
                 return Err("VIEW-CHANGE hides a proposal it signed");
             }
         }
