@@ -13,6 +13,10 @@ use quorate_core::ids::ReplicaId;
 use quorate_threshsign::Share;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Quiet retransmission ticks after which a replica joins a later view a
+/// peer moved to.
+const JOIN_AFTER_STUCK_TICKS: u32 = 4;
+
 impl<V: Value> Engine<V> {
     /// The embedder executed everything up to `seq` (a multiple of the
     /// checkpoint period) and its state digest is `digest`.
@@ -245,6 +249,28 @@ impl<V: Value> Engine<V> {
             return;
         }
         self.stuck_ticks += 1;
+        // Another replica left our view for a later one and ours is stuck: with
+        // quorums of f+1 out of 2f+1 and a replica down, the view cannot move
+        // on without the one that left (its counter no longer signs in it),
+        // so join it. A faulty replica's VIEW-CHANGE alone cannot move a view
+        // that progresses.
+        if self.stuck_ticks >= JOIN_AFTER_STUCK_TICKS {
+            let me = self.id;
+            let later = self
+                .view_changes
+                .iter()
+                .filter(|(r, vc)| **r != me && vc.body.view > self.view)
+                .map(|(_, vc)| vc.body.view)
+                .min();
+            if let Some(v) = later {
+                self.note(
+                    format!("instance {}: stuck while a peer moved to view {v}: joining", self.cfg.instance),
+                    out,
+                );
+                self.move_to_view(v, out);
+                return;
+            }
+        }
         self.retransmit_votes(out);
         // Our latest checkpoint is not certified yet: its share again, to
         // everyone once the collector is slow.

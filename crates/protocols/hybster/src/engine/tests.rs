@@ -460,3 +460,30 @@ fn recovery_replays_decisions_and_signatures() {
     net.run();
     assert_eq!(net.values(1), vec![Some(4)]);
 }
+
+#[test]
+fn a_stuck_replica_joins_the_view_a_peer_left_for() {
+    // Replica 1 is down; replica 2 suspected the primary alone and left
+    // view 0: with quorums of 2 out of 3, view 0 cannot decide any more.
+    let mut net = Net::new(1);
+    net.down[1] = true;
+    net.view_change(2);
+    net.run();
+    net.propose(0, 5);
+    net.run();
+    assert!(net.values(0).is_empty());
+    // The primary, stuck, joins view 1 (primary: replica 1, down); the
+    // view-change timer moves both to view 2, whose primary is replica 2.
+    for _ in 0..6 {
+        net.tick_all();
+    }
+    assert_eq!(net.engines[0].view(), 1);
+    net.timer(0, EngineTimer::ViewChange);
+    net.timer(2, EngineTimer::ViewChange);
+    net.run();
+    for i in [0, 2] {
+        assert_eq!(net.engines[i].view(), 2, "replica {i}");
+        assert!(net.engines[i].active(), "replica {i}");
+    }
+    assert_eq!(net.values(2), vec![Some(5)], "the proposal replica 0 signed survives");
+}
