@@ -13,7 +13,7 @@ use crate::messages::{DRef, Msg, OBatch, Progress, State};
 use crate::Timer;
 use quorate_core::crypto::Digest;
 use quorate_core::executor::Outcome;
-use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{Effect, Event, Outbox};
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
@@ -25,6 +25,9 @@ use quorate_pbft::engine::{self, Actions};
 pub(crate) fn d_checkpoint_digest(i: u32, seq: u64) -> Digest {
     Digest::of_parts(&[b"quorate-dqbft-d-checkpoint", &i.to_le_bytes(), &seq.to_le_bytes()])
 }
+
+/// Execution passes between two full walks of the pending requests.
+const PRUNE_EVERY: u64 = 64;
 
 impl Replica {
     /// Execute what is ready, and carry out what the O-instance then asks.
@@ -40,6 +43,8 @@ impl Replica {
     /// O-instance's actions (checkpoints) go to `more`.
     pub(crate) fn execute_ready_into(&mut self, now: Time, more: &mut Actions<OBatch>, out: &mut Out) {
         let mut executed_any = false;
+        // Requests this call executed (or found executed): pruned at the end.
+        let mut done: Vec<(ClientId, u64)> = Vec::new();
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
             if let Some(batch) = entry {
@@ -66,6 +71,7 @@ impl Replica {
                 self.mark_executed(r);
                 let Some(p) = payload else { continue };
                 for q in &p.requests {
+                    done.push((q.req.client, q.req.seq));
                     if self.instance_of(q.req.client) != r.instance {
                         // Not through the client's instance: a client that
                         // sent one request to several coordinators.
@@ -85,6 +91,7 @@ impl Replica {
                     self.progress.assigned.insert(a.client, (a.instance, a.nonce));
                     if let Some(p) = self.pending.get_mut(&a.client) {
                         p.instance = a.instance;
+                        self.mark_fresh(a.instance);
                     }
                     self.ack_assign(a.client, a.nonce, a.instance, out);
                 }
@@ -104,9 +111,16 @@ impl Replica {
                 self.o.checkpoint_taken(k, digest, more);
             }
         }
-        // Once per call, not per O-slot: it walks every pending request.
+        // Once per call, not per O-slot. Walking every pending request and
+        // every request seen in a proposal (all clients' at a large N) is
+        // needed only now and then; in between, what this call executed goes.
         if executed_any {
-            self.prune_pending();
+            self.passes += 1;
+            if self.passes.is_multiple_of(PRUNE_EVERY) {
+                self.prune_pending();
+            } else {
+                self.prune_executed(&done);
+            }
         }
     }
 
@@ -241,6 +255,8 @@ impl Replica {
 
     /// Continue from the installed state at O-checkpoint `seq`.
     fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out) {
+        self.coordinating = None;
+        self.fresh.iter_mut().for_each(|f| *f = true);
         self.progress = state.progress.clone();
         self.executed_o = seq;
         self.olog = self.olog.split_off(&(seq + 1));
@@ -261,6 +277,7 @@ impl Replica {
                 self.with_d(now, i as u32, out, |e, a| e.state_installed(s, d, a));
             }
         }
+        self.coordinating = None;
     }
 
     /// Whether executed-slot progress from a peer has our shape.
@@ -273,6 +290,8 @@ impl Replica {
 
     /// Restart from the durable base and the records after it.
     pub(crate) fn recover(&mut self, now: Time, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out) {
+        self.coordinating = None;
+        self.fresh.iter_mut().for_each(|f| *f = true);
         let n = self.d.len();
         let mut o_recs: Vec<engine::Record<OBatch>> = Vec::new();
         let mut d_recs: Vec<Vec<engine::Record<crate::messages::DBatch>>> = vec![Vec::new(); n];
@@ -317,6 +336,9 @@ impl Replica {
             self.with_d(now, i as u32, out, |e, a| e.recover(recs, a));
         }
         self.with_o(now, out, |e, a| e.recover(o_recs, a));
+        // The instances' views are known only now.
+        self.coordinating = None;
+        self.maybe_propose(now, out);
         out.event(Event::StateInstalled { slot: self.exec.slot(), digest: self.exec.state_digest() });
     }
 }
