@@ -65,13 +65,23 @@ pub struct KvWorkload {
     /// Prefix in front of every key (`None`: no prefix). See the
     /// [module documentation](self) for the byzantine namespace.
     pub namespace: Option<Bytes>,
+    /// Every operation is a put (the DQBFT evaluation's workload) instead of
+    /// the mix above.
+    pub puts_only: bool,
 }
 
 impl Default for KvWorkload {
     /// No contention, 16-byte values, 8 keys per client, gets ordered like
     /// everything else, no namespace.
     fn default() -> Self {
-        KvWorkload { contention: 0.0, payload: 16, keys_per_client: 8, read_only_gets: false, namespace: None }
+        KvWorkload {
+            contention: 0.0,
+            payload: 16,
+            keys_per_client: 8,
+            read_only_gets: false,
+            namespace: None,
+            puts_only: false,
+        }
     }
 }
 
@@ -139,6 +149,9 @@ impl KvWorkload {
             let keys = self.keys_per_client.max(1) as u64;
             self.client_key(client, rng.gen_range(0..keys))
         };
+        if self.puts_only {
+            return KvOp::Put { key, value: self.value(rng) };
+        }
         let kind = rng.gen_range(0..100u32);
         if kind < PUT_PERCENT {
             KvOp::Put { key, value: self.value(rng) }

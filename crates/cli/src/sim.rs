@@ -152,6 +152,8 @@ pub enum Mode {
 pub enum Workload {
     /// Key-value store: puts, gets, deletes, compare-and-swap.
     Kv,
+    /// Key-value store, puts only (each client on its own keys; --keys-per-client).
+    KvPuts,
     /// A shared counter: add(1) and get.
     Counter,
 }
@@ -167,6 +169,44 @@ fn probability(s: &str) -> Result<f64, String> {
     } else {
         Err(format!("{p} is not in [0, 1]"))
     }
+}
+
+fn weight_arg(s: &str) -> Result<(String, u32), String> {
+    let (region, w) = s.split_once('=').ok_or_else(|| format!("'{s}' is not REGION=W"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("'{w}' is not a whole number"))?;
+    if w > 1000 {
+        return Err(format!("weight {w} is above 1000"));
+    }
+    Ok((region.trim().to_string(), w))
+}
+
+/// Replicas `a..b` named by a `--client-weight` key, if it is a range.
+fn replica_range(key: &str) -> Option<(usize, usize)> {
+    let (a, b) = key.split_once("..")?;
+    Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+}
+
+/// One weight per replica from `--client-weight` (regions or replica ranges).
+fn client_weights(given: &[(String, u32)], regions: &[String], n: usize) -> Result<Vec<u32>, String> {
+    let mut w = vec![1; n];
+    for (key, weight) in given {
+        if let Some((a, b)) = replica_range(key) {
+            if a >= b || b > n {
+                return Err(format!("--client-weight {key}=...: not a range of replicas within 0..{n}"));
+            }
+            w[a..b].iter_mut().for_each(|x| *x = *weight);
+        } else {
+            if !regions.contains(key) {
+                return Err(format!("--client-weight {key}=...: no replica is in region {key}"));
+            }
+            for (x, r) in w.iter_mut().zip(regions) {
+                if r == key {
+                    *x = *weight;
+                }
+            }
+        }
+    }
+    Ok(w)
 }
 
 fn crash_arg(s: &str) -> Result<Fault, String> {
@@ -218,12 +258,25 @@ pub struct SimArgs {
     /// placed round-robin in the same regions. Default: one LAN.
     #[arg(long, value_delimiter = ',')]
     pub regions: Vec<String>,
+    /// Spread the replicas over these regions: replica i in the (i mod k)-th
+    /// (instead of --regions, which names one region per replica).
+    #[arg(long, value_delimiter = ',', conflicts_with = "regions")]
+    pub spread_regions: Vec<String>,
+    /// Relative number of clients at the replicas of a region, or at replicas
+    /// A to B-1: REGION=W or A..B=W (repeatable, later ones win; default 1).
+    /// With southeastasia=1 and every other region 2, replicas outside
+    /// southeastasia get twice the clients; 90..97=0 puts none at replicas 90-96.
+    #[arg(long, value_name = "REGION=W", value_parser = weight_arg)]
+    pub client_weight: Vec<(String, u32)>,
     /// Workload.
     #[arg(long, value_enum, default_value = "kv")]
     pub workload: Workload,
     /// Value size in bytes for KV writes.
     #[arg(long, default_value_t = 16)]
     pub payload: usize,
+    /// Keys of each client (kv-puts workload).
+    #[arg(long, default_value_t = 8)]
+    pub keys_per_client: usize,
     /// Share of KV operations on the one shared hot key (0..1).
     #[arg(long, default_value = "0", value_parser = probability)]
     pub contention: f64,
@@ -347,11 +400,23 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     for r in &args.regions {
         Placement::region(r).map_err(|e| format!("--regions: {e}"))?;
     }
-    sc.regions = args.regions.clone();
+    for r in &args.spread_regions {
+        Placement::region(r).map_err(|e| format!("--spread-regions: {e}"))?;
+    }
+    sc.regions = if args.spread_regions.is_empty() {
+        args.regions.clone()
+    } else {
+        let k = args.spread_regions.len();
+        (0..sc.n()).map(|i| args.spread_regions[i % k].clone()).collect()
+    };
+    if !args.client_weight.is_empty() {
+        sc.client_weights = client_weights(&args.client_weight, &sc.regions, sc.n())?;
+    }
     sc.workload = match args.workload {
         Workload::Kv => {
             WorkloadSpec::Kv { payload: args.payload, contention: args.contention, read_only_gets: args.read_only_gets }
         }
+        Workload::KvPuts => WorkloadSpec::KvPuts { payload: args.payload, keys_per_client: args.keys_per_client },
         Workload::Counter => WorkloadSpec::Counter { read_only_gets: args.read_only_gets },
     };
     sc.faults.extend(args.byzantine.iter().cloned());
@@ -620,6 +685,32 @@ mod tests {
         );
         let a = argv("quorate sim --seed 9 --crash 0@2s");
         assert_eq!(replay_from_argv(&a, 9, false), "quorate sim --crash 0@2s --seed 9");
+    }
+
+    #[test]
+    fn client_weights_by_region_and_range() {
+        let regions: Vec<String> = ["a", "b", "a", "c"].iter().map(|s| s.to_string()).collect();
+        let w = |given: &[(&str, u32)]| {
+            let g: Vec<(String, u32)> = given.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            client_weights(&g, &regions, 4)
+        };
+        assert_eq!(w(&[("a", 2)]).unwrap(), [2, 1, 2, 1]);
+        assert_eq!(w(&[("a", 2), ("2..4", 0)]).unwrap(), [2, 1, 0, 0]);
+        assert!(w(&[("z", 2)]).is_err());
+        assert!(w(&[("3..9", 2)]).is_err());
+        assert!(w(&[("2..2", 2)]).is_err());
+    }
+
+    #[test]
+    fn spread_regions_fill_every_replica() {
+        let a =
+            parse_sim_args(&argv("--f 2 --spread-regions eastus,westus,uksouth --client-weight uksouth=0")).unwrap();
+        let sc = scenario::<quorate_pbft::Pbft>(&a).unwrap();
+        assert_eq!(sc.regions.len(), 7);
+        assert_eq!(sc.regions[3], "eastus");
+        assert_eq!(sc.regions[5], "uksouth");
+        assert_eq!(sc.client_weights, [1, 1, 0, 1, 1, 0, 1]);
+        assert!(parse_sim_args(&argv("--regions eastus --spread-regions westus")).is_err());
     }
 
     #[test]

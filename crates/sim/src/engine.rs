@@ -9,9 +9,8 @@
 //!
 //! Nodes are dense indices: replicas `0..n`, then clients `n..n+c` (correct
 //! clients first, then faulty ones; client `i` is `ClientId(i)`). Pending
-//! events sit in a binary heap ordered by (time, insertion counter), so ties
-//! break in the order events were created. Event payloads live in a slab and
-//! are reused, so the heap moves only 24-byte keys.
+//! events come out in time order, ties in the order events were created
+//! (a radix heap, `queue.rs`, that holds the events themselves).
 //!
 //! The engine carries out every [`Effect`]: sends go through
 //! [`Network::transmit`] (size = `wire::encoded_len` of the message, computed
@@ -19,7 +18,8 @@
 //! message among its deliveries and a receiver clones it only if another
 //! delivery still holds it); timers carry a generation number, so a cancelled
 //! or re-armed timer never fires; `Persist`/`PersistCheckpoint` go to the
-//! replica's durable store (a checkpoint replaces all earlier records);
+//! replica's durable store (a checkpoint replaces all earlier records; a run
+//! with no recovery in its scenario keeps none, since nothing reads them);
 //! `Complete` ends a client's operation (closed loop: the next one starts at
 //! once); `Event`s feed the checkers and counters.
 //!
@@ -62,6 +62,7 @@ use crate::check::{check_liveness, fmt_ns, SafetyChecker};
 use crate::cpu::{CostModel, SimCrypto};
 use crate::faults::{format_duration, Fault};
 use crate::net::{NetConfig, NetError, Network, Placement};
+use crate::queue::EventQueue;
 use crate::report::{Dropped, KindStats, Latency, Report};
 use crate::workload::{check_history, OpGenerator, OpRecord, WorkloadSpec};
 use bytes::Bytes;
@@ -75,10 +76,42 @@ use quorate_core::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest as _, Sha256};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// A fast hasher for the engine's own small keys (timers): FxHash's
+/// multiply-rotate. Nothing adversarial picks these keys, and SipHash was a
+/// few per cent of a run.
+#[derive(Clone, Copy, Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+}
+
+type FastHash = std::hash::BuildHasherDefault<FastHasher>;
 
 /// Most nodes (replicas + clients) a simulation accepts.
 pub const MAX_NODES: usize = 1_000_000;
@@ -119,6 +152,10 @@ pub struct Scenario<P: Protocol> {
     /// Region of each replica (names from the WAN matrices); empty means all
     /// nodes on one LAN. Clients are placed round-robin in the replicas' regions.
     pub regions: Vec<String>,
+    /// Clients per replica, relatively: replica r gets `client_weights[r]`
+    /// clients for every one a weight-1 replica gets (see [`client_homes`]).
+    /// Empty: every replica weight 1 (client i at replica i mod n).
+    pub client_weights: Vec<u32>,
     /// Service and operation mix.
     pub workload: WorkloadSpec,
     /// Faults to inject.
@@ -153,6 +190,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             seed: self.seed,
             net: self.net.clone(),
             regions: self.regions.clone(),
+            client_weights: self.client_weights.clone(),
             workload: self.workload.clone(),
             faults: self.faults.clone(),
             cost_model: Arc::clone(&self.cost_model),
@@ -178,6 +216,7 @@ impl<P: Protocol> std::fmt::Debug for Scenario<P> {
             .field("duration", &self.duration)
             .field("seed", &self.seed)
             .field("regions", &self.regions)
+            .field("client_weights", &self.client_weights)
             .field("workload", &self.workload)
             .field("faults", &self.faults)
             .field("warmup", &self.warmup)
@@ -201,6 +240,7 @@ impl<P: Protocol> Scenario<P> {
             seed: 0,
             net: NetConfig::default(),
             regions: Vec::new(),
+            client_weights: Vec::new(),
             workload: WorkloadSpec::default(),
             faults: Vec::new(),
             cost_model: Arc::new(CostModel::default()),
@@ -294,6 +334,20 @@ impl<P: Protocol> Scenario<P> {
         }
         for r in &self.regions {
             Placement::region(r)?;
+        }
+        if !self.client_weights.is_empty() {
+            if self.client_weights.len() != n {
+                return inv(format!(
+                    "client weights name {} replicas but there are {n} (one weight per replica)",
+                    self.client_weights.len()
+                ));
+            }
+            if self.client_weights.iter().all(|w| *w == 0) {
+                return inv("client weights are all 0: no replica would have clients".into());
+            }
+            if self.client_weights.iter().any(|w| *w > 1000) {
+                return inv("a client weight is above 1000".into());
+            }
         }
         self.net.validate()?;
         let check_replica = |r: u32, what: &str| -> Result<(), SimError> {
@@ -430,7 +484,7 @@ struct Node<P: Protocol> {
     wake_pending: bool,
     /// Bumped on crash: stale wake-ups are ignored.
     incarnation: u32,
-    timers: HashMap<P::Timer, u64>,
+    timers: HashMap<P::Timer, u64, FastHash>,
     correct: bool,
 }
 
@@ -444,7 +498,7 @@ impl<P: Protocol> Node<P> {
             queue: VecDeque::new(),
             wake_pending: false,
             incarnation: 0,
-            timers: HashMap::new(),
+            timers: HashMap::default(),
             correct,
         }
     }
@@ -492,13 +546,16 @@ pub struct Simulation<P: Protocol> {
     interference: Box<dyn quorate_core::service::Service>,
     end: u64,
     now: u64,
-    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
-    slab: Vec<Option<Ev<P>>>,
-    free: Vec<u32>,
-    counter: u64,
+    queue: EventQueue<Ev<P>>,
     timer_gen: u64,
     nodes: Vec<Node<P>>,
     durable: Vec<Durable>,
+    /// Whether durable records are kept: only a recovery reads them, so a run
+    /// with no recovery scheduled drops them (a DQPBFT replica persists every
+    /// 100 kB D-batch it accepts: 301 replicas kept gigabytes per second).
+    keep_durable: bool,
+    /// Client i sits at replica `homes[i % homes.len()]`.
+    homes: Vec<usize>,
     byzantine: Vec<Option<String>>,
     clients: Vec<ClientState>,
     net: Network,
@@ -509,7 +566,8 @@ pub struct Simulation<P: Protocol> {
     events: u64,
     safety: SafetyChecker,
     ops: Vec<OpRecord>,
-    kinds: HashMap<&'static str, KindStats>,
+    /// Messages sent by kind (a handful of kinds: a list, found by pointer first).
+    kinds: Vec<(&'static str, KindStats)>,
     rejected: BTreeMap<&'static str, u64>,
     views: BTreeSet<u64>,
     decided: Vec<u64>,
@@ -542,13 +600,17 @@ impl<P: Protocol> Simulation<P> {
         let total_clients = scenario.clients + faulty_strategies.len();
         let total = n + total_clients;
 
-        // Placement: replicas in their regions, clients round-robin.
+        // Placement: replicas in their regions, clients round-robin over the
+        // replicas (each as often as its weight says).
+        let homes = client_homes(n, &scenario.client_weights);
         let placement: Vec<Placement> = if scenario.regions.is_empty() {
             vec![Placement::Lan; total]
         } else {
             let per_replica: Vec<Placement> =
                 scenario.regions.iter().map(|r| Placement::region(r)).collect::<Result<_, _>>()?;
-            (0..total).map(|i| if i < n { per_replica[i].clone() } else { per_replica[(i - n) % n].clone() }).collect()
+            (0..total)
+                .map(|i| if i < n { per_replica[i].clone() } else { per_replica[homes[(i - n) % homes.len()]].clone() })
+                .collect()
         };
         let net = Network::new(scenario.net.clone(), placement)?;
 
@@ -567,13 +629,12 @@ impl<P: Protocol> Simulation<P> {
             service,
             end,
             now: 0,
-            heap: BinaryHeap::new(),
-            slab: Vec::new(),
-            free: Vec::new(),
-            counter: 0,
+            queue: EventQueue::new(),
             timer_gen: 0,
             nodes: Vec::with_capacity(total),
             durable: vec![Durable::default(); n],
+            keep_durable: scenario.faults.iter().any(|f| matches!(f, Fault::Recover { .. })),
+            homes,
             byzantine,
             clients: Vec::with_capacity(total_clients),
             net,
@@ -584,7 +645,7 @@ impl<P: Protocol> Simulation<P> {
             events: 0,
             safety: SafetyChecker::new(P::ORDER),
             ops: Vec::new(),
-            kinds: HashMap::new(),
+            kinds: Vec::new(),
             rejected: BTreeMap::new(),
             views: BTreeSet::new(),
             decided: vec![0; n],
@@ -614,7 +675,7 @@ impl<P: Protocol> Simulation<P> {
             let id = NodeId::Client(cid);
             let crypto = Arc::new(SimCrypto::new(id, seed, Arc::clone(&sim.sc.cost_model)));
             // Clients sit round-robin at the replicas: the one they sit at first, then by latency.
-            let home = i % n;
+            let home = sim.homes[i % sim.homes.len()];
             let mut nearest: Vec<ReplicaId> = sim.membership.round_from(ReplicaId(home as u32));
             nearest.sort_by_key(|r| sim.net.one_way_ns(n + i, r.index()).unwrap_or(u64::MAX));
             let ctx = ClientContext {
@@ -734,6 +795,11 @@ impl<P: Protocol> Simulation<P> {
             }
             Fault::Recover { replica, at } => {
                 check(*replica)?;
+                if !self.keep_durable {
+                    return Err(SimError::Invalid(
+                        "a recovery must be in the scenario: a run without one keeps no durable records".into(),
+                    ));
+                }
                 self.schedule(ns(*at), Ev::Fault(FaultAction::Recover(*replica)));
             }
             Fault::Partition { groups, from, until } => {
@@ -764,17 +830,9 @@ impl<P: Protocol> Simulation<P> {
     pub fn run_until(&mut self, t: Time) {
         let started = Instant::now();
         let limit = t.0.min(self.end);
-        while let Some(&Reverse((time, _, slot))) = self.heap.peek() {
-            if time > limit {
-                break;
-            }
-            self.heap.pop();
+        while let Some((time, ev)) = self.queue.pop_until(limit) {
             self.now = time;
-            let ev = self.slab[slot as usize].take();
-            self.free.push(slot);
-            if let Some(ev) = ev {
-                self.dispatch(ev);
-            }
+            self.dispatch(ev);
         }
         self.now = self.now.max(limit);
         self.wall += started.elapsed();
@@ -783,36 +841,16 @@ impl<P: Protocol> Simulation<P> {
     /// Process one event, if any is due before the end. Returns false when
     /// nothing is left to do.
     pub fn step(&mut self) -> bool {
-        let Some(&Reverse((time, _, _))) = self.heap.peek() else { return false };
-        if time > self.end {
-            return false;
-        }
         let started = Instant::now();
-        if let Some(Reverse((time, _, slot))) = self.heap.pop() {
-            self.now = time;
-            let ev = self.slab[slot as usize].take();
-            self.free.push(slot);
-            if let Some(ev) = ev {
-                self.dispatch(ev);
-            }
-        }
+        let Some((time, ev)) = self.queue.pop_until(self.end) else { return false };
+        self.now = time;
+        self.dispatch(ev);
         self.wall += started.elapsed();
         true
     }
 
     fn schedule(&mut self, at: u64, ev: Ev<P>) {
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slab[s as usize] = Some(ev);
-                s
-            }
-            None => {
-                self.slab.push(Some(ev));
-                (self.slab.len() - 1) as u32
-            }
-        };
-        self.counter += 1;
-        self.heap.push(Reverse((at, self.counter, slot)));
+        self.queue.push(at, ev);
     }
 
     fn dispatch(&mut self, ev: Ev<P>) {
@@ -982,7 +1020,14 @@ impl<P: Protocol> Simulation<P> {
     }
 
     fn count_kind(&mut self, kind: &'static str, dests: u64, size: usize) {
-        let k = self.kinds.entry(kind).or_default();
+        let i = match self.kinds.iter().position(|(k, _)| std::ptr::eq(*k, kind) || *k == kind) {
+            Some(i) => i,
+            None => {
+                self.kinds.push((kind, KindStats::default()));
+                self.kinds.len() - 1
+            }
+        };
+        let k = &mut self.kinds[i].1;
         k.count += dests;
         k.bytes += dests.saturating_mul(size as u64);
     }
@@ -1041,11 +1086,17 @@ impl<P: Protocol> Simulation<P> {
                 self.nodes[x].timers.remove(&timer);
             }
             Effect::Persist(record) => {
+                if !self.keep_durable {
+                    return;
+                }
                 if let Some(d) = self.durable.get_mut(x) {
                     d.records.push(record);
                 }
             }
             Effect::PersistCheckpoint(record) => {
+                if !self.keep_durable {
+                    return;
+                }
                 if let Some(d) = self.durable.get_mut(x) {
                     d.checkpoint = Some(record);
                     d.records.clear();
@@ -1270,7 +1321,14 @@ impl<P: Protocol> Simulation<P> {
             regions: sc.regions.clone(),
             duration_s,
             completed,
-            throughput_ops: if measured_s > 0.0 { latencies.len() as f64 / measured_s } else { 0.0 },
+            // Completions in the measured window, whenever invoked: counting the
+            // operations invoked after the warm-up instead would leave out those
+            // still under way at the end, which undercounts by latency / window.
+            throughput_ops: if measured_s > 0.0 {
+                self.ops.iter().filter(|o| o.correct && o.ret.is_some_and(|r| r >= warmup)).count() as f64 / measured_s
+            } else {
+                0.0
+            },
             warmup_s: warmup as f64 / 1e9,
             latency_ms: Latency::from_ns(&mut latencies),
             latency_by_region,
@@ -1327,14 +1385,30 @@ impl<P: Protocol> Simulation<P> {
 }
 
 impl<P: Protocol> Simulation<P> {
-    /// Region of client `c` (`ClientId(c)`): that of replica `c mod n`, as
+    /// Region of client `c` (`ClientId(c)`): that of its home replica, as
     /// placed in [`Simulation::new`]; `None` on a LAN.
     fn client_region(&self, c: u64) -> Option<&str> {
-        let n = self.sc.regions.len() as u64;
-        if n == 0 {
-            return None;
-        }
-        self.sc.regions.get((c % n) as usize).map(String::as_str)
+        let home = self.homes.get((c % self.homes.len().max(1) as u64) as usize)?;
+        self.sc.regions.get(*home).map(String::as_str)
+    }
+}
+
+/// The replica each client sits at, cyclically: client i at
+/// `homes[i % homes.len()]`. Replicas come in id order, one round per unit
+/// of weight, a replica in every round up to its weight: weights (1, 2, 1)
+/// give 0, 1, 2, 1, so replica 1 has twice the clients. No weights (or all
+/// 1): client i at replica i mod n.
+pub fn client_homes(n: usize, weights: &[u32]) -> Vec<usize> {
+    if weights.is_empty() {
+        return (0..n).collect();
+    }
+    let rounds = weights.iter().copied().max().unwrap_or(0);
+    let homes: Vec<usize> =
+        (0..rounds).flat_map(|k| (0..n).filter(move |r| weights.get(*r).copied().unwrap_or(1) > k)).collect();
+    if homes.is_empty() {
+        (0..n).collect()
+    } else {
+        homes
     }
 }
 
@@ -1387,6 +1461,14 @@ mod tests {
             read_only: false,
             reply: None,
         }
+    }
+
+    #[test]
+    fn client_homes_follow_the_weights() {
+        assert_eq!(client_homes(3, &[]), [0, 1, 2]);
+        assert_eq!(client_homes(3, &[1, 1, 1]), [0, 1, 2]);
+        assert_eq!(client_homes(3, &[1, 2, 1]), [0, 1, 2, 1]);
+        assert_eq!(client_homes(4, &[2, 2, 0, 1]), [0, 1, 3, 0, 1]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod engine;
 pub mod faults;
 pub mod linearizability;
 pub mod net;
+mod queue;
 pub mod report;
 pub mod workload;
 

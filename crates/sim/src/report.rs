@@ -107,8 +107,8 @@ pub struct Report {
     pub duration_s: f64,
     /// Operations of correct clients completed.
     pub completed: u64,
-    /// Operations completed per virtual second of the measured window
-    /// (after the warm-up).
+    /// Operations of correct clients completed per virtual second of the
+    /// measured window (after the warm-up), whenever they were invoked.
     pub throughput_ops: f64,
     /// Warm-up, s: operations invoked before it are left out of the latency
     /// statistics and the throughput (never out of the checks).

@@ -35,6 +35,14 @@ pub enum WorkloadSpec {
         /// Whether gets are sent as read-only operations.
         read_only_gets: bool,
     },
+    /// The key-value store with puts only (the DQBFT evaluation's workload:
+    /// "100% put operations"), each client on its own keys.
+    KvPuts {
+        /// Size in bytes of written values.
+        payload: usize,
+        /// Keys of each client (its puts go to them uniformly).
+        keys_per_client: usize,
+    },
     /// The counter: 70% add(1), 30% get.
     Counter {
         /// Whether gets are sent as read-only operations.
@@ -54,6 +62,7 @@ impl WorkloadSpec {
     pub fn name(&self) -> &'static str {
         match self {
             WorkloadSpec::Kv { .. } => "kv",
+            WorkloadSpec::KvPuts { .. } => "kv-puts",
             WorkloadSpec::Counter { .. } => "counter",
         }
     }
@@ -62,7 +71,9 @@ impl WorkloadSpec {
     /// recovery).
     pub fn service_factory(&self) -> ServiceFactory {
         match self {
-            WorkloadSpec::Kv { .. } => Arc::new(|| Box::new(KvStore::new()) as Box<dyn Service>),
+            WorkloadSpec::Kv { .. } | WorkloadSpec::KvPuts { .. } => {
+                Arc::new(|| Box::new(KvStore::new()) as Box<dyn Service>)
+            }
             WorkloadSpec::Counter { .. } => Arc::new(|| Box::new(Counter::new()) as Box<dyn Service>),
         }
     }
@@ -73,6 +84,11 @@ impl WorkloadSpec {
         let kind = match self {
             WorkloadSpec::Kv { payload, contention, read_only_gets } => {
                 let w = KvWorkload { read_only_gets: *read_only_gets, ..KvWorkload::new(*contention, *payload) };
+                GenKind::Kv(if faulty { w.faulty() } else { w })
+            }
+            WorkloadSpec::KvPuts { payload, keys_per_client } => {
+                let w =
+                    KvWorkload { puts_only: true, keys_per_client: *keys_per_client, ..KvWorkload::new(0.0, *payload) };
                 GenKind::Kv(if faulty { w.faulty() } else { w })
             }
             WorkloadSpec::Counter { read_only_gets } => {
@@ -169,7 +185,7 @@ pub struct HistoryCheck {
 /// so a counter history with faulty clients cannot be judged).
 pub fn check_history(spec: &WorkloadSpec, ops: &[OpRecord], faulty_clients: bool, budget: u64) -> HistoryCheck {
     match spec {
-        WorkloadSpec::Kv { .. } => check_kv_history(ops, budget),
+        WorkloadSpec::Kv { .. } | WorkloadSpec::KvPuts { .. } => check_kv_history(ops, budget),
         WorkloadSpec::Counter { .. } => {
             if faulty_clients {
                 return HistoryCheck {

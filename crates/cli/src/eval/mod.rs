@@ -9,6 +9,8 @@
 //! is a module of its own. Why it is built this way:
 //! `docs/decisions/0005-experiments.md`.
 
+mod dqbft_imbalance;
+mod dqbft_scalability;
 mod ezbft_latency;
 mod ezbft_owner_change;
 mod svg;
@@ -20,7 +22,12 @@ use std::process::ExitCode;
 
 /// Every experiment, in the order `--list` prints them. Adding one: a module
 /// with an `EXPERIMENT` constant, and its line here.
-const EXPERIMENTS: &[Experiment] = &[ezbft_latency::EXPERIMENT, ezbft_owner_change::EXPERIMENT];
+const EXPERIMENTS: &[Experiment] = &[
+    ezbft_latency::EXPERIMENT,
+    ezbft_owner_change::EXPERIMENT,
+    dqbft_scalability::EXPERIMENT,
+    dqbft_imbalance::EXPERIMENT,
+];
 
 /// Flags of `quorate eval`.
 #[derive(Args, Debug)]

@@ -128,12 +128,13 @@ impl Adversary {
                 }
                 other => out.push(other),
             },
+            // Votes go to each replica as its own copy (point-to-point MACs).
             Kind::BadVotes => match e {
-                Effect::Broadcast { msg: Msg::Pbft(PbftMsg::Prepare { view, seq, digest, .. }) } => {
-                    self.bad_votes(false, view, seq, digest, out)
+                Effect::Send { to: NodeId::Replica(r), msg: Msg::Pbft(PbftMsg::Prepare { view, seq, digest, .. }) } => {
+                    self.bad_vote(r, false, view, seq, digest, out)
                 }
-                Effect::Broadcast { msg: Msg::Pbft(PbftMsg::Commit { view, seq, digest, .. }) } => {
-                    self.bad_votes(true, view, seq, digest, out)
+                Effect::Send { to: NodeId::Replica(r), msg: Msg::Pbft(PbftMsg::Commit { view, seq, digest, .. }) } => {
+                    self.bad_vote(r, true, view, seq, digest, out)
                 }
                 other => out.push(other),
             },
@@ -164,9 +165,9 @@ impl Adversary {
     /// Each receiver gets, at random: the true vote, a vote for another
     /// digest, the true vote with a bad MAC, or a vote for another view and
     /// a sequence number outside any window.
-    fn bad_votes(&mut self, commit: bool, view: u64, seq: u64, digest: Digest, out: &mut Out) {
+    fn bad_vote(&mut self, r: ReplicaId, commit: bool, view: u64, seq: u64, digest: Digest, out: &mut Out) {
         let inst = self.instance();
-        for r in self.others() {
+        {
             let choice = self.rand() % 4;
             let (v, s, d) = match choice {
                 0 | 2 => (view, seq, digest),

@@ -13,7 +13,7 @@ use crate::messages::{DRef, Msg, Progress, State};
 use crate::{Dq, Flavor, Timer};
 use quorate_core::crypto::Digest;
 use quorate_core::executor::Outcome;
-use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::instance::{Actions, Instance};
 use quorate_core::machine::{Effect, Event, Outbox};
 use quorate_core::time::Time;
@@ -25,6 +25,9 @@ use quorate_core::{wire, Bytes};
 pub(crate) fn d_checkpoint_digest(i: u32, seq: u64) -> Digest {
     Digest::of_parts(&[b"quorate-dqbft-d-checkpoint", &i.to_le_bytes(), &seq.to_le_bytes()])
 }
+
+/// Execution passes between two full walks of the pending requests.
+const PRUNE_EVERY: u64 = 64;
 
 impl<F: Flavor> Replica<F> {
     /// Execute what is ready, and carry out what the O-instance then asks.
@@ -40,6 +43,8 @@ impl<F: Flavor> Replica<F> {
     /// O-instance's actions (checkpoints) go to `more`.
     pub(crate) fn execute_ready_into(&mut self, now: Time, more: &mut OActs<F>, out: &mut Out<F>) {
         let mut executed_any = false;
+        // Requests this call executed (or found executed): pruned at the end.
+        let mut done: Vec<(ClientId, u64)> = Vec::new();
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
             if let Some(batch) = entry {
@@ -67,6 +72,7 @@ impl<F: Flavor> Replica<F> {
                 let Some(p) = payload else { continue };
                 let mut answered = Vec::new();
                 for q in &p.requests {
+                    done.push((q.req.client, q.req.seq));
                     if self.instance_of(q.req.client) != r.instance {
                         // Not through the client's instance: a client that
                         // sent one request to several coordinators.
@@ -87,6 +93,7 @@ impl<F: Flavor> Replica<F> {
                     self.progress.assigned.insert(a.client, (a.instance, a.nonce));
                     if let Some(p) = self.pending.get_mut(&a.client) {
                         p.instance = a.instance;
+                        self.mark_fresh(a.instance);
                     }
                     self.ack_assign(a.client, a.nonce, a.instance, out);
                 }
@@ -106,9 +113,16 @@ impl<F: Flavor> Replica<F> {
                 self.o.checkpoint_taken(k, digest, more);
             }
         }
-        // Once per call, not per O-slot: it walks every pending request.
+        // Once per call, not per O-slot. Walking every pending request and
+        // every request seen in a proposal (all clients' at a large N) is
+        // needed only now and then; in between, what this call executed goes.
         if executed_any {
-            self.prune_pending();
+            self.passes += 1;
+            if self.passes.is_multiple_of(PRUNE_EVERY) {
+                self.prune_pending();
+            } else {
+                self.prune_executed(&done);
+            }
         }
     }
 
@@ -243,6 +257,8 @@ impl<F: Flavor> Replica<F> {
 
     /// Continue from the installed state at O-checkpoint `seq`.
     fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out<F>) {
+        self.coordinating = None;
+        self.fresh.iter_mut().for_each(|f| *f = true);
         self.progress = state.progress.clone();
         self.executed_o = seq;
         self.olog = self.olog.split_off(&(seq + 1));
@@ -263,6 +279,7 @@ impl<F: Flavor> Replica<F> {
                 self.with_d(now, i as u32, out, |e, a| e.state_installed(s, d, a));
             }
         }
+        self.coordinating = None;
     }
 
     /// Whether executed-slot progress from a peer has our shape.
@@ -275,6 +292,8 @@ impl<F: Flavor> Replica<F> {
 
     /// Restart from the durable base and the records after it.
     pub(crate) fn recover(&mut self, now: Time, checkpoint: Option<Bytes>, records: Vec<Bytes>, out: &mut Out<F>) {
+        self.coordinating = None;
+        self.fresh.iter_mut().for_each(|f| *f = true);
         let n = self.d.len();
         let mut o_recs: Vec<ORec<F>> = Vec::new();
         let mut d_recs: Vec<Vec<DRec<F>>> = vec![Vec::new(); n];
@@ -319,6 +338,9 @@ impl<F: Flavor> Replica<F> {
             self.with_d(now, i as u32, out, |e, a| e.recover(recs, a));
         }
         self.with_o(now, out, |e, a| e.recover(o_recs, a));
+        // The instances' views are known only now.
+        self.coordinating = None;
+        self.maybe_propose(now, out);
         out.event(Event::StateInstalled { slot: self.exec.slot(), digest: self.exec.state_digest() });
     }
 }

@@ -156,6 +156,15 @@ pub struct Replica<F: Flavor> {
     pub(crate) direct: HashSet<(ClientId, u64)>,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) started: bool,
+    /// Per D-instance: whether a pending request may not be in a proposal
+    /// yet (a coordinator looks for requests to propose only then: scanning
+    /// every pending request on every D message cost a tenth of a run).
+    pub(crate) fresh: Vec<bool>,
+    /// The D-instances whose coordinator we were when last computed (None:
+    /// compute again; a view change or a state installation may change them).
+    pub(crate) coordinating: Option<Vec<u32>>,
+    /// Execution passes so far (every so many walks all pending requests).
+    pub(crate) passes: u64,
 }
 
 impl<F: Flavor> Replica<F> {
@@ -198,6 +207,9 @@ impl<F: Flavor> Replica<F> {
             probation: vec![Probation::default(); n],
             rng: ChaCha8Rng::seed_from_u64(0xd9b7 ^ u64::from(ctx.id.0)),
             started: false,
+            fresh: vec![true; n],
+            coordinating: None,
+            passes: 0,
             cfg,
         }
     }

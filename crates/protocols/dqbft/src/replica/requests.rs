@@ -166,6 +166,7 @@ impl<F: Flavor> Replica<F> {
         self.arrivals += 1;
         let instance = self.instance_of(c);
         self.pending.insert(c, Pending { req, instance, since: now, order: self.arrivals });
+        self.mark_fresh(instance);
         true
     }
 
@@ -184,16 +185,33 @@ impl<F: Flavor> Replica<F> {
         self.maybe_propose(now, out);
     }
 
+    /// A request of D-instance `i` may be ready for a proposal.
+    pub(crate) fn mark_fresh(&mut self, i: u32) {
+        if let Some(f) = self.fresh.get_mut(i as usize) {
+            *f = true;
+        }
+    }
+
+    /// The D-instances we coordinate now (cached until a view change or a
+    /// state installation).
+    fn coordinated(&mut self) -> Vec<u32> {
+        if self.coordinating.is_none() {
+            let mine = (0..self.d.len() as u32).filter(|i| self.d[*i as usize].is_primary()).collect();
+            self.coordinating = Some(mine);
+        }
+        self.coordinating.clone().unwrap_or_default()
+    }
+
     /// Coordinator: fill the slots the O-instance ordered that nobody
     /// disseminated with no-ops, then propose D-batches of pending requests,
     /// in every instance we coordinate, while they have room.
     pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out<F>) {
-        for i in 0..self.d.len() as u32 {
+        for i in self.coordinated() {
             if !self.d[i as usize].is_primary() {
                 continue;
             }
             self.fill_noops(now, i, out);
-            while self.d[i as usize].can_propose() {
+            while self.fresh[i as usize] && self.d[i as usize].can_propose() {
                 let mut cands: Vec<&Pending> = self
                     .pending
                     .values()
@@ -202,8 +220,10 @@ impl<F: Flavor> Replica<F> {
                     .filter(|p| !self.in_proposal.contains(&(p.req.req.client, p.req.req.seq)))
                     .collect();
                 if cands.is_empty() {
+                    self.fresh[i as usize] = false;
                     break;
                 }
+                let rest = cands.len() > self.cfg.max_batch;
                 cands.sort_by_key(|p| p.order);
                 let requests: Vec<SignedRequest> =
                     cands.into_iter().take(self.cfg.max_batch).map(|p| p.req.clone()).collect();
@@ -212,6 +232,9 @@ impl<F: Flavor> Replica<F> {
                 }
                 if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests }, out) {
                     break;
+                }
+                if !rest {
+                    self.fresh[i as usize] = false;
                 }
             }
         }
@@ -234,6 +257,9 @@ impl<F: Flavor> Replica<F> {
     /// no-op is proposed for all sequence numbers that do not have a command
     /// associated but were committed in the O-instance").
     fn fill_noops(&mut self, now: Time, i: u32, out: &mut Out<F>) {
+        if !self.d[i as usize].can_propose() {
+            return;
+        }
         let wanted = self
             .olog
             .values()
@@ -324,6 +350,8 @@ impl<F: Flavor> Replica<F> {
     /// them to the new coordinator, put the instance on probation.
     pub(crate) fn d_view_changed(&mut self, now: Time, i: u32, view: u64, primary: ReplicaId, out: &mut Out<F>) {
         out.event(Event::Note(format!("D{i}: view {view} installed, coordinator {primary}")));
+        self.coordinating = None;
+        self.mark_fresh(i);
         let p = &mut self.probation[i as usize];
         p.view_changes += 1;
         let length = self.cfg.probation_base.saturating_mul(1u64 << (p.view_changes - 1).min(16));
@@ -365,6 +393,22 @@ impl<F: Flavor> Replica<F> {
     /// once disseminated).
     pub(crate) fn on_probation(&self, i: u32) -> bool {
         self.d[i as usize].last_decided() < self.probation[i as usize].until
+    }
+
+    /// Drop what is known about requests `done` once they are executed
+    /// (the part of [`Replica::prune_pending`] that one execution pass needs).
+    pub(crate) fn prune_executed(&mut self, done: &[(ClientId, u64)]) {
+        for &(c, seq) in done {
+            if seq > self.exec.table().last_seq(c) {
+                continue;
+            }
+            if self.pending.get(&c).is_some_and(|p| p.req.req.seq <= seq) {
+                self.pending.remove(&c);
+            }
+            self.proposed.remove(&(c, seq));
+            self.in_proposal.remove(&(c, seq));
+            self.disseminated.remove(&(c, seq));
+        }
     }
 
     /// Drop pending requests that were executed.

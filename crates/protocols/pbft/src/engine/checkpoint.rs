@@ -22,8 +22,8 @@ impl<V: Value> Engine<V> {
         }
         self.own_checkpoints.insert(seq, digest);
         self.checkpoint_votes.entry(seq).or_default().insert(self.id, digest);
-        let auth = self.auth_all(&bytes::checkpoint(self.cfg.instance, seq, &digest));
-        self.broadcast(PbftMsg::Checkpoint { seq, digest, auth }, out);
+        let b = bytes::checkpoint(self.cfg.instance, seq, &digest);
+        self.broadcast_macd(&b, |auth| PbftMsg::Checkpoint { seq, digest, auth }, out);
         self.check_stable(seq, out);
     }
 
@@ -224,8 +224,8 @@ impl<V: Value> Engine<V> {
         self.stuck_ticks += 1;
         self.retransmit_votes(out);
         if let Some((&seq, &digest)) = self.own_checkpoints.iter().next_back().filter(|(s, _)| **s > self.stable) {
-            let auth = self.auth_all(&bytes::checkpoint(self.cfg.instance, seq, &digest));
-            self.broadcast(PbftMsg::Checkpoint { seq, digest, auth }, out);
+            let b = bytes::checkpoint(self.cfg.instance, seq, &digest);
+            self.broadcast_macd(&b, |auth| PbftMsg::Checkpoint { seq, digest, auth }, out);
         }
         for (seq, digest) in self.wanted.clone() {
             self.broadcast(PbftMsg::Fetch { seq, digest }, out);
@@ -270,8 +270,8 @@ impl<V: Value> Engine<V> {
 
     pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {
         let (view, active, stable, decided) = (self.view, self.active, self.stable, self.last_decided);
-        let auth = self.auth_all(&bytes::status(self.cfg.instance, view, active, stable, decided));
-        self.broadcast(PbftMsg::Status { view, active, stable, decided, auth }, out);
+        let b = bytes::status(self.cfg.instance, view, active, stable, decided);
+        self.broadcast_macd(&b, |auth| PbftMsg::Status { view, active, stable, decided, auth }, out);
     }
 
     /// STATUS: send the peer what it misses.

@@ -2,8 +2,9 @@
 //! and the structural checks a message passes before the engine looks at it.
 //!
 //! Normal-case messages (PRE-PREPARE, PREPARE, COMMIT, CHECKPOINT, STATUS,
-//! DECIDED) carry an authenticator: one HMAC per receiver over the message's
-//! fields (a value enters through its digest). VIEW-CHANGE and NEW-VIEW are
+//! DECIDED) carry MACs over the message's fields (a value enters through its
+//! digest): an authenticator with one HMAC per receiver on a PRE-PREPARE,
+//! the receiver's own HMAC on every other copy ([`Auth`]). VIEW-CHANGE and NEW-VIEW are
 //! signed: a NEW-VIEW carries the VIEW-CHANGEs it is computed from, and every
 //! backup checks them, so they must be verifiable by third parties. FETCH and
 //! VALUE carry neither: a value is checked against the digest asked for.
@@ -19,8 +20,13 @@ use serde::{Deserialize, Serialize};
 /// it). Values are digested with a domain prefix, so no value has it.
 pub const NULL_DIGEST: Digest = Digest(*b"quorate-pbft-null-request-000000");
 
-/// An authenticator: a MAC for every replica (index = replica id) when the
-/// message goes to all, or a single MAC when it goes to one replica.
+/// An authenticator: a MAC for every replica (index = replica id) when one
+/// encoding goes to all (PRE-PREPARE, whose value is encoded once), or a
+/// single MAC when the message goes to one replica. The small messages
+/// PREPARE, COMMIT, CHECKPOINT and STATUS go to all as one copy per
+/// receiver, each with the receiver's MAC only: over point-to-point channels
+/// an n-entry authenticator would put n·32 bytes in each of the n−1 copies
+/// (2.9 MB per PREPARE at n = 301); see docs/decisions/0007-pbft.md.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Auth(pub Vec<Mac>);
 

@@ -135,8 +135,8 @@ impl<V: Value> Engine<V> {
             Some(d) if d == digest => {
                 // The primary repeats itself when stuck: repeat our PREPARE too.
                 if let Some(p) = slot.sent_prepare {
-                    let auth = self.auth_all(&bytes::prepare(self.cfg.instance, view, seq, &p));
-                    self.broadcast(PbftMsg::Prepare { view, seq, digest: p, auth }, out);
+                    let b = bytes::prepare(self.cfg.instance, view, seq, &p);
+                    self.broadcast_macd(&b, |auth| PbftMsg::Prepare { view, seq, digest: p, auth }, out);
                 }
                 return;
             }
@@ -176,8 +176,8 @@ impl<V: Value> Engine<V> {
         let stored = self.durable_value(digest);
         self.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
         if backup {
-            let auth = self.auth_all(&bytes::prepare(self.cfg.instance, view, seq, &digest));
-            self.broadcast(PbftMsg::Prepare { view, seq, digest, auth }, out);
+            let b = bytes::prepare(self.cfg.instance, view, seq, &digest);
+            self.broadcast_macd(&b, |auth| PbftMsg::Prepare { view, seq, digest, auth }, out);
         }
         self.check_prepared(seq, out);
         self.check_committed(seq, out);
@@ -205,7 +205,10 @@ impl<V: Value> Engine<V> {
         }
         let slot = self.slots.entry(seq).or_default();
         slot.enter_view(view);
-        if record_vote(&mut slot.prepares, from, digest, "conflicting PREPARE", out) {
+        if slot.decided.is_some() {
+            return;
+        }
+        if slot.prepares.record(from, digest, "conflicting PREPARE", out) {
             self.check_prepared(seq, out);
         }
     }
@@ -228,7 +231,10 @@ impl<V: Value> Engine<V> {
         }
         let slot = self.slots.entry(seq).or_default();
         slot.enter_view(view);
-        if record_vote(&mut slot.commits, from, digest, "conflicting COMMIT", out) {
+        if slot.decided.is_some() {
+            return;
+        }
+        if slot.commits.record(from, digest, "conflicting COMMIT", out) {
             self.check_committed(seq, out);
         }
     }
@@ -242,15 +248,15 @@ impl<V: Value> Engine<V> {
             return;
         }
         let Some(digest) = slot.pre_prepare else { return };
-        if slot.prepares.values().filter(|d| **d == digest).count() < need {
+        if slot.prepares.count(&digest) < need {
             return;
         }
         slot.note_prepared(digest, view);
         slot.sent_commit = Some(digest);
         slot.commits.insert(self.id, digest);
         self.persist(Record::Prepared { view, seq, digest }, out);
-        let auth = self.auth_all(&bytes::commit(self.cfg.instance, view, seq, &digest));
-        self.broadcast(PbftMsg::Commit { view, seq, digest, auth }, out);
+        let b = bytes::commit(self.cfg.instance, view, seq, &digest);
+        self.broadcast_macd(&b, |auth| PbftMsg::Commit { view, seq, digest, auth }, out);
         self.check_committed(seq, out);
     }
 
@@ -263,11 +269,7 @@ impl<V: Value> Engine<V> {
         if slot.decided.is_some() || slot.votes_view != self.view {
             return;
         }
-        let mut counts: std::collections::BTreeMap<Digest, usize> = std::collections::BTreeMap::new();
-        for d in slot.commits.values() {
-            *counts.entry(*d).or_default() += 1;
-        }
-        let Some((digest, _)) = counts.into_iter().find(|(_, c)| *c >= quorum) else { return };
+        let Some(digest) = slot.commits.reaching(quorum) else { return };
         if self.known(&digest) {
             self.decide(seq, digest, out);
         } else {
@@ -287,6 +289,9 @@ impl<V: Value> Engine<V> {
         slot.decided = Some(digest);
         slot.reports.clear();
         slot.report_values.clear();
+        // Votes of a decided seq count for nothing any more (late ones are ignored).
+        slot.prepares.clear();
+        slot.commits.clear();
         self.wanted.remove(&seq);
         let stored = self.durable_value(digest);
         self.persist(Record::Decided { seq, digest, value: stored }, out);
@@ -382,12 +387,12 @@ impl<V: Value> Engine<V> {
                 }
             }
             if let Some(d) = s.sent_prepare {
-                let auth = self.auth_all(&bytes::prepare(inst, view, seq, &d));
-                self.broadcast(PbftMsg::Prepare { view, seq, digest: d, auth }, out);
+                let b = bytes::prepare(inst, view, seq, &d);
+                self.broadcast_macd(&b, |auth| PbftMsg::Prepare { view, seq, digest: d, auth }, out);
             }
             if let Some(d) = s.sent_commit {
-                let auth = self.auth_all(&bytes::commit(inst, view, seq, &d));
-                self.broadcast(PbftMsg::Commit { view, seq, digest: d, auth }, out);
+                let b = bytes::commit(inst, view, seq, &d);
+                self.broadcast_macd(&b, |auth| PbftMsg::Commit { view, seq, digest: d, auth }, out);
             }
         }
     }
@@ -396,27 +401,5 @@ impl<V: Value> Engine<V> {
     pub(crate) fn new_view_entry(&self, seq: u64) -> Option<Digest> {
         let nv = self.new_view.as_ref().filter(|nv| nv.body.view == self.view)?;
         nv.body.chosen.iter().find(|(s, _)| *s == seq).map(|(_, d)| *d)
-    }
-}
-
-/// Record `from`'s vote for `digest`: whether it is new (a repeat is
-/// ignored; a different one from the same replica is refused).
-fn record_vote<V: Value>(
-    votes: &mut std::collections::BTreeMap<ReplicaId, Digest>,
-    from: ReplicaId,
-    digest: Digest,
-    conflict: &'static str,
-    out: &mut Actions<V>,
-) -> bool {
-    match votes.get(&from) {
-        Some(d) if *d == digest => false,
-        Some(_) => {
-            out.reject(from, conflict);
-            false
-        }
-        None => {
-            votes.insert(from, digest);
-            true
-        }
     }
 }
