@@ -122,6 +122,35 @@ fn a_client_assigned_elsewhere_that_sends_everywhere_gains_nothing() {
     assert!(sent(&r, "FORWARD") > 0, "replicas relay the duplicates to the client's coordinator");
 }
 
+/// The runtime test `kill_and_restart_each_replica_under_load` in the
+/// simulator: each replica in turn crashes under load (the O-primary and
+/// every instance's coordinator of the time) and recovers from its log
+/// 2.3 s later, and the next one crashes right after. With the last one
+/// down, every instance needs each recovered replica. Seeds and gaps that
+/// found two bugs: a recovered replica asked its state of the replica that
+/// crashed next, over and over (the O-instance and a D-instance took turns
+/// restarting the transfer); a state transfer took no D-checkpoints, so a
+/// D-instance stayed behind its window. The liveness bound is the command
+/// line's (8 s): the scenario's default (30 s) outlasts the run.
+#[test]
+fn each_replica_crashed_and_recovered_in_turn_under_load() {
+    for (seed, gap) in [(1, 200), (1, 100)] {
+        let mut sc = scenario(seed, 4, 22);
+        sc.liveness_bound = Duration::from_secs(8);
+        let mut t = 2000;
+        for replica in 0..4 {
+            sc.faults.push(Fault::Crash { replica, at: Duration::from_millis(t) });
+            t += 2300;
+            if replica < 3 {
+                sc.faults.push(Fault::Recover { replica, at: Duration::from_millis(t) });
+                t += gap;
+            }
+        }
+        let r = run(sc).expect("valid scenario");
+        assert_ok(&r);
+    }
+}
+
 // Destiny: 2f+1 = 3 replicas, Linear Hybster in every instance, one
 // threshold-signed answer per D-slot.
 

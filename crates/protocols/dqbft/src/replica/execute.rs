@@ -147,16 +147,28 @@ impl<F: Flavor> Replica<F> {
             return;
         };
         let prefixes = state.progress.prefix.clone();
+        self.d_checkpoints(now, &prefixes, out);
+        self.write_base(seq, out);
+    }
+
+    /// A stable O-checkpoint's state covers the prefix `prefixes[i]` of
+    /// each D-instance's slots: the instance checkpoints the largest
+    /// multiple of the D-period within it, and continues from there if it
+    /// had not decided that far (the state came by transfer).
+    fn d_checkpoints(&mut self, now: Time, prefixes: &[u64], out: &mut Out<F>) {
         let period = self.cfg.d_checkpoint_period;
         for (i, prefix) in prefixes.iter().enumerate() {
             let i = i as u32;
             let at = prefix - prefix % period;
-            if at > self.d[i as usize].stable_checkpoint().0 {
-                self.with_d(now, i, out, |e, a| e.checkpoint_taken(at, d_checkpoint_digest(i, at), a));
+            let (decided, stable) = (self.d[i as usize].last_decided(), self.d[i as usize].stable_checkpoint().0);
+            let digest = d_checkpoint_digest(i, at);
+            if at > decided {
+                self.with_d(now, i, out, |e, a| e.state_installed(at, digest, a));
+            } else if at > stable {
+                self.with_d(now, i, out, |e, a| e.checkpoint_taken(at, digest, a));
             }
             self.flooded.retain(|r| r.instance != i || r.seq > *prefix);
         }
-        self.write_base(seq, out);
     }
 
     fn write_base(&mut self, seq: u64, out: &mut Out<F>) {
@@ -184,7 +196,13 @@ impl<F: Flavor> Replica<F> {
         if self.transfer.as_ref().is_some_and(|t| t.target == target) {
             return; // under way; its timer asks the next replica
         }
-        self.transfer = Some(Transfer { target, attempt: 0 });
+        // Another target replaces the one under way: ask the next replica.
+        // The O-instance (a given checkpoint) and a D-instance (the latest
+        // vouched one) each repeat their need about as often as the timer
+        // runs, so starting over at attempt 0 asked the same replica for
+        // good, a crashed one as the case may be.
+        let attempt = self.transfer.as_ref().map_or(0, |t| t.attempt.wrapping_add(1));
+        self.transfer = Some(Transfer { target, attempt });
         self.send_state_request(out);
     }
 
@@ -279,6 +297,14 @@ impl<F: Flavor> Replica<F> {
                 self.with_d(now, i as u32, out, |e, a| e.state_installed(s, d, a));
             }
         }
+        // The installed state is a stable O-checkpoint, but the O-instance
+        // reports no Stable for it: take the D-checkpoints it covers here,
+        // as `o_stable` does. Otherwise a D-instance whose slots this state
+        // executed keeps its old window (its own checkpoint waits for our
+        // next stable O-checkpoint, which may wait for that very instance):
+        // with one replica down its instance lacked a quorum for good.
+        let prefixes = self.progress.prefix.clone();
+        self.d_checkpoints(now, &prefixes, out);
         self.coordinating = None;
     }
 
