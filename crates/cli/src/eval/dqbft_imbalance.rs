@@ -25,7 +25,10 @@ pub const EXPERIMENT: Experiment = Experiment {
     run,
 };
 
+/// The source's N; `--quick` runs [`QUICK_N`] (a DQPBFT point at 97 is ten
+/// minutes of CPU: docs/decisions/0005-experiments.md).
 const N: usize = 97;
+const QUICK_N: usize = 49;
 /// Clients per replica in the balanced point (the skewed point has twice
 /// as many at the 88 replicas outside southeastasia).
 const CLIENTS_PER_REPLICA: usize = 30;
@@ -38,17 +41,26 @@ const QUICK: (&str, &str) = ("4s", "2s");
 /// Series of the source that quorate lacks.
 const SOURCE_ONLY: &str = "the source's RCC and MirBFT (which stay flat) are not in quorate";
 
-/// Replicas outside [`SPARED`] at N.
-fn doubled_replicas() -> usize {
-    (0..N).filter(|i| REGIONS[i % REGIONS.len()] != SPARED).count()
+/// Replicas outside [`SPARED`] among `n`.
+fn doubled_replicas(n: usize) -> usize {
+    (0..n).filter(|i| REGIONS[i % REGIONS.len()] != SPARED).count()
+}
+
+fn size(opts: &Options) -> usize {
+    if opts.quick {
+        QUICK_N
+    } else {
+        N
+    }
 }
 
 fn plans(opts: &Options) -> [PointPlan; 2] {
     let (duration, warmup) = if opts.quick { QUICK } else { FULL };
+    let n = size(opts);
     let base = PointPlan {
         protocol: "dqbft".into(),
-        n: N,
-        clients: CLIENTS_PER_REPLICA * N,
+        n,
+        clients: CLIENTS_PER_REPLICA * n,
         crashed: Vec::new(),
         weights: Vec::new(),
         duration: duration.into(),
@@ -57,7 +69,7 @@ fn plans(opts: &Options) -> [PointPlan; 2] {
     };
     let mut weights: Vec<String> = REGIONS.iter().filter(|r| **r != SPARED).map(|r| format!("{r}=2")).collect();
     weights.push(format!("{SPARED}=1"));
-    let skewed = PointPlan { clients: CLIENTS_PER_REPLICA * (N + doubled_replicas()), weights, ..base.clone() };
+    let skewed = PointPlan { clients: CLIENTS_PER_REPLICA * (n + doubled_replicas(n)), weights, ..base.clone() };
     [base, skewed]
 }
 
@@ -91,15 +103,17 @@ fn run(opts: &Options) -> Result<Outcome, String> {
     let _ = writeln!(s, "source: {}", EXPERIMENT.source);
     let _ = writeln!(
         s,
-        "setup: N = {N} (f = 32), replica i in the (i mod 10)-th of {}; balanced: {} clients ({CLIENTS_PER_REPLICA} per \
+        "setup: N = {} (f = {}), replica i in the (i mod 10)-th of {}; balanced: {} clients ({CLIENTS_PER_REPLICA} per \
          replica); skewed: {} ({} per replica outside {SPARED}, {CLIENTS_PER_REPLICA} in it); KV puts, batch 200, 1 Gb/s; \
          {duration} virtual per point, the first {warmup} left out; seed {}{}",
+        balanced.n,
+        (balanced.n - 1) / 3,
         REGIONS.join(", "),
         balanced.clients,
         skewed.clients,
         2 * CLIENTS_PER_REPLICA,
         opts.seed,
-        if opts.quick { " (--quick)" } else { "" }
+        if opts.quick { " (--quick: N = 49, the source's is 97)" } else { "" }
     );
     let _ = writeln!(s, "series run: dqbft");
     let _ = writeln!(s, "not run: {SOURCE_ONLY}");
@@ -160,7 +174,7 @@ fn run(opts: &Options) -> Result<Outcome, String> {
     let mut j = Map::new();
     j.insert(
         "setup".into(),
-        json!({"n": N, "regions": REGIONS, "clients_per_replica": CLIENTS_PER_REPLICA, "spared_region": SPARED,
+        json!({"n": balanced.n, "regions": REGIONS, "clients_per_replica": CLIENTS_PER_REPLICA, "spared_region": SPARED,
                "duration": duration, "warmup": warmup, "seed": opts.seed}),
     );
     j.insert("series_run".into(), json!(["dqbft"]));
@@ -224,8 +238,10 @@ mod tests {
 
     #[test]
     fn skewed_point_doubles_the_clients_outside_southeast_asia() {
-        let [b, s] = plans(&Options { quick: true, seed: 1 });
-        assert_eq!(doubled_replicas(), 88);
+        let [b, s] = plans(&Options { quick: false, seed: 1 });
+        assert_eq!(doubled_replicas(97), 88);
+        assert_eq!(doubled_replicas(49), 45);
+        assert_eq!(plans(&Options { quick: true, seed: 1 })[0].n, QUICK_N);
         assert_eq!((b.clients, s.clients), (30 * 97, 30 * 185));
         let sc = scenario::<quorate_dqbft::Dqbft>(&parse_sim_args(&s.sim_argv()).unwrap()).unwrap();
         let homes = quorate_sim::engine::client_homes(N, &sc.client_weights);

@@ -53,22 +53,35 @@ pub(crate) const VALUE_BYTES: usize = 500;
 /// Egress bandwidth per node, Mb/s: the simulator's default, and the B of
 /// the source's Fig. 3.
 pub(crate) const BANDWIDTH_MBPS: u64 = 1000;
+/// The protocols' request timeout: latencies reach seconds at N ≥ 193, and
+/// the default 2 s made backups suspect a working primary (PBFT at N = 193
+/// with f crashed spent its run in view-change attempts and catch-up traffic).
+pub(crate) const REQUEST_TIMEOUT: &str = "10s";
 
-/// Closed-loop clients at N replicas: enough to saturate the single-primary
-/// protocols at every N (their primary's link: about 13 000 ops/s at N = 19
-/// and 800 at N = 301, at latencies of 0.3 to 1.7 s), and 20 per replica,
-/// so that every DQPBFT coordinator has a batch's worth of requests in
-/// flight within a few round trips. More saturate DQPBFT, at a cost in
-/// simulation time that grows with N³ (docs/decisions/0005-experiments.md).
-pub(crate) fn clients(n: usize) -> usize {
-    (20 * n).max(4000)
+/// Closed-loop clients of a series at N replicas. Single-primary: about
+/// what saturates the primary (its link and its 4-batch pipeline: some 6000
+/// ops/s at N = 19 down to 800 at N = 301) at one to two seconds of latency,
+/// so that the median is measured within the run. Multi-primary: 4000 up to
+/// N = 97 (40 to 200 per coordinator), 20 per replica beyond. Not enough to
+/// saturate DQPBFT, at a cost in simulation time that grows with N³
+/// (docs/decisions/0005-experiments.md).
+pub(crate) fn clients(kind: Kind, n: usize) -> usize {
+    match kind {
+        Kind::SinglePrimary => match n {
+            0..=49 => 4000,
+            50..=97 => 2500,
+            98..=193 => 1500,
+            _ => 1200,
+        },
+        Kind::MultiPrimary => (20 * n).max(4000),
+    }
 }
 
 /// Run lengths (virtual): (duration, warm-up). The warm-up covers the
 /// clients' ASSIGNs (DQPBFT), the pipelines filling, and at N = 301 the first
 /// batches' 250 ms on the primary's link.
 const FULL: (&str, &str) = ("12s", "4s");
-const QUICK: (&str, &str) = ("4s", "2s");
+const QUICK: (&str, &str) = ("6s", "2s");
 
 /// Whether a protocol orders through one primary or through many.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -90,10 +103,18 @@ pub(crate) const SERIES: &[(&str, Kind, &[usize])] = &[
 ];
 /// DQPBFT's sizes: a round of N instances is 2N³ votes, 55 million messages
 /// at N = 301, which the simulator cannot run in minutes (see
-/// docs/decisions/0005-experiments.md).
+/// docs/decisions/0005-experiments.md). `--quick` stops at [`QUICK_MAX_N`].
 const DQPBFT_SIZES: [usize; 3] = [19, 49, 97];
+/// Largest DQPBFT size of `--quick`: a point at N = 97 is some 200 million
+/// deliveries, ten minutes of CPU.
+const QUICK_MAX_N: usize = 49;
 /// Why a series skips the other sizes.
-const SIZE_NOTE: &str = "dqbft at N = 193 and 301 (a round is 2N^3 messages, 55 million at N = 301:                          hours of simulation per point)";
+fn size_note(quick: bool) -> String {
+    format!(
+        "dqbft at N = {} and 301 (a round is 2N^3 messages, 55 million at N = 301: hours of simulation per point)",
+        if quick { "97, 193" } else { "193" }
+    )
+}
 /// Why a series of [`SERIES`] is missing, if the build lacks it.
 const NOT_BUILT: &str = "not run (not built yet)";
 /// The source's other series.
@@ -138,6 +159,8 @@ impl PointPlan {
             &BATCH.to_string(),
             "--bandwidth-mbps",
             &BANDWIDTH_MBPS.to_string(),
+            "--timeout",
+            REQUEST_TIMEOUT,
             "--duration",
             &self.duration,
             "--warmup",
@@ -175,9 +198,12 @@ pub(crate) struct Point {
     pub clients: usize,
     /// Operations completed per virtual second after the warm-up.
     pub throughput_ops: f64,
-    /// Median, p99 latency (ms) of the operations invoked after the warm-up.
+    /// Median, p99 latency (ms) of the operations invoked after the warm-up
+    /// (0 when none of them completed within the run).
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// How many operations the latency rests on.
+    pub latency_ops: u64,
     /// Operations completed in the whole run.
     pub completed: u64,
     pub view_changes: u64,
@@ -234,6 +260,7 @@ pub(crate) fn run_point(plan: &PointPlan) -> Result<Option<Point>, String> {
                 throughput_ops: r.throughput_ops,
                 p50_ms: r.latency_ms.p50,
                 p99_ms: r.latency_ms.p99,
+                latency_ops: r.latency_ms.count,
                 completed: r.completed,
                 view_changes: r.view_changes,
                 batch_message_bytes: batch_message_bytes(&r),
@@ -431,9 +458,9 @@ fn run(opts: &Options) -> Result<Outcome, String> {
     let (duration, warmup) = if opts.quick { QUICK } else { FULL };
     let mut points = Vec::new();
     let mut not_run: Vec<&str> = Vec::new();
-    for (protocol, _, sizes) in SERIES {
+    for (protocol, kind, sizes) in SERIES {
         let mut built = true;
-        for &n in *sizes {
+        for &n in sizes.iter().filter(|n| !opts.quick || *kind == Kind::SinglePrimary || **n <= QUICK_MAX_N) {
             for crash in [false, true] {
                 let f = (n - 1) / 3;
                 // The last f replicas: ids cycle through the regions, so they spread
@@ -444,7 +471,7 @@ fn run(opts: &Options) -> Result<Outcome, String> {
                 let plan = PointPlan {
                     protocol: protocol.to_string(),
                     n,
-                    clients: clients(n),
+                    clients: clients(*kind, n),
                     crashed,
                     weights,
                     duration: duration.into(),
@@ -497,17 +524,18 @@ fn run(opts: &Options) -> Result<Outcome, String> {
 fn setup_line(duration: &str, warmup: &str, seed: u64) -> String {
     format!(
         "N in {SIZES:?} (f = (N-1)/3), replica i in the (i mod 10)-th of {} (replica 0 in eastus is the primary and \
-         the first O-primary); clients: max(4000, 20 N), closed loop, spread evenly over the live replicas; KV puts \
+         the first O-primary); clients: single-primary 4000/4000/2500/1500/1200, multi-primary max(4000, 20 N), closed \
+         loop, spread evenly over the live replicas; KV puts \
          of {VALUE_BYTES}-byte values (~512-byte commands), one key per client; batch {BATCH}; {BANDWIDTH_MBPS} Mb/s \
-         per node; {duration} virtual per point, the first {warmup} left out; seed {seed}",
+         per node; request timeouts {REQUEST_TIMEOUT}; {duration} virtual per point, the first {warmup} left out; seed {seed}",
         REGIONS.join(", ")
     )
 }
 
-fn not_run_line(not_run: &[&str]) -> String {
+fn not_run_line(not_run: &[&str], quick: bool) -> String {
     let mut parts: Vec<String> = not_run.iter().map(|p| format!("{p} ({NOT_BUILT})")).collect();
     if !not_run.contains(&"dqbft") {
-        parts.push(SIZE_NOTE.to_string());
+        parts.push(size_note(quick));
     }
     parts.push(SOURCE_ONLY.to_string());
     parts.join("; ")
@@ -529,7 +557,7 @@ fn text(
         writeln!(s, "setup: {}{}", setup_line(duration, warmup, opts.seed), if opts.quick { " (--quick)" } else { "" });
     let ran: Vec<&str> = SERIES.iter().map(|(p, _, _)| *p).filter(|p| !not_run.contains(p)).collect();
     let _ = writeln!(s, "series run: {}", if ran.is_empty() { "none".into() } else { ran.join(", ") });
-    let _ = writeln!(s, "not run: {}", not_run_line(not_run));
+    let _ = writeln!(s, "not run: {}", not_run_line(not_run, opts.quick));
     let _ = writeln!(s);
     let mut header = vec!["N".to_string(), "f".into(), "series".into()];
     header.extend([
@@ -544,8 +572,10 @@ fn text(
     for n in SIZES {
         let mut first = true;
         for (protocol, kind, _) in SERIES.iter().filter(|(p, _, _)| !not_run.contains(p)) {
-            let cell = |crash: bool, f: fn(&Point) -> f64, prec: usize| {
-                res.get(protocol, n, crash).map_or("-".to_string(), |p| format!("{:.prec$}", f(p)))
+            let cell = |crash: bool, f: fn(&Point) -> f64, prec: usize| match res.get(protocol, n, crash) {
+                Some(p) if f(p) > 0.0 || p.latency_ops > 0 => format!("{:.prec$}", f(p)),
+                Some(_) => "n/a".to_string(),
+                None => "-".to_string(),
             };
             let bound = match *protocol {
                 "pbft" | "dqbft" => format!("{:.0}", source_bound(*kind, n) * BATCH as f64),
@@ -567,6 +597,10 @@ fn text(
     s.push_str(&columns(&rows, 3));
     let _ = writeln!(s);
     let _ = writeln!(s, "OURS ops/s, p50 ms: our throughput (operations completed per virtual second after the warm-up) and median latency (simulator)");
+    let _ = writeln!(
+        s,
+        "n/a: no operation invoked after the warm-up completed within the run (latency above the measured window)"
+    );
     let _ = writeln!(s, "OURS ... f crashed: the same with replicas N-f..N-1 crashed from the start (spread over all ten regions; no clients at them)");
     let _ = writeln!(
         s,
@@ -619,7 +653,8 @@ fn json_body(
         json!({
             "sizes": SIZES,
             "regions": REGIONS,
-            "clients": SIZES.iter().map(|n| clients(*n)).collect::<Vec<_>>(),
+            "clients_single_primary": SIZES.iter().map(|n| clients(Kind::SinglePrimary, *n)).collect::<Vec<_>>(),
+            "clients_multi_primary": SIZES.iter().map(|n| clients(Kind::MultiPrimary, *n)).collect::<Vec<_>>(),
             "workload": "kv-puts",
             "value_bytes": VALUE_BYTES,
             "batch": BATCH,
@@ -753,10 +788,11 @@ mod tests {
             n,
             f: (n - 1) / 3,
             crashed: if crashed { (n - 1) / 3 } else { 0 },
-            clients: clients(n),
+            clients: clients(Kind::MultiPrimary, n),
             throughput_ops: thr,
             p50_ms: 500.0,
             p99_ms: 900.0,
+            latency_ops: 50,
             completed: 100,
             view_changes: 0,
             batch_message_bytes: None,
@@ -837,7 +873,7 @@ mod tests {
         };
         if !crate::protocols::PROTOCOLS.contains(&"destiny") {
             assert!(run_point(&plan).unwrap().is_none());
-            assert!(not_run_line(&["destiny"]).contains("destiny (not run (not built yet))"));
+            assert!(not_run_line(&["destiny"], true).contains("destiny (not run (not built yet))"));
         }
     }
 

@@ -364,8 +364,8 @@ impl<V: Value> Engine<V> {
     }
 
     /// Repeat our part of every undecided sequence number of this view (the
-    /// primary's PRE-PREPAREs too): receivers ignore what they have.
-    pub(crate) fn retransmit_votes(&mut self, out: &mut Actions<V>) {
+    /// primary's PRE-PREPAREs too if `values`): receivers ignore what they have.
+    pub(crate) fn retransmit_votes(&mut self, values: bool, out: &mut Actions<V>) {
         if !self.active {
             return;
         }
@@ -380,7 +380,7 @@ impl<V: Value> Engine<V> {
             .collect();
         for (seq, s) in undecided {
             let Some(digest) = s.pre_prepare else { continue };
-            if primary && digest != NULL_DIGEST && self.new_view_entry(seq).is_none() {
+            if values && primary && digest != NULL_DIGEST && self.new_view_entry(seq).is_none() {
                 if let Some(value) = self.values.get(&digest).cloned() {
                     let auth = self.auth_all(&bytes::pre_prepare(inst, view, seq, &digest));
                     self.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
