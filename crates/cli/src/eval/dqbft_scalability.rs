@@ -139,7 +139,7 @@ pub(crate) struct PointPlan {
 impl PointPlan {
     /// The `quorate sim` flags of the point.
     pub(crate) fn sim_argv(&self) -> Vec<String> {
-        let f = (self.n - 1) / 3;
+        let f = faults(&self.protocol, self.n);
         let mut a: Vec<String> = [
             "--protocol",
             &self.protocol,
@@ -454,6 +454,16 @@ fn claims(res: &Results) -> Vec<Claim> {
     out
 }
 
+/// Faults tolerated by `protocol` at `n` replicas: (N−1)/2 for Destiny
+/// (hybrid, 2f+1), (N−1)/3 for the others (the source's Destiny f = 9 at N = 19).
+fn faults(protocol: &str, n: usize) -> usize {
+    if protocol == "destiny" {
+        (n - 1) / 2
+    } else {
+        (n - 1) / 3
+    }
+}
+
 fn run(opts: &Options) -> Result<Outcome, String> {
     let (duration, warmup) = if opts.quick { QUICK } else { FULL };
     let mut points = Vec::new();
@@ -462,7 +472,7 @@ fn run(opts: &Options) -> Result<Outcome, String> {
         let mut built = true;
         for &n in sizes.iter().filter(|n| !opts.quick || *kind == Kind::SinglePrimary || **n <= QUICK_MAX_N) {
             for crash in [false, true] {
-                let f = (n - 1) / 3;
+                let f = faults(protocol, n);
                 // The last f replicas: ids cycle through the regions, so they spread
                 // over all ten, and replica 0 (every primary) stays up. No client sits
                 // at a crashed replica (the source's clients use live replicas).
