@@ -134,9 +134,6 @@ pub fn bench_main(args: &BenchArgs) -> Result<ExitCode, String> {
     impl WithProtocol for Bench<'_> {
         type Output = Result<(), String>;
         fn run<P: CliProtocol>(self) -> Self::Output {
-            if let Some(why) = P::NOT_IN_RUNTIME {
-                return Err(why.to_string());
-            }
             let defaults = crate::runtime::settings_table::<P>();
             if let Some(k) = self.overrides.keys().find(|k| !defaults.contains_key(*k)) {
                 return Err(format!("{} has no setting `{k}`: drop the flag that sets it", P::NAME));

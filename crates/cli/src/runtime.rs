@@ -88,6 +88,7 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
             t
         },
         node,
+        threshold_keys: P::THRESHOLD_KEYS,
     })
 }
 
@@ -98,9 +99,6 @@ pub fn run_keygen(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table
     impl WithProtocol for Spec<'_> {
         type Output = Result<KeygenSpec, String>;
         fn run<P: CliProtocol>(self) -> Self::Output {
-            if let Some(why) = P::NOT_IN_RUNTIME {
-                return Err(why.to_string());
-            }
             spec_for::<P>(self.0, self.1, self.2)
         }
     }
@@ -114,12 +112,14 @@ pub fn run_keygen(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table
 /// `quorate keygen`.
 pub fn keygen_main(args: &KeygenArgs) -> Result<ExitCode, String> {
     let path = run_keygen(args, NodeSettings::default(), &toml::Table::new())?;
-    println!(
-        "wrote {} and {} keys in {}",
-        path.display(),
-        args.replicas + args.clients,
-        args.out.join("keys").display()
-    );
+    let keys = args.out.join("keys");
+    println!("wrote {} and {} keys in {}", path.display(), args.replicas + args.clients, keys.display());
+    if keys.join(quorate_node::keys::THRESHOLD_PUBLIC_FILE).exists() {
+        println!(
+            "and threshold keys: replica-<i>.threshold-{{trusted,untrusted}}.key for each replica, {} for all",
+            quorate_node::keys::THRESHOLD_PUBLIC_FILE
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -153,9 +153,6 @@ pub fn replica_main(args: &ReplicaArgs) -> Result<ExitCode, String> {
     impl WithProtocol for Run<'_> {
         type Output = Result<(), String>;
         fn run<P: CliProtocol>(self) -> Self::Output {
-            if let Some(why) = P::NOT_IN_RUNTIME {
-                return Err(why.to_string());
-            }
             let handle = quorate_node::start::<P>(self.0, self.1, service_for(self.0)).map_err(|e| e.to_string())?;
             wait_for_signal();
             tracing::info!("stopping");

@@ -27,8 +27,6 @@ fn dispatch(args: &SimArgs) -> Result<ExitCode, String> {
 pub trait CliProtocol: Protocol {
     /// The protocol's config from the flags (defaults for anything not given).
     fn config(args: &SimArgs) -> Result<Self::Config, String>;
-    /// Why the runtime cannot run it yet (None: it can).
-    const NOT_IN_RUNTIME: Option<&'static str> = None;
 }
 
 impl CliProtocol for quorate_modsmart::ModSmart {
@@ -91,8 +89,6 @@ impl CliProtocol for quorate_dqbft::Destiny {
     fn config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
         dq_config(args)
     }
-    const NOT_IN_RUNTIME: Option<&'static str> =
-        Some("destiny runs in the simulator only for now: the runtime does not provision ThreshSign keys yet");
 }
 
 /// DQPBFT's and Destiny's settings from the flags.

@@ -287,6 +287,30 @@ pub trait ClientMachine<P: Protocol>: Send {
     fn handle(&mut self, now: Time, input: Input<P>, out: &mut Outbox<P>);
 }
 
+/// A replica's threshold key material, as its key files hold it: opaque
+/// bytes whose format is the protocol's (Destiny: `quorate-threshsign`'s
+/// `TrustedKeys::to_secret_bytes`, `UntrustedKeys::to_secret_bytes` and
+/// `GroupPublic::to_bytes`). The two secret parts are secrets like a
+/// signing key: `Debug` prints their lengths only, and there is no `Clone`.
+pub struct ThresholdKeys {
+    /// The secret keys of the replica's trusted subsystem.
+    pub trusted: Vec<u8>,
+    /// The replica's untrusted secret keys.
+    pub untrusted: Vec<u8>,
+    /// The group's public material (the same for every replica and client).
+    pub public: Arc<Vec<u8>>,
+}
+
+impl Debug for ThresholdKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThresholdKeys")
+            .field("trusted", &format_args!("{} secret bytes", self.trusted.len()))
+            .field("untrusted", &format_args!("{} secret bytes", self.untrusted.len()))
+            .field("public", &format_args!("{} bytes", self.public.len()))
+            .finish()
+    }
+}
+
 /// Everything a replica machine is built from.
 pub struct ReplicaContext {
     /// This replica.
@@ -297,6 +321,13 @@ pub struct ReplicaContext {
     pub crypto: Arc<dyn Crypto>,
     /// The replicated service (fresh state).
     pub service: Box<dyn Service>,
+    /// This replica's threshold keys, for protocols with
+    /// [`Protocol::THRESHOLD_KEYS`]; None: no threshold keys. The simulator
+    /// passes None, and such a protocol then uses its modelled stand-in (a
+    /// public key: never in a deployment). The runtime always passes them
+    /// for such a protocol, checked against the cluster, and refuses to
+    /// start without them.
+    pub threshold: Option<ThresholdKeys>,
 }
 
 /// Everything a client machine is built from.
@@ -317,6 +348,10 @@ pub struct ClientContext {
     pub membership: Membership,
     /// This client's crypto provider.
     pub crypto: Arc<dyn Crypto>,
+    /// The group's public threshold material ([`ThresholdKeys::public`]),
+    /// for protocols with [`Protocol::THRESHOLD_KEYS`]; None as for
+    /// [`ReplicaContext::threshold`] (the simulator: the modelled stand-in).
+    pub threshold_public: Option<Arc<Vec<u8>>>,
 }
 
 /// An unknown adversary strategy name.
@@ -341,6 +376,15 @@ pub trait Protocol: Sized + Send + 'static {
     const NAME: &'static str;
     /// What the protocol orders (checkers compare replicas accordingly).
     const ORDER: OrderGuarantee = OrderGuarantee::Total;
+    /// Whether replicas need threshold keys ([`ReplicaContext::threshold`])
+    /// and clients the group's public material
+    /// ([`ClientContext::threshold_public`]): ThreshSign keys
+    /// (`quorate-threshsign`, decision 0008) dealt for the group
+    /// `quorate_threshsign::destiny::group(n, f)`. `quorate keygen` deals
+    /// them for such a protocol, and the runtime loads and checks them
+    /// before building a machine (it refuses to start without them); the
+    /// simulator passes None (the protocol's modelled stand-in).
+    const THRESHOLD_KEYS: bool = false;
     /// Message enum (replica-replica and client-replica).
     type Message: Message;
     /// Timer names.

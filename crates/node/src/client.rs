@@ -72,6 +72,8 @@ struct Shared<P: Protocol> {
     key: ed25519_dalek::SigningKey,
     membership: Membership,
     settings: P::Config,
+    /// The group's public threshold material (protocols with `Protocol::THRESHOLD_KEYS`).
+    threshold_public: Option<Arc<Vec<u8>>>,
     timeout: Duration,
     peers: Vec<mpsc::Sender<Bytes>>,
     sessions: Sessions<P>,
@@ -110,6 +112,7 @@ impl<P: Protocol> ClientHost<P> {
     ) -> Result<Self, ConfigError> {
         let membership = cfg.membership::<P>()?;
         let settings = cfg.settings::<P>()?;
+        let threshold_public = if P::THRESHOLD_KEYS { Some(cfg.threshold_public()?) } else { None };
         let node = &cfg.file.node;
         let limits = Limits { max_frame: node.max_frame, handshake_timeout: node.handshake_timeout };
         let identity = Arc::new(Identity { me: NodeId::Client(owner), key: key.clone() });
@@ -137,6 +140,7 @@ impl<P: Protocol> ClientHost<P> {
             key,
             membership,
             settings,
+            threshold_public,
             timeout: opts.timeout,
             peers,
             sessions,
@@ -178,7 +182,14 @@ impl<P: Protocol> ClientHost<P> {
         let first_seq = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
         // No distances are known: clients are spread over the replicas by id.
         let nearest = s.membership.round_from(ReplicaId((id.0 % s.membership.n().max(1) as u64) as u32));
-        let ctx = ClientContext { id, first_seq, nearest, membership: s.membership.clone(), crypto: Arc::new(crypto) };
+        let ctx = ClientContext {
+            id,
+            first_seq,
+            nearest,
+            membership: s.membership.clone(),
+            crypto: Arc::new(crypto),
+            threshold_public: s.threshold_public.clone(),
+        };
         Ok(Client {
             machine: P::client(ctx, &s.settings),
             id,
@@ -399,6 +410,7 @@ mod tests {
             metrics_base_port: None,
             settings: toml::Table::new(),
             node: NodeSettings::default(),
+            threshold_keys: false,
         };
         let cfg = ClusterConfig::load(&keygen(dir.path(), &spec).unwrap()).unwrap();
         let host = ClientHost::<ModSmart>::connect(&cfg, ClientId(1), ClientOptions::default()).unwrap();

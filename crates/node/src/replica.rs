@@ -109,6 +109,9 @@ pub fn start<P: Protocol>(
     let me = NodeId::Replica(id);
     let entry = cfg.replica(id)?.clone();
     let key = cfg.signing_key(me)?;
+    // A protocol that needs threshold keys never runs here without them (no
+    // fallback to a simulator's stand-in): missing or bad files stop the start.
+    let threshold = if P::THRESHOLD_KEYS { Some(cfg.threshold_keys(id)?) } else { None };
     let node = cfg.file.node.clone();
     let metrics = Arc::new(Metrics::new());
     let crypto = RuntimeCrypto::new(me, &key, &cfg.directory);
@@ -166,7 +169,10 @@ pub fn start<P: Protocol>(
             .spawn(move || durability_stage(log, egress_rx, routes, metrics))
             .map_err(NodeError::Runtime)?
     };
-    let ctx = ReplicaContext { id, membership, crypto: Arc::new(crypto), service };
+    if threshold.is_some() {
+        info!("threshold keys loaded and checked");
+    }
+    let ctx = ReplicaContext { id, membership, crypto: Arc::new(crypto), service, threshold };
     let machine = P::replica(ctx, &settings);
     let machine = {
         let metrics = Arc::clone(&metrics);

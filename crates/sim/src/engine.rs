@@ -684,6 +684,8 @@ impl<P: Protocol> Simulation<P> {
                 nearest,
                 membership: sim.membership.clone(),
                 crypto: Arc::clone(&crypto) as Arc<dyn Crypto>,
+                // Protocols that need threshold keys use their modelled stand-in.
+                threshold_public: None,
             };
             let correct = i < sim.sc.clients;
             let machine = if correct {
@@ -730,6 +732,8 @@ impl<P: Protocol> Simulation<P> {
             membership: self.membership.clone(),
             crypto: Arc::clone(crypto) as Arc<dyn Crypto>,
             service: (self.service)(),
+            // Protocols that need threshold keys use their modelled stand-in.
+            threshold: None,
         };
         match &self.byzantine[r] {
             None => Ok(P::replica(ctx, &self.sc.config)),

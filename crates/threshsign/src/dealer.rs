@@ -145,6 +145,13 @@ impl GroupPublic {
         self.table.instances.values()
     }
 
+    /// Whether this is the public material of a deal for `spec` (the same
+    /// size, threshold and instance table; the order of `spec.instances`
+    /// does not matter).
+    pub fn is_for(&self, spec: &GroupSpec) -> bool {
+        Table::from_spec(spec).is_ok_and(|t| t == self.table)
+    }
+
     /// SHA-256 of the encoding: lets replicas check they were dealt the same group.
     pub fn fingerprint(&self) -> quorate_core::Digest {
         quorate_core::Digest::of(&self.to_bytes())

@@ -1,6 +1,7 @@
 //! Destiny's instance table: σ_n per D-instance, τ for the O-instance, π for
 //! execution replies, and the counters Linear Hybster uses.
 
+use crate::dealer::GroupSpec;
 use crate::types::{CounterId, InstanceId, InstanceSpec, Trust};
 use quorate_core::ReplicaId;
 
@@ -30,4 +31,11 @@ pub fn instances(n: u32) -> Vec<InstanceSpec> {
     v.push(InstanceSpec { id: TAU, trust: Trust::Trusted, counters: COUNTERS });
     v.push(InstanceSpec { id: PI, trust: Trust::Untrusted, counters: 1 });
     v
+}
+
+/// Destiny's group for `n` replicas tolerating `f` faults: the table above,
+/// f+1 shares of n (n = 2f+1). What the dealer deals and what replicas and
+/// clients check the group they were dealt against.
+pub fn group(n: u32, f: u32) -> GroupSpec {
+    GroupSpec { n, threshold: f + 1, instances: instances(n) }
 }

@@ -67,6 +67,28 @@ pub enum ProvisionError {
     /// (keys of another deal, or of another replica).
     #[error("the {0} key does not match the group's public key for this replica")]
     KeyMismatch(&'static str),
+    /// The keys are another replica's.
+    #[error("the keys are {found:?}'s, expected {expected:?}'s")]
+    WrongReplica {
+        /// The replica that loads them.
+        expected: ReplicaId,
+        /// The replica they were dealt to.
+        found: ReplicaId,
+    },
+    /// The group's public material is not of a deal for the expected group
+    /// (another size, threshold or instance table).
+    #[error("the group is {found}, expected n = {n} and threshold {threshold} with the expected instance table")]
+    WrongGroup {
+        /// What the public material describes.
+        found: String,
+        /// Expected size.
+        n: u32,
+        /// Expected threshold.
+        threshold: u32,
+    },
+    /// The public key shares do not match the commitment (not what an honest dealer makes).
+    #[error("the group's public key shares do not match its commitment")]
+    BadKeyShares,
     /// The group spec is one the dealer would refuse.
     #[error("group spec: {0}")]
     Spec(#[from] KeygenError),
@@ -131,6 +153,40 @@ impl Provision {
         let untrusted = UntrustedKeys::from_secret_bytes(secret_untrusted).map_err(ProvisionError::UntrustedKeys)?;
         let public = GroupPublic::from_bytes(public).map_err(ProvisionError::Public)?;
         Provision::bls((trusted, untrusted), public)
+    }
+
+    /// [`Provision::from_bytes`], checking also that the keys are
+    /// `replica`'s and the group is one dealt for `spec` (see
+    /// [`Provision::public_for`]): what a host loading key files calls.
+    pub fn from_bytes_for(
+        replica: ReplicaId,
+        spec: &GroupSpec,
+        secret_trusted: &[u8],
+        secret_untrusted: &[u8],
+        public: &[u8],
+    ) -> Result<Provision, ProvisionError> {
+        // The group first: a file of another deal is named as such.
+        Provision::public_for(spec, public)?;
+        let p = Provision::from_bytes(secret_trusted, secret_untrusted, public)?;
+        if p.replica() != replica {
+            return Err(ProvisionError::WrongReplica { expected: replica, found: p.replica() });
+        }
+        Ok(p)
+    }
+
+    /// A group's public material from bytes ([`GroupPublic::to_bytes`]),
+    /// checked to be of a deal for `spec`. Does not run
+    /// [`GroupPublic::check_key_shares`] (seconds at large n).
+    pub fn public_for(spec: &GroupSpec, public: &[u8]) -> Result<GroupPublic, ProvisionError> {
+        let public = GroupPublic::from_bytes(public).map_err(ProvisionError::Public)?;
+        if !public.is_for(spec) {
+            return Err(ProvisionError::WrongGroup {
+                found: format!("{public:?}"),
+                n: spec.n,
+                threshold: spec.threshold,
+            });
+        }
+        Ok(public)
     }
 
     /// The simulator's stand-in for `replica` of the group `spec` describes

@@ -204,3 +204,44 @@ fn key_files_round_trip_and_mismatches_are_clear_errors() {
         ProvisionError::InstanceMismatch("trusted")
     );
 }
+
+#[test]
+fn checked_loading_names_the_wrong_replica_and_group() {
+    let group = destiny::group(5, 2);
+    assert_eq!(group, spec());
+    let deal = keygen_seeded(&group, 24).unwrap();
+    let public = deal.public.to_bytes();
+    assert!(deal.public.is_for(&group));
+    let mut reordered = group.clone();
+    reordered.instances.reverse();
+    assert!(deal.public.is_for(&reordered), "the order of the table does not matter");
+    let files: Vec<(Vec<u8>, Vec<u8>)> = deal
+        .replicas
+        .into_iter()
+        .map(|k| {
+            let (t, u) = k.into_parts();
+            (t.to_secret_bytes(), u.to_secret_bytes())
+        })
+        .collect();
+    let (t1, u1) = &files[1];
+    let p = Provision::from_bytes_for(ReplicaId(1), &group, t1, u1, &public).unwrap();
+    assert_eq!(p.replica(), ReplicaId(1));
+    // Replica 1's files loaded as replica 2's.
+    assert_eq!(
+        Provision::from_bytes_for(ReplicaId(2), &group, t1, u1, &public).unwrap_err(),
+        ProvisionError::WrongReplica { expected: ReplicaId(2), found: ReplicaId(1) }
+    );
+    // A group of another threshold, size or table.
+    for other in [
+        GroupSpec { threshold: 2, ..group.clone() },
+        destiny::group(7, 3),
+        GroupSpec { instances: destiny::instances(4), ..group.clone() },
+    ] {
+        let e = Provision::from_bytes_for(ReplicaId(1), &other, t1, u1, &public).unwrap_err();
+        assert!(matches!(e, ProvisionError::WrongGroup { .. }), "{e:?}");
+        assert!(e.to_string().contains(&format!("expected n = {}", other.n)), "{e}");
+        assert!(Provision::public_for(&other, &public).is_err());
+    }
+    assert!(matches!(Provision::public_for(&group, &public[1..]), Err(ProvisionError::Public(_))));
+    assert_eq!(Provision::public_for(&group, &public).unwrap(), deal.public);
+}

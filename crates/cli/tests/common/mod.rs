@@ -571,8 +571,13 @@ pub fn finish<P: Protocol>(
 /// installs a new view, another replica leads, operations complete after
 /// the kill, and the history with final reads is linearizable.
 pub fn leader_killed_under_load<P: Protocol>(name: &str, protocol: &str, reader: u64) {
+    leader_killed_under_load_of::<P>(name, protocol, 4, reader);
+}
+
+/// [`leader_killed_under_load`] with `n` replicas.
+pub fn leader_killed_under_load_of<P: Protocol>(name: &str, protocol: &str, n: usize, reader: u64) {
     let _serial = serial();
-    let mut cluster = Cluster::new(name, protocol, 4, 8, 4, |t| t);
+    let mut cluster = Cluster::new(name, protocol, n, 8, 4, |t| t);
     cluster.start_all();
     let rt = runtime();
     let start = Instant::now();
@@ -580,10 +585,10 @@ pub fn leader_killed_under_load<P: Protocol>(name: &str, protocol: &str, reader:
     load.wait_more(100, "before the crash");
     let leader = cluster.leader();
     let view_changes = |cluster: &Cluster, i: usize| cluster.metric_now(i, "quorate_view_changes_total");
-    let before: Vec<f64> = (0..4).map(|i| view_changes(&cluster, i)).collect();
+    let before: Vec<f64> = (0..n).map(|i| view_changes(&cluster, i)).collect();
     let killed_at = nanos(start);
     cluster.kill(leader);
-    let survivors: Vec<usize> = (0..4).filter(|&i| i != leader).collect();
+    let survivors: Vec<usize> = (0..n).filter(|&i| i != leader).collect();
     wait_until("the survivors install a new view", DEADLINE, || {
         survivors.iter().all(|&i| view_changes(&cluster, i) > before[i])
     });

@@ -12,7 +12,7 @@ use quorate_core::machine::{ClientContext, ReplicaContext};
 use quorate_hybster::engine::{self as hyb, HybMsg, Trusted};
 use quorate_pbft::engine::messages::bytes;
 use quorate_pbft::engine::{self as pbft, Auth, PbftMsg};
-use quorate_threshsign::{destiny, GroupSpec, ModelledScheme, PlainSign, Provision, Scheme, Share};
+use quorate_threshsign::{destiny, BlsScheme, GroupSpec, ModelledScheme, PlainSign, Provision, Scheme, Share};
 use std::sync::{Arc, Mutex};
 
 /// DQPBFT: PBFT (MAC authenticators) in every instance, 3f+1 replicas, MAC'd
@@ -22,6 +22,7 @@ pub struct Pbft;
 
 impl Flavor for Pbft {
     const NAME: &'static str = "dqbft";
+    const THRESHOLD_KEYS: bool = false;
     type D = pbft::Engine<DBatch>;
     type O = pbft::Engine<OBatch>;
     type Keys = ();
@@ -112,11 +113,12 @@ pub struct HybsterKeys {
 
 /// Destiny's dealer table for `n` replicas: f+1 of 2f+1.
 fn group(n: usize, f: usize) -> GroupSpec {
-    GroupSpec { n: n as u32, threshold: f as u32 + 1, instances: destiny::instances(n as u32) }
+    destiny::group(n as u32, f as u32)
 }
 
 impl Flavor for Hybster {
     const NAME: &'static str = "destiny";
+    const THRESHOLD_KEYS: bool = true;
     type D = hyb::Engine<DBatch>;
     type O = hyb::Engine<OBatch>;
     type Keys = HybsterKeys;
@@ -125,12 +127,22 @@ impl Flavor for Hybster {
         2 * f + 1
     }
 
-    /// The simulator's modelled ThreshSign (decision 0008): the runtime does
-    /// not run Destiny yet.
+    /// Real BLS from the replica's dealt keys when the host gives them (the
+    /// runtime always does, having checked them with the same
+    /// [`Provision::from_bytes_for`]); the simulator's modelled ThreshSign
+    /// (decision 0008, a public key) only when it gives none.
+    ///
+    /// Panics on keys that are not this replica's for this group: a host
+    /// must check them before building a replica (`quorate_node` does, and
+    /// refuses to start).
     fn keys(ctx: &ReplicaContext) -> HybsterKeys {
         let spec = group(ctx.membership.n(), ctx.membership.f());
-        // The membership holds n >= 2f+1 >= 1 replicas, so the table is valid.
-        let p = Provision::modelled(ctx.id, &spec, ctx.crypto.clone()).expect("a valid Destiny group");
+        let p = match &ctx.threshold {
+            Some(k) => Provision::from_bytes_for(ctx.id, &spec, &k.trusted, &k.untrusted, &k.public)
+                .unwrap_or_else(|e| panic!("{:?}'s threshold keys, unchecked by the host: {e}", ctx.id)),
+            // The membership holds n >= 2f+1 >= 1 replicas, so the table is valid.
+            None => Provision::modelled(ctx.id, &spec, ctx.crypto.clone()).expect("a valid Destiny group"),
+        };
         HybsterKeys { trusted: Arc::new(Mutex::new(p.trusted)), plain: p.plain, scheme: p.scheme }
     }
 
@@ -148,10 +160,20 @@ impl Flavor for Hybster {
         Some((keys.plain.as_ref(), &keys.scheme))
     }
 
+    /// BLS over the group's public material when the host gives it (the
+    /// runtime, checked with the same [`Provision::public_for`]); the
+    /// modelled scheme only when it gives none (the simulator). Panics on
+    /// material that is not of this group's deal (hosts check it first).
     fn client_scheme(ctx: &ClientContext) -> Option<Arc<dyn Scheme>> {
         let spec = group(ctx.membership.n(), ctx.membership.f());
-        let scheme = ModelledScheme::new(&spec, ctx.crypto.clone()).expect("a valid Destiny group");
-        Some(Arc::new(scheme))
+        Some(match &ctx.threshold_public {
+            Some(bytes) => {
+                let public = Provision::public_for(&spec, bytes)
+                    .unwrap_or_else(|e| panic!("the group's public threshold material, unchecked by the host: {e}"));
+                Arc::new(BlsScheme::new(public))
+            }
+            None => Arc::new(ModelledScheme::new(&spec, ctx.crypto.clone()).expect("a valid Destiny group")),
+        })
     }
 
     /// The trusted subsystem refuses a second value at the proposal's

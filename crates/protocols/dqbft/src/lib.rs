@@ -67,6 +67,8 @@ pub enum Timer {
 pub trait Flavor: Sized + Send + Sync + 'static {
     /// Name on the command line.
     const NAME: &'static str;
+    /// Whether it needs threshold keys ([`Protocol::THRESHOLD_KEYS`]).
+    const THRESHOLD_KEYS: bool;
     /// A D-instance's engine.
     type D: Instance<DBatch>;
     /// The O-instance's engine.
@@ -75,7 +77,8 @@ pub trait Flavor: Sized + Send + Sync + 'static {
     type Keys: Send;
     /// Replicas needed for f faults.
     fn replicas_for(f: usize) -> usize;
-    /// A replica's keys.
+    /// A replica's keys (from [`ReplicaContext::threshold`] if the flavor
+    /// uses threshold keys).
     fn keys(ctx: &ReplicaContext) -> Self::Keys;
     /// D-instance `i`.
     fn d_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config, i: u32) -> Self::D;
@@ -114,6 +117,7 @@ pub type Destiny = Dq<flavor::Hybster>;
 
 impl<F: Flavor> Protocol for Dq<F> {
     const NAME: &'static str = F::NAME;
+    const THRESHOLD_KEYS: bool = F::THRESHOLD_KEYS;
     type Message = FMsg<F>;
     type Timer = Timer;
     type Config = Config;
