@@ -319,6 +319,31 @@ impl<V: Value> Engine<V> {
         if decided < self.last_decided {
             self.send_decided(from, decided + 1, out);
         }
+        // A replica in our view that is stuck: as primary, send it our
+        // undecided PRE-PREPAREs itself (the broadcast repeats back off,
+        // and a replica back from a crash may be the one every slot needs).
+        if self.is_primary() && view == self.view && active {
+            self.resend_pre_prepares(from, out);
+        }
+    }
+
+    /// Primary: our PRE-PREPAREs of this view not decided yet, to `to` alone.
+    fn resend_pre_prepares(&mut self, to: ReplicaId, out: &mut Actions<V>) {
+        let (view, inst) = (self.view, self.cfg.instance);
+        let undecided: Vec<(u64, Digest)> = self
+            .slots
+            .range(self.last_decided + 1..)
+            .filter(|(_, s)| s.votes_view == view && s.decided.is_none())
+            .filter_map(|(k, s)| Some((*k, s.pre_prepare?)))
+            .filter(|(k, d)| *d != NULL_DIGEST && self.new_view_entry(*k).is_none())
+            .take(self.cfg.window as usize)
+            .collect();
+        for (seq, digest) in undecided {
+            if let Some(value) = self.values.get(&digest).cloned() {
+                let auth = self.auth_one(to, &bytes::pre_prepare(inst, view, seq, &digest));
+                self.send(to, PbftMsg::PrePrepare { view, seq, value, auth }, out);
+            }
+        }
     }
 
     /// DECIDED with our decisions from `first` on, as far as we hold them.
