@@ -278,3 +278,144 @@ pub trait InstanceMsg<V>: Clone + Debug + PartialEq + Serialize + DeserializeOwn
     /// A message offering `value` for `seq` to a replica that may miss it.
     fn offer(seq: u64, value: V) -> Self;
 }
+
+/// Implements [`Instance`] and [`InstanceMsg`] for an engine whose inherent
+/// methods already follow the contract (the PBFT and Linear Hybster
+/// engines): `$engine<V>` with messages `$msg<V>` (its proposal variant
+/// `$proposal { view, seq, value, .. }`, and `Value { seq, value }` and
+/// `Decided { entries }` variants) and records `$record<V>`.
+#[macro_export]
+macro_rules! impl_instance {
+    ($engine:ident, $msg:ident, $record:ident, $proposal:ident) => {
+        impl<V: $crate::instance::Value> $crate::instance::Instance<V> for $engine<V> {
+            type Msg = $msg<V>;
+            type Record = $record<V>;
+
+            fn start(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
+                $engine::start(self, out)
+            }
+            fn view(&self) -> u64 {
+                $engine::view(self)
+            }
+            fn active(&self) -> bool {
+                $engine::active(self)
+            }
+            fn primary(&self) -> $crate::ids::ReplicaId {
+                $engine::primary(self)
+            }
+            fn is_primary(&self) -> bool {
+                $engine::is_primary(self)
+            }
+            fn last_decided(&self) -> u64 {
+                $engine::last_decided(self)
+            }
+            fn stable_checkpoint(&self) -> (u64, $crate::crypto::Digest) {
+                $engine::stable_checkpoint(self)
+            }
+            fn window(&self) -> u64 {
+                self.cfg.window
+            }
+            fn backoff(&self) -> u32 {
+                $engine::backoff(self)
+            }
+            fn next_proposal(&self) -> u64 {
+                $engine::next_proposal(self)
+            }
+            fn has_proposal(&self, seq: u64) -> bool {
+                $engine::has_proposal(self, seq)
+            }
+            fn value_at(&self, seq: u64) -> Option<&V> {
+                $engine::value_at(self, seq)
+            }
+            fn can_propose(&self) -> bool {
+                $engine::can_propose(self)
+            }
+            fn propose(
+                &mut self,
+                value: V,
+                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
+            ) -> Result<u64, $crate::instance::ProposeError> {
+                $engine::propose(self, value, out)
+            }
+            fn on_message(
+                &mut self,
+                from: $crate::ids::ReplicaId,
+                msg: $msg<V>,
+                validity: &dyn $crate::instance::Validity<V>,
+                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
+            ) {
+                $engine::on_message(self, from, msg, validity, out)
+            }
+            fn on_timer(
+                &mut self,
+                timer: $crate::instance::EngineTimer,
+                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
+            ) {
+                $engine::on_timer(self, timer, out)
+            }
+            fn start_view_change(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
+                $engine::start_view_change(self, out)
+            }
+            fn checkpoint_taken(
+                &mut self,
+                seq: u64,
+                digest: $crate::crypto::Digest,
+                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
+            ) {
+                $engine::checkpoint_taken(self, seq, digest, out)
+            }
+            fn wants_state(&self, seq: u64, digest: $crate::crypto::Digest) -> bool {
+                $engine::wants_state(self, seq, digest)
+            }
+            fn state_installed(
+                &mut self,
+                seq: u64,
+                digest: $crate::crypto::Digest,
+                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
+            ) {
+                $engine::state_installed(self, seq, digest, out)
+            }
+            fn vouches(&self, seq: u64, digest: $crate::crypto::Digest) -> bool {
+                $engine::vouches(self, seq, digest)
+            }
+            fn behind(&self) -> bool {
+                $engine::behind(self)
+            }
+            fn ask_peers(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
+                $engine::ask_peers(self, out)
+            }
+            fn live_records(&mut self) -> Vec<$record<V>> {
+                $engine::live_records(self)
+            }
+            fn recover(
+                &mut self,
+                records: Vec<$record<V>>,
+                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
+            ) {
+                $engine::recover(self, records, out)
+            }
+        }
+
+        impl<V: $crate::instance::Value> $crate::instance::InstanceMsg<V> for $msg<V> {
+            fn kind(&self) -> &'static str {
+                $msg::kind(self)
+            }
+            fn proposal(&self) -> Option<(u64, u64, &V)> {
+                match self {
+                    $msg::$proposal { view, seq, value, .. } => Some((*view, *seq, value)),
+                    _ => None,
+                }
+            }
+            fn values(&self) -> Vec<&V> {
+                match self {
+                    $msg::$proposal { value, .. } | $msg::Value { value, .. } => vec![value],
+                    $msg::Decided { entries, .. } => entries.iter().filter_map(|e| e.value.as_ref()).collect(),
+                    _ => Vec::new(),
+                }
+            }
+            fn offer(seq: u64, value: V) -> Self {
+                $msg::Value { seq, value }
+            }
+        }
+    };
+}

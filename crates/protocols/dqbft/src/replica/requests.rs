@@ -129,7 +129,7 @@ impl<F: Flavor> Replica<F> {
             return;
         }
         let d = &self.d[i as usize];
-        if !d.is_primary() {
+        if !d.is_primary() && F::answers(&self.keys).is_some() {
             // The client came to us itself (it retransmits or spreads):
             // Destiny answers it directly too, not only through the collector.
             self.direct.insert((c, req.req.seq));

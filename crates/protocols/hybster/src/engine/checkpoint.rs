@@ -27,7 +27,8 @@ impl<V: Value> Engine<V> {
         let share = self.sign(&self.checkpoint_statement(seq, digest));
         self.own_checkpoints.insert(seq, (digest, share.clone()));
         if let Some(cert) = self.certified.get(&seq).cloned() {
-            self.on_own_checkpoint_certified(cert, out);
+            // Certified before we got here: stable if our state matches it.
+            self.accept_checkpoint_cert(cert, out);
             return;
         }
         let Some(share) = share else { return };

@@ -243,14 +243,15 @@ impl<V: Value> Engine<V> {
                 || s == 0
                 || p.signer != self.primary_of(v)
                 || s > low + self.cfg.window
+                // A view's fresh PREPAREs come after its NEW-VIEW's entries,
+                // and none of a view later than the NEW-VIEW shown (a correct
+                // replica installs a view before accepting its PREPAREs):
+                // within one view the proposal of a seq is then unique.
                 || v > nv_view.unwrap_or(0)
                 || nv_top.is_some_and(|(nvv, top)| nvv == v && s <= top)
             {
                 return Err("VIEW-CHANGE with a malformed PREPARE");
             }
-            // Above, a view's fresh PREPAREs come after its NEW-VIEW's
-            // entries and no later than that NEW-VIEW: within one view a
-            // proposal per seq is then unique.
             if verified.insert((st.value, st.msg_hash)) && self.scheme.verify_share(p, st).is_err() {
                 verified.remove(&(st.value, st.msg_hash));
                 return Err("VIEW-CHANGE with a bad PREPARE share");
