@@ -35,6 +35,9 @@ impl CliProtocol for quorate_modsmart::ModSmart {
         if let Some(t) = args.timeout()? {
             c.request_timeout = t;
         }
+        if let Some(t) = args.client_retransmit()? {
+            c.client_retransmit = t;
+        }
         if let Some(b) = args.batch()? {
             c.max_batch = b;
         }
@@ -52,6 +55,9 @@ impl CliProtocol for quorate_ezbft::Ezbft {
             // The paper's timeout: how long a client waits before suspecting its command-leader.
             c.suspect_timeout = t;
         }
+        if let Some(t) = args.client_retransmit()? {
+            c.client_retransmit = t;
+        }
         if args.batch.is_some() {
             return Err("ezbft has no batching: drop --batch".into());
         }
@@ -68,6 +74,9 @@ impl CliProtocol for quorate_pbft::Pbft {
         if let Some(t) = args.timeout()? {
             // The backups' request timer: how long a request may wait before they suspect the primary.
             c.request_timeout = t;
+        }
+        if let Some(t) = args.client_retransmit()? {
+            c.client_retransmit = t;
         }
         if let Some(b) = args.batch()? {
             c.max_batch = b;
@@ -98,6 +107,9 @@ fn dq_config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
         // How long a request may wait before replicas suspect its coordinator (or the O-primary).
         c.request_timeout = t;
     }
+    if let Some(t) = args.client_retransmit()? {
+        c.client_retransmit = t;
+    }
     if let Some(b) = args.batch()? {
         c.max_batch = b;
     }
@@ -113,6 +125,14 @@ impl SimArgs {
     pub fn timeout(&self) -> Result<Option<Duration>, String> {
         match self.timeout {
             Some(t) if t.is_zero() => Err("--timeout must be positive".into()),
+            t => Ok(t),
+        }
+    }
+
+    /// `--client-retransmit`, if given (positive).
+    pub fn client_retransmit(&self) -> Result<Option<Duration>, String> {
+        match self.client_retransmit {
+            Some(t) if t.is_zero() => Err("--client-retransmit must be positive".into()),
             t => Ok(t),
         }
     }
@@ -321,9 +341,16 @@ pub struct SimArgs {
     /// Do not model CPU time (crypto, decoding and execution are free).
     #[arg(long)]
     pub no_cpu: bool,
+    /// Cores of each replica: its inputs' work overlaps on them (clients have one).
+    #[arg(long, default_value_t = 1)]
+    pub cores: usize,
     /// Protocol request timeout (Mod-SMaRt and PBFT: request_timeout).
     #[arg(long, value_parser = duration_arg)]
     pub timeout: Option<Duration>,
+    /// How long a client waits for an answer before it retransmits (every
+    /// protocol's client_retransmit; each has its own default).
+    #[arg(long, value_parser = duration_arg)]
+    pub client_retransmit: Option<Duration>,
     /// Largest batch (Mod-SMaRt and PBFT: max_batch).
     #[arg(long)]
     pub batch: Option<usize>,
@@ -393,6 +420,7 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     sc.warmup = args.warmup;
     sc.timeline = args.timeline;
     sc.seed = args.seed;
+    sc.replica_cores = args.cores;
     for r in &args.regions {
         Placement::region(r).map_err(|e| format!("--regions: {e}"))?;
     }

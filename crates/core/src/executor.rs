@@ -23,7 +23,11 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     fn build(slot: u64, snapshot: Bytes, table: &RequestTable) -> Checkpoint {
-        let state = Bytes::from(crate::wire::encode(&(snapshot, table)));
+        let mut encoded = crate::wire::encode(&(snapshot, table));
+        // Kept until the checkpoint is stable, by every replica: not the
+        // encoder's spare capacity too (up to as much again).
+        encoded.shrink_to_fit();
+        let state = Bytes::from(encoded);
         let digest = Checkpoint::digest_of(slot, &state);
         Checkpoint { slot, state, digest }
     }

@@ -25,9 +25,11 @@
 //!
 //! # CPU model
 //!
-//! Each node has one core and handles its inputs one at a time, in arrival
-//! order. An input arriving at `t` starts at `max(t, busy_until)` (it waits in
-//! the node's queue meanwhile) and costs
+//! Each node takes its inputs one at a time, in arrival order, on one core
+//! (replicas: [`Scenario::replica_cores`], one unless set). An input arriving
+//! at `t` starts at `max(t, busy_until)`, where `busy_until` is when the
+//! node's first core is free (it waits in the node's queue meanwhile), runs on
+//! that core, and costs
 //!
 //! ```text
 //! cost = CostModel::message_ns(size)        (messages only: decode and dispatch)
@@ -35,12 +37,17 @@
 //!      + execute_ns × (Event::Executed effects of this input)
 //! ```
 //!
-//! The node is busy until `start + cost`; every effect of the input happens
+//! That core is busy until `start + cost`; every effect of the input happens
 //! at `start + cost`: messages leave then (and queue on the sender's egress
 //! link in the network model), timers count from then, and completions are
 //! stamped then. Machines see `now = start`. Timers and client invocations
 //! are inputs like messages (they queue behind a busy core, cost only their
 //! crypto). With [`CostModel::zero`] nothing costs time.
+//!
+//! With several cores the machine still sees its inputs one at a time and
+//! in order, but an input's work overlaps the next inputs' (as when checks
+//! run on worker threads ahead of the protocol's state), so effects can
+//! leave in another order than the inputs came.
 //!
 //! # Faults
 //!
@@ -115,6 +122,8 @@ type FastHash = std::hash::BuildHasherDefault<FastHasher>;
 
 /// Most nodes (replicas + clients) a simulation accepts.
 pub const MAX_NODES: usize = 1_000_000;
+/// Most cores a replica can have.
+pub const MAX_CORES: usize = 1024;
 
 /// A scenario that cannot be run.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +185,8 @@ pub struct Scenario<P: Protocol> {
     pub warmup: Duration,
     /// Report every completed operation of a correct client (time and latency).
     pub timeline: bool,
+    /// Cores per replica (clients have one): see the module's CPU model.
+    pub replica_cores: usize,
 }
 
 impl<P: Protocol> Clone for Scenario<P> {
@@ -200,6 +211,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             client_stagger: self.client_stagger,
             warmup: self.warmup,
             timeline: self.timeline,
+            replica_cores: self.replica_cores,
         }
     }
 }
@@ -220,6 +232,7 @@ impl<P: Protocol> std::fmt::Debug for Scenario<P> {
             .field("workload", &self.workload)
             .field("faults", &self.faults)
             .field("warmup", &self.warmup)
+            .field("replica_cores", &self.replica_cores)
             .finish_non_exhaustive()
     }
 }
@@ -228,7 +241,8 @@ impl<P: Protocol> Scenario<P> {
     /// Defaults: Byzantine model, `P::replicas_for(f)` replicas, 4 clients,
     /// 10 s, seed 0, LAN network ([`NetConfig::default`]), KV workload, no
     /// faults, calibrated CPU model, liveness bound 30 s, settle 1 s,
-    /// linearizability budget 1 000 000 steps, client stagger 1 ms, no warm-up.
+    /// linearizability budget 1 000 000 steps, client stagger 1 ms, no warm-up,
+    /// one core per replica.
     pub fn new(f: usize) -> Self {
         Scenario {
             config: P::Config::default(),
@@ -250,6 +264,7 @@ impl<P: Protocol> Scenario<P> {
             client_stagger: Duration::from_millis(1),
             warmup: Duration::ZERO,
             timeline: false,
+            replica_cores: 1,
         }
     }
 
@@ -315,6 +330,9 @@ impl<P: Protocol> Scenario<P> {
         }
         if self.duration.is_zero() {
             return inv("the duration must be positive".into());
+        }
+        if !(1..=MAX_CORES).contains(&self.replica_cores) {
+            return inv(format!("replica cores must be 1 to {MAX_CORES}, not {}", self.replica_cores));
         }
         if self.warmup >= self.duration {
             return inv(format!(
@@ -479,7 +497,10 @@ struct Node<P: Protocol> {
     id: NodeId,
     machine: MachineSlot<P>,
     crypto: Arc<SimCrypto>,
+    /// When the first of `cores` is free: the next input starts no earlier.
     busy_until: u64,
+    /// When each core is free.
+    cores: Vec<u64>,
     queue: VecDeque<NodeInput<P>>,
     wake_pending: bool,
     /// Bumped on crash: stale wake-ups are ignored.
@@ -489,12 +510,13 @@ struct Node<P: Protocol> {
 }
 
 impl<P: Protocol> Node<P> {
-    fn new(id: NodeId, machine: MachineSlot<P>, crypto: Arc<SimCrypto>, correct: bool) -> Self {
+    fn new(id: NodeId, machine: MachineSlot<P>, crypto: Arc<SimCrypto>, correct: bool, cores: usize) -> Self {
         Node {
             id,
             machine,
             crypto,
             busy_until: 0,
+            cores: vec![0; cores.max(1)],
             queue: VecDeque::new(),
             wake_pending: false,
             incarnation: 0,
@@ -662,7 +684,7 @@ impl<P: Protocol> Simulation<P> {
             let crypto = Arc::new(SimCrypto::new(id, seed, Arc::clone(&sim.sc.cost_model)));
             let machine = sim.build_replica(r, &crypto)?;
             let correct = sim.byzantine[r].is_none();
-            sim.nodes.push(Node::new(id, MachineSlot::Replica(machine), crypto, correct));
+            sim.nodes.push(Node::new(id, MachineSlot::Replica(machine), crypto, correct, sim.sc.replica_cores));
         }
         // Replicas start first, at 0; then clients at their offsets.
         for r in 0..n {
@@ -697,7 +719,7 @@ impl<P: Protocol> Simulation<P> {
             };
             let label = if correct { "workload" } else { "faulty-workload" };
             let gen = sim.sc.workload.generator(i as u64, stream(seed, label, i as u64), !correct);
-            sim.nodes.push(Node::new(id, MachineSlot::Client(machine), crypto, correct));
+            sim.nodes.push(Node::new(id, MachineSlot::Client(machine), crypto, correct, 1));
             sim.clients.push(ClientState { gen, current: None, correct });
             let offset = if stagger_ns == 0 { 0 } else { stagger.gen_range(0..stagger_ns) };
             sim.schedule(offset, Ev::Invoke { node: (n + i) as u32 });
@@ -1005,7 +1027,11 @@ impl<P: Protocol> Simulation<P> {
             cost = cost.saturating_add(model.message_ns(size));
         }
         let done = now.saturating_add(cost);
-        self.nodes[x].busy_until = done;
+        let node = &mut self.nodes[x];
+        // `now` ≥ busy_until: the first free core takes the input.
+        let core = (0..node.cores.len()).min_by_key(|c| node.cores[*c]).unwrap_or(0);
+        node.cores[core] = done;
+        node.busy_until = node.cores.iter().copied().min().unwrap_or(done);
 
         for effect in out.drain() {
             self.apply(x, done, effect);
@@ -1156,6 +1182,7 @@ impl<P: Protocol> Simulation<P> {
                 node.queue.clear();
                 node.timers.clear();
                 node.busy_until = now;
+                node.cores.fill(now);
                 node.wake_pending = false;
                 node.incarnation += 1;
                 node.crypto.take_cost();

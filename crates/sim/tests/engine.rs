@@ -165,6 +165,26 @@ fn cpu_model_slows_a_busy_leader() {
 }
 
 #[test]
+fn cores_share_a_busy_leaders_work() {
+    // The same 1 ms per request: with 4 cores the leader checks four
+    // requests at once, so the run is no longer held at 1000 ops/s.
+    let slow = Arc::new(CostModel { verify_ns: 1_000_000, ..CostModel::default() });
+    let mut sc = base(12).with_clients(16);
+    sc.cost_model = Arc::clone(&slow);
+    let one = run(sc.clone()).unwrap();
+    sc.replica_cores = 4;
+    let four = run(sc.clone()).unwrap();
+    assert!(four.ok(), "{}", four.summary());
+    assert!(one.throughput_ops <= 1000.0, "{}", one.summary());
+    assert!(four.throughput_ops > 2.5 * one.throughput_ops, "{} vs {}", four.throughput_ops, one.throughput_ops);
+    // One core is the model as it was: the same run, event for event.
+    sc.replica_cores = 1;
+    assert_eq!(run(sc.clone()).unwrap().trace_digest, one.trace_digest);
+    sc.replica_cores = 0;
+    assert!(run(sc).is_err(), "zero cores is refused");
+}
+
+#[test]
 fn regions_give_wan_latency() {
     let mut sc = base(13);
     sc.regions = ["us-east-1", "us-east-1", "eu-west-1", "ap-south-1"].iter().map(|s| s.to_string()).collect();

@@ -167,7 +167,7 @@ impl<F: Flavor> Adversary<F> {
         first.timestamp = first.timestamp.wrapping_add(1);
         let mut second = value.clone();
         second.timestamp = second.timestamp.wrapping_add(2);
-        second.requests.reverse();
+        second.requests = second.requests.iter().rev().cloned().collect();
         for (k, r) in others.into_iter().enumerate() {
             let v = if k < half { first.clone() } else { second.clone() };
             if let Some(msg) = F::forge_d(&self.inner, i, &original, r, v) {

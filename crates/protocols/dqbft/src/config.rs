@@ -43,8 +43,18 @@ pub struct Config {
     pub max_batch: usize,
     /// Largest O-batch, in D-slot references.
     pub max_refs: usize,
+    /// Most ASSIGNs in one O-batch (besides its references): an ASSIGN is
+    /// about 100 bytes, and clients that start at another replica than
+    /// their instance's (crashed replicas, skewed load) all send one at once.
+    pub max_assigns: usize,
     /// Undecided proposals per instance at most.
     pub max_in_flight: u64,
+    /// A coordinator proposes a D-batch smaller than `max_batch` only while
+    /// fewer than this many of its D-slots are undecided. A slot costs every
+    /// replica the same work whatever it carries (Destiny: some 3 ms of BLS
+    /// checks and signing), so under load requests wait for the slot ahead
+    /// and fill the next batch instead of spreading over many small ones.
+    pub partial_in_flight: u64,
     /// An O-instance checkpoint every this many O-slots (window: twice this).
     pub checkpoint_period: u64,
     /// A D-instance checkpoint every this many D-slots (window: four times
@@ -83,8 +93,11 @@ impl Config {
         {
             return Err("timeouts must be positive".into());
         }
-        if self.max_batch == 0 || self.max_refs == 0 {
-            return Err("max_batch and max_refs must be at least 1".into());
+        if self.max_batch == 0 || self.max_refs == 0 || self.max_assigns == 0 {
+            return Err("max_batch, max_refs and max_assigns must be at least 1".into());
+        }
+        if self.partial_in_flight == 0 {
+            return Err("partial_in_flight must be at least 1".into());
         }
         if self.max_pending == 0 {
             return Err("max_pending must be at least 1".into());
@@ -166,7 +179,9 @@ impl Default for Config {
             view_change_timeout: Duration::from_secs(2),
             max_batch: 200,
             max_refs: 64,
+            max_assigns: 512,
             max_in_flight: 4,
+            partial_in_flight: 1,
             checkpoint_period: 128,
             d_checkpoint_period: 64,
             status_interval: Duration::from_millis(250),

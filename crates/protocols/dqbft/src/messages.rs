@@ -13,6 +13,7 @@ use quorate_core::request::SignedRequest;
 use quorate_core::Bytes;
 use quorate_threshsign::{destiny, CounterId, Share, Statement, ThresholdSig};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What one D-instance sequence number holds: a batch of its coordinator's
 /// client requests (empty: a no-op, proposed to fill a slot the O-instance
@@ -21,8 +22,10 @@ use serde::{Deserialize, Serialize};
 pub struct DBatch {
     /// Timestamp (ns) chosen by the coordinator, passed to the service.
     pub timestamp: u64,
-    /// Requests, executed in this order.
-    pub requests: Vec<SignedRequest>,
+    /// Requests, executed in this order. Shared: every replica's copy of a
+    /// batch (the simulator delivers one value to N replicas, and each keeps
+    /// it until a checkpoint) is one allocation.
+    pub requests: Arc<[SignedRequest]>,
 }
 
 impl Value for DBatch {
@@ -280,7 +283,11 @@ fn instance_kind(d: bool, kind: &str) -> &'static str {
         (true, "CHECKPOINT") => "D-CHECKPOINT",
         (true, "VIEW-CHANGE") => "D-VIEWCHANGE",
         (true, "NEW-VIEW") => "D-NEWVIEW",
-        (true, _) => "D-CATCHUP",
+        (true, "STATUS") => "D-STATUS",
+        (true, "DECIDED") => "D-DECIDED",
+        (true, "FETCH") => "D-FETCH",
+        (true, "VALUE") => "D-VALUE",
+        (true, _) => "D-OTHER",
         (false, "PRE-PREPARE") => "O-PREPREPARE",
         (false, "PREPARE") => "O-PREPARE",
         (false, "COMMIT-SHARE") => "O-COMMITSIG",
@@ -289,7 +296,11 @@ fn instance_kind(d: bool, kind: &str) -> &'static str {
         (false, "CHECKPOINT") => "O-CHECKPOINT",
         (false, "VIEW-CHANGE") => "O-VIEWCHANGE",
         (false, "NEW-VIEW") => "O-NEWVIEW",
-        (false, _) => "O-CATCHUP",
+        (false, "STATUS") => "O-STATUS",
+        (false, "DECIDED") => "O-DECIDED",
+        (false, "FETCH") => "O-FETCH",
+        (false, "VALUE") => "O-VALUE",
+        (false, _) => "O-OTHER",
     }
 }
 

@@ -71,7 +71,7 @@ impl<F: Flavor> Replica<F> {
                 self.mark_executed(r);
                 let Some(p) = payload else { continue };
                 let mut answered = Vec::new();
-                for q in &p.requests {
+                for q in p.requests.iter() {
                     done.push((q.req.client, q.req.seq));
                     if self.instance_of(q.req.client) != r.instance {
                         // Not through the client's instance: a client that

@@ -142,6 +142,9 @@ pub struct Replica<F: Flavor> {
     pub(crate) progress: Progress,
     /// The D-slot execution waits for, and since when.
     pub(crate) waiting: Option<(DRef, Time)>,
+    /// The O-instance ordered a slot of an instance we coordinate that we
+    /// have not proposed: fill it (a no-op) without waiting for a request.
+    pub(crate) fill_due: bool,
     /// Our O-checkpoints from the stable one on.
     pub(crate) checkpoints: BTreeMap<u64, State>,
     /// Per D-instance: a checkpoint its peers vouch for that it needs the state of.
@@ -201,6 +204,7 @@ impl<F: Flavor> Replica<F> {
             executed_o: 0,
             progress: Progress { prefix: vec![0; n], above: vec![BTreeSet::new(); n], assigned: BTreeMap::new() },
             waiting: None,
+            fill_due: false,
             checkpoints: BTreeMap::new(),
             d_need: vec![None; n],
             transfer: None,
@@ -303,6 +307,9 @@ impl<F: Flavor> Replica<F> {
     pub(crate) fn carry_out_o(&mut self, now: Time, actions: OActs<F>, out: &mut Out<F>) {
         self.carry_out_o_no_order(now, actions, out);
         self.maybe_order(now, out);
+        if std::mem::take(&mut self.fill_due) {
+            self.maybe_propose(now, out);
+        }
     }
 
     /// Carry out the O-instance's actions, in order.
@@ -320,6 +327,10 @@ impl<F: Flavor> Replica<F> {
                     out.push(Effect::Persist(Bytes::from(wire::encode(&Record::<DRec<F>, ORec<F>>::O(rec)))))
                 }
                 Action::Decided { seq, value } => {
+                    let d = &self.d;
+                    self.fill_due |= value.iter().flat_map(|b| b.refs.iter()).any(|r| {
+                        d.get(r.instance as usize).is_some_and(|e| e.is_primary() && r.seq >= e.next_proposal())
+                    });
                     self.olog.insert(seq, value);
                     decided = true;
                 }

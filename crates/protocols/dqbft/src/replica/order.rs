@@ -45,8 +45,10 @@ impl<F: Flavor> Replica<F> {
     /// and each slot held as its instance's mode requires: its D-PrePrepare
     /// accepted (optimistic) or decided (on probation).
     fn check_order(&self, batch: &OBatch) -> Result<(), Refusal> {
-        let size = batch.refs.len() + batch.assigns.len();
-        if size == 0 || size > self.cfg.max_refs {
+        if (batch.refs.is_empty() && batch.assigns.is_empty())
+            || batch.refs.len() > self.cfg.max_refs
+            || batch.assigns.len() > self.cfg.max_assigns
+        {
             return Err(Refusal::Invalid("O-batch empty or too large"));
         }
         let mut clients = HashSet::with_capacity(batch.assigns.len());
@@ -141,7 +143,7 @@ impl<F: Flavor> Replica<F> {
     /// parked O-PrePrepares may be acceptable now.
     pub(crate) fn seen_d_proposal(&mut self, now: Time, r: DRef, out: &mut Out<F>) {
         if let Some(v) = self.d[r.instance as usize].value_at(r.seq) {
-            for q in &v.requests {
+            for q in v.requests.iter() {
                 self.in_proposal.insert((q.req.client, q.req.seq));
             }
         }
@@ -160,7 +162,7 @@ impl<F: Flavor> Replica<F> {
             return;
         }
         if let Some(v) = &value {
-            for q in &v.requests {
+            for q in v.requests.iter() {
                 self.in_proposal.insert((q.req.client, q.req.seq));
                 self.disseminated.insert((q.req.client, q.req.seq));
             }
@@ -185,10 +187,10 @@ impl<F: Flavor> Replica<F> {
         let mut assigns: Vec<Assign> =
             self.to_assign.values().filter(|a| !self.assign_ordered.contains(&(a.client, a.nonce))).cloned().collect();
         while self.o.can_propose() && (!self.to_order.is_empty() || !assigns.is_empty()) {
-            let take = assigns.len().min(self.cfg.max_refs / 2 + 1);
+            let take = assigns.len().min(self.cfg.max_assigns);
             let batch_assigns: Vec<Assign> = assigns.drain(..take).collect();
             let mut refs = Vec::new();
-            while refs.len() + batch_assigns.len() < self.cfg.max_refs {
+            while refs.len() < self.cfg.max_refs {
                 let Some(r) = self.to_order.pop_front() else { break };
                 if !self.is_executed(r) {
                     refs.push(r);
@@ -217,11 +219,18 @@ impl<F: Flavor> Replica<F> {
             match self.check_order(value) {
                 Err(Refusal::NotYet) => {
                     let parked_at = self.parked.iter().find(|(f, m, _)| *f == from && *m == msg).map(|p| p.2);
+                    let d = &self.d;
+                    self.fill_due |= value.refs.iter().any(|r| {
+                        d.get(r.instance as usize).is_some_and(|e| e.is_primary() && r.seq >= e.next_proposal())
+                    });
                     if parked_at.is_none() && self.parked.len() < MAX_PARKED {
                         self.parked.push((from, msg, self.parking_since.unwrap_or(now)));
                     } else if let Some(at) = parked_at {
                         self.parked.retain(|(f, m, _)| !(*f == from && *m == msg));
                         self.parked.push((from, msg, at));
+                    }
+                    if std::mem::take(&mut self.fill_due) {
+                        self.maybe_propose(now, out);
                     }
                     return;
                 }

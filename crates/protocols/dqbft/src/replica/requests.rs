@@ -16,6 +16,7 @@ use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
 use quorate_pbft::replica::RequestCheck;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// The validity of a coordinator's D-batch: its requests fit (PBFT's
 /// rules); an empty batch is the no-op a new coordinator fills ordered
@@ -224,13 +225,19 @@ impl<F: Flavor> Replica<F> {
                     break;
                 }
                 let rest = cands.len() > self.cfg.max_batch;
+                let d = &self.d[i as usize];
+                let undecided = d.next_proposal().saturating_sub(d.last_decided() + 1);
+                if !rest && cands.len() < self.cfg.max_batch && undecided >= self.cfg.partial_in_flight {
+                    // A partial batch waits for the slot ahead (fresh stays set).
+                    break;
+                }
                 cands.sort_by_key(|p| p.order);
                 let requests: Vec<SignedRequest> =
                     cands.into_iter().take(self.cfg.max_batch).map(|p| p.req.clone()).collect();
                 for r in &requests {
                     self.proposed.insert((r.req.client, r.req.seq));
                 }
-                if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests }, out) {
+                if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests: requests.into() }, out) {
                     break;
                 }
                 if !rest {
@@ -244,7 +251,7 @@ impl<F: Flavor> Replica<F> {
     fn propose_d(&mut self, now: Time, i: u32, batch: DBatch, out: &mut Out<F>) -> bool {
         let mut acts = Actions::new();
         let Ok(seq) = self.d[i as usize].propose(batch.clone(), &mut acts) else { return false };
-        for r in &batch.requests {
+        for r in batch.requests.iter() {
             self.in_proposal.insert((r.req.client, r.req.seq));
         }
         self.carry_out_d_no_propose(now, i, acts, out);
@@ -260,17 +267,21 @@ impl<F: Flavor> Replica<F> {
         if !self.d[i as usize].can_propose() {
             return;
         }
+        // Ordered, or named by an O-PrePrepare we hold back for want of the
+        // slot: either way nobody holds it but us, and a no-op frees both.
+        let parked = self.parked.iter().filter_map(|(_, m, _)| m.proposal().map(|(_, _, value)| value));
         let wanted = self
             .olog
             .values()
             .flatten()
+            .chain(parked)
             .flat_map(|b| b.refs.iter())
             .filter(|r| r.instance == i)
             .map(|r| r.seq)
             .max()
             .unwrap_or(0);
         while self.d[i as usize].next_proposal() <= wanted && self.d[i as usize].can_propose() {
-            if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests: Vec::new() }, out) {
+            if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests: Arc::from([]) }, out) {
                 return;
             }
         }
@@ -329,14 +340,23 @@ impl<F: Flavor> Replica<F> {
         }
     }
 
-    /// The D-slots that parked O-PrePrepares or execution wait for and that
-    /// their instance has not decided here: its peers may have decided them
-    /// while we were cut off, and a quiet instance never says so by itself.
+    /// The D-slots that parked O-PrePrepares or execution have waited for
+    /// two retransmission periods and that their instance has not decided
+    /// here: its peers may have decided them while we were cut off, and a
+    /// quiet instance never says so by itself. (Not sooner: with ordering
+    /// ahead of dissemination, execution often waits for a slot on its way,
+    /// and every peer that decided it would send the value back.)
     fn ask_for_missing_slots(&mut self, now: Time, out: &mut Out<F>) {
+        let patience = self.cfg.status_interval.saturating_mul(2);
+        let waited = |since: Time| now.since(since) >= patience;
         let mut behind: HashSet<u32> = HashSet::new();
-        let parked_refs =
-            self.parked.iter().filter_map(|(_, m, _)| m.proposal().map(|(_, _, value)| value.refs.iter()));
-        for r in parked_refs.flatten().chain(self.waiting.as_ref().map(|(r, _)| r)) {
+        let parked_refs = self
+            .parked
+            .iter()
+            .filter(|(_, _, since)| waited(*since))
+            .filter_map(|(_, m, _)| m.proposal().map(|(_, _, value)| value.refs.iter()));
+        let waiting = self.waiting.as_ref().filter(|(_, since)| waited(*since)).map(|(r, _)| r);
+        for r in parked_refs.flatten().chain(waiting) {
             if r.seq > self.d[r.instance as usize].last_decided() && !self.is_executed(*r) {
                 behind.insert(r.instance);
             }

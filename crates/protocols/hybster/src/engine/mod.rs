@@ -135,7 +135,7 @@ pub(crate) struct Slot {
     pub signed: Option<Share>,
     /// Shares on (votes_view, seq) received, per signer (the collector's, or
     /// anyone's when the collector is slow).
-    pub shares: BTreeMap<ReplicaId, Share>,
+    pub shares: Shares,
     /// Latest fresh PREPARE accepted here, in any view (for VIEW-CHANGEs).
     pub prepare: Option<Share>,
     /// Decided digest and its proof.
@@ -152,6 +152,37 @@ impl Slot {
             self.signed = None;
             self.shares.clear();
         }
+    }
+}
+
+/// Shares on one slot, one per signer: one or two at a backup, f+1 at the
+/// collector. A vector: every replica keeps a slot of every instance until
+/// a checkpoint, and a B-tree's node has room for eleven (1.8 kB a slot).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Shares(Vec<(ReplicaId, Share)>);
+
+impl Shares {
+    pub(crate) fn get(&self, signer: &ReplicaId) -> Option<&Share> {
+        self.0.iter().find(|(r, _)| r == signer).map(|(_, s)| s)
+    }
+    /// Keep `share` as `signer`'s (replacing an earlier one).
+    pub(crate) fn insert(&mut self, signer: ReplicaId, share: Share) {
+        match self.0.iter_mut().find(|(r, _)| *r == signer) {
+            Some(entry) => entry.1 = share,
+            None => self.0.push((signer, share)),
+        }
+    }
+    pub(crate) fn remove(&mut self, signer: &ReplicaId) {
+        self.0.retain(|(r, _)| r != signer);
+    }
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Share> {
+        self.0.iter().map(|(_, s)| s)
+    }
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub(crate) fn clear(&mut self) {
+        self.0 = Vec::new();
     }
 }
 
@@ -184,7 +215,9 @@ pub struct Engine<V: Value> {
     pub(crate) checkpoint_shares: BTreeMap<u64, BTreeMap<ReplicaId, Share>>,
     /// Certified checkpoints above `stable` we have not reached.
     pub(crate) certified: BTreeMap<u64, CheckpointCert>,
-    pub(crate) slots: BTreeMap<u64, Slot>,
+    /// Boxed: a B-tree node holds eleven entries, and most instances hold a
+    /// few slots at a time (N instances in every one of N replicas).
+    pub(crate) slots: BTreeMap<u64, Box<Slot>>,
     pub(crate) values: HashMap<Digest, V>,
     /// Digests whose values are in the durable log since its last base.
     pub(crate) durable: HashSet<Digest>,

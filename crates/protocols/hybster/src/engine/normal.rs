@@ -276,6 +276,9 @@ impl<V: Value> Engine<V> {
         if slot.votes_view != view || slot.proof.is_some() || seq <= self.last_decided {
             return;
         }
+        if slot.shares.len() < need {
+            return;
+        }
         let mut by_digest: std::collections::BTreeMap<Digest, Vec<Share>> = std::collections::BTreeMap::new();
         for s in slot.shares.values() {
             by_digest.entry(s.statement.msg_hash).or_default().push(s.clone());
@@ -462,7 +465,7 @@ impl<V: Value> Engine<V> {
         let view = self.view;
         let collector = self.primary_of(view);
         let to_all = self.stuck_ticks >= 2;
-        let undecided: Vec<(u64, Slot)> = self
+        let undecided: Vec<(u64, Box<Slot>)> = self
             .slots
             .range(self.last_decided + 1..)
             .filter(|(_, s)| s.votes_view == view && s.proof.is_none())
