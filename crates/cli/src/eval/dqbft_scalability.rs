@@ -961,8 +961,24 @@ mod tests {
         assert_eq!(c[0].verdict, "holds", "{:?}", c[0]);
         assert_eq!(c[1].verdict, "holds", "{:?}", c[1]);
         assert_eq!(c[2].verdict, "holds", "{:?}", c[2]);
-        assert!(c[3].ours.contains("19: throughput 0.80x"), "{}", c[3].ours);
-        assert_eq!(c[4].verdict, "not checked");
+        assert!(c[3].ours.contains("19: dqbft throughput 0.80x"), "{}", c[3].ours);
+        assert_eq!(c[3].verdict, "see numbers", "no destiny series: {:?}", c[3]);
+        assert_eq!((c[4].verdict, c[5].verdict), ("not checked", "not checked"));
+        // Destiny ahead of the best other series at N = 301, with a lower median.
+        let mut with_destiny = pts.clone();
+        with_destiny.push(Point { p50_ms: 200.0, ..point("destiny", 301, false, 40_000.0) });
+        with_destiny.push(point("destiny", 19, true, 20_000.0));
+        let c = claims(&Results(&with_destiny));
+        assert_eq!(c[4].verdict, "holds", "{:?}", c[4]);
+        assert!(c[4].ours.contains("301: +33% throughput, -60% latency vs dqbft"), "{}", c[4].ours);
+        assert_eq!(c[3].verdict, "see numbers", "destiny has no fault-free point at 19: {:?}", c[3]);
+        with_destiny.push(point("destiny", 19, false, 40_000.0));
+        let c = claims(&Results(&with_destiny));
+        assert_eq!(c[3].verdict, "holds", "dqbft keeps 0.80, destiny 0.50: {:?}", c[3]);
+        // Slower than the best other series at N = 301: the claim fails.
+        with_destiny.push(Point { p50_ms: 900.0, ..point("destiny", 301, false, 29_000.0) });
+        with_destiny.retain(|p| !(p.protocol == "destiny" && p.n == 301 && p.throughput_ops > 30_000.0));
+        assert_eq!(claims(&Results(&with_destiny))[4].verdict, "does not hold");
         // A single-primary series that gains with N breaks claim 1.
         pts.push(point("mod-smart", 19, false, 100.0));
         pts.push(point("mod-smart", 301, false, 200.0));

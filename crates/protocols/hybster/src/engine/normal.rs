@@ -358,6 +358,8 @@ impl<V: Value> Engine<V> {
             return;
         }
         slot.proof = Some(proof);
+        // Combined or not, the shares are of no more use: the certificate is.
+        slot.shares.clear();
         if self.known(&digest) {
             self.decide(seq, out);
         } else {
