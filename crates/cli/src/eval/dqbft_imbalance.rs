@@ -167,7 +167,7 @@ fn run(opts: &Options) -> Result<Outcome, String> {
         let _ = writeln!(
             s,
             "    a point completed nothing invoked after its warm-up: its clients were still moving to their \
-             replicas' D-instances (ASSIGN, at most half an O-batch each); run longer \
+             replicas' D-instances (ASSIGN, at most `max_assigns` an O-batch); run longer \
              (docs/decisions/0005-experiments.md)"
         );
     }
