@@ -29,41 +29,34 @@ pub trait CliProtocol: Protocol {
     fn config(args: &SimArgs) -> Result<Self::Config, String>;
 }
 
+/// Overwrite a setting with a flag's value, if the flag was given.
+fn set<T>(setting: &mut T, flag: Option<T>) {
+    if let Some(v) = flag {
+        *setting = v;
+    }
+}
+
 impl CliProtocol for quorate_modsmart::ModSmart {
     fn config(args: &SimArgs) -> Result<quorate_modsmart::Config, String> {
         let mut c = quorate_modsmart::Config::default();
-        if let Some(t) = args.timeout()? {
-            c.request_timeout = t;
-        }
-        if let Some(t) = args.client_retransmit()? {
-            c.client_retransmit = t;
-        }
-        if let Some(b) = args.batch()? {
-            c.max_batch = b;
-        }
-        if let Some(p) = args.checkpoint_period()? {
-            c.checkpoint_period = p;
-        }
+        set(&mut c.request_timeout, args.timeout()?);
+        set(&mut c.client_retransmit, args.client_retransmit()?);
+        set(&mut c.max_batch, args.batch()?);
+        set(&mut c.checkpoint_period, args.checkpoint_period()?);
         Ok(c)
     }
 }
 
 impl CliProtocol for quorate_ezbft::Ezbft {
     fn config(args: &SimArgs) -> Result<quorate_ezbft::Config, String> {
-        let mut c = quorate_ezbft::Config::default();
-        if let Some(t) = args.timeout()? {
-            // The paper's timeout: how long a client waits before suspecting its command-leader.
-            c.suspect_timeout = t;
-        }
-        if let Some(t) = args.client_retransmit()? {
-            c.client_retransmit = t;
-        }
         if args.batch.is_some() {
             return Err("ezbft has no batching: drop --batch".into());
         }
-        if let Some(p) = args.checkpoint_period()? {
-            c.checkpoint_interval = p;
-        }
+        let mut c = quorate_ezbft::Config::default();
+        // The paper's timeout: how long a client waits before suspecting its command-leader.
+        set(&mut c.suspect_timeout, args.timeout()?);
+        set(&mut c.client_retransmit, args.client_retransmit()?);
+        set(&mut c.checkpoint_interval, args.checkpoint_period()?);
         Ok(c)
     }
 }
@@ -71,19 +64,11 @@ impl CliProtocol for quorate_ezbft::Ezbft {
 impl CliProtocol for quorate_pbft::Pbft {
     fn config(args: &SimArgs) -> Result<quorate_pbft::Config, String> {
         let mut c = quorate_pbft::Config::default();
-        if let Some(t) = args.timeout()? {
-            // The backups' request timer: how long a request may wait before they suspect the primary.
-            c.request_timeout = t;
-        }
-        if let Some(t) = args.client_retransmit()? {
-            c.client_retransmit = t;
-        }
-        if let Some(b) = args.batch()? {
-            c.max_batch = b;
-        }
-        if let Some(p) = args.checkpoint_period()? {
-            c.checkpoint_period = p;
-        }
+        // The backups' request timer: how long a request may wait before they suspect the primary.
+        set(&mut c.request_timeout, args.timeout()?);
+        set(&mut c.client_retransmit, args.client_retransmit()?);
+        set(&mut c.max_batch, args.batch()?);
+        set(&mut c.checkpoint_period, args.checkpoint_period()?);
         Ok(c)
     }
 }
@@ -103,19 +88,11 @@ impl CliProtocol for quorate_dqbft::Destiny {
 /// DQPBFT's and Destiny's settings from the flags.
 fn dq_config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
     let mut c = quorate_dqbft::Config::default();
-    if let Some(t) = args.timeout()? {
-        // How long a request may wait before replicas suspect its coordinator (or the O-primary).
-        c.request_timeout = t;
-    }
-    if let Some(t) = args.client_retransmit()? {
-        c.client_retransmit = t;
-    }
-    if let Some(b) = args.batch()? {
-        c.max_batch = b;
-    }
-    if let Some(p) = args.checkpoint_period()? {
-        c.checkpoint_period = p;
-    }
+    // How long a request may wait before replicas suspect its coordinator (or the O-primary).
+    set(&mut c.request_timeout, args.timeout()?);
+    set(&mut c.client_retransmit, args.client_retransmit()?);
+    set(&mut c.max_batch, args.batch()?);
+    set(&mut c.checkpoint_period, args.checkpoint_period()?);
     Ok(c)
 }
 

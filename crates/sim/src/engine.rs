@@ -497,8 +497,6 @@ struct Node<P: Protocol> {
     id: NodeId,
     machine: MachineSlot<P>,
     crypto: Arc<SimCrypto>,
-    /// When the first of `cores` is free: the next input starts no earlier.
-    busy_until: u64,
     /// When each core is free.
     cores: Vec<u64>,
     queue: VecDeque<NodeInput<P>>,
@@ -510,12 +508,16 @@ struct Node<P: Protocol> {
 }
 
 impl<P: Protocol> Node<P> {
+    /// When the first core is free: the next input starts no earlier.
+    fn busy_until(&self) -> u64 {
+        self.cores.iter().copied().min().unwrap_or(0)
+    }
+
     fn new(id: NodeId, machine: MachineSlot<P>, crypto: Arc<SimCrypto>, correct: bool, cores: usize) -> Self {
         Node {
             id,
             machine,
             crypto,
-            busy_until: 0,
             cores: vec![0; cores.max(1)],
             queue: VecDeque::new(),
             wake_pending: false,
@@ -912,13 +914,13 @@ impl<P: Protocol> Simulation<P> {
     fn arrive(&mut self, x: usize, input: NodeInput<P>) {
         let now = self.now;
         let node = &mut self.nodes[x];
-        if node.busy_until <= now && node.queue.is_empty() {
+        if node.busy_until() <= now && node.queue.is_empty() {
             self.process(x, now, input);
         } else {
             node.queue.push_back(input);
             if !node.wake_pending {
                 node.wake_pending = true;
-                let (at, incarnation) = (node.busy_until.max(now), node.incarnation);
+                let (at, incarnation) = (node.busy_until().max(now), node.incarnation);
                 self.schedule(at, Ev::Wake { node: x as u32, incarnation });
             }
         }
@@ -928,9 +930,9 @@ impl<P: Protocol> Simulation<P> {
         let now = self.now;
         let node = &mut self.nodes[x];
         node.wake_pending = false;
-        if node.busy_until > now {
+        if node.busy_until() > now {
             node.wake_pending = true;
-            let (at, incarnation) = (node.busy_until, node.incarnation);
+            let (at, incarnation) = (node.busy_until(), node.incarnation);
             self.schedule(at, Ev::Wake { node: x as u32, incarnation });
             return;
         }
@@ -940,7 +942,7 @@ impl<P: Protocol> Simulation<P> {
         let node = &mut self.nodes[x];
         if !node.queue.is_empty() && !node.wake_pending {
             node.wake_pending = true;
-            let (at, incarnation) = (node.busy_until.max(now), node.incarnation);
+            let (at, incarnation) = (node.busy_until().max(now), node.incarnation);
             self.schedule(at, Ev::Wake { node: x as u32, incarnation });
         }
     }
@@ -1027,11 +1029,10 @@ impl<P: Protocol> Simulation<P> {
             cost = cost.saturating_add(model.message_ns(size));
         }
         let done = now.saturating_add(cost);
-        let node = &mut self.nodes[x];
-        // `now` ≥ busy_until: the first free core takes the input.
-        let core = (0..node.cores.len()).min_by_key(|c| node.cores[*c]).unwrap_or(0);
-        node.cores[core] = done;
-        node.busy_until = node.cores.iter().copied().min().unwrap_or(done);
+        // `now` ≥ busy_until(): the first free core takes the input.
+        if let Some(core) = self.nodes[x].cores.iter_mut().min() {
+            *core = done;
+        }
 
         for effect in out.drain() {
             self.apply(x, done, effect);
@@ -1181,7 +1182,6 @@ impl<P: Protocol> Simulation<P> {
                 node.machine = MachineSlot::Down;
                 node.queue.clear();
                 node.timers.clear();
-                node.busy_until = now;
                 node.cores.fill(now);
                 node.wake_pending = false;
                 node.incarnation += 1;

@@ -142,8 +142,9 @@ pub struct Replica<F: Flavor> {
     pub(crate) progress: Progress,
     /// The D-slot execution waits for, and since when.
     pub(crate) waiting: Option<(DRef, Time)>,
-    /// The O-instance ordered a slot of an instance we coordinate that we
-    /// have not proposed: fill it (a no-op) without waiting for a request.
+    /// The O-instance decided a batch naming a slot of an instance we
+    /// coordinate that we have not proposed: fill it (a no-op) once the
+    /// O-actions are carried out, without waiting for a request.
     pub(crate) fill_due: bool,
     /// Our O-checkpoints from the stable one on.
     pub(crate) checkpoints: BTreeMap<u64, State>,
@@ -327,10 +328,7 @@ impl<F: Flavor> Replica<F> {
                     out.push(Effect::Persist(Bytes::from(wire::encode(&Record::<DRec<F>, ORec<F>>::O(rec)))))
                 }
                 Action::Decided { seq, value } => {
-                    let d = &self.d;
-                    self.fill_due |= value.iter().flat_map(|b| b.refs.iter()).any(|r| {
-                        d.get(r.instance as usize).is_some_and(|e| e.is_primary() && r.seq >= e.next_proposal())
-                    });
+                    self.fill_due |= value.as_ref().is_some_and(|b| self.names_unproposed_own_slot(b));
                     self.olog.insert(seq, value);
                     decided = true;
                 }

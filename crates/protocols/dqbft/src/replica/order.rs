@@ -212,6 +212,15 @@ impl<F: Flavor> Replica<F> {
         }
     }
 
+    /// Whether `batch` names a slot of an instance we coordinate that we
+    /// have not proposed: ours to fill with a no-op (see `fill_noops`).
+    pub(crate) fn names_unproposed_own_slot(&self, batch: &OBatch) -> bool {
+        batch
+            .refs
+            .iter()
+            .any(|r| self.d.get(r.instance as usize).is_some_and(|e| e.is_primary() && r.seq >= e.next_proposal()))
+    }
+
     /// A message of the O-instance. A backup parks an O-PrePrepare whose
     /// D-slots it does not hold yet, and takes it up when it does.
     pub(crate) fn on_o_message(&mut self, now: Time, from: ReplicaId, msg: OMsg<F>, out: &mut Out<F>) {
@@ -219,17 +228,14 @@ impl<F: Flavor> Replica<F> {
             match self.check_order(value) {
                 Err(Refusal::NotYet) => {
                     let parked_at = self.parked.iter().find(|(f, m, _)| *f == from && *m == msg).map(|p| p.2);
-                    let d = &self.d;
-                    self.fill_due |= value.refs.iter().any(|r| {
-                        d.get(r.instance as usize).is_some_and(|e| e.is_primary() && r.seq >= e.next_proposal())
-                    });
+                    let fill = self.names_unproposed_own_slot(value);
                     if parked_at.is_none() && self.parked.len() < MAX_PARKED {
                         self.parked.push((from, msg, self.parking_since.unwrap_or(now)));
                     } else if let Some(at) = parked_at {
                         self.parked.retain(|(f, m, _)| !(*f == from && *m == msg));
                         self.parked.push((from, msg, at));
                     }
-                    if std::mem::take(&mut self.fill_due) {
+                    if fill {
                         self.maybe_propose(now, out);
                     }
                     return;
