@@ -65,14 +65,24 @@ pub fn settings_table<P: Protocol>() -> toml::Table {
 
 fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table) -> Result<KeygenSpec, String> {
     let model = if args.crash { quorate_core::FaultModel::Crash } else { quorate_core::FaultModel::Byzantine };
-    let max_f = (0..args.replicas).take_while(|f| P::replicas_for(*f, model) <= args.replicas).last();
-    let Some(max_f) = max_f else {
-        return Err(format!("{} replicas are too few for {}", args.replicas, P::NAME));
+    let n = args.replicas;
+    let f = match args.f {
+        // The protocol's own rule refuses a pair it does not accept.
+        Some(f) => {
+            quorate_core::membership_for::<P>(n, f, model).map_err(|e| e.to_string())?;
+            f
+        }
+        // The most faults the protocol accepts for n replicas.
+        None => match (0..n).rev().find(|f| quorate_core::membership_for::<P>(n, *f, model).is_ok()) {
+            Some(f) => f,
+            None => {
+                // Name the rule at the f the default size would give.
+                let f = (0..n).take_while(|f| P::replicas_for(*f, model) <= n).last().unwrap_or(0);
+                let rule = quorate_core::membership_for::<P>(n, f, model).err().map(|e| e.to_string());
+                return Err(format!("{} accepts no f for {n} replicas: {}", P::NAME, rule.unwrap_or_default()));
+            }
+        },
     };
-    let f = args.f.unwrap_or(max_f);
-    if f > max_f {
-        return Err(format!("{} replicas tolerate at most f = {max_f} with {}", args.replicas, P::NAME));
-    }
     Ok(KeygenSpec {
         protocol: P::NAME.to_string(),
         fault_model: if args.crash { ModelName::Crash } else { ModelName::Byzantine },
