@@ -414,9 +414,10 @@ pub struct ClusterArgs {
     /// Protocol.
     #[arg(long, default_value = "mod-smart")]
     pub protocol: String,
-    /// Number of replicas.
-    #[arg(long, default_value_t = 4)]
-    pub replicas: usize,
+    /// Number of replicas (default: what the protocol needs for f = 1; the
+    /// protocol refuses a number its quorums are not safe for).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// Working directory (keys, cluster file, data, logs); replaced if it exists.
     #[arg(long, default_value = "quorate-cluster")]
     pub dir: PathBuf,
@@ -442,8 +443,20 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
     if args.dir.join("cluster.toml").exists() {
         std::fs::remove_dir_all(&args.dir).map_err(|e| format!("cannot clear {}: {e}", args.dir.display()))?;
     }
+    struct DefaultN(quorate_core::FaultModel);
+    impl WithProtocol for DefaultN {
+        type Output = usize;
+        fn run<P: CliProtocol>(self) -> usize {
+            P::replicas_for(1, self.0)
+        }
+    }
+    let model = if args.crash { quorate_core::FaultModel::Crash } else { quorate_core::FaultModel::Byzantine };
+    let replicas = match args.replicas {
+        Some(n) => n,
+        None => with_protocol(&args.protocol, DefaultN(model))?,
+    };
     let kg = KeygenArgs {
-        replicas: args.replicas,
+        replicas,
         out: args.dir.clone(),
         protocol: args.protocol.clone(),
         base_port: args.base_port,
@@ -456,7 +469,7 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
     let mut cluster = LocalCluster::start(&kg, NodeSettings::default(), &toml::Table::new(), &args.log_level)?;
     let cfg = ClusterConfig::load(&cluster.config).map_err(|e| e.to_string())?;
     let config = cluster.config.display().to_string();
-    println!("quorate cluster: {} replicas of {} (f = {}) on 127.0.0.1", args.replicas, args.protocol, cfg.file.f);
+    println!("quorate cluster: {replicas} replicas of {} (f = {}) on 127.0.0.1", args.protocol, cfg.file.f);
     for r in &cfg.file.replicas {
         let metrics = r.metrics.as_deref().map(|m| format!(", metrics http://{m}/metrics")).unwrap_or_default();
         println!("  replica {}: {}{metrics}, log {}", r.id, r.address, cluster.log_path(r.id as usize).display());

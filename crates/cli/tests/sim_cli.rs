@@ -156,7 +156,10 @@ fn keygen_refuses_what_the_protocol_refuses() {
     let out = out.to_str().unwrap();
     for (args, want) in [
         (vec!["--protocol", "destiny", "--replicas", "4", "--f", "1"], "destiny needs n = 2f+1; got n = 4, f = 1"),
-        (vec!["--protocol", "destiny", "--replicas", "4"], "destiny accepts no f for 4 replicas: destiny needs n = 2f+1"),
+        (
+            vec!["--protocol", "destiny", "--replicas", "4"],
+            "destiny accepts no f for 4 replicas: destiny needs n = 2f+1",
+        ),
         (vec!["--protocol", "ezbft", "--replicas", "5"], "ezbft accepts no f for 5 replicas: ezbft needs n = 3f+1"),
         (vec!["--protocol", "pbft", "--replicas", "4", "--f", "2"], "pbft needs n >= 3f+1; got n = 4, f = 2"),
     ] {
@@ -170,9 +173,46 @@ fn keygen_refuses_what_the_protocol_refuses() {
     for (protocol, n, f) in [("destiny", "5", 2), ("pbft", "6", 1), ("mod-smart", "5", 1)] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("k");
-        let o = quorate(&["keygen", "--protocol", protocol, "--replicas", n, "--clients", "1", "--out", out.to_str().unwrap()]);
+        let o = quorate(&[
+            "keygen",
+            "--protocol",
+            protocol,
+            "--replicas",
+            n,
+            "--clients",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{protocol}: {}", text(&o.stderr));
         let t = std::fs::read_to_string(out.join("cluster.toml")).unwrap();
         assert!(t.contains(&format!("f = {f}")), "{protocol} n = {n}: {t}");
     }
+}
+
+/// A cluster file whose (n, f) the protocol does not accept is refused by
+/// `quorate replica` before it starts, and `quorate cluster` refuses such a
+/// size before it spawns anything.
+#[test]
+fn replica_and_cluster_refuse_what_the_protocol_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("k");
+    let o =
+        quorate(&["keygen", "--protocol", "pbft", "--replicas", "4", "--clients", "1", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let path = out.join("cluster.toml");
+    let t = std::fs::read_to_string(&path).unwrap();
+    assert!(t.contains("\nf = 1\n"), "{t}");
+    std::fs::write(&path, t.replace("\nf = 1\n", "\nf = 2\n")).unwrap();
+    let o = quorate(&["replica", "--config", path.to_str().unwrap(), "--id", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("pbft needs n >= 3f+1; got n = 4, f = 2"), "{e}");
+
+    let work = dir.path().join("c");
+    let o = quorate(&["cluster", "--protocol", "destiny", "--replicas", "4", "--dir", work.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("destiny accepts no f for 4 replicas: destiny needs n = 2f+1; got n = 4, f = 1"), "{e}");
+    assert!(!work.join("logs").exists(), "nothing started");
 }

@@ -21,7 +21,9 @@ pub mod wire;
 pub use bytes::Bytes;
 pub use crypto::{Crypto, Digest, ModelledOp, Signature};
 pub use ids::{ClientId, NodeId, ReplicaId};
-pub use machine::{membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine};
+pub use machine::{
+    membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine,
+};
 pub use membership::{FaultModel, Membership};
 pub use quorum::{ConfigError, QuorumSystem};
 pub use service::{ExecCtx, Service};

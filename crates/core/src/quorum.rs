@@ -196,7 +196,13 @@ impl QuorumSystem {
     }
 
     /// Byzantine agreement kinds of `⌈(n+f+1)/2⌉` each, and witness kinds of f+1.
-    pub fn byzantine(n: usize, f: usize, model: FaultModel, agreement: &[&'static str], witness: &[&'static str]) -> Self {
+    pub fn byzantine(
+        n: usize,
+        f: usize,
+        model: FaultModel,
+        agreement: &[&'static str],
+        witness: &[&'static str],
+    ) -> Self {
         let q = byzantine_quorum(n as u64, f as u64) as usize;
         Self::new(n, f, model, Intersection::Byzantine).with_all(agreement, q, Role::Agreement).with_all(
             witness,
@@ -355,10 +361,15 @@ mod tests {
         assert!(matches!(e, QuorumViolation::Intersection { shared: 0, .. }), "{e}");
         assert!(e.to_string().contains("may share only 0 of 4 replicas"), "{e}");
         // Byzantine f+1 overlap, violated by 2f of 3f+1.
-        let q = QuorumSystem::new(4, 1, FaultModel::Byzantine, Intersection::Byzantine).with("prepare", 2, Role::Agreement);
+        let q =
+            QuorumSystem::new(4, 1, FaultModel::Byzantine, Intersection::Byzantine).with("prepare", 2, Role::Agreement);
         assert!(matches!(q.check(), Err(QuorumViolation::Intersection { .. })));
         // Pairs of kinds: a 3-of-4 commit with a 2-of-4 view change share 1 < f+1.
-        let q = QuorumSystem::byzantine(4, 1, FaultModel::Byzantine, &["commit"], &[]).with("view-change", 2, Role::Agreement);
+        let q = QuorumSystem::byzantine(4, 1, FaultModel::Byzantine, &["commit"], &[]).with(
+            "view-change",
+            2,
+            Role::Agreement,
+        );
         assert!(matches!(q.check(), Err(QuorumViolation::Intersection { b: "view-change", .. })));
         // A fast quorum must leave f+1 correct in every recovery quorum.
         let q = QuorumSystem::byzantine(4, 1, FaultModel::Byzantine, &["slow"], &[]).with("fast", 3, Role::Fast);

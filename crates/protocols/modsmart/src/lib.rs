@@ -64,15 +64,16 @@ impl Protocol for ModSmart {
     fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
         let min = Self::replicas_for(f, model);
         let agreement = ["write", "accept", "reply"];
-        let system = match model {
-            FaultModel::Byzantine if n >= min => QuorumSystem::byzantine(n, f, model, &agreement, &["stop-join"])
-                .with("stop-install", 2 * f + 1, Role::Witness),
-            FaultModel::Crash if n >= min => {
-                QuorumSystem::crash(n, f, &agreement, &["stop-join"]).with("stop-install", f + 1, Role::Witness)
-            }
-            FaultModel::Byzantine => return Err(ConfigError::rule(Self::NAME, "n >= 3f+1 (bft)", n, f)),
-            FaultModel::Crash => return Err(ConfigError::rule(Self::NAME, "n >= 2f+1 (cft)", n, f)),
-        };
+        let system =
+            match model {
+                FaultModel::Byzantine if n >= min => QuorumSystem::byzantine(n, f, model, &agreement, &["stop-join"])
+                    .with("stop-install", 2 * f + 1, Role::Witness),
+                FaultModel::Crash if n >= min => {
+                    QuorumSystem::crash(n, f, &agreement, &["stop-join"]).with("stop-install", f + 1, Role::Witness)
+                }
+                FaultModel::Byzantine => return Err(ConfigError::rule(Self::NAME, "n >= 3f+1 (bft)", n, f)),
+                FaultModel::Crash => return Err(ConfigError::rule(Self::NAME, "n >= 2f+1 (cft)", n, f)),
+            };
         Ok(system.with("stopdata", n - f, Role::Agreement))
     }
 
