@@ -100,4 +100,6 @@ impl Protocol for Pbft {
 }
 
 #[cfg(test)]
+mod beyond_f_tests;
+#[cfg(test)]
 mod tests;
