@@ -106,4 +106,6 @@ impl Protocol for Pbft {
 }
 
 #[cfg(test)]
+mod beyond_f_tests;
+#[cfg(test)]
 mod tests;
