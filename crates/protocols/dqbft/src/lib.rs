@@ -165,3 +165,5 @@ impl<F: Flavor> Protocol for Dq<F> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod reinstatement_tests;

@@ -60,8 +60,11 @@ impl<F: Flavor> Replica<F> {
                     break;
                 }
             }
-            let (refs, assigns) =
-                self.olog.remove(&k).flatten().map_or((Vec::new(), Vec::new()), |b| (b.refs, b.assigns));
+            let (refs, assigns, handovers) = self
+                .olog
+                .remove(&k)
+                .flatten()
+                .map_or((Vec::new(), Vec::new(), Vec::new()), |b| (b.refs, b.assigns, b.handovers));
             let mut requests = 0;
             for r in refs {
                 if self.is_executed(r) {
@@ -79,6 +82,7 @@ impl<F: Flavor> Replica<F> {
                         continue;
                     }
                     requests += 1;
+                    self.executed_by[r.instance as usize] += 1;
                     match self.exec.execute(&q.req, k, p.timestamp, out) {
                         Outcome::Executed(result) | Outcome::Repeat(result) => {
                             answered.push((q.req.client, q.req.seq, result))
@@ -100,6 +104,9 @@ impl<F: Flavor> Replica<F> {
                 if self.to_assign.get(&a.client).is_some_and(|q| q.nonce <= a.nonce) {
                     self.to_assign.remove(&a.client);
                 }
+            }
+            for h in &handovers {
+                self.apply_handover(now, k, h, out);
             }
             self.executed_o = k;
             self.waiting = None;
@@ -278,6 +285,8 @@ impl<F: Flavor> Replica<F> {
         self.coordinating = None;
         self.fresh.iter_mut().for_each(|f| *f = true);
         self.progress = state.progress.clone();
+        self.refresh_owners();
+        self.clients_moved(now);
         self.executed_o = seq;
         self.olog = self.olog.split_off(&(seq + 1));
         for (i, payloads) in self.payloads.iter_mut().enumerate() {
@@ -314,6 +323,7 @@ impl<F: Flavor> Replica<F> {
         p.prefix.len() == n
             && p.above.len() == n
             && p.above.iter().zip(&p.prefix).all(|(a, pre)| a.iter().all(|s| s > pre) && a.len() <= 1 << 20)
+            && p.views.keys().all(|i| (*i as usize) < n)
     }
 
     /// Restart from the durable base and the records after it.
@@ -332,6 +342,7 @@ impl<F: Flavor> Replica<F> {
                     match self.exec.install(&base.state.exec, &mut scratch) {
                         Ok(()) => {
                             self.progress = base.state.progress.clone();
+                            self.refresh_owners();
                             self.executed_o = base.seq;
                             self.checkpoints.insert(base.seq, base.state);
                             o_recs = base.o;
