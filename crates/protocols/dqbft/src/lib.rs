@@ -164,6 +164,6 @@ impl<F: Flavor> Protocol for Dq<F> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod reinstatement_tests;
+#[cfg(test)]
+mod tests;

@@ -18,6 +18,8 @@ const OWNER: u32 = 2;
 fn scenario<F: Flavor>(seed: u64, secs: u64) -> Scenario<Dq<F>> {
     let mut sc = Scenario::<Dq<F>>::new(1).with_seed(seed).with_clients(12).with_duration(Duration::from_secs(secs));
     sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    // Within the runs: a request timeout (2 s) and a view change.
+    sc.liveness_bound = Duration::from_secs(8);
     sc
 }
 
@@ -48,28 +50,28 @@ fn at(sim: &mut Simulation<Dq<impl Flavor>>, ms: u64) {
     sim.run_until(Time::from_nanos(ms * 1_000_000));
 }
 
-/// Crash the owner at 2 s, restart it at 5 s: while it is down nobody
+/// Crash the owner at 2 s, restart it at 8 s: while it is down nobody
 /// proposes new commands in its instance (§3.2.5: "a replica is allowed to
 /// propose new commands using only its D-instance") and its clients are
 /// served by the others; back, it is reinstated ("make the original replica
 /// the coordinator of its D-instance") and its instance carries its share
 /// of the load again.
 fn crashed_recovered_and_reinstated<F: Flavor>(seed: u64) {
-    let mut sc = scenario::<F>(seed, 24);
+    let mut sc = scenario::<F>(seed, 26);
     sc.faults.push(Fault::Crash { replica: OWNER, at: Duration::from_secs(2) });
-    sc.faults.push(Fault::Recover { replica: OWNER, at: Duration::from_secs(5) });
+    sc.faults.push(Fault::Recover { replica: OWNER, at: Duration::from_secs(8) });
     let n = sc.n();
     let mut sim = Simulation::new(sc).expect("valid scenario");
-    at(&mut sim, 3500);
+    at(&mut sim, 6000);
     let down_from = per_instance(&sim);
     assert!(!replica(&sim, 0).owner_coordinates_instance(OWNER), "the crashed owner's instance was not taken over");
-    at(&mut sim, 4900);
+    at(&mut sim, 7900);
     let down = delta(&down_from, &per_instance(&sim));
     assert_eq!(down[OWNER as usize], 0, "new commands proposed in a taken-over instance: {down:?}");
     assert!(down.iter().sum::<u64>() > 0, "nothing executed while the owner was down");
-    at(&mut sim, 14_000);
+    at(&mut sim, 16_000);
     let from = per_instance(&sim);
-    at(&mut sim, 24_000);
+    at(&mut sim, 26_000);
     let window = delta(&from, &per_instance(&sim));
     for r in 0..n {
         let rep = replica(&sim, r);
@@ -100,12 +102,12 @@ fn a_crashed_and_recovered_replica_is_reinstated_and_its_instance_balanced_again
 /// its successor, which proposes nothing new in it, and its clients keep
 /// being served by the other instances.
 fn a_replica_still_down_is_not_reinstated<F: Flavor>(seed: u64) {
-    let mut sc = scenario::<F>(seed, 14);
+    let mut sc = scenario::<F>(seed, 16);
     sc.faults.push(Fault::Crash { replica: OWNER, at: Duration::from_secs(2) });
     let mut sim = Simulation::new(sc).expect("valid scenario");
-    at(&mut sim, 5000);
+    at(&mut sim, 6000);
     let from = per_instance(&sim);
-    at(&mut sim, 14_000);
+    at(&mut sim, 16_000);
     let window = delta(&from, &per_instance(&sim));
     assert_eq!(window[OWNER as usize], 0, "{window:?}");
     for r in [0, 1] {

@@ -45,6 +45,7 @@ impl<F: Flavor> Replica<F> {
         let mut executed_any = false;
         // Requests this call executed (or found executed): pruned at the end.
         let mut done: Vec<(ClientId, u64)> = Vec::new();
+        let mut stray: Vec<(ClientId, u64)> = Vec::new();
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
             if let Some(batch) = entry {
@@ -78,7 +79,10 @@ impl<F: Flavor> Replica<F> {
                     done.push((q.req.client, q.req.seq));
                     if self.instance_of(q.req.client) != r.instance {
                         // Not through the client's instance: a client that
-                        // sent one request to several coordinators.
+                        // sent one request to several coordinators, or one
+                        // that moved (ASSIGN, handover) after its proposal:
+                        // its instance's coordinator may propose it now.
+                        stray.push((q.req.client, q.req.seq));
                         continue;
                     }
                     requests += 1;
@@ -123,6 +127,15 @@ impl<F: Flavor> Replica<F> {
         // Once per call, not per O-slot. Walking every pending request and
         // every request seen in a proposal (all clients' at a large N) is
         // needed only now and then; in between, what this call executed goes.
+        for (c, seq) in stray {
+            if seq > self.exec.table().last_seq(c) {
+                self.proposed.remove(&(c, seq));
+                self.in_proposal.remove(&(c, seq));
+                self.disseminated.remove(&(c, seq));
+                let i = self.instance_of(c);
+                self.mark_fresh(i);
+            }
+        }
         if executed_any {
             self.passes += 1;
             if self.passes.is_multiple_of(PRUNE_EVERY) {

@@ -139,7 +139,8 @@ impl<F: Flavor> Replica<F> {
             let bytes = view_notice_bytes(h.instance, h.view);
             let mut signers = HashSet::with_capacity(h.sigs.len());
             for (r, sig) in &h.sigs {
-                if !self.m.contains(*r) || !signers.insert(*r) || !self.crypto.verify(NodeId::Replica(*r), &bytes, sig) {
+                if !self.m.contains(*r) || !signers.insert(*r) || !self.crypto.verify(NodeId::Replica(*r), &bytes, sig)
+                {
                     return Err("O-batch with a badly signed handover");
                 }
             }
