@@ -255,7 +255,7 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
     use quorate_core::crypto::Ed25519Crypto;
     use quorate_core::ids::{ClientId, NodeId, ReplicaId};
     use quorate_core::machine::{ClientContext, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, ThresholdKeys};
-    use quorate_core::membership::{FaultModel, Membership};
+    use quorate_core::membership::FaultModel;
     use quorate_core::time::Time;
     use quorate_threshsign::{destiny, keygen_seeded};
     use std::collections::{HashMap, VecDeque};
