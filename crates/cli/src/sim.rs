@@ -529,7 +529,7 @@ fn campaign<P: CliProtocol>(args: &SimArgs, base: &Scenario<P>) -> ExitCode {
                     r.completed,
                     r.safety_violations,
                     r.linearizability,
-                    if r.liveness_ok { "ok" } else { "FAILED" },
+                    r.liveness_verdict(),
                     if faults.is_empty() { "no faults".to_string() } else { faults.join(", ") }
                 );
                 if !r.ok() {

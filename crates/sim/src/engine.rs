@@ -174,6 +174,9 @@ pub struct Scenario<P: Protocol> {
     /// Liveness bound: after stabilisation, every pending operation of a
     /// correct client must complete within this.
     pub liveness_bound: Duration,
+    /// A run that is not judged for liveness fails [`Report::ok`] unless this
+    /// says why it need not be (for example: the test only checks safety).
+    pub liveness_not_judged_because: Option<String>,
     /// Stabilisation is this long after the last crash, recovery or heal.
     pub settle: Duration,
     /// Search budget of the linearizability checker (per key for the KV store).
@@ -206,6 +209,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             faults: self.faults.clone(),
             cost_model: Arc::clone(&self.cost_model),
             liveness_bound: self.liveness_bound,
+            liveness_not_judged_because: self.liveness_not_judged_because.clone(),
             settle: self.settle,
             linearizability_budget: self.linearizability_budget,
             client_stagger: self.client_stagger,
@@ -259,6 +263,7 @@ impl<P: Protocol> Scenario<P> {
             faults: Vec::new(),
             cost_model: Arc::new(CostModel::default()),
             liveness_bound: Duration::from_secs(30),
+            liveness_not_judged_because: None,
             settle: Duration::from_secs(1),
             linearizability_budget: 1_000_000,
             client_stagger: Duration::from_millis(1),
@@ -1376,6 +1381,7 @@ impl<P: Protocol> Simulation<P> {
             liveness_detail: liveness.detail,
             stabilisation_s: stable as f64 / 1e9,
             liveness_bound_s: bound as f64 / 1e9,
+            liveness_not_judged_because: sc.liveness_not_judged_because.clone(),
             messages: stats.messages_sent,
             bytes: stats.bytes_sent,
             messages_by_kind: self.kinds.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),

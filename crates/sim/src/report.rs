@@ -146,6 +146,9 @@ pub struct Report {
     pub stabilisation_s: f64,
     /// Liveness bound, s.
     pub liveness_bound_s: f64,
+    /// Why the scenario does not ask for liveness to be judged (its stated
+    /// opt-out, [`crate::Scenario::liveness_not_judged_because`]).
+    pub liveness_not_judged_because: Option<String>,
     /// Messages sent (one per destination, dropped ones included).
     pub messages: u64,
     /// Bytes sent.
@@ -190,9 +193,22 @@ pub struct Report {
 
 impl Report {
     /// Whether the run passed: no safety violation, linearizable (or
-    /// undecided), and live.
+    /// undecided), and live; liveness must have been judged unless the
+    /// scenario stated why not (a check that could not judge is no pass).
     pub fn ok(&self) -> bool {
-        self.safety_violations == 0 && self.linearizability != "not_linearizable" && self.liveness_ok
+        self.safety_violations == 0
+            && self.linearizability != "not_linearizable"
+            && self.liveness_ok
+            && (self.liveness_judged || self.liveness_not_judged_because.is_some())
+    }
+
+    /// The liveness verdict in words: "ok", "FAILED" or "not judged".
+    pub fn liveness_verdict(&self) -> &'static str {
+        match (self.liveness_ok, self.liveness_judged) {
+            (false, _) => "FAILED",
+            (true, true) => "ok",
+            (true, false) => "not judged",
+        }
     }
 
     /// Human-readable summary (several lines).
@@ -254,8 +270,12 @@ impl Report {
             self.safety_violations,
             self.linearizability,
             self.linearizability_ops,
-            if self.liveness_ok { "ok" } else { "FAILED" },
-            if self.liveness_judged { "" } else { " (run too short to judge the bound)" }
+            self.liveness_verdict(),
+            match (self.liveness_judged, &self.liveness_not_judged_because) {
+                (true, _) => String::new(),
+                (false, Some(why)) => format!(" (liveness not judged: {why})"),
+                (false, None) => " (run ends before stabilisation + bound)".to_string(),
+            }
         );
         if let Some(v) = &self.first_violation {
             let _ = writeln!(s, "first violation: {v}");
