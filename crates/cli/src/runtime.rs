@@ -65,14 +65,24 @@ pub fn settings_table<P: Protocol>() -> toml::Table {
 
 fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table) -> Result<KeygenSpec, String> {
     let model = if args.crash { quorate_core::FaultModel::Crash } else { quorate_core::FaultModel::Byzantine };
-    let max_f = (0..args.replicas).take_while(|f| P::replicas_for(*f, model) <= args.replicas).last();
-    let Some(max_f) = max_f else {
-        return Err(format!("{} replicas are too few for {}", args.replicas, P::NAME));
+    let n = args.replicas;
+    let f = match args.f {
+        // The protocol's own rule refuses a pair it does not accept.
+        Some(f) => {
+            quorate_core::membership_for::<P>(n, f, model).map_err(|e| e.to_string())?;
+            f
+        }
+        // The most faults the protocol accepts for n replicas.
+        None => match (0..n).rev().find(|f| quorate_core::membership_for::<P>(n, *f, model).is_ok()) {
+            Some(f) => f,
+            None => {
+                // Name the rule at the f the default size would give.
+                let f = (0..n).take_while(|f| P::replicas_for(*f, model) <= n).last().unwrap_or(0);
+                let rule = quorate_core::membership_for::<P>(n, f, model).err().map(|e| e.to_string());
+                return Err(format!("{} accepts no f for {n} replicas: {}", P::NAME, rule.unwrap_or_default()));
+            }
+        },
     };
-    let f = args.f.unwrap_or(max_f);
-    if f > max_f {
-        return Err(format!("{} replicas tolerate at most f = {max_f} with {}", args.replicas, P::NAME));
-    }
     Ok(KeygenSpec {
         protocol: P::NAME.to_string(),
         fault_model: if args.crash { ModelName::Crash } else { ModelName::Byzantine },
@@ -404,9 +414,10 @@ pub struct ClusterArgs {
     /// Protocol.
     #[arg(long, default_value = "mod-smart")]
     pub protocol: String,
-    /// Number of replicas.
-    #[arg(long, default_value_t = 4)]
-    pub replicas: usize,
+    /// Number of replicas (default: what the protocol needs for f = 1; the
+    /// protocol refuses a number its quorums are not safe for).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// Working directory (keys, cluster file, data, logs); replaced if it exists.
     #[arg(long, default_value = "quorate-cluster")]
     pub dir: PathBuf,
@@ -432,8 +443,20 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
     if args.dir.join("cluster.toml").exists() {
         std::fs::remove_dir_all(&args.dir).map_err(|e| format!("cannot clear {}: {e}", args.dir.display()))?;
     }
+    struct DefaultN(quorate_core::FaultModel);
+    impl WithProtocol for DefaultN {
+        type Output = usize;
+        fn run<P: CliProtocol>(self) -> usize {
+            P::replicas_for(1, self.0)
+        }
+    }
+    let model = if args.crash { quorate_core::FaultModel::Crash } else { quorate_core::FaultModel::Byzantine };
+    let replicas = match args.replicas {
+        Some(n) => n,
+        None => with_protocol(&args.protocol, DefaultN(model))?,
+    };
     let kg = KeygenArgs {
-        replicas: args.replicas,
+        replicas,
         out: args.dir.clone(),
         protocol: args.protocol.clone(),
         base_port: args.base_port,
@@ -446,7 +469,7 @@ pub fn cluster_main(args: &ClusterArgs) -> Result<ExitCode, String> {
     let mut cluster = LocalCluster::start(&kg, NodeSettings::default(), &toml::Table::new(), &args.log_level)?;
     let cfg = ClusterConfig::load(&cluster.config).map_err(|e| e.to_string())?;
     let config = cluster.config.display().to_string();
-    println!("quorate cluster: {} replicas of {} (f = {}) on 127.0.0.1", args.replicas, args.protocol, cfg.file.f);
+    println!("quorate cluster: {replicas} replicas of {} (f = {}) on 127.0.0.1", args.protocol, cfg.file.f);
     for r in &cfg.file.replicas {
         let metrics = r.metrics.as_deref().map(|m| format!(", metrics http://{m}/metrics")).unwrap_or_default();
         println!("  replica {}: {}{metrics}, log {}", r.id, r.address, cluster.log_path(r.id as usize).display());

@@ -29,7 +29,7 @@ fn bad_flags_are_clear_errors() {
         (vec!["sim", "--protocol", "paxos"], "unknown protocol 'paxos'"),
         (vec!["sim", "--duration", "10"], "missing unit"),
         (vec!["sim", "--loss", "1.5"], "not in [0, 1]"),
-        (vec!["sim", "--n", "3"], "cannot tolerate"),
+        (vec!["sim", "--n", "3"], "mod-smart needs n >= 3f+1 (bft); got n = 3, f = 1"),
         (vec!["sim", "--timeout", "0"], "--timeout must be positive"),
     ] {
         let o = quorate(&args);
@@ -117,4 +117,102 @@ fn campaign_json() {
     }
     let failing = v["failing_seeds"].as_array().unwrap().len();
     assert_eq!(o.status.code(), Some(if failing == 0 { 0 } else { 1 }));
+}
+
+/// Issue 17: Destiny's f+1 quorums split 4 replicas into two halves that
+/// decide alone; the simulator refuses n = 4, f = 1 before the run starts.
+#[test]
+fn destiny_with_four_replicas_is_refused_before_the_run() {
+    let o = quorate(&[
+        "sim",
+        "--protocol",
+        "destiny",
+        "--n",
+        "4",
+        "--f",
+        "1",
+        "--partition",
+        "0,1|2,3@1s..6s",
+        "--duration",
+        "10s",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty(), "no report: {}", text(&o.stdout));
+    let e = text(&o.stderr);
+    assert!(e.contains("destiny needs n = 2f+1; got n = 4, f = 1"), "{e}");
+    // EZBFT likewise beyond 3f+1.
+    let o = quorate(&["sim", "--protocol", "ezbft", "--n", "5", "--duration", "2s"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("ezbft needs n = 3f+1; got n = 5, f = 1"), "{}", text(&o.stderr));
+}
+
+/// `quorate keygen` refuses a pair the protocol does not accept, and
+/// without --f picks the f the protocol accepts for that n (or refuses).
+#[test]
+fn keygen_refuses_what_the_protocol_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("k");
+    let out = out.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--protocol", "destiny", "--replicas", "4", "--f", "1"], "destiny needs n = 2f+1; got n = 4, f = 1"),
+        (
+            vec!["--protocol", "destiny", "--replicas", "4"],
+            "destiny accepts no f for 4 replicas: destiny needs n = 2f+1",
+        ),
+        (vec!["--protocol", "ezbft", "--replicas", "5"], "ezbft accepts no f for 5 replicas: ezbft needs n = 3f+1"),
+        (vec!["--protocol", "pbft", "--replicas", "4", "--f", "2"], "pbft needs n >= 3f+1; got n = 4, f = 2"),
+    ] {
+        let o = quorate(&[&["keygen", "--out", out, "--clients", "1"][..], &args].concat());
+        assert!(!o.status.success(), "{args:?}");
+        let e = text(&o.stderr);
+        assert!(e.contains(want), "{args:?}: {e}");
+        assert!(!std::path::Path::new(out).join("cluster.toml").exists(), "{args:?} wrote a cluster file");
+    }
+    // Accepted sizes: the most faults the protocol allows.
+    for (protocol, n, f) in [("destiny", "5", 2), ("pbft", "6", 1), ("mod-smart", "5", 1)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("k");
+        let o = quorate(&[
+            "keygen",
+            "--protocol",
+            protocol,
+            "--replicas",
+            n,
+            "--clients",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{protocol}: {}", text(&o.stderr));
+        let t = std::fs::read_to_string(out.join("cluster.toml")).unwrap();
+        assert!(t.contains(&format!("f = {f}")), "{protocol} n = {n}: {t}");
+    }
+}
+
+/// A cluster file whose (n, f) the protocol does not accept is refused by
+/// `quorate replica` before it starts, and `quorate cluster` refuses such a
+/// size before it spawns anything.
+#[test]
+fn replica_and_cluster_refuse_what_the_protocol_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("k");
+    let o =
+        quorate(&["keygen", "--protocol", "pbft", "--replicas", "4", "--clients", "1", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let path = out.join("cluster.toml");
+    let t = std::fs::read_to_string(&path).unwrap();
+    assert!(t.contains("\nf = 1\n"), "{t}");
+    std::fs::write(&path, t.replace("\nf = 1\n", "\nf = 2\n")).unwrap();
+    let o = quorate(&["replica", "--config", path.to_str().unwrap(), "--id", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("pbft needs n >= 3f+1; got n = 4, f = 2"), "{e}");
+
+    let work = dir.path().join("c");
+    let o = quorate(&["cluster", "--protocol", "destiny", "--replicas", "4", "--dir", work.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = text(&o.stderr);
+    assert!(e.contains("destiny accepts no f for 4 replicas: destiny needs n = 2f+1; got n = 4, f = 1"), "{e}");
+    assert!(!work.join("logs").exists(), "nothing started");
 }

@@ -12,6 +12,7 @@ pub mod ids;
 pub mod instance;
 pub mod machine;
 pub mod membership;
+pub mod quorum;
 pub mod request;
 pub mod service;
 pub mod time;
@@ -20,7 +21,10 @@ pub mod wire;
 pub use bytes::Bytes;
 pub use crypto::{Crypto, Digest, ModelledOp, Signature};
 pub use ids::{ClientId, NodeId, ReplicaId};
-pub use machine::{ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine};
+pub use machine::{
+    membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine,
+};
 pub use membership::{FaultModel, Membership};
+pub use quorum::{ConfigError, QuorumSystem};
 pub use service::{ExecCtx, Service};
 pub use time::Time;

@@ -8,6 +8,7 @@
 use crate::crypto::{Crypto, Digest};
 use crate::ids::{ClientId, NodeId, ReplicaId};
 use crate::membership::{FaultModel, Membership};
+use crate::quorum::{ConfigError, QuorumSystem};
 use crate::service::Service;
 use crate::time::Time;
 use bytes::Bytes;
@@ -277,6 +278,11 @@ pub trait ReplicaMachine<P: Protocol>: Send {
     fn state_digest(&self) -> Digest;
     /// Number of operations executed finally (speculative executions not included).
     fn executed(&self) -> u64;
+    /// The machine itself, for tests that look inside a protocol's replica
+    /// in the simulator (None: it does not offer that).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A client's protocol state machine. One operation at a time.
@@ -354,6 +360,16 @@ pub struct ClientContext {
     pub threshold_public: Option<Arc<Vec<u8>>>,
 }
 
+/// The membership of `n` replicas tolerating `f` faults in `model` for
+/// protocol `P`: its [`Protocol::quorum_system`], checked by
+/// [`QuorumSystem::check`]. Every host builds memberships here, so a
+/// configuration the protocol does not accept never starts.
+pub fn membership_for<P: Protocol>(n: usize, f: usize, model: FaultModel) -> Result<Membership, ConfigError> {
+    let system = P::quorum_system(n, f, model)?;
+    system.check().map_err(|violation| ConfigError::Unsafe { protocol: P::NAME, n, f, violation })?;
+    Ok(Membership::of(&system))
+}
+
 /// An unknown adversary strategy name.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown strategy '{0}' (see --list-faults)")]
@@ -394,8 +410,21 @@ pub trait Protocol: Sized + Send + 'static {
     /// fields are errors; missing ones take their defaults).
     type Config: Clone + Debug + Default + Serialize + DeserializeOwned + Send + Sync + 'static;
 
-    /// Replicas needed to tolerate f faults in a fault model.
+    /// Replicas needed to tolerate f faults in a fault model (the default n;
+    /// [`Protocol::quorum_system`] says which other n are accepted).
     fn replicas_for(f: usize, model: FaultModel) -> usize;
+    /// The quorums of `n` replicas tolerating `f` faults in `model`, or the
+    /// rule that refuses the configuration. Hosts build memberships with
+    /// [`membership_for`], which also checks the system. The default (for
+    /// test protocols): any n >= [`Protocol::replicas_for`] with the model's
+    /// standard quorums.
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        let min = Self::replicas_for(f, model);
+        if n < min.max(1) {
+            return Err(ConfigError::rule(Self::NAME, format!("n >= {min} for f = {f}"), n, f));
+        }
+        Ok(QuorumSystem::standard(n, f, model))
+    }
     /// Check settings; the error names the wrong field.
     fn validate_config(config: &Self::Config) -> Result<(), String> {
         let _ = config;

@@ -1,12 +1,15 @@
-//! Membership (who the replicas are, f, weights) and quorum arithmetic.
+//! Membership (who the replicas are, f, weights) and the quorum sizes its
+//! protocol uses.
 //!
-//! One formula serves every protocol: with vote weights `w_i` (all 1 unless
-//! WHEAT-style weights are configured), total votes `N_v`, and `F_v = f * V_max`
-//! votes that may be lost, a Byzantine quorum holds `⌈(N_v + F_v + 1) / 2⌉`
-//! votes and a crash quorum `⌈(N_v + 1) / 2⌉`. Unweighted this is the usual
-//! `⌈(n+f+1)/2⌉` (2f+1 for n = 3f+1) and `⌈(n+1)/2⌉` (f+1 for n = 2f+1).
+//! Unweighted, the sizes come from the protocol's [`QuorumSystem`]
+//! ([`Membership::of`]; [`crate::machine::membership_for`] builds one for a
+//! protocol and refuses configurations it does not accept). With WHEAT-style
+//! vote weights `w_i`, total votes `N_v`, and `F_v = f * V_max` votes that
+//! may be lost, a Byzantine quorum holds `⌈(N_v + F_v + 1) / 2⌉` votes and a
+//! crash quorum `⌈(N_v + 1) / 2⌉` (the formulas of [`crate::quorum`]).
 
 use crate::ids::ReplicaId;
+use crate::quorum::{byzantine_quorum, crash_quorum, QuorumSystem};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -57,13 +60,33 @@ pub struct Membership {
     weights: Vec<u32>,
     total_votes: u64,
     lost_votes: u64,
+    quorum: usize,
+    weak: usize,
 }
 
 impl Membership {
-    /// Unweighted membership of `n` replicas tolerating `f` faults; `min_n` is
-    /// what the protocol needs for that f (3f+1, 2f+1, 5f+1, ...).
+    /// Unweighted membership of `n` replicas tolerating `f` faults with the
+    /// model's standard quorums ([`QuorumSystem::standard`]); `min_n` is
+    /// what the protocol needs for that f (3f+1, 2f+1, 5f+1, ...). Hosts use
+    /// [`crate::machine::membership_for`], which asks the protocol.
     pub fn new(n: usize, f: usize, model: FaultModel, min_n: usize) -> Result<Self, MembershipError> {
         Self::weighted(vec![1; n], f, model, min_n)
+    }
+
+    /// Unweighted membership with the sizes of `system` (which the caller has
+    /// checked, as [`crate::machine::membership_for`] does).
+    pub fn of(system: &QuorumSystem) -> Self {
+        let n = system.n();
+        Membership {
+            n,
+            f: system.f(),
+            model: system.model(),
+            weights: vec![1; n],
+            total_votes: n as u64,
+            lost_votes: system.f() as u64,
+            quorum: system.quorum(),
+            weak: system.weak(),
+        }
     }
 
     /// Weighted membership (WHEAT): `weights[i]` votes for replica i.
@@ -77,7 +100,9 @@ impl Membership {
         }
         let total_votes: u64 = weights.iter().map(|w| *w as u64).sum();
         let v_max = weights.iter().copied().max().unwrap_or(1) as u64;
-        Ok(Membership { n, f, model, weights, total_votes, lost_votes: f as u64 * v_max })
+        let system = QuorumSystem::standard(n, f, model);
+        let (quorum, weak) = (system.quorum(), system.weak());
+        Ok(Membership { n, f, model, weights, total_votes, lost_votes: f as u64 * v_max, quorum, weak })
     }
 
     /// Number of replicas.
@@ -110,19 +135,25 @@ impl Membership {
     pub fn weight(&self, r: ReplicaId) -> u64 {
         self.weights.get(r.index()).copied().unwrap_or(0) as u64
     }
-    /// Votes a quorum must hold: Byzantine `⌈(N_v+F_v+1)/2⌉`, crash `⌈(N_v+1)/2⌉`.
+    /// Votes a quorum must hold: unweighted, [`Membership::quorum`];
+    /// weighted, Byzantine `⌈(N_v+F_v+1)/2⌉` or crash `⌈(N_v+1)/2⌉`.
     pub fn quorum_votes(&self) -> u64 {
+        if self.weights.iter().all(|w| *w == 1) {
+            return self.quorum as u64;
+        }
         match self.model {
-            FaultModel::Byzantine => (self.total_votes + self.lost_votes + 1).div_ceil(2),
-            FaultModel::Crash => (self.total_votes + 1).div_ceil(2),
+            FaultModel::Byzantine => byzantine_quorum(self.total_votes, self.lost_votes),
+            FaultModel::Crash => crash_quorum(self.total_votes),
         }
     }
-    /// Quorum size in replicas when unweighted (`⌈(n+f+1)/2⌉` or `⌈(n+1)/2⌉`).
+    /// Agreement quorum size in replicas (unweighted): the protocol's
+    /// [`QuorumSystem::quorum`] (`⌈(n+f+1)/2⌉`, `⌈(n+1)/2⌉`, f+1 with trusted counters).
     pub fn quorum(&self) -> usize {
-        match self.model {
-            FaultModel::Byzantine => (self.n + self.f + 1).div_ceil(2),
-            FaultModel::Crash => (self.n + 1).div_ceil(2),
-        }
+        self.quorum
+    }
+    /// Witness set size (f+1 when Byzantine): enough that one replica is correct.
+    pub fn weak(&self) -> usize {
+        self.weak
     }
     /// Whether the given distinct replicas hold a quorum of votes.
     pub fn is_quorum<'a>(&self, members: impl IntoIterator<Item = &'a ReplicaId>) -> bool {

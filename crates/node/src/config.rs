@@ -263,8 +263,7 @@ impl ClusterConfig {
             return Err(self.invalid("protocol", format!("is '{}', this host runs '{}'", self.file.protocol, P::NAME)));
         }
         let model: FaultModel = self.file.fault_model.into();
-        let needed = P::replicas_for(self.file.f, model);
-        Membership::new(self.file.replicas.len(), self.file.f, model, needed)
+        quorate_core::membership_for::<P>(self.file.replicas.len(), self.file.f, model)
             .map_err(|e| self.invalid("replicas", format!("{e}")))
     }
 

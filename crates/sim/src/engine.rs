@@ -137,6 +137,9 @@ pub enum SimError {
     /// The membership cannot be built (e.g. n too small for f).
     #[error(transparent)]
     Membership(#[from] MembershipError),
+    /// The protocol does not accept (n, f, model) (the text names its rule).
+    #[error(transparent)]
+    Config(#[from] quorate_core::ConfigError),
 }
 
 /// Everything that defines one run. Build with [`Scenario::new`] and adjust
@@ -614,8 +617,7 @@ impl<P: Protocol> Simulation<P> {
     pub fn new(scenario: Scenario<P>) -> Result<Self, SimError> {
         let warnings = scenario.validate()?;
         let n = scenario.n();
-        let min_n = P::replicas_for(scenario.f, scenario.model);
-        let membership = Membership::new(n, scenario.f, scenario.model, min_n)?;
+        let membership = quorate_core::membership_for::<P>(n, scenario.f, scenario.model)?;
         let service = scenario.workload.service_factory();
         let seed = scenario.seed;
         let faulty_strategies: Vec<String> = scenario

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use quorate_core::machine::{ClientContext, Message, ReplicaContext};
+use quorate_core::quorum::{ConfigError, Intersection, QuorumSystem};
 use quorate_core::{
     ClientMachine, Digest, Effect, FaultModel, Input, Outbox, Protocol, ReplicaId, ReplicaMachine, Time,
 };
@@ -40,6 +41,10 @@ impl Protocol for Probe {
 
     fn replicas_for(f: usize, _: FaultModel) -> usize {
         f + 1
+    }
+    // The probe counts no votes, so it has no quorums to check.
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        Ok(QuorumSystem::new(n, f, model, Intersection::Crash))
     }
     fn replica(ctx: ReplicaContext, config: &ProbeConfig) -> Box<dyn ReplicaMachine<Self>> {
         Box::new(ProbeReplica { id: ctx.id, log: config.log.clone() })

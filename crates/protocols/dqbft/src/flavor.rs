@@ -9,6 +9,8 @@ use quorate_core::crypto::{Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::instance::{InstanceMsg, Value};
 use quorate_core::machine::{ClientContext, ReplicaContext};
+use quorate_core::membership::FaultModel;
+use quorate_core::quorum::{ConfigError, QuorumSystem};
 use quorate_hybster::engine::{self as hyb, HybMsg, Trusted};
 use quorate_pbft::engine::messages::bytes;
 use quorate_pbft::engine::{self as pbft, Auth, PbftMsg};
@@ -29,6 +31,11 @@ impl Flavor for Pbft {
 
     fn replicas_for(f: usize) -> usize {
         3 * f + 1
+    }
+
+    /// PBFT's: n >= 3f+1.
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        pbft::quorum_system(Self::NAME, n, f, model)
     }
 
     fn keys(_ctx: &ReplicaContext) {}
@@ -125,6 +132,12 @@ impl Flavor for Hybster {
 
     fn replicas_for(f: usize) -> usize {
         2 * f + 1
+    }
+
+    /// Linear Hybster's: n = 2f+1 exactly, matching the dealt f+1-of-2f+1
+    /// threshold groups ([`group`]).
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        hyb::quorum_system(Self::NAME, n, f, model)
     }
 
     /// Real BLS from the replica's dealt keys when the host gives them (the

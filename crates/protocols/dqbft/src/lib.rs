@@ -39,6 +39,7 @@ use quorate_core::ids::ReplicaId;
 use quorate_core::instance::{EngineTimer, Instance};
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
+use quorate_core::quorum::{ConfigError, QuorumSystem};
 use quorate_threshsign::{PlainSign, Scheme};
 use replica::Replica;
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,8 @@ pub trait Flavor: Sized + Send + Sync + 'static {
     type Keys: Send;
     /// Replicas needed for f faults.
     fn replicas_for(f: usize) -> usize;
+    /// The quorums of every instance (D and O) with `n` replicas and f faults.
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError>;
     /// A replica's keys (from [`ReplicaContext::threshold`] if the flavor
     /// uses threshold keys).
     fn keys(ctx: &ReplicaContext) -> Self::Keys;
@@ -126,6 +129,12 @@ impl<F: Flavor> Protocol for Dq<F> {
         F::replicas_for(f)
     }
 
+    /// Every instance runs the flavor's engine on the same membership;
+    /// clients take f+1 matching answers (or f+1 shares combined).
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        Ok(F::quorum_system(n, f, model)?.with("answer", f + 1, quorate_core::quorum::Role::Witness))
+    }
+
     fn validate_config(config: &Config) -> Result<(), String> {
         config.validate()
     }
@@ -163,5 +172,7 @@ impl<F: Flavor> Protocol for Dq<F> {
     }
 }
 
+#[cfg(test)]
+mod reinstatement_tests;
 #[cfg(test)]
 mod tests;

@@ -264,7 +264,7 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
     type M = <Destiny as Protocol>::Message;
     type T = <Destiny as Protocol>::Timer;
     let n = 3;
-    let m = Membership::new(n, 1, FaultModel::Byzantine, n).unwrap();
+    let m = quorate_core::membership_for::<Destiny>(n, 1, FaultModel::Byzantine).unwrap();
     let client_id = ClientId(1);
     let mut nodes: Vec<NodeId> = (0..n as u32).map(|r| ReplicaId(r).into()).collect();
     nodes.push(NodeId::Client(client_id));

@@ -24,6 +24,7 @@ pub use messages::Msg;
 
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
+use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
 use serde::{Deserialize, Serialize};
 
 /// Timers of Mod-SMaRt machines.
@@ -53,6 +54,27 @@ impl Protocol for ModSmart {
             FaultModel::Byzantine => 3 * f + 1,
             FaultModel::Crash => 2 * f + 1,
         }
+    }
+
+    /// BFT n >= 3f+1, CFT n >= 2f+1. WRITE and ACCEPT quorums and a client's
+    /// matching replies: ⌈(n+f+1)/2⌉ (BFT) or ⌈(n+1)/2⌉ (CFT); the leader's
+    /// synchronization waits for n−f STOPDATAs, which two share n−2f (f+1 /
+    /// one replica at the minimum); f+1 STOPs to join a regency change, 2f+1
+    /// to install it (CFT: 1 and f+1; Alg. 4–6).
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        let min = Self::replicas_for(f, model);
+        let agreement = ["write", "accept", "reply"];
+        let system =
+            match model {
+                FaultModel::Byzantine if n >= min => QuorumSystem::byzantine(n, f, model, &agreement, &["stop-join"])
+                    .with("stop-install", 2 * f + 1, Role::Witness),
+                FaultModel::Crash if n >= min => {
+                    QuorumSystem::crash(n, f, &agreement, &["stop-join"]).with("stop-install", f + 1, Role::Witness)
+                }
+                FaultModel::Byzantine => return Err(ConfigError::rule(Self::NAME, "n >= 3f+1 (bft)", n, f)),
+                FaultModel::Crash => return Err(ConfigError::rule(Self::NAME, "n >= 2f+1 (cft)", n, f)),
+            };
+        Ok(system.with("stopdata", n - f, Role::Agreement))
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {

@@ -32,6 +32,12 @@ pub const STRATEGIES: &[(&str, &str)] = &[
          numbers outside the window, bad MACs)",
     ),
     ("skip-seq", "as primary, now and then leaves a sequence number unused (a gap before later proposals)"),
+    (
+        "collude-split",
+        "for runs beyond f: replicas 0 and 1 together (give both this strategy) show odd correct replicas a \
+         second batch (the requests reversed) at each sequence number and vote for it toward them, and the \
+         true batch to the others",
+    ),
 ];
 
 /// Client strategies: (name, description).
@@ -48,6 +54,7 @@ enum Kind {
     Equivocate,
     BadVotes,
     SkipSeq,
+    ColludeSplit,
 }
 
 /// Build a Byzantine replica.
@@ -62,11 +69,20 @@ pub fn replica(
         "equivocate" => Kind::Equivocate,
         "bad-votes" => Kind::BadVotes,
         "skip-seq" => Kind::SkipSeq,
+        "collude-split" => Kind::ColludeSplit,
         _ => return Err(UnknownStrategy(strategy.to_string())),
     };
     let (id, n, crypto) = (ctx.id, ctx.membership.n() as u32, ctx.crypto.clone());
     let rng = 0x9e37_79b9_7f4a_7c15 ^ (id.0 as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
-    Ok(Box::new(Adversary { inner: Replica::new(ctx, cfg.clone()), kind, id, n, crypto, rng }))
+    Ok(Box::new(Adversary {
+        inner: Replica::new(ctx, cfg.clone()),
+        kind,
+        id,
+        n,
+        crypto,
+        rng,
+        forged: std::collections::BTreeMap::new(),
+    }))
 }
 
 struct Adversary {
@@ -76,9 +92,76 @@ struct Adversary {
     n: u32,
     crypto: Arc<dyn Crypto>,
     rng: u64,
+    /// collude-split: the second batch for each true batch's digest.
+    forged: std::collections::BTreeMap<Digest, (Batch, Digest)>,
+}
+
+/// collude-split: the replicas shown the second batch. Replicas 0 and 1
+/// are the colluders and see the truth; of the others, the odd ones are
+/// shown the second batch.
+fn shown_forgery(r: ReplicaId) -> bool {
+    r.0 >= 2 && r.0 % 2 == 1
 }
 
 impl Adversary {
+    /// collude-split: remember the second batch for `value` (the same one
+    /// at both colluders: the true batch's requests reversed). A batch of
+    /// one request has no second batch.
+    fn learn(&mut self, value: &Batch) {
+        if value.requests.len() < 2 {
+            return;
+        }
+        let d = value.digest(self.crypto.as_ref());
+        if self.forged.contains_key(&d) {
+            return;
+        }
+        let mut second = value.clone();
+        second.requests.reverse();
+        let d2 = second.digest(self.crypto.as_ref());
+        self.forged.insert(d, (second, d2));
+        if self.forged.len() > 100_000 {
+            self.forged.pop_first();
+        }
+    }
+
+    /// collude-split: send `msg` (of the inner replica, to `r`) as the
+    /// colluders' story for `r`.
+    fn collude(&mut self, r: ReplicaId, msg: PbftMsg<Batch>, out: &mut Out) {
+        let inst = self.instance();
+        let story = match msg {
+            PbftMsg::PrePrepare { view, seq, value, auth } => {
+                self.learn(&value);
+                let d = value.digest(self.crypto.as_ref());
+                match self.forged.get(&d).filter(|_| shown_forgery(r)) {
+                    Some((second, d2)) => {
+                        let auth = self.mac_for(r, &bytes::pre_prepare(inst, view, seq, d2));
+                        PbftMsg::PrePrepare { view, seq, value: second.clone(), auth }
+                    }
+                    None => PbftMsg::PrePrepare { view, seq, value, auth },
+                }
+            }
+            PbftMsg::Prepare { view, seq, digest, auth } => match self.forged.get(&digest).filter(|_| shown_forgery(r))
+            {
+                Some((_, d2)) => {
+                    let auth = self.mac_for(r, &bytes::prepare(inst, view, seq, d2));
+                    PbftMsg::Prepare { view, seq, digest: *d2, auth }
+                }
+                None => PbftMsg::Prepare { view, seq, digest, auth },
+            },
+            PbftMsg::Commit { view, seq, digest, auth } => {
+                match self.forged.get(&digest).filter(|_| shown_forgery(r)) {
+                    Some((_, d2)) => {
+                        let auth = self.mac_for(r, &bytes::commit(inst, view, seq, d2));
+                        PbftMsg::Commit { view, seq, digest: *d2, auth }
+                    }
+                    None => PbftMsg::Commit { view, seq, digest, auth },
+                }
+            }
+            other => other,
+        };
+        out.send(r, Msg::Pbft(story));
+    }
+
     fn rand(&mut self) -> u64 {
         // xorshift: deterministic per replica.
         self.rng ^= self.rng << 13;
@@ -122,6 +205,20 @@ impl Adversary {
         match self.kind {
             Kind::Silent => {}
             Kind::SilentPrimary | Kind::SkipSeq => out.push(e),
+            Kind::ColludeSplit => match e {
+                Effect::Broadcast { msg: Msg::Pbft(m) } => {
+                    for r in self.others() {
+                        self.collude(r, m.clone(), out);
+                    }
+                }
+                Effect::Multicast { to, msg: Msg::Pbft(m) } => {
+                    for r in to {
+                        self.collude(r, m.clone(), out);
+                    }
+                }
+                Effect::Send { to: NodeId::Replica(r), msg: Msg::Pbft(m) } => self.collude(r, m, out),
+                other => out.push(other),
+            },
             Kind::Equivocate => match e {
                 Effect::Broadcast { msg: Msg::Pbft(PbftMsg::PrePrepare { view, seq, value, .. }) } => {
                     self.equivocate(view, seq, value, out)
@@ -190,6 +287,11 @@ impl ReplicaMachine<Pbft> for Adversary {
     fn handle(&mut self, now: Time, input: Input<Pbft>, out: &mut Out) {
         if self.drops(&input) {
             return;
+        }
+        if let (Kind::ColludeSplit, Input::Message { msg: Msg::Pbft(PbftMsg::PrePrepare { value, .. }), .. }) =
+            (self.kind, &input)
+        {
+            self.learn(value);
         }
         if self.kind == Kind::SkipSeq && self.inner.engine().is_primary() && self.rand().is_multiple_of(16) {
             self.inner.engine_mut().skip_sequence_number();

@@ -30,6 +30,7 @@ pub use messages::Msg;
 
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
+use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
 use serde::{Deserialize, Serialize};
 
 /// Timers of PBFT machines.
@@ -60,6 +61,11 @@ impl Protocol for Pbft {
     /// computed for Byzantine faults whatever the model says).
     fn replicas_for(f: usize, _model: FaultModel) -> usize {
         3 * f + 1
+    }
+
+    /// The engine's quorums ([`engine::quorum_system`]); clients take f+1 matching replies.
+    fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
+        Ok(engine::quorum_system(Self::NAME, n, f, model)?.with("reply", f + 1, Role::Witness))
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {
@@ -99,5 +105,7 @@ impl Protocol for Pbft {
     }
 }
 
+#[cfg(test)]
+mod beyond_f_tests;
 #[cfg(test)]
 mod tests;

@@ -371,9 +371,9 @@ impl<V: Value> Engine<V> {
         self.values.get(&d)
     }
 
-    /// f+1: a quorum, and at least one correct replica.
+    /// f+1 of 2f+1: a quorum, and at least one correct replica ([`quorum_system`]).
     pub(crate) fn quorum(&self) -> usize {
-        self.m.f() + 1
+        self.m.quorum()
     }
 
     /// What a PREPARE, COMMIT-SHARE and COMMIT at (`view`, `seq`) sign.
@@ -473,3 +473,24 @@ impl<V: Value> Engine<V> {
 }
 
 quorate_core::impl_instance!(Engine, HybMsg, Record, Prepare);
+
+/// The quorums of a Linear Hybster engine of `n` replicas tolerating `f`
+/// faults, for `protocol` (Destiny): n = 2f+1 exactly. Its prepare, commit,
+/// view-change and checkpoint quorums are f+1 replicas and its threshold
+/// f+1 of 2f+1 shares; two such quorums share one replica, whose trusted
+/// counter cannot bind two values to one (view, seq), only when n = 2f+1
+/// (at n = 2f+2 two disjoint halves decide alone: issue 17's split brain).
+/// Decision 0011: refused rather than quorums of ⌊n/2⌋+1 with a matching
+/// threshold, which the dealt groups would have to follow.
+pub fn quorum_system(
+    protocol: &'static str,
+    n: usize,
+    f: usize,
+    model: quorate_core::FaultModel,
+) -> Result<quorate_core::QuorumSystem, quorate_core::ConfigError> {
+    if n != 2 * f + 1 {
+        return Err(quorate_core::ConfigError::rule(protocol, "n = 2f+1", n, f));
+    }
+    let agreement = ["prepare", "commit", "view-change", "checkpoint"];
+    Ok(quorate_core::QuorumSystem::trusted(n, f, model, &agreement))
+}

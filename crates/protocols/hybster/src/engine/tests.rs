@@ -57,7 +57,7 @@ fn r(i: u32) -> ReplicaId {
 impl Net {
     fn new(f: usize) -> Net {
         let n = 2 * f + 1;
-        let m = Membership::new(n, f, FaultModel::Byzantine, n).unwrap();
+        let m = Membership::of(&super::quorum_system("hybster", n, f, FaultModel::Byzantine).unwrap());
         let nodes: Vec<NodeId> = (0..n as u32).map(|i| NodeId::Replica(r(i))).collect();
         let crypto = Arc::new(Ed25519Crypto::deterministic(3, &nodes).remove(0));
         let spec = GroupSpec { n: n as u32, threshold: f as u32 + 1, instances: destiny::instances(n as u32) };

@@ -459,14 +459,14 @@ impl<V: Value> Engine<V> {
         }
     }
 
-    /// 2f+1 (for n = 3f+1): ⌈(n+f+1)/2⌉ replicas.
+    /// The prepare, commit, view-change and checkpoint quorum ([`quorum_system`]).
     pub(crate) fn quorum(&self) -> usize {
-        (self.m.n() + self.m.f() + 1).div_ceil(2)
+        self.m.quorum()
     }
 
-    /// f+1: at least one correct replica.
+    /// f+1: at least one correct replica ([`quorum_system`]).
     pub(crate) fn weak(&self) -> usize {
-        self.m.f() + 1
+        self.m.weak()
     }
 
     /// Send `make(auth)` to every other replica, each copy with its own MAC
@@ -576,3 +576,23 @@ impl<V: Value> Engine<V> {
 }
 
 quorate_core::impl_instance!(Engine, PbftMsg, Record, PrePrepare);
+
+/// The quorums of a PBFT engine of `n` replicas tolerating `f` faults, for
+/// `protocol` (PBFT, DQPBFT): n >= 3f+1 in either model (PBFT is Byzantine;
+/// a crash is one Byzantine behaviour). Prepare (the pre-prepare and 2f
+/// prepares), commit, view-change (NEW-VIEW's set) and checkpoint (stable
+/// proof) quorums of ⌈(n+f+1)/2⌉, which two share f+1 replicas for every
+/// n >= 3f+1 (2f+1 at n = 3f+1, Castro and Liskov §4.2); f+1 VIEW-CHANGEs
+/// with higher views make a replica join (§4.4).
+pub fn quorum_system(
+    protocol: &'static str,
+    n: usize,
+    f: usize,
+    model: quorate_core::FaultModel,
+) -> Result<quorate_core::QuorumSystem, quorate_core::ConfigError> {
+    if n < 3 * f + 1 {
+        return Err(quorate_core::ConfigError::rule(protocol, "n >= 3f+1", n, f));
+    }
+    let agreement = ["prepare", "commit", "view-change", "checkpoint"];
+    Ok(quorate_core::QuorumSystem::byzantine(n, f, model, &agreement, &["view-change-join"]))
+}
