@@ -202,6 +202,14 @@ impl Report {
             && (self.liveness_judged || self.liveness_not_judged_because.is_some())
     }
 
+    /// Panic, naming every check that failed or could not judge, unless the
+    /// run passed ([`Report::ok`]): the one assertion of the protocols'
+    /// simulator tests.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(self.ok(), "the run did not pass:\n{}", self.summary());
+    }
+
     /// The liveness verdict in words: "ok", "FAILED" or "not judged".
     pub fn liveness_verdict(&self) -> &'static str {
         match (self.liveness_ok, self.liveness_judged) {
@@ -272,9 +280,12 @@ impl Report {
             self.linearizability_ops,
             self.liveness_verdict(),
             match (self.liveness_judged, &self.liveness_not_judged_because) {
-                (true, _) => String::new(),
+                (true, _) => format!(" (stabilisation {:.1}s, bound {:.1}s)", self.stabilisation_s, self.liveness_bound_s),
                 (false, Some(why)) => format!(" (liveness not judged: {why})"),
-                (false, None) => " (run ends before stabilisation + bound)".to_string(),
+                (false, None) => format!(
+                    " (the run ends at {:.1}s, before stabilisation {:.1}s + bound {:.1}s)",
+                    self.duration_s, self.stabilisation_s, self.liveness_bound_s
+                ),
             }
         );
         if let Some(v) = &self.first_violation {
@@ -311,8 +322,11 @@ pub struct CampaignReport {
     pub liveness_failures: u64,
     /// Seeds of failing runs.
     pub failing_seeds: Vec<u64>,
-    /// Runs whose linearizability check could not decide.
+    /// Runs whose linearizability check could not decide (failures).
     pub linearizability_unknown: u64,
+    /// Runs that ended before their liveness could be judged (failures,
+    /// unless the scenario states why).
+    pub liveness_not_judged: u64,
     /// Events over all runs.
     pub events: u64,
     /// Wall-clock time of the whole campaign, ms.
