@@ -10,7 +10,7 @@
 //! matrix.
 
 use super::svg::{BarChart, Bars, Markers};
-use super::{columns, Csv, Experiment, Options, Outcome};
+use super::{checks_section, columns, Csv, Experiment, Judged, Options, Outcome};
 use crate::sim::{parse_sim_args, scenario, CliProtocol};
 use quorate_sim::net::RttMatrix;
 use quorate_sim::report::Latency;
@@ -130,8 +130,10 @@ struct Point {
     decided: u64,
     /// Leader (view) changes: none expected in a fault-free run.
     view_changes: u64,
-    /// "passed", or the first failed check.
+    /// "passed", or what failed or was not judged.
     checks: String,
+    /// What each checker judged.
+    judged: Judged,
     /// The `quorate sim` command that reruns the point.
     replay: String,
 }
@@ -164,17 +166,7 @@ fn latency_series<P: CliProtocol>(plan: &Plan, leader: Option<usize>) -> Result<
 }
 
 fn point(contention_pct: u32, r: &Report, replay: String) -> Point {
-    let checks = if r.ok() {
-        "passed".to_string()
-    } else {
-        let detail = [&r.first_violation, &r.linearizability_detail, &r.liveness_detail]
-            .into_iter()
-            .flatten()
-            .next()
-            .cloned()
-            .unwrap_or_else(|| "a check failed".into());
-        format!("FAILED: {detail}")
-    };
+    let judged = Judged::of(r);
     Point {
         contention_pct,
         regions: r.latency_by_region.clone(),
@@ -182,7 +174,8 @@ fn point(contention_pct: u32, r: &Report, replay: String) -> Point {
         completed: r.completed,
         decided: r.decided,
         view_changes: r.view_changes,
-        checks,
+        checks: judged.summary(),
+        judged,
         replay,
     }
 }
@@ -485,14 +478,14 @@ fn run(opts: &Options) -> Result<Outcome, String> {
     let failures: Vec<String> = results
         .iter()
         .flat_map(|s| s.points.iter().map(move |p| (s, p)))
-        .filter(|(_, p)| p.checks != "passed")
+        .filter(|(_, p)| !p.judged.passed())
         .map(|(s, p)| {
             format!("{} at {} % contention: {}; replay: {}", s.protocol, p.contention_pct, p.checks, p.replay)
         })
         .collect();
 
     Ok(Outcome {
-        text: text(&plan, opts.quick, &results, &not_registered, &expected, &claims, &failures),
+        text: text(&plan, opts.quick, &results, &not_registered, &expected, &claims),
         json: json_body(&plan, &results, &not_registered, &expected, &claims),
         csv: csv(&results, &expected),
         chart: chart(opts.quick, &results, &expected),
@@ -538,7 +531,6 @@ fn text(
     not_registered: &[(&str, &str)],
     expected: &[ThreeSteps],
     claims: &[Claim],
-    failures: &[String],
 ) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}: {}", EXPERIMENT.name, EXPERIMENT.description);
@@ -602,19 +594,12 @@ fn text(
         let _ = writeln!(s, "    ours: {}", c.ours);
     }
     let _ = writeln!(s);
-    let runs: usize = results.iter().map(|r| r.points.len()).sum();
     let changes: u64 = results.iter().flat_map(|r| &r.points).map(|p| p.view_changes).sum();
-    if failures.is_empty() {
-        let _ = writeln!(
-            s,
-            "checks: all {runs} runs passed (agreement, at-most-once, state digests, linearizability, liveness)"
-        );
-    } else {
-        let _ = writeln!(s, "checks: {} of {runs} runs FAILED:", failures.len());
-        for f in failures {
-            let _ = writeln!(s, "  {f}");
-        }
-    }
+    let runs: Vec<(String, &Judged)> = results
+        .iter()
+        .flat_map(|r| r.points.iter().map(move |p| (format!("{} {} %", r.protocol, p.contention_pct), &p.judged)))
+        .collect();
+    s.push_str(&checks_section(&runs));
     if changes > 0 {
         let _ = writeln!(s, "note: {changes} leader changes happened: the leader did not stay in us-east-1 throughout");
     }
@@ -774,6 +759,13 @@ mod tests {
                 decided: 10,
                 view_changes: 0,
                 checks: "passed".into(),
+                judged: Judged {
+                    safety: "ok".into(),
+                    linearizability: "linearizable".into(),
+                    liveness: "ok".into(),
+                    linearizability_ops: 20,
+                    detail: None,
+                },
                 replay: String::new(),
             })
             .collect();
@@ -885,7 +877,7 @@ mod tests {
         let c = csv(&results, &expected);
         assert_eq!(c.rows.len(), CONTENTION_PCT.len() * REGIONS.len());
         assert!(c.rows.iter().all(|r| r.len() == c.header.len()));
-        let t = text(&plan, true, &results, PLANNED, &expected, &claims(&Results(&results)), &[]);
+        let t = text(&plan, true, &results, PLANNED, &expected, &claims(&Results(&results)));
         assert!(t.contains("not run: the source's FaB and Zyzzyva"), "{t}");
         assert!(t.contains("OURS 0 %") && t.contains("SOURCE local") && t.contains("EXPECTED 3 steps"), "{t}");
         assert!(t.contains("200.0 / 210.0"), "{t}");

@@ -6,7 +6,7 @@
 //! affected clients and of the others, second by second.
 
 use super::svg::{BarChart, Bars, Markers};
-use super::{columns, Csv, Experiment, Options, Outcome};
+use super::{checks_section, columns, Csv, Experiment, Judged, Options, Outcome};
 use crate::sim::{parse_sim_args, scenario};
 use quorate_ezbft::Ezbft;
 use quorate_sim::report::{OpPoint, ViewInstall};
@@ -172,8 +172,9 @@ fn run(opts: &Options) -> Result<Outcome, String> {
                 writeln!(text, "OURS client-perceived recovery: no operation of the affected client spans the onset");
         }
     }
-    let checks = if report.ok() { "passed".to_string() } else { format!("FAILED: {:?}", report.liveness_detail) };
-    let _ = writeln!(text, "checks: {checks} (agreement, at-most-once, state digests, linearizability, liveness)");
+    let judged = Judged::of(&report);
+    let checks = judged.summary();
+    text.push_str(&checks_section(&[("ezbft, a silent command-leader".to_string(), &judged)]));
     let _ = writeln!(text, "rerun: quorate sim {}", argv.join(" "));
 
     let csv = Csv {
@@ -222,7 +223,8 @@ fn run(opts: &Options) -> Result<Outcome, String> {
                "client_recovery_bound_s": client_bound_s}),
     );
     j.insert("checks".into(), json!(checks));
+    j.insert("judged".into(), json!(judged));
     j.insert("replay".into(), json!(format!("quorate sim {}", argv.join(" "))));
-    let failures = if report.ok() { Vec::new() } else { vec![format!("ezbft-owner-change: {checks}")] };
+    let failures = if judged.passed() { Vec::new() } else { vec![format!("ezbft-owner-change: {checks}")] };
     Ok(Outcome { text, json: j, csv, chart, failures })
 }
