@@ -657,6 +657,7 @@ pub struct Simulation<P: Protocol> {
     fault_log: Vec<String>,
     dropped_crashed: u64,
     spurious_completions: u64,
+    view_installs: Vec<crate::report::ViewInstall>,
     warnings: Vec<String>,
     wall: Duration,
 }
@@ -734,6 +735,7 @@ impl<P: Protocol> Simulation<P> {
             fault_log: Vec::new(),
             dropped_crashed: 0,
             spurious_completions: 0,
+            view_installs: Vec::new(),
             warnings,
             wall: Duration::ZERO,
             sc: scenario,
@@ -1214,8 +1216,16 @@ impl<P: Protocol> Simulation<P> {
                 }
                 if x < self.n && self.nodes[x].correct {
                     match &e {
-                        Event::ViewChanged { view, .. } => {
+                        Event::ViewChanged { view, leader } => {
                             self.views.insert(*view);
+                            if self.view_installs.len() < crate::report::VIEW_INSTALLS_KEPT {
+                                self.view_installs.push(crate::report::ViewInstall {
+                                    at_s: done as f64 / 1e9,
+                                    replica: x as u32,
+                                    view: *view,
+                                    leader: leader.0,
+                                });
+                            }
                         }
                         Event::Decided { .. } => self.decided[x] += 1,
                         _ => {}
@@ -1457,6 +1467,7 @@ impl<P: Protocol> Simulation<P> {
             faults: self.fault_log.clone(),
             view_changes: self.views.len() as u64,
             max_view: self.views.iter().next_back().copied().unwrap_or(0),
+            view_installs: self.view_installs.clone(),
             decided: self.decided.iter().copied().max().unwrap_or(0),
             executions: self.safety.executions,
             checkpoints: self.safety.checkpoints_seen,

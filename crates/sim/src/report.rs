@@ -58,6 +58,23 @@ pub struct OpPoint {
     pub latency_ms: f64,
 }
 
+/// How many view installations a report keeps (a run at n = 301 with many
+/// view changes would otherwise carry n entries per change).
+pub const VIEW_INSTALLS_KEPT: usize = 10_000;
+
+/// A correct replica installed a view (a regency, an owner number).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewInstall {
+    /// Virtual time, s.
+    pub at_s: f64,
+    /// The replica.
+    pub replica: u32,
+    /// The view.
+    pub view: u64,
+    /// Its leader.
+    pub leader: u32,
+}
+
 /// Messages and bytes of one message kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KindStats {
@@ -173,6 +190,10 @@ pub struct Report {
     pub view_changes: u64,
     /// Highest view seen.
     pub max_view: u64,
+    /// Every view installed by a correct replica, in time order (the first
+    /// [`VIEW_INSTALLS_KEPT`] of them): when recovery took how long.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub view_installs: Vec<ViewInstall>,
     /// Most consensus instances decided by one correct replica.
     pub decided: u64,
     /// Final executions reported by correct replicas (all of them).
