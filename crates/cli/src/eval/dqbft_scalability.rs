@@ -180,6 +180,8 @@ impl PointPlan {
             &self.duration,
             "--warmup",
             &self.warmup,
+            "--liveness-bound",
+            &super::steady_state_bound(&self.duration, &self.warmup),
             "--seed",
             &self.seed.to_string(),
         ]

@@ -107,6 +107,8 @@ impl Plan {
             self.duration,
             "--warmup",
             self.warmup,
+            "--liveness-bound",
+            &super::steady_state_bound(self.duration, self.warmup),
             "--seed",
             &self.seed.to_string(),
         ]

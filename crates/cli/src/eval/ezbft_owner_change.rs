@@ -42,6 +42,10 @@ fn argv(quick: bool, seed: u64) -> Vec<String> {
         "0:late-silent-leader",
         "--timeout",
         "3s",
+        // The affected clients suspect (3 s), move on (6 s), and the owner
+        // change completes within the source's 4 s: 10 s at most per operation.
+        "--liveness-bound",
+        "10s",
         "--duration",
         duration,
         "--seed",

@@ -207,6 +207,18 @@ impl Judged {
 
 /// The per-run checks section of an experiment's text: one line per run
 /// with what each checker judged, then the total.
+/// The `--liveness-bound` of a steady-state point (no fault after its
+/// start-up): three quarters of the measured window, so that an operation
+/// pending that long is a stall and the run judges liveness (it lasts past
+/// stabilisation + bound). The protocols' own bounds, made for recovery
+/// from faults with timeouts of seconds, outlast such short points
+/// (decision 0012).
+pub fn steady_state_bound(duration: &str, warmup: &str) -> String {
+    let d = quorate_sim::parse_duration(duration).unwrap_or_default();
+    let w = quorate_sim::parse_duration(warmup).unwrap_or_default();
+    format!("{}ms", (d.saturating_sub(w).as_millis() * 3 / 4).max(1))
+}
+
 pub fn checks_section(runs: &[(String, &Judged)]) -> String {
     let mut rows = vec![vec![
         "run".to_string(),

@@ -382,3 +382,29 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
     assert_eq!(replies[2], KvReply::Value(Some("v2".into())), "{replies:?}");
     assert!(replicas.iter().filter(|r| r.executed() == 3).count() >= 2, "f+1 replicas executed the three operations");
 }
+
+/// The liveness checker must be seen to fire: a test double of DQPBFT whose
+/// replicas never suspect anyone (request, payload and view-change timeouts
+/// of an hour, so no D-instance view change, §3.2.4), with replica 3's
+/// coordinator silent for good. Its clients' requests can only be proposed
+/// in its own D-instance (§3.2.5), so they never complete: the run is judged
+/// against the bound of the default settings and fails liveness, and only
+/// liveness.
+#[test]
+fn liveness_fails_when_a_silent_coordinator_is_never_replaced() {
+    let mut sc = scenario(13, 8, 5);
+    let hour = Duration::from_secs(3600);
+    sc.config = crate::Config {
+        request_timeout: hour,
+        payload_timeout: hour,
+        view_change_timeout: hour,
+        ..crate::Config::default()
+    };
+    sc.liveness_bound = Some(Dqbft::liveness_bound(&crate::Config::default(), 1));
+    sc.faults.push(Fault::Byzantine { replica: 3, strategy: "silent".into() });
+    let r = run(sc.judged()).expect("valid scenario");
+    assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
+    assert!(!r.ok());
+    assert_eq!(r.safety_violations, 0, "{}", r.summary());
+    assert!(r.linearizable, "{}", r.summary());
+}

@@ -155,3 +155,26 @@ fn a_replica_cut_off_long_enough_to_lose_its_space_reopens_it() {
     assert!(sent(&r, "NEWOWNER") > 0, "replica 1's space was not settled");
     assert!(r.max_view >= 5, "replica 1 did not reopen its space (highest owner number {})", r.max_view);
 }
+
+/// The liveness checker must be seen to fire: a test double of EZBFT whose
+/// replicas never replace an owner (commit, new-owner and resend timeouts of
+/// an hour, so the owner change of §IV-D never starts), with replica 0
+/// ordering each of its requests in a second slot for half of the replicas.
+/// With every command interfering, the others' commands depend on slots that
+/// only an owner change could settle: the run is judged against the bound
+/// of the default settings and fails liveness, and only liveness.
+#[test]
+fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
+    let mut sc = Scenario::<Ezbft>::new(1).with_seed(12).with_clients(8).with_duration(Duration::from_secs(5));
+    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 1.0, read_only_gets: false };
+    let hour = Duration::from_secs(3600);
+    sc.config =
+        crate::Config { commit_timeout: hour, new_owner_timeout: hour, resend_timeout: hour, ..crate::Config::default() };
+    sc.liveness_bound = Some(<Ezbft as quorate_core::Protocol>::liveness_bound(&crate::Config::default(), 1));
+    sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "equivocate".into() });
+    let r = run(sc.judged()).expect("valid scenario");
+    assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
+    assert!(!r.ok());
+    assert_eq!(r.safety_violations, 0, "{}", r.summary());
+    assert!(r.linearizable, "{}", r.summary());
+}

@@ -141,3 +141,18 @@ fn faulty_clients_do_not_break_correct_ones() {
         assert_ok(&r);
     }
 }
+
+/// The liveness checker must be seen to fire: with 2 of 4 replicas crashed
+/// for good no 2f+1 quorum is left (§4.2), so nothing completes after the
+/// crash; the run is judged and fails liveness, and only liveness.
+#[test]
+fn liveness_fails_with_two_of_four_replicas_crashed() {
+    let mut sc = scenario(11, 4, 5);
+    sc.faults.push(Fault::Crash { replica: 2, at: Duration::from_secs(1) });
+    sc.faults.push(Fault::Crash { replica: 3, at: Duration::from_secs(1) });
+    let r = run(sc.judged()).expect("valid scenario");
+    assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
+    assert!(!r.ok());
+    assert_eq!(r.safety_violations, 0, "{}", r.summary());
+    assert!(r.linearizable, "{}", r.summary());
+}
