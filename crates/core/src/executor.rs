@@ -296,6 +296,9 @@ mod tests {
         fn replicas_for(f: usize, _: FaultModel) -> usize {
             3 * f + 1
         }
+        fn liveness_bound(_: &(), _: usize) -> std::time::Duration {
+            std::time::Duration::from_secs(1)
+        }
         fn replica(_: ReplicaContext, _: &()) -> Box<dyn ReplicaMachine<Self>> {
             unimplemented!()
         }

@@ -425,6 +425,14 @@ pub trait Protocol: Sized + Send + 'static {
         }
         Ok(QuorumSystem::standard(n, f, model))
     }
+    /// How long after stabilisation (GST, the last crash, recovery or heal,
+    /// plus a settling time) a correct client's pending operation may take at
+    /// most, with `faulty` replicas still faulty (Byzantine, or crashed for
+    /// good): the protocol's recovery path spelled out with its own
+    /// timeouts. The simulator's liveness checker uses it as its default
+    /// bound (decision 0012), so it must hold for every run within f, and it
+    /// must be finite so that a stalled run fails.
+    fn liveness_bound(config: &Self::Config, faulty: usize) -> Duration;
     /// Check settings; the error names the wrong field.
     fn validate_config(config: &Self::Config) -> Result<(), String> {
         let _ = config;
@@ -460,4 +468,11 @@ pub trait Protocol: Sized + Send + 'static {
         let _ = (ctx, config);
         Err(UnknownStrategy(strategy.to_string()))
     }
+}
+
+/// Recovery rounds a [`Protocol::liveness_bound`] allows with `faulty`
+/// replicas faulty: one per faulty replica that may lead in turn, and one
+/// more for a recovery already under way at stabilisation (decision 0012).
+pub fn recovery_rounds(faulty: usize) -> u32 {
+    u32::try_from(faulty).unwrap_or(u32::MAX).saturating_add(2)
 }

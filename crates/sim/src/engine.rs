@@ -175,8 +175,13 @@ pub struct Scenario<P: Protocol> {
     /// CPU costs ([`CostModel::zero`] turns the CPU model off).
     pub cost_model: Arc<CostModel>,
     /// Liveness bound: after stabilisation, every pending operation of a
-    /// correct client must complete within this.
-    pub liveness_bound: Duration,
+    /// correct client must complete within this. `None`: the protocol's
+    /// own bound for the replicas this scenario leaves faulty
+    /// ([`Protocol::liveness_bound`], see [`Scenario::liveness_bound`]).
+    pub liveness_bound: Option<Duration>,
+    /// A run that is not judged for liveness fails [`Report::ok`] unless this
+    /// says why it need not be (for example: the test only checks safety).
+    pub liveness_not_judged_because: Option<String>,
     /// Stabilisation is this long after the last crash, recovery or heal.
     pub settle: Duration,
     /// Search budget of the linearizability checker (per key for the KV store).
@@ -209,6 +214,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             faults: self.faults.clone(),
             cost_model: Arc::clone(&self.cost_model),
             liveness_bound: self.liveness_bound,
+            liveness_not_judged_because: self.liveness_not_judged_because.clone(),
             settle: self.settle,
             linearizability_budget: self.linearizability_budget,
             client_stagger: self.client_stagger,
@@ -243,7 +249,7 @@ impl<P: Protocol> std::fmt::Debug for Scenario<P> {
 impl<P: Protocol> Scenario<P> {
     /// Defaults: Byzantine model, `P::replicas_for(f)` replicas, 4 clients,
     /// 10 s, seed 0, LAN network ([`NetConfig::default`]), KV workload, no
-    /// faults, calibrated CPU model, liveness bound 30 s, settle 1 s,
+    /// faults, calibrated CPU model, the protocol's liveness bound, settle 1 s,
     /// linearizability budget 1 000 000 steps, client stagger 1 ms, no warm-up,
     /// one core per replica.
     pub fn new(f: usize) -> Self {
@@ -261,7 +267,8 @@ impl<P: Protocol> Scenario<P> {
             workload: WorkloadSpec::default(),
             faults: Vec::new(),
             cost_model: Arc::new(CostModel::default()),
-            liveness_bound: Duration::from_secs(30),
+            liveness_bound: None,
+            liveness_not_judged_because: None,
             settle: Duration::from_secs(1),
             linearizability_budget: 1_000_000,
             client_stagger: Duration::from_millis(1),
@@ -306,6 +313,55 @@ impl<P: Protocol> Scenario<P> {
     pub fn faulty_replicas(&self) -> Vec<u32> {
         let set: BTreeSet<u32> = self.faults.iter().filter_map(Fault::faulty_replica).collect();
         set.into_iter().collect()
+    }
+
+    /// This scenario, lasting at least 2 s past stabilisation + liveness
+    /// bound, so that liveness is judged over a stable period (tests that
+    /// claim progress after a fault run so).
+    pub fn judged(mut self) -> Self {
+        let judged_until = self.stabilisation() + self.liveness_bound() + Duration::from_secs(2);
+        self.duration = self.duration.max(judged_until);
+        self
+    }
+
+    /// The liveness bound in force: the one set, or the protocol's for the
+    /// replicas still faulty after stabilisation.
+    pub fn liveness_bound(&self) -> Duration {
+        self.liveness_bound.unwrap_or_else(|| P::liveness_bound(&self.config, self.faulty_after_stabilisation()))
+    }
+
+    /// Replicas still faulty once the run is stable: Byzantine ones, crashed
+    /// ones that do not come back, and those a partition cuts off for good
+    /// from the largest group.
+    pub fn faulty_after_stabilisation(&self) -> usize {
+        let mut faulty = BTreeSet::new();
+        let mut down: BTreeMap<u32, (Duration, bool)> = BTreeMap::new();
+        for fault in &self.faults {
+            match fault {
+                Fault::Byzantine { replica, .. } => {
+                    faulty.insert(*replica);
+                }
+                Fault::Crash { replica, at } | Fault::Recover { replica, at } => {
+                    let crashed = matches!(fault, Fault::Crash { .. });
+                    let e = down.entry(*replica).or_insert((*at, crashed));
+                    if *at >= e.0 {
+                        *e = (*at, crashed);
+                    }
+                }
+                Fault::Partition { groups, until: None, .. } => {
+                    let largest = groups.iter().map(Vec::len).max().unwrap_or(0);
+                    let main = groups.iter().position(|g| g.len() == largest);
+                    for (i, g) in groups.iter().enumerate() {
+                        if Some(i) != main {
+                            faulty.extend(g.iter().copied());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        faulty.extend(down.into_iter().filter(|(_, (_, crashed))| *crashed).map(|(r, _)| r));
+        faulty.len()
     }
 
     /// Stabilisation time: the latest of GST and (last crash, recovery or
@@ -601,6 +657,7 @@ pub struct Simulation<P: Protocol> {
     fault_log: Vec<String>,
     dropped_crashed: u64,
     spurious_completions: u64,
+    view_installs: Vec<crate::report::ViewInstall>,
     warnings: Vec<String>,
     wall: Duration,
 }
@@ -678,6 +735,7 @@ impl<P: Protocol> Simulation<P> {
             fault_log: Vec::new(),
             dropped_crashed: 0,
             spurious_completions: 0,
+            view_installs: Vec::new(),
             warnings,
             wall: Duration::ZERO,
             sc: scenario,
@@ -1158,8 +1216,16 @@ impl<P: Protocol> Simulation<P> {
                 }
                 if x < self.n && self.nodes[x].correct {
                     match &e {
-                        Event::ViewChanged { view, .. } => {
+                        Event::ViewChanged { view, leader } => {
                             self.views.insert(*view);
+                            if self.view_installs.len() < crate::report::VIEW_INSTALLS_KEPT {
+                                self.view_installs.push(crate::report::ViewInstall {
+                                    at_s: done as f64 / 1e9,
+                                    replica: x as u32,
+                                    view: *view,
+                                    leader: leader.0,
+                                });
+                            }
                         }
                         Event::Decided { .. } => self.decided[x] += 1,
                         _ => {}
@@ -1325,7 +1391,7 @@ impl<P: Protocol> Simulation<P> {
         }
 
         let stable = u64::try_from(sc.stabilisation().as_nanos()).unwrap_or(u64::MAX);
-        let bound = u64::try_from(sc.liveness_bound.as_nanos()).unwrap_or(u64::MAX);
+        let bound = u64::try_from(sc.liveness_bound().as_nanos()).unwrap_or(u64::MAX);
         let liveness = if sc.clients == 0 {
             crate::check::Liveness { ok: true, judged: false, completed_after: 0, detail: None }
         } else {
@@ -1378,6 +1444,7 @@ impl<P: Protocol> Simulation<P> {
             liveness_detail: liveness.detail,
             stabilisation_s: stable as f64 / 1e9,
             liveness_bound_s: bound as f64 / 1e9,
+            liveness_not_judged_because: sc.liveness_not_judged_because.clone(),
             messages: stats.messages_sent,
             bytes: stats.bytes_sent,
             messages_by_kind: self.kinds.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
@@ -1400,6 +1467,7 @@ impl<P: Protocol> Simulation<P> {
             faults: self.fault_log.clone(),
             view_changes: self.views.len() as u64,
             max_view: self.views.iter().next_back().copied().unwrap_or(0),
+            view_installs: self.view_installs.clone(),
             decided: self.decided.iter().copied().max().unwrap_or(0),
             executions: self.safety.executions,
             checkpoints: self.safety.checkpoints_seen,

@@ -29,7 +29,7 @@ mod queue;
 pub mod report;
 pub mod workload;
 
-pub use campaign::{campaign_scenario, run_campaign, CampaignPlan};
+pub use campaign::{campaign_scenario, fault_window, run_campaign, CampaignPlan};
 pub use engine::{run, stream_seed, Scenario, SimError, Simulation};
 pub use faults::{format_duration, parse_duration, Fault};
 pub use report::{CampaignReport, Report};

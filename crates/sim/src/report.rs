@@ -58,6 +58,23 @@ pub struct OpPoint {
     pub latency_ms: f64,
 }
 
+/// How many view installations a report keeps (a run at n = 301 with many
+/// view changes would otherwise carry n entries per change).
+pub const VIEW_INSTALLS_KEPT: usize = 10_000;
+
+/// A correct replica installed a view (a regency, an owner number).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewInstall {
+    /// Virtual time, s.
+    pub at_s: f64,
+    /// The replica.
+    pub replica: u32,
+    /// The view.
+    pub view: u64,
+    /// Its leader.
+    pub leader: u32,
+}
+
 /// Messages and bytes of one message kind.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct KindStats {
@@ -146,6 +163,9 @@ pub struct Report {
     pub stabilisation_s: f64,
     /// Liveness bound, s.
     pub liveness_bound_s: f64,
+    /// Why the scenario does not ask for liveness to be judged (its stated
+    /// opt-out, [`crate::Scenario::liveness_not_judged_because`]).
+    pub liveness_not_judged_because: Option<String>,
     /// Messages sent (one per destination, dropped ones included).
     pub messages: u64,
     /// Bytes sent.
@@ -170,6 +190,10 @@ pub struct Report {
     pub view_changes: u64,
     /// Highest view seen.
     pub max_view: u64,
+    /// Every view installed by a correct replica, in time order (the first
+    /// [`VIEW_INSTALLS_KEPT`] of them): when recovery took how long.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub view_installs: Vec<ViewInstall>,
     /// Most consensus instances decided by one correct replica.
     pub decided: u64,
     /// Final executions reported by correct replicas (all of them).
@@ -190,9 +214,30 @@ pub struct Report {
 
 impl Report {
     /// Whether the run passed: no safety violation, linearizable (or
-    /// undecided), and live.
+    /// undecided), and live; liveness must have been judged unless the
+    /// scenario stated why not (a check that could not judge is no pass).
     pub fn ok(&self) -> bool {
-        self.safety_violations == 0 && self.linearizability != "not_linearizable" && self.liveness_ok
+        self.safety_violations == 0
+            && self.linearizability != "not_linearizable"
+            && self.liveness_ok
+            && (self.liveness_judged || self.liveness_not_judged_because.is_some())
+    }
+
+    /// Panic, naming every check that failed or could not judge, unless the
+    /// run passed ([`Report::ok`]): the one assertion of the protocols'
+    /// simulator tests.
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert!(self.ok(), "the run did not pass:\n{}", self.summary());
+    }
+
+    /// The liveness verdict in words: "ok", "FAILED" or "not judged".
+    pub fn liveness_verdict(&self) -> &'static str {
+        match (self.liveness_ok, self.liveness_judged) {
+            (false, _) => "FAILED",
+            (true, true) => "ok",
+            (true, false) => "not judged",
+        }
     }
 
     /// Human-readable summary (several lines).
@@ -254,8 +299,15 @@ impl Report {
             self.safety_violations,
             self.linearizability,
             self.linearizability_ops,
-            if self.liveness_ok { "ok" } else { "FAILED" },
-            if self.liveness_judged { "" } else { " (run too short to judge the bound)" }
+            self.liveness_verdict(),
+            match (self.liveness_judged, &self.liveness_not_judged_because) {
+                (true, _) => format!(" (stabilisation {:.1}s, bound {:.1}s)", self.stabilisation_s, self.liveness_bound_s),
+                (false, Some(why)) => format!(" (liveness not judged: {why})"),
+                (false, None) => format!(
+                    " (the run ends at {:.1}s, before stabilisation {:.1}s + bound {:.1}s)",
+                    self.duration_s, self.stabilisation_s, self.liveness_bound_s
+                ),
+            }
         );
         if let Some(v) = &self.first_violation {
             let _ = writeln!(s, "first violation: {v}");
@@ -291,8 +343,11 @@ pub struct CampaignReport {
     pub liveness_failures: u64,
     /// Seeds of failing runs.
     pub failing_seeds: Vec<u64>,
-    /// Runs whose linearizability check could not decide.
+    /// Runs whose linearizability check could not decide (failures).
     pub linearizability_unknown: u64,
+    /// Runs that ended before their liveness could be judged (failures,
+    /// unless the scenario states why).
+    pub liveness_not_judged: u64,
     /// Events over all runs.
     pub events: u64,
     /// Wall-clock time of the whole campaign, ms.

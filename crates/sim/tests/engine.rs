@@ -12,7 +12,7 @@ use toy::{Toy, ToyConfig};
 
 fn base(seed: u64) -> Scenario<Toy> {
     let mut sc = Scenario::<Toy>::new(1).with_seed(seed).with_duration(Duration::from_secs(3)).with_clients(4);
-    sc.liveness_bound = Duration::from_secs(1);
+    sc.liveness_bound = Some(Duration::from_secs(1));
     sc.settle = Duration::from_millis(500);
     sc
 }
@@ -188,7 +188,7 @@ fn cores_share_a_busy_leaders_work() {
 fn regions_give_wan_latency() {
     let mut sc = base(13);
     sc.regions = ["us-east-1", "us-east-1", "eu-west-1", "ap-south-1"].iter().map(|s| s.to_string()).collect();
-    sc.liveness_bound = Duration::from_secs(2);
+    sc.liveness_bound = Some(Duration::from_secs(2));
     let r = run(sc).unwrap();
     assert!(r.ok(), "{}", r.summary());
     // f+1 = 2 matching replies: clients near us-east-1 need the leader and one more.
@@ -205,7 +205,7 @@ fn latency_by_client_region_with_warmup() {
         ["us-east-1", "ap-south-1", "ap-southeast-2", "ap-northeast-1"].iter().map(|s| s.to_string()).collect();
     sc.clients = 8;
     sc.duration = Duration::from_secs(6);
-    sc.liveness_bound = Duration::from_secs(3);
+    sc.liveness_bound = Some(Duration::from_secs(3));
     let all = run(sc.clone()).unwrap();
     assert!(all.ok(), "{}", all.summary());
     assert_eq!(all.latency_by_region.keys().cloned().collect::<Vec<_>>(), sorted(&sc.regions));
@@ -281,7 +281,7 @@ fn step_by_step_and_injection() {
 fn campaign_runs_and_replays() {
     let mut b = base(0);
     b.duration = Duration::from_secs(6);
-    b.liveness_bound = Duration::from_secs(1);
+    b.liveness_bound = Some(Duration::from_secs(1));
     let mut reports = Vec::new();
     let total = run_campaign(&b, 100..108, |(sc, r)| {
         reports.push((sc.seed, r.as_ref().map(|r| r.trace_digest.clone()).unwrap_or_default()))

@@ -42,6 +42,10 @@ impl Protocol for Probe {
     fn replicas_for(f: usize, _: FaultModel) -> usize {
         f + 1
     }
+    // The probe never recovers from anything: its runs state their bound.
+    fn liveness_bound(_: &ProbeConfig, _: usize) -> Duration {
+        Duration::from_secs(1)
+    }
     // The probe counts no votes, so it has no quorums to check.
     fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
         Ok(QuorumSystem::new(n, f, model, Intersection::Crash))

@@ -15,7 +15,7 @@ fn secs(s: u64) -> Duration {
 fn scenario(seed: u64) -> Scenario<ModSmart> {
     let mut sc = Scenario::<ModSmart>::new(1).with_seed(seed).with_duration(secs(12)).with_clients(6);
     // Request timeout 2 s: a regency change (two expiries, STOP, STOPDATA, SYNC) fits well inside 8 s.
-    sc.liveness_bound = secs(8);
+    sc.liveness_bound = Some(secs(8));
     sc
 }
 
@@ -114,7 +114,7 @@ fn forged_stopdata_and_proofs() {
     // after each unproductive regency, take about 2×2 s + 2×4 s before regency 2 decides.
     sc.f = 2;
     sc.duration = secs(40);
-    sc.liveness_bound = secs(20);
+    sc.liveness_bound = Some(secs(20));
     let r = run(sc).unwrap();
     check(&r);
 }

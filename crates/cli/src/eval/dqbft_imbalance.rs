@@ -13,7 +13,7 @@
 
 use super::dqbft_scalability::{run_point, Point, PointPlan, REGIONS};
 use super::svg::{BarChart, Bars, Markers};
-use super::{columns, Csv, Experiment, Options, Outcome};
+use super::{checks_section, columns, Csv, Experiment, Judged, Options, Outcome};
 use serde_json::{json, Map};
 use std::fmt::Write as _;
 
@@ -97,7 +97,7 @@ fn run(opts: &Options) -> Result<Outcome, String> {
     let failures: Vec<String> = points
         .iter()
         .zip(["balanced", "skewed"])
-        .filter(|(p, _)| p.checks != "passed")
+        .filter(|(p, _)| !p.judged.passed())
         .map(|(p, what)| format!("{what}: {}; replay: {}", p.checks, p.replay))
         .collect();
 
@@ -172,15 +172,9 @@ fn run(opts: &Options) -> Result<Outcome, String> {
         );
     }
     let _ = writeln!(s);
-    if failures.is_empty() {
-        let _ =
-            writeln!(s, "checks: both runs passed (agreement, at-most-once, state digests, linearizability, liveness)");
-    } else {
-        let _ = writeln!(s, "checks: {} of 2 runs FAILED:", failures.len());
-        for f in &failures {
-            let _ = writeln!(s, "  {f}");
-        }
-    }
+    let runs: Vec<(String, &Judged)> =
+        points.iter().zip(["balanced", "skewed"]).map(|(p, what)| (what.to_string(), &p.judged)).collect();
+    s.push_str(&checks_section(&runs));
     let _ = writeln!(s, "rerun a point: {}", points[1].replay);
 
     let mut j = Map::new();

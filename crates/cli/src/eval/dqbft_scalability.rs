@@ -14,7 +14,7 @@
 //! docs/decisions/0005-experiments.md.
 
 use super::svg::{BarChart, Bars, Markers};
-use super::{columns, Csv, Experiment, Options, Outcome};
+use super::{checks_section, columns, Csv, Experiment, Judged, Options, Outcome};
 use crate::protocols::{with_protocol, WithProtocol};
 use crate::sim::{parse_sim_args, scenario, CliProtocol};
 use quorate_sim::{run as simulate, Report};
@@ -180,6 +180,8 @@ impl PointPlan {
             &self.duration,
             "--warmup",
             &self.warmup,
+            "--liveness-bound",
+            &super::steady_state_bound(&self.duration, &self.warmup),
             "--seed",
             &self.seed.to_string(),
         ]
@@ -227,22 +229,11 @@ pub(crate) struct Point {
     /// Simulated events and the wall time they took.
     pub events: u64,
     pub wall_s: f64,
-    /// "passed", or the first failed check.
+    /// "passed", or what failed or was not judged.
     pub checks: String,
+    /// What each checker judged.
+    pub judged: Judged,
     pub replay: String,
-}
-
-fn checks(r: &Report) -> String {
-    if r.ok() {
-        return "passed".into();
-    }
-    let detail = [&r.first_violation, &r.linearizability_detail, &r.liveness_detail]
-        .into_iter()
-        .flatten()
-        .next()
-        .cloned()
-        .unwrap_or_else(|| "a check failed".into());
-    format!("FAILED: {detail}")
 }
 
 /// Mean size of the messages that carry batches (the largest kind by bytes per message).
@@ -266,6 +257,7 @@ pub(crate) fn run_point(plan: &PointPlan) -> Result<Option<Point>, String> {
             let sc = scenario::<P>(&parse_sim_args(&argv)?)?;
             let f = sc.f;
             let r = simulate(sc).map_err(|e| format!("{} at N = {}: {e}", plan.protocol, plan.n))?;
+            let judged = Judged::of(&r);
             Ok(Point {
                 protocol: plan.protocol.clone(),
                 n: plan.n,
@@ -281,7 +273,8 @@ pub(crate) fn run_point(plan: &PointPlan) -> Result<Option<Point>, String> {
                 batch_message_bytes: batch_message_bytes(&r),
                 events: r.events,
                 wall_s: r.wall_ms as f64 / 1000.0,
-                checks: checks(&r),
+                checks: judged.summary(),
+                judged,
                 replay: plan.replay(),
             })
         }
@@ -621,11 +614,11 @@ fn run(opts: &Options) -> Result<Outcome, String> {
     let claims = claims(&res);
     let failures: Vec<String> = points
         .iter()
-        .filter(|p| p.checks != "passed")
+        .filter(|p| !p.judged.passed())
         .map(|p| format!("{} at N = {} ({} crashed): {}; replay: {}", p.protocol, p.n, p.crashed, p.checks, p.replay))
         .collect();
     Ok(Outcome {
-        text: text(duration, warmup, opts, &points, &not_run, &claims, &failures),
+        text: text(duration, warmup, opts, &points, &not_run, &claims),
         json: json_body(duration, warmup, opts, &points, &not_run, &claims),
         csv: csv(&points),
         chart: chart(opts.quick, &points),
@@ -653,15 +646,7 @@ fn not_run_line(not_run: &[&str], quick: bool) -> String {
     parts.join("; ")
 }
 
-fn text(
-    duration: &str,
-    warmup: &str,
-    opts: &Options,
-    points: &[Point],
-    not_run: &[&str],
-    claims: &[Claim],
-    failures: &[String],
-) -> String {
+fn text(duration: &str, warmup: &str, opts: &Options, points: &[Point], not_run: &[&str], claims: &[Claim]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "{}: {}", EXPERIMENT.name, EXPERIMENT.description);
     let _ = writeln!(s, "source: {}", EXPERIMENT.source);
@@ -731,18 +716,9 @@ fn text(
         let _ = writeln!(s, "    ours: {}", c.ours);
     }
     let _ = writeln!(s);
-    if failures.is_empty() {
-        let _ = writeln!(
-            s,
-            "checks: all {} runs passed (agreement, at-most-once, state digests, linearizability, liveness)",
-            points.len()
-        );
-    } else {
-        let _ = writeln!(s, "checks: {} of {} runs FAILED:", failures.len(), points.len());
-        for f in failures {
-            let _ = writeln!(s, "  {f}");
-        }
-    }
+    let runs: Vec<(String, &Judged)> =
+        points.iter().map(|p| (format!("{} N = {} ({} crashed)", p.protocol, p.n, p.crashed), &p.judged)).collect();
+    s.push_str(&checks_section(&runs));
     let wall: f64 = points.iter().map(|p| p.wall_s).sum();
     let events: u64 = points.iter().map(|p| p.events).sum();
     let _ = writeln!(s, "simulated {events} events in {wall:.0} s of wall time");
@@ -915,6 +891,13 @@ mod tests {
             events: 10,
             wall_s: 1.0,
             checks: "passed".into(),
+            judged: Judged {
+                safety: "ok".into(),
+                linearizability: "linearizable".into(),
+                liveness: "ok".into(),
+                linearizability_ops: 1,
+                detail: None,
+            },
             replay: String::new(),
         }
     }
@@ -1038,7 +1021,7 @@ mod tests {
         assert_eq!(c.rows.len(), 2);
         assert!(c.rows.iter().all(|r| r.len() == c.header.len()));
         let opts = Options { quick: true, seed: 1 };
-        let t = text("6s", "3s", &opts, &pts, &["mod-smart", "dqbft", "destiny"], &claims(&Results(&pts)), &[]);
+        let t = text("6s", "3s", &opts, &pts, &["mod-smart", "dqbft", "destiny"], &claims(&Results(&pts)));
         assert!(t.contains("OURS ops/s") && t.contains("SOURCE bound ops/s"), "{t}");
         assert!(t.contains("destiny (not run (not built yet))"), "{t}");
         assert!(t.contains("13465"), "PBFT bound at N = 19: {t}");

@@ -16,6 +16,8 @@ mod ezbft_owner_change;
 mod svg;
 
 use clap::Args;
+use quorate_sim::Report;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -130,6 +132,127 @@ pub fn columns(rows: &[Vec<String>], left: usize) -> String {
     out
 }
 
+/// What a run's checkers judged, each in one word, so that an experiment
+/// shows per run what was checked and never calls a run passed whose
+/// liveness was not judged or whose history was not decided.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Judged {
+    /// Agreement, at-most-once and state digests: "ok" or "FAILED".
+    pub safety: String,
+    /// "linearizable", "not_linearizable" or "unknown" (the checker gave up).
+    pub linearizability: String,
+    /// "ok", "FAILED" or "not judged" (the run ended before stabilisation
+    /// plus the bound).
+    pub liveness: String,
+    /// Operations the linearizability checker was given.
+    pub linearizability_ops: usize,
+    /// The first failure's explanation, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Judged {
+    /// The verdicts of one simulator run.
+    pub fn of(r: &Report) -> Judged {
+        let liveness = match (r.liveness_judged, r.liveness_ok) {
+            (false, _) => "not judged",
+            (true, true) => "ok",
+            (true, false) => "FAILED",
+        };
+        let mut j = Judged {
+            safety: if r.safety_violations == 0 { "ok" } else { "FAILED" }.into(),
+            linearizability: r.linearizability.clone(),
+            liveness: liveness.into(),
+            linearizability_ops: r.linearizability_ops,
+            detail: None,
+        };
+        if !j.passed() {
+            j.detail = Some(
+                [&r.first_violation, &r.linearizability_detail, &r.liveness_detail]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| format!("liveness {}", j.liveness)),
+            );
+        }
+        j
+    }
+
+    /// Every check judged and passed (and the simulator's own verdict agrees).
+    pub fn passed(&self) -> bool {
+        self.safety == "ok" && self.linearizability == "linearizable" && self.liveness == "ok"
+    }
+
+    /// "passed", or "FAILED: " and what failed first.
+    pub fn summary(&self) -> String {
+        if self.passed() {
+            "passed".into()
+        } else {
+            format!(
+                "FAILED ({}): {}",
+                self.words(),
+                self.detail.as_deref().unwrap_or("a check was not judged or failed")
+            )
+        }
+    }
+
+    fn words(&self) -> String {
+        format!(
+            "safety {}, linearizability {} ({} ops), liveness {}",
+            self.safety, self.linearizability, self.linearizability_ops, self.liveness
+        )
+    }
+}
+
+/// The per-run checks section of an experiment's text: one line per run
+/// with what each checker judged, then the total.
+/// The `--liveness-bound` of a steady-state point (no fault after its
+/// start-up): three quarters of the measured window, so that an operation
+/// pending that long is a stall and the run judges liveness (it lasts past
+/// stabilisation + bound). The protocols' own bounds, made for recovery
+/// from faults with timeouts of seconds, outlast such short points
+/// (decision 0012).
+pub fn steady_state_bound(duration: &str, warmup: &str) -> String {
+    let d = quorate_sim::parse_duration(duration).unwrap_or_default();
+    let w = quorate_sim::parse_duration(warmup).unwrap_or_default();
+    format!("{}ms", (d.saturating_sub(w).as_millis() * 3 / 4).max(1))
+}
+
+pub fn checks_section(runs: &[(String, &Judged)]) -> String {
+    let mut rows = vec![vec![
+        "run".to_string(),
+        "safety".into(),
+        "linearizability".into(),
+        "ops checked".into(),
+        "liveness".into(),
+    ]];
+    for (label, j) in runs {
+        rows.push(vec![
+            label.clone(),
+            j.safety.clone(),
+            j.linearizability.clone(),
+            j.linearizability_ops.to_string(),
+            j.liveness.clone(),
+        ]);
+    }
+    let failed = runs.iter().filter(|(_, j)| !j.passed()).count();
+    let mut s = String::from(
+        "checks per run (safety: agreement, at-most-once, state digests; linearizability of the clients' history; \
+         liveness after stabilisation):\n",
+    );
+    s.push_str(&columns(&rows, 1));
+    if failed == 0 {
+        s.push_str(&format!("checks: all {} runs judged and passed\n", runs.len()));
+    } else {
+        s.push_str(&format!("checks: {failed} of {} runs FAILED or not judged:\n", runs.len()));
+        for (label, j) in runs.iter().filter(|(_, j)| !j.passed()) {
+            s.push_str(&format!("  {label}: {}\n", j.summary()));
+        }
+    }
+    s
+}
+
 fn known() -> String {
     EXPERIMENTS.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
 }
@@ -216,6 +339,41 @@ mod tests {
         }
         let err = find("nope").err().unwrap();
         assert!(err.contains("unknown experiment 'nope'") && err.contains("ezbft-latency"), "{err}");
+    }
+
+    fn judged(safety: &str, lin: &str, live: &str) -> Judged {
+        Judged {
+            safety: safety.into(),
+            linearizability: lin.into(),
+            liveness: live.into(),
+            linearizability_ops: 7,
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn a_run_passes_only_when_every_check_was_judged_and_passed() {
+        assert!(judged("ok", "linearizable", "ok").passed());
+        for j in [
+            judged("ok", "linearizable", "not judged"),
+            judged("ok", "unknown", "ok"),
+            judged("ok", "not_linearizable", "ok"),
+            judged("FAILED", "linearizable", "ok"),
+            judged("ok", "linearizable", "FAILED"),
+        ] {
+            assert!(!j.passed(), "{j:?}");
+            assert!(j.summary().starts_with("FAILED ("), "{}", j.summary());
+        }
+        let (good, short) = (judged("ok", "linearizable", "ok"), judged("ok", "linearizable", "not judged"));
+        let s = checks_section(&[("a".into(), &good), ("b".into(), &short)]);
+        assert!(s.contains("checks: 1 of 2 runs FAILED or not judged"), "{s}");
+        assert!(
+            s.contains("  b: FAILED (safety ok, linearizability linearizable (7 ops), liveness not judged)"),
+            "{s}"
+        );
+        assert!(!s.contains("passed\n"), "{s}");
+        let s = checks_section(&[("a".into(), &good)]);
+        assert!(s.contains("checks: all 1 runs judged and passed"), "{s}");
     }
 
     #[test]

@@ -135,6 +135,18 @@ impl<F: Flavor> Protocol for Dq<F> {
         Ok(F::quorum_system(n, f, model)?.with("answer", f + 1, quorate_core::quorum::Role::Witness))
     }
 
+    /// A pending request waits for the client to send it to everyone
+    /// (`client_retransmit`), then for a request timer, a payload timer and
+    /// a view change of the instance of each faulty coordinator
+    /// (`request_timeout` + `payload_timeout` + `view_change_timeout`), plus
+    /// one more round for a view change already under way at stabilisation
+    /// (decision 0012).
+    fn liveness_bound(config: &Config, faulty: usize) -> std::time::Duration {
+        use quorate_core::machine::recovery_rounds as rounds;
+        let round = config.request_timeout.saturating_add(config.payload_timeout).saturating_add(config.view_change_timeout);
+        config.client_retransmit.saturating_add(round.saturating_mul(rounds(faulty)))
+    }
+
     fn validate_config(config: &Config) -> Result<(), String> {
         config.validate()
     }

@@ -19,7 +19,7 @@ fn scenario<F: Flavor>(seed: u64, secs: u64) -> Scenario<Dq<F>> {
     let mut sc = Scenario::<Dq<F>>::new(1).with_seed(seed).with_clients(12).with_duration(Duration::from_secs(secs));
     sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
     // Within the runs: a request timeout (2 s) and a view change.
-    sc.liveness_bound = Duration::from_secs(8);
+    sc.liveness_bound = Some(Duration::from_secs(8));
     sc
 }
 

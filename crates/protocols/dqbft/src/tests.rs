@@ -18,10 +18,10 @@ fn scenario_of<P: Protocol>(seed: u64, clients: usize, secs: u64) -> Scenario<P>
     sc
 }
 
+/// Every check judged and passed, and the clients got work done.
+#[track_caller]
 fn assert_ok(r: &Report) {
-    assert_eq!(r.safety_violations, 0, "violations: {:?}", r.violations);
-    assert!(r.linearizable, "not linearizable: {:?}", r.linearizability_detail);
-    assert!(r.liveness_ok, "liveness: {:?}", r.liveness_detail);
+    r.assert_ok();
     assert!(r.completed > 100, "only {} operations completed", r.completed);
 }
 
@@ -32,7 +32,7 @@ fn sent(r: &Report, kind: &str) -> u64 {
 #[test]
 fn fault_free() {
     for seed in 1..=2 {
-        let r = run(scenario(seed, 8, 5)).expect("valid scenario");
+        let r = run(scenario(seed, 8, 5).judged()).expect("valid scenario");
         assert_ok(&r);
         assert_eq!(sent(&r, "D-VIEWCHANGE") + sent(&r, "O-VIEWCHANGE"), 0, "no view change without faults");
         assert!(sent(&r, "O-PREPREPARE") > 0 && sent(&r, "D-PREPREPARE") > 0);
@@ -44,7 +44,7 @@ fn a_crashed_coordinator_and_o_primary_are_replaced() {
     for replica in [0, 2] {
         let mut sc = scenario(3, 8, 14);
         sc.faults.push(Fault::Crash { replica, at: Duration::from_secs(2) });
-        let r = run(sc).expect("valid scenario");
+        let r = run(sc.judged()).expect("valid scenario");
         assert_ok(&r);
         assert!(sent(&r, "D-NEWVIEW") > 0, "r{replica}: its D-instance kept its crashed coordinator");
         if replica == 0 {
@@ -60,7 +60,7 @@ fn with_byzantine(strategy: &str, replica: u32, seed: u64) -> Report {
 fn with_byzantine_of<P: Protocol>(strategy: &str, replica: u32, seed: u64) -> Report {
     let mut sc = scenario_of::<P>(seed, 8, 14);
     sc.faults.push(Fault::Byzantine { replica, strategy: strategy.to_string() });
-    run(sc).expect("valid scenario")
+    run(sc.judged()).expect("valid scenario")
 }
 
 #[test]
@@ -93,7 +93,7 @@ fn a_replica_killed_and_restarted_catches_up() {
     let mut sc = scenario(5, 8, 16);
     sc.faults.push(Fault::Crash { replica: 2, at: Duration::from_secs(2) });
     sc.faults.push(Fault::Recover { replica: 2, at: Duration::from_secs(6) });
-    let r = run(sc).expect("valid scenario");
+    let r = run(sc.judged()).expect("valid scenario");
     assert_ok(&r);
 }
 
@@ -110,12 +110,12 @@ fn an_o_primary_ordering_undisseminated_slots_gains_nothing() {
     // The slot's coordinator sees the reference (in the O-PrePrepare that
     // every backup holds back for want of the slot) and fills it with a
     // no-op at once: the O-batch goes through and execution keeps going.
-    let clean = run(scenario_of::<Dqbft>(2, 8, 14)).expect("valid scenario");
+    let clean = run(scenario_of::<Dqbft>(2, 8, 14).judged()).expect("valid scenario");
     for partial_in_flight in [1, 4] {
         let mut sc = scenario_of::<Dqbft>(2, 8, 14);
         sc.config.partial_in_flight = partial_in_flight;
         sc.faults.push(Fault::Byzantine { replica: 0, strategy: "order-undisseminated".into() });
-        let r = run(sc).expect("valid scenario");
+        let r = run(sc.judged()).expect("valid scenario");
         assert_ok(&r);
         assert!(
             r.completed * 2 > clean.completed,
@@ -130,7 +130,7 @@ fn an_o_primary_ordering_undisseminated_slots_gains_nothing() {
 fn a_client_assigned_elsewhere_that_sends_everywhere_gains_nothing() {
     let mut sc = scenario(3, 8, 8);
     sc.faults.push(Fault::FaultyClient { strategy: "duplicate-requests".to_string() });
-    let r = run(sc).expect("valid scenario");
+    let r = run(sc.judged()).expect("valid scenario");
     assert_ok(&r);
     assert!(sent(&r, "ASSIGNED") >= 2, "the ASSIGN was not executed by f+1 replicas");
     assert!(sent(&r, "FORWARD") > 0, "replicas relay the duplicates to the client's coordinator");
@@ -150,7 +150,7 @@ fn a_client_assigned_elsewhere_that_sends_everywhere_gains_nothing() {
 fn each_replica_crashed_and_recovered_in_turn_under_load() {
     for (seed, gap) in [(1, 200), (1, 100)] {
         let mut sc = scenario(seed, 4, 22);
-        sc.liveness_bound = Duration::from_secs(8);
+        sc.liveness_bound = Some(Duration::from_secs(8));
         let mut t = 2000;
         for replica in 0..4 {
             sc.faults.push(Fault::Crash { replica, at: Duration::from_millis(t) });
@@ -160,7 +160,7 @@ fn each_replica_crashed_and_recovered_in_turn_under_load() {
                 t += gap;
             }
         }
-        let r = run(sc).expect("valid scenario");
+        let r = run(sc.judged()).expect("valid scenario");
         assert_ok(&r);
     }
 }
@@ -171,7 +171,7 @@ fn each_replica_crashed_and_recovered_in_turn_under_load() {
 #[test]
 fn destiny_fault_free() {
     for seed in 1..=2 {
-        let r = run(scenario_of::<Destiny>(seed, 8, 5)).expect("valid scenario");
+        let r = run(scenario_of::<Destiny>(seed, 8, 5).judged()).expect("valid scenario");
         assert_ok(&r);
         assert_eq!(r.n, 3);
         assert_eq!(sent(&r, "D-VIEWCHANGE") + sent(&r, "O-VIEWCHANGE"), 0, "no view change without faults");
@@ -187,7 +187,7 @@ fn destiny_a_crashed_coordinator_and_o_primary_are_replaced() {
     for replica in [0, 2] {
         let mut sc = scenario_of::<Destiny>(3, 8, 14);
         sc.faults.push(Fault::Crash { replica, at: Duration::from_secs(2) });
-        let r = run(sc).expect("valid scenario");
+        let r = run(sc.judged()).expect("valid scenario");
         assert_ok(&r);
         assert!(sent(&r, "D-NEWVIEW") > 0, "r{replica}: its D-instance kept its crashed coordinator");
         if replica == 0 {
@@ -240,7 +240,7 @@ fn destiny_a_replica_killed_and_restarted_catches_up() {
     let mut sc = scenario_of::<Destiny>(5, 8, 16);
     sc.faults.push(Fault::Crash { replica: 2, at: Duration::from_secs(2) });
     sc.faults.push(Fault::Recover { replica: 2, at: Duration::from_secs(6) });
-    let r = run(sc).expect("valid scenario");
+    let r = run(sc.judged()).expect("valid scenario");
     assert_ok(&r);
 }
 
@@ -381,4 +381,30 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
     assert_eq!(replies[1], KvReply::Value(Some("v1".into())), "{replies:?}");
     assert_eq!(replies[2], KvReply::Value(Some("v2".into())), "{replies:?}");
     assert!(replicas.iter().filter(|r| r.executed() == 3).count() >= 2, "f+1 replicas executed the three operations");
+}
+
+/// The liveness checker must be seen to fire: a test double of DQPBFT whose
+/// replicas never suspect anyone (request, payload and view-change timeouts
+/// of an hour, so no D-instance view change, §3.2.4), with replica 3's
+/// coordinator silent for good. Its clients' requests can only be proposed
+/// in its own D-instance (§3.2.5), so they never complete: the run is judged
+/// against the bound of the default settings and fails liveness, and only
+/// liveness.
+#[test]
+fn liveness_fails_when_a_silent_coordinator_is_never_replaced() {
+    let mut sc = scenario(13, 8, 5);
+    let hour = Duration::from_secs(3600);
+    sc.config = crate::Config {
+        request_timeout: hour,
+        payload_timeout: hour,
+        view_change_timeout: hour,
+        ..crate::Config::default()
+    };
+    sc.liveness_bound = Some(Dqbft::liveness_bound(&crate::Config::default(), 1));
+    sc.faults.push(Fault::Byzantine { replica: 3, strategy: "silent".into() });
+    let r = run(sc.judged()).expect("valid scenario");
+    assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
+    assert!(!r.ok());
+    assert_eq!(r.safety_violations, 0, "{}", r.summary());
+    assert!(r.linearizable, "{}", r.summary());
 }

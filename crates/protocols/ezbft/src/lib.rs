@@ -107,6 +107,19 @@ impl Protocol for Ezbft {
         ))
     }
 
+    /// A pending request waits for the client's retransmission and its move
+    /// to another replica (`client_retransmit` + 2 × `suspect_timeout`), and
+    /// for an owner change of each faulty replica's space (a commit asked
+    /// for, then the owner replaced: 2 × `commit_timeout` +
+    /// `new_owner_timeout`), plus one more for an owner change already under
+    /// way at stabilisation (decision 0012).
+    fn liveness_bound(config: &Config, faulty: usize) -> std::time::Duration {
+        use quorate_core::machine::recovery_rounds as rounds;
+        let round = config.commit_timeout.saturating_mul(2).saturating_add(config.new_owner_timeout);
+        let client = config.client_retransmit.saturating_add(config.suspect_timeout.saturating_mul(2));
+        client.saturating_add(round.saturating_mul(rounds(faulty)))
+    }
+
     fn validate_config(config: &Config) -> Result<(), String> {
         config.validate()
     }

@@ -8,13 +8,13 @@ use std::time::Duration;
 fn kv(contention: f64, seed: u64, clients: usize) -> Report {
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(5));
     sc.workload = WorkloadSpec::Kv { payload: 16, contention, read_only_gets: false };
-    run(sc).expect("valid scenario")
+    run(sc.judged()).expect("valid scenario")
 }
 
+/// Every check judged and passed, and the clients got work done.
+#[track_caller]
 fn assert_ok(r: &Report) {
-    assert_eq!(r.safety_violations, 0, "violations: {:?}", r.violations);
-    assert!(r.linearizable, "not linearizable: {:?}", r.linearizability_detail);
-    assert!(r.liveness_ok, "liveness: {:?}", r.liveness_detail);
+    r.assert_ok();
     assert!(r.completed > 100, "only {} operations completed", r.completed);
 }
 
@@ -49,7 +49,7 @@ fn with_byzantine(strategy: &str, seed: u64) -> Report {
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(20));
     sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.02, read_only_gets: false };
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: strategy.to_string() });
-    run(sc).expect("valid scenario")
+    run(sc.judged()).expect("valid scenario")
 }
 
 fn sent(r: &Report, kind: &str) -> u64 {
@@ -85,7 +85,7 @@ fn faulty_clients_do_not_break_correct_ones() {
         let mut sc = Scenario::<Ezbft>::new(1).with_seed(3).with_clients(4).with_duration(Duration::from_secs(8));
         sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.5, read_only_gets: false };
         sc.faults.push(quorate_sim::Fault::FaultyClient { strategy: strategy.to_string() });
-        let r = run(sc).expect("valid scenario");
+        let r = run(sc.judged()).expect("valid scenario");
         assert_eq!(r.faulty_clients, 1);
         assert_ok(&r);
     }
@@ -105,7 +105,7 @@ fn checkpoints_keep_owner_change_views_small() {
     // space's whole history (megabytes) travelled in every view.
     let mut sc = kv_scenario(1, 8, 20, 256);
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "late-silent-leader".to_string() });
-    let r = run(sc).expect("valid scenario");
+    let r = run(sc.judged()).expect("valid scenario");
     assert_ok(&r);
     assert!(sent(&r, "CHECKPOINT") > 0, "no checkpoint was taken");
     let new_owner = r.messages_by_kind.get("NEWOWNER").expect("the owner change completed");
@@ -119,7 +119,7 @@ fn a_crashed_replica_recovers_from_its_log() {
         let mut sc = kv_scenario(seed, 8, 12, 128);
         sc.faults.push(quorate_sim::Fault::Crash { replica, at: Duration::from_secs(3) });
         sc.faults.push(quorate_sim::Fault::Recover { replica, at: Duration::from_secs(5) });
-        let r = run(sc).expect("valid scenario");
+        let r = run(sc.judged()).expect("valid scenario");
         assert_ok(&r);
         assert!(sent(&r, "CHECKPOINT") > 0);
     }
@@ -133,7 +133,7 @@ fn a_partitioned_replica_catches_up_by_state_transfer() {
         from: Duration::from_secs(1),
         until: Some(Duration::from_secs(6)),
     });
-    let r = run(sc).expect("valid scenario");
+    let r = run(sc.judged()).expect("valid scenario");
     assert_ok(&r);
     assert!(sent(&r, "STATE") > 0, "replica 3 caught up without a state transfer");
 }
@@ -150,8 +150,31 @@ fn a_replica_cut_off_long_enough_to_lose_its_space_reopens_it() {
         from: Duration::from_secs(1),
         until: Some(Duration::from_secs(6)),
     });
-    let r = run(sc).expect("valid scenario");
+    let r = run(sc.judged()).expect("valid scenario");
     assert_ok(&r);
     assert!(sent(&r, "NEWOWNER") > 0, "replica 1's space was not settled");
     assert!(r.max_view >= 5, "replica 1 did not reopen its space (highest owner number {})", r.max_view);
+}
+
+/// The liveness checker must be seen to fire: a test double of EZBFT whose
+/// replicas never replace an owner (commit, new-owner and resend timeouts of
+/// an hour, so the owner change of §IV-D never starts), with replica 0
+/// ordering each of its requests in a second slot for half of the replicas.
+/// With every command interfering, the others' commands depend on slots that
+/// only an owner change could settle: the run is judged against the bound
+/// of the default settings and fails liveness, and only liveness.
+#[test]
+fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
+    let mut sc = Scenario::<Ezbft>::new(1).with_seed(12).with_clients(8).with_duration(Duration::from_secs(5));
+    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 1.0, read_only_gets: false };
+    let hour = Duration::from_secs(3600);
+    sc.config =
+        crate::Config { commit_timeout: hour, new_owner_timeout: hour, resend_timeout: hour, ..crate::Config::default() };
+    sc.liveness_bound = Some(<Ezbft as quorate_core::Protocol>::liveness_bound(&crate::Config::default(), 1));
+    sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "equivocate".into() });
+    let r = run(sc.judged()).expect("valid scenario");
+    assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
+    assert!(!r.ok());
+    assert_eq!(r.safety_violations, 0, "{}", r.summary());
+    assert!(r.linearizable, "{}", r.summary());
 }

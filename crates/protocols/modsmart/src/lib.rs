@@ -77,6 +77,16 @@ impl Protocol for ModSmart {
         Ok(system.with("stopdata", n - f, Role::Agreement))
     }
 
+    /// A pending request waits for the client to send it to everyone
+    /// (`client_retransmit`), then for the request timer twice (forward,
+    /// then STOP): one such round per faulty replica that becomes leader,
+    /// and one more for a regency change already under way at stabilisation
+    /// (decision 0012).
+    fn liveness_bound(config: &Config, faulty: usize) -> std::time::Duration {
+        use quorate_core::machine::recovery_rounds as rounds;
+        config.client_retransmit.saturating_add(config.request_timeout.saturating_mul(2).saturating_mul(rounds(faulty)))
+    }
+
     fn validate_config(config: &Config) -> Result<(), String> {
         config.validate()
     }

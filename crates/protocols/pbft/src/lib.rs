@@ -68,6 +68,17 @@ impl Protocol for Pbft {
         Ok(engine::quorum_system(Self::NAME, n, f, model)?.with("reply", f + 1, Role::Witness))
     }
 
+    /// A pending request waits for the client to send it to everyone
+    /// (`client_retransmit`), then for a backup's request timer and a view
+    /// change (`request_timeout` + `view_change_timeout`): one such round
+    /// per faulty replica that becomes primary, and one more for a view
+    /// change already under way at stabilisation (decision 0012).
+    fn liveness_bound(config: &Config, faulty: usize) -> std::time::Duration {
+        use quorate_core::machine::recovery_rounds as rounds;
+        let round = config.request_timeout.saturating_add(config.view_change_timeout);
+        config.client_retransmit.saturating_add(round.saturating_mul(rounds(faulty)))
+    }
+
     fn validate_config(config: &Config) -> Result<(), String> {
         config.validate()
     }

@@ -72,6 +72,12 @@ impl Protocol for Toy {
         }
     }
 
+    /// The toy has a fixed leader and no view change: only client retries
+    /// (500 ms) and gap checks (50 ms) lie on its path.
+    fn liveness_bound(_: &ToyConfig, faulty: usize) -> Duration {
+        Duration::from_millis(500) * quorate_core::machine::recovery_rounds(faulty)
+    }
+
     fn replica(ctx: ReplicaContext, config: &ToyConfig) -> Box<dyn ReplicaMachine<Self>> {
         Box::new(ToyReplica::new(ctx, config, None))
     }
