@@ -563,10 +563,12 @@ fn campaign<P: CliProtocol>(args: &SimArgs, base: &Scenario<P>) -> ExitCode {
         }
     } else {
         println!(
-            "campaign: runs {} safety_violations {} liveness_failures {} failing_seeds {:?} ({} events in {} ms)",
+            "campaign: runs {} safety_violations {} liveness_failures {} linearizability_unknown {} (undecided \
+             counts as failed) failing_seeds {:?} ({} events in {} ms)",
             total.runs,
             total.safety_violations,
             total.liveness_failures,
+            total.linearizability_unknown,
             total.failing_seeds,
             total.events,
             total.wall_ms

@@ -115,8 +115,10 @@ pub type RunOutcome<'a, P> = (&'a Scenario<P>, &'a Result<Report, SimError>);
 /// Run `base` with campaign faults for each seed in `seeds`, calling
 /// `on_run` after each run, and total the results. A run fails when it has a
 /// safety violation or a non-linearizable history (counted in
-/// `safety_violations`), fails liveness (`liveness_failures`), or cannot be
-/// built; its seed goes to `failing_seeds`.
+/// `safety_violations`), fails liveness (`liveness_failures`), has a history
+/// the checker could not decide (`linearizability_unknown`: undecided is a
+/// failure, never a pass), or cannot be built; its seed goes to
+/// `failing_seeds`.
 pub fn run_campaign<P: Protocol>(
     base: &Scenario<P>,
     seeds: impl IntoIterator<Item = u64>,
@@ -141,7 +143,7 @@ pub fn run_campaign<P: Protocol>(
                 if r.linearizability == "unknown" {
                     total.linearizability_unknown += 1;
                 }
-                unsafe_run || !r.liveness_ok
+                !r.ok()
             }
             Err(_) => true,
         };

@@ -1310,7 +1310,8 @@ impl<P: Protocol> Simulation<P> {
                     (false, "not_linearizable", Some(explanation.clone()), c.operations)
                 }
                 crate::linearizability::Outcome::Unknown { reason } => {
-                    (false, "unknown", Some(reason.clone()), c.operations)
+                    let detail = format!("undecided, which fails the run: {reason}");
+                    (false, "unknown", Some(detail), c.operations)
                 }
             },
         };

@@ -262,19 +262,103 @@ impl EventList {
     }
 }
 
-/// Fixed-size bitset over operation indices.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct BitSet(Vec<u64>);
+/// The set of linearized operations, indexed by call order, with the compact
+/// memo key of [`Linearized::key`].
+///
+/// A plain bitset per memo entry costs n/8 bytes, which for a hot key with
+/// 700 000 operations is 87 KB per entry and tens of GB per search. But the
+/// set always has a simple shape: every completed operation before a
+/// frontier is in it, and beyond the frontier only operations called before
+/// the frontier operation's return (at most the concurrency of the key) can
+/// be. So the key is the frontier, the members beyond it, and the pending
+/// (never returned) operations before it that are not members: its size is
+/// bounded by the concurrency, not the history.
+struct Linearized {
+    bits: Vec<u64>,
+    /// Position (call order) of each operation.
+    pos: Vec<usize>,
+    /// Per position: whether the operation never returned.
+    pending: Vec<bool>,
+    /// Positions of pending operations, ascending.
+    pending_pos: Vec<usize>,
+    /// Per position: how many operations are called before its return event;
+    /// while it is not linearized, no operation at or beyond that is.
+    call_limit: Vec<usize>,
+    /// First position of a completed operation that is not linearized
+    /// (`n` when there is none).
+    frontier: usize,
+}
 
-impl BitSet {
-    fn new(n: usize) -> Self {
-        BitSet(vec![0; n.div_ceil(64)])
+impl Linearized {
+    fn new<Op, Ret>(history: &[Operation<Op, Ret>], list: &EventList) -> Self {
+        let n = history.len();
+        let mut pos = vec![0; n];
+        let mut pending = vec![false; n];
+        let mut call_limit = vec![n; n];
+        let mut calls = 0;
+        let mut e = list.first();
+        while e != NIL {
+            let op = list.op_of[e];
+            if list.is_call[e] {
+                pos[op] = calls;
+                pending[calls] = !history[op].is_completed();
+                calls += 1;
+            } else {
+                call_limit[pos[op]] = calls;
+            }
+            e = list.next[e];
+        }
+        let pending_pos = (0..n).filter(|&p| pending[p]).collect();
+        let mut set = Linearized { bits: vec![0; n.div_ceil(64)], pos, pending, pending_pos, call_limit, frontier: 0 };
+        set.advance();
+        set
     }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1u64 << (i % 64);
+
+    fn has(&self, p: usize) -> bool {
+        self.bits[p / 64] & (1u64 << (p % 64)) != 0
     }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1u64 << (i % 64));
+
+    fn advance(&mut self) {
+        let n = self.pending.len();
+        while self.frontier < n && (self.pending[self.frontier] || self.has(self.frontier)) {
+            self.frontier += 1;
+        }
+    }
+
+    fn insert(&mut self, op: usize) {
+        let p = self.pos[op];
+        self.bits[p / 64] |= 1u64 << (p % 64);
+        if p == self.frontier {
+            self.advance();
+        }
+    }
+
+    fn remove(&mut self, op: usize) {
+        let p = self.pos[op];
+        self.bits[p / 64] &= !(1u64 << (p % 64));
+        if !self.pending[p] && p < self.frontier {
+            self.frontier = p;
+        }
+    }
+
+    /// Identifies the set exactly (see the type's documentation).
+    fn key(&self) -> Box<[u32]> {
+        let n = self.pending.len();
+        let mut key = vec![self.frontier as u32];
+        let limit = if self.frontier < n { self.call_limit[self.frontier] } else { n };
+        for p in self.frontier..limit {
+            if self.has(p) {
+                key.push(p as u32);
+            }
+        }
+        debug_assert!((limit..n).all(|p| !self.has(p)), "linearized beyond the frontier's return");
+        key.push(u32::MAX);
+        for &p in self.pending_pos.iter().take_while(|&&p| p < self.frontier) {
+            if !self.has(p) {
+                key.push(p as u32);
+            }
+        }
+        key.into_boxed_slice()
     }
 }
 
@@ -300,9 +384,10 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
         return Outcome::Linearizable;
     }
 
+    let list = EventList::new(history);
     let mut search = Search {
-        list: EventList::new(history),
-        linearized: BitSet::new(n),
+        linearized: Linearized::new(history, &list),
+        list,
         cache: HashSet::new(),
         stack: Vec::new(),
         state: model.init(),
@@ -383,7 +468,7 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
                 if history[op].is_completed() {
                     search.done_completed -= 1;
                 }
-                search.linearized.clear(op);
+                search.linearized.remove(op);
                 search.state = frame.prev_state;
                 search.list.unlift(frame.call);
                 if !frame.forced {
@@ -426,9 +511,10 @@ struct Frame<S> {
 /// Mutable state of one search.
 struct Search<S> {
     list: EventList,
-    linearized: BitSet,
-    /// Lowe's memo: (linearized set, state) pairs already reached.
-    cache: HashSet<(BitSet, S)>,
+    linearized: Linearized,
+    /// Lowe's memo: (linearized set, state) pairs already reached, the set
+    /// as [`Linearized::key`].
+    cache: HashSet<(Box<[u32]>, S)>,
     stack: Vec<Frame<S>>,
     state: S,
     done_completed: usize,
@@ -443,9 +529,9 @@ impl<S: Clone + Eq + Hash> Search<S> {
     /// (set, state) pair was already explored. Returns whether it did.
     fn try_push(&mut self, call: usize, new_state: S, completed: bool, forced: bool) -> bool {
         let op = self.list.op_of[call];
-        self.linearized.set(op);
-        if !self.cache.insert((self.linearized.clone(), new_state.clone())) {
-            self.linearized.clear(op);
+        self.linearized.insert(op);
+        if !self.cache.insert((self.linearized.key(), new_state.clone())) {
+            self.linearized.remove(op);
             return false;
         }
         let prev_state = std::mem::replace(&mut self.state, new_state);

@@ -189,10 +189,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether the run passed: no safety violation, linearizable (or
-    /// undecided), and live.
+    /// Whether the run passed: no safety violation, linearizability decided
+    /// and linearizable (a check that gave up, `unknown`, fails), and live.
     pub fn ok(&self) -> bool {
-        self.safety_violations == 0 && self.linearizability != "not_linearizable" && self.liveness_ok
+        self.safety_violations == 0 && self.linearizability == "linearizable" && self.liveness_ok
     }
 
     /// Human-readable summary (several lines).
@@ -291,7 +291,7 @@ pub struct CampaignReport {
     pub liveness_failures: u64,
     /// Seeds of failing runs.
     pub failing_seeds: Vec<u64>,
-    /// Runs whose linearizability check could not decide.
+    /// Runs whose linearizability check could not decide (each also a failing run).
     pub linearizability_unknown: u64,
     /// Events over all runs.
     pub events: u64,
