@@ -248,6 +248,9 @@ pub trait Instance<V: Value>: Send {
     fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V, Self::Msg, Self::Record>);
     /// Suspect the primary.
     fn start_view_change(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>);
+    /// Move to view `view` at once if it is later than ours, skipping the
+    /// views between (DQBFT's reinstatement of a D-instance's owner, §3.2.5).
+    fn view_change_to(&mut self, view: u64, out: &mut Actions<V, Self::Msg, Self::Record>);
     /// The embedder's checkpoint at `seq`.
     fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V, Self::Msg, Self::Record>);
     /// Whether state at (`seq`, `digest`) is still wanted.
@@ -355,6 +358,9 @@ macro_rules! impl_instance {
             }
             fn start_view_change(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
                 $engine::start_view_change(self, out)
+            }
+            fn view_change_to(&mut self, view: u64, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
+                $engine::view_change_to(self, view, out)
             }
             fn checkpoint_taken(
                 &mut self,

@@ -278,6 +278,11 @@ pub trait ReplicaMachine<P: Protocol>: Send {
     fn state_digest(&self) -> Digest;
     /// Number of operations executed finally (speculative executions not included).
     fn executed(&self) -> u64;
+    /// The machine itself, for tests that look inside a protocol's replica
+    /// in the simulator (None: it does not offer that).
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }
 
 /// A client's protocol state machine. One operation at a time.

@@ -326,7 +326,8 @@ impl<P: Protocol> ProtocolThread<P> {
                 m.reject(reason);
                 debug!(?from, reason, "rejected");
             }
-            Event::Note(text) => debug!("{text}"),
+            // Protocol notes name view changes, takeovers and reinstatements: rare, and what an operator looks for.
+            Event::Note(text) => info!("{text}"),
         }
     }
 }

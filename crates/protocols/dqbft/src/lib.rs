@@ -173,4 +173,6 @@ impl<F: Flavor> Protocol for Dq<F> {
 }
 
 #[cfg(test)]
+mod reinstatement_tests;
+#[cfg(test)]
 mod tests;

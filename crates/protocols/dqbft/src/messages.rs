@@ -6,7 +6,7 @@
 
 use quorate_core::crypto::{Crypto, Digest, Mac, Signature};
 use quorate_core::executor::Checkpoint;
-use quorate_core::ids::{ClientId, NodeId};
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::instance::{digest_encoded, InstanceMsg, Value};
 use quorate_core::machine::Message;
 use quorate_core::request::SignedRequest;
@@ -89,6 +89,30 @@ pub struct OBatch {
     pub refs: Vec<DRef>,
     /// ASSIGNs, applied after the slots.
     pub assigns: Vec<Assign>,
+    /// D-instances' coordinator changes, applied last: from here on in the
+    /// order, clients of an instance whose owner does not coordinate it use
+    /// another owner's instance, and come back once it is reinstated (§3.2.5).
+    pub handovers: Vec<Handover>,
+}
+
+/// A D-instance installed `view` (coordinator `(view + instance) mod n`):
+/// f+1 replicas say so, so at least one correct replica installed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    /// The D-instance.
+    pub instance: u32,
+    /// The view it installed.
+    pub view: u64,
+    /// Signatures of distinct replicas on [`view_notice_bytes`].
+    pub sigs: Vec<(ReplicaId, Signature)>,
+}
+
+/// What a replica signs when its D-instance `instance` installs `view`.
+pub fn view_notice_bytes(instance: u32, view: u64) -> Vec<u8> {
+    let mut b = b"quorate-dqbft/view-notice/".to_vec();
+    b.extend_from_slice(&instance.to_le_bytes());
+    b.extend_from_slice(&view.to_le_bytes());
+    b
 }
 
 impl Value for OBatch {
@@ -140,6 +164,9 @@ pub struct Progress {
     /// Clients' D-instances by ASSIGN (instance, nonce); a client without one
     /// uses instance `client mod n`.
     pub assigned: std::collections::BTreeMap<ClientId, (u32, u64)>,
+    /// Per D-instance: the latest view an ordered [`Handover`] names (none:
+    /// view 0, its owner's).
+    pub views: std::collections::BTreeMap<u32, u64>,
 }
 
 /// The state at an O-instance checkpoint.
@@ -269,6 +296,24 @@ pub enum Msg<D, O> {
         /// The state.
         state: Box<State>,
     },
+    /// Replica → all: its D-instance `instance` installed `view` (the
+    /// O-primary orders a [`Handover`] from f+1 of them).
+    ViewNotice {
+        /// The D-instance.
+        instance: u32,
+        /// The view.
+        view: u64,
+        /// Signature on [`view_notice_bytes`].
+        sig: Signature,
+    },
+    /// A recovered replica → all: give me my D-instance back (§3.2.5
+    /// reinstatement); the health check looks at its stable O-checkpoint.
+    Reinstate {
+        /// Its stable O-checkpoint.
+        seq: u64,
+        /// Its digest.
+        digest: Digest,
+    },
 }
 
 /// An engine message kind as a D- or O-instance message kind (the paper's
@@ -319,6 +364,8 @@ impl<D: InstanceMsg<DBatch>, O: InstanceMsg<OBatch>> Message for Msg<D, O> {
             Msg::Flood { .. } => "FLOOD",
             Msg::StateRequest { .. } => "STATE-REQUEST",
             Msg::StateReply { .. } => "STATE-REPLY",
+            Msg::ViewNotice { .. } => "VIEW-NOTICE",
+            Msg::Reinstate { .. } => "REINSTATE",
         }
     }
 

@@ -140,20 +140,23 @@ impl Adversary {
                     None => PbftMsg::PrePrepare { view, seq, value, auth },
                 }
             }
-            PbftMsg::Prepare { view, seq, digest, auth } => match self.forged.get(&digest).filter(|_| shown_forgery(r)) {
+            PbftMsg::Prepare { view, seq, digest, auth } => match self.forged.get(&digest).filter(|_| shown_forgery(r))
+            {
                 Some((_, d2)) => {
                     let auth = self.mac_for(r, &bytes::prepare(inst, view, seq, d2));
                     PbftMsg::Prepare { view, seq, digest: *d2, auth }
                 }
                 None => PbftMsg::Prepare { view, seq, digest, auth },
             },
-            PbftMsg::Commit { view, seq, digest, auth } => match self.forged.get(&digest).filter(|_| shown_forgery(r)) {
-                Some((_, d2)) => {
-                    let auth = self.mac_for(r, &bytes::commit(inst, view, seq, d2));
-                    PbftMsg::Commit { view, seq, digest: *d2, auth }
+            PbftMsg::Commit { view, seq, digest, auth } => {
+                match self.forged.get(&digest).filter(|_| shown_forgery(r)) {
+                    Some((_, d2)) => {
+                        let auth = self.mac_for(r, &bytes::commit(inst, view, seq, d2));
+                        PbftMsg::Commit { view, seq, digest: *d2, auth }
+                    }
+                    None => PbftMsg::Commit { view, seq, digest, auth },
                 }
-                None => PbftMsg::Commit { view, seq, digest, auth },
-            },
+            }
             other => other,
         };
         out.send(r, Msg::Pbft(story));

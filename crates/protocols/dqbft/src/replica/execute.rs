@@ -45,6 +45,7 @@ impl<F: Flavor> Replica<F> {
         let mut executed_any = false;
         // Requests this call executed (or found executed): pruned at the end.
         let mut done: Vec<(ClientId, u64)> = Vec::new();
+        let mut stray: Vec<(ClientId, u64)> = Vec::new();
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
             if let Some(batch) = entry {
@@ -60,8 +61,11 @@ impl<F: Flavor> Replica<F> {
                     break;
                 }
             }
-            let (refs, assigns) =
-                self.olog.remove(&k).flatten().map_or((Vec::new(), Vec::new()), |b| (b.refs, b.assigns));
+            let (refs, assigns, handovers) = self
+                .olog
+                .remove(&k)
+                .flatten()
+                .map_or((Vec::new(), Vec::new(), Vec::new()), |b| (b.refs, b.assigns, b.handovers));
             let mut requests = 0;
             for r in refs {
                 if self.is_executed(r) {
@@ -75,10 +79,14 @@ impl<F: Flavor> Replica<F> {
                     done.push((q.req.client, q.req.seq));
                     if self.instance_of(q.req.client) != r.instance {
                         // Not through the client's instance: a client that
-                        // sent one request to several coordinators.
+                        // sent one request to several coordinators, or one
+                        // that moved (ASSIGN, handover) after its proposal:
+                        // its instance's coordinator may propose it now.
+                        stray.push((q.req.client, q.req.seq));
                         continue;
                     }
                     requests += 1;
+                    self.executed_by[r.instance as usize] += 1;
                     match self.exec.execute(&q.req, k, p.timestamp, out) {
                         Outcome::Executed(result) | Outcome::Repeat(result) => {
                             answered.push((q.req.client, q.req.seq, result))
@@ -101,6 +109,9 @@ impl<F: Flavor> Replica<F> {
                     self.to_assign.remove(&a.client);
                 }
             }
+            for h in &handovers {
+                self.apply_handover(now, k, h, out);
+            }
             self.executed_o = k;
             self.waiting = None;
             out.event(Event::Decided { instance: k, requests });
@@ -116,6 +127,15 @@ impl<F: Flavor> Replica<F> {
         // Once per call, not per O-slot. Walking every pending request and
         // every request seen in a proposal (all clients' at a large N) is
         // needed only now and then; in between, what this call executed goes.
+        for (c, seq) in stray {
+            if seq > self.exec.table().last_seq(c) {
+                self.proposed.remove(&(c, seq));
+                self.in_proposal.remove(&(c, seq));
+                self.disseminated.remove(&(c, seq));
+                let i = self.instance_of(c);
+                self.mark_fresh(i);
+            }
+        }
         if executed_any {
             self.passes += 1;
             if self.passes.is_multiple_of(PRUNE_EVERY) {
@@ -278,6 +298,8 @@ impl<F: Flavor> Replica<F> {
         self.coordinating = None;
         self.fresh.iter_mut().for_each(|f| *f = true);
         self.progress = state.progress.clone();
+        self.refresh_owners();
+        self.clients_moved(now);
         self.executed_o = seq;
         self.olog = self.olog.split_off(&(seq + 1));
         for (i, payloads) in self.payloads.iter_mut().enumerate() {
@@ -314,6 +336,7 @@ impl<F: Flavor> Replica<F> {
         p.prefix.len() == n
             && p.above.len() == n
             && p.above.iter().zip(&p.prefix).all(|(a, pre)| a.iter().all(|s| s > pre) && a.len() <= 1 << 20)
+            && p.views.keys().all(|i| (*i as usize) < n)
     }
 
     /// Restart from the durable base and the records after it.
@@ -332,6 +355,7 @@ impl<F: Flavor> Replica<F> {
                     match self.exec.install(&base.state.exec, &mut scratch) {
                         Ok(()) => {
                             self.progress = base.state.progress.clone();
+                            self.refresh_owners();
                             self.executed_o = base.seq;
                             self.checkpoints.insert(base.seq, base.state);
                             o_recs = base.o;

@@ -18,6 +18,7 @@
 mod answers;
 mod execute;
 mod order;
+pub(crate) mod reinstate;
 mod requests;
 
 use crate::config::Config;
@@ -169,6 +170,20 @@ pub struct Replica<F: Flavor> {
     pub(crate) coordinating: Option<Vec<u32>>,
     /// Execution passes so far (every so many walks all pending requests).
     pub(crate) passes: u64,
+    /// Per D-instance: each replica's latest VIEW-NOTICE.
+    pub(crate) notices: reinstate::Notices,
+    /// O-primary: handovers (instance, view) proposed in this O-view.
+    pub(crate) handed: HashSet<(u32, u64)>,
+    /// The instances whose owners coordinate them in the order.
+    pub(crate) owners: Vec<u32>,
+    /// Per D-instance: when we last sent its VIEW-NOTICE.
+    pub(crate) last_notice: Vec<Option<Time>>,
+    /// When we last asked for our instance back.
+    pub(crate) last_reinstate: Option<Time>,
+    /// Handovers executed here that gave an instance back to its owner.
+    pub(crate) reinstatements: u64,
+    /// Requests executed through each D-instance.
+    pub(crate) executed_by: Vec<u64>,
 }
 
 impl<F: Flavor> Replica<F> {
@@ -203,7 +218,12 @@ impl<F: Flavor> Replica<F> {
             payloads: vec![BTreeMap::new(); n],
             olog: BTreeMap::new(),
             executed_o: 0,
-            progress: Progress { prefix: vec![0; n], above: vec![BTreeSet::new(); n], assigned: BTreeMap::new() },
+            progress: Progress {
+                prefix: vec![0; n],
+                above: vec![BTreeSet::new(); n],
+                assigned: BTreeMap::new(),
+                views: BTreeMap::new(),
+            },
             waiting: None,
             fill_due: false,
             checkpoints: BTreeMap::new(),
@@ -215,6 +235,13 @@ impl<F: Flavor> Replica<F> {
             fresh: vec![true; n],
             coordinating: None,
             passes: 0,
+            notices: vec![BTreeMap::new(); n],
+            handed: HashSet::new(),
+            owners: (0..n as u32).collect(),
+            last_notice: vec![None; n],
+            last_reinstate: None,
+            reinstatements: 0,
+            executed_by: vec![0; n],
             cfg,
         }
     }
@@ -237,6 +264,22 @@ impl<F: Flavor> Replica<F> {
     /// Its settings.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Requests executed through each D-instance so far.
+    pub fn executed_by_instance(&self) -> &[u64] {
+        &self.executed_by
+    }
+
+    /// Handovers executed here that gave an instance back to its owner
+    /// (reinstatements, §3.2.5).
+    pub fn reinstatements(&self) -> u64 {
+        self.reinstatements
+    }
+
+    /// Whether D-instance `i`'s owner coordinates it at this point of the order.
+    pub fn owner_coordinates_instance(&self, i: u32) -> bool {
+        self.owner_coordinates(i)
     }
 
     /// Its keys beyond the crypto provider (for adversaries).
@@ -367,6 +410,8 @@ impl<F: Flavor> Replica<F> {
                     Msg::StateReply { seq, state } => self.on_state_reply(now, r, seq, *state, out),
                     Msg::Assign(a) => self.on_assign(now, from, a, out),
                     Msg::ExecSig { slot, order, share } => self.on_exec_sig(r, slot, order, share, out),
+                    Msg::ViewNotice { instance, view, sig } => self.on_view_notice(now, r, instance, view, sig, out),
+                    Msg::Reinstate { seq, digest } => self.on_reinstate(now, r, seq, digest, out),
                     Msg::Request(_) | Msg::Reply(_) | Msg::ExecProof { .. } | Msg::Assigned { .. } => {
                         out.reject(from, "replica sent a client message")
                     }
@@ -402,5 +447,9 @@ impl<F: Flavor> ReplicaMachine<Dq<F>> for Replica<F> {
 
     fn executed(&self) -> u64 {
         self.exec.slot()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

@@ -45,7 +45,7 @@ impl<F: Flavor> Replica<F> {
     /// and each slot held as its instance's mode requires: its D-PrePrepare
     /// accepted (optimistic) or decided (on probation).
     fn check_order(&self, batch: &OBatch) -> Result<(), Refusal> {
-        if (batch.refs.is_empty() && batch.assigns.is_empty())
+        if (batch.refs.is_empty() && batch.assigns.is_empty() && batch.handovers.is_empty())
             || batch.refs.len() > self.cfg.max_refs
             || batch.assigns.len() > self.cfg.max_assigns
         {
@@ -60,6 +60,7 @@ impl<F: Flavor> Replica<F> {
                 return Err(Refusal::Invalid("O-batch with a badly signed ASSIGN"));
             }
         }
+        self.check_handovers(&batch.handovers).map_err(Refusal::Invalid)?;
         let mut seen = HashSet::with_capacity(batch.refs.len());
         for r in &batch.refs {
             let Some(d) = self.d.get(r.instance as usize) else {
@@ -186,7 +187,8 @@ impl<F: Flavor> Replica<F> {
         }
         let mut assigns: Vec<Assign> =
             self.to_assign.values().filter(|a| !self.assign_ordered.contains(&(a.client, a.nonce))).cloned().collect();
-        while self.o.can_propose() && (!self.to_order.is_empty() || !assigns.is_empty()) {
+        let mut handovers = self.handovers_due();
+        while self.o.can_propose() && (!self.to_order.is_empty() || !assigns.is_empty() || !handovers.is_empty()) {
             let take = assigns.len().min(self.cfg.max_assigns);
             let batch_assigns: Vec<Assign> = assigns.drain(..take).collect();
             let mut refs = Vec::new();
@@ -196,11 +198,12 @@ impl<F: Flavor> Replica<F> {
                     refs.push(r);
                 }
             }
-            if refs.is_empty() && batch_assigns.is_empty() {
+            let handovers = std::mem::take(&mut handovers);
+            if refs.is_empty() && batch_assigns.is_empty() && handovers.is_empty() {
                 return;
             }
             let mut acts = Actions::new();
-            let batch = OBatch { refs: refs.clone(), assigns: batch_assigns.clone() };
+            let batch = OBatch { refs: refs.clone(), assigns: batch_assigns.clone(), handovers: handovers.clone() };
             if self.o.propose(batch, &mut acts).is_err() {
                 for r in refs.into_iter().rev() {
                     self.to_order.push_front(r);
@@ -208,6 +211,7 @@ impl<F: Flavor> Replica<F> {
                 return;
             }
             self.assign_ordered.extend(batch_assigns.iter().map(|a| (a.client, a.nonce)));
+            self.handed.extend(handovers.iter().map(|h| (h.instance, h.view)));
             self.carry_out_o_no_order(now, acts, out);
         }
     }
@@ -286,6 +290,7 @@ impl<F: Flavor> Replica<F> {
         self.to_order.clear();
         self.ordered.clear();
         self.assign_ordered.clear();
+        self.handed.clear();
         self.parked.clear();
         for p in self.pending.values_mut() {
             p.since = now;

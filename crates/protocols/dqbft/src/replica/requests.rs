@@ -54,10 +54,11 @@ impl<F: Flavor> Replica<F> {
     /// instance execute, so a client that sends one request to several
     /// coordinators gains nothing (§3.2.6).
     pub(crate) fn instance_of(&self, c: ClientId) -> u32 {
-        match self.progress.assigned.get(&c) {
+        let base = match self.progress.assigned.get(&c) {
             Some((i, _)) => *i,
             None => (c.0 % self.m.n() as u64) as u32,
-        }
+        };
+        self.effective_instance(c, base)
     }
 
     /// ASSIGN from a client (or relayed by a replica): kept until executed,
@@ -204,15 +205,17 @@ impl<F: Flavor> Replica<F> {
     }
 
     /// Coordinator: fill the slots the O-instance ordered that nobody
-    /// disseminated with no-ops, then propose D-batches of pending requests,
-    /// in every instance we coordinate, while they have room.
+    /// disseminated with no-ops, in every instance we coordinate; then
+    /// propose D-batches of pending requests, only in our own instance
+    /// (§3.2.5: "a replica is allowed to propose new commands using only
+    /// its D-instance"; the clients of one we took over move by handover).
     pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out<F>) {
         for i in self.coordinated() {
             if !self.d[i as usize].is_primary() {
                 continue;
             }
             self.fill_noops(now, i, out);
-            while self.fresh[i as usize] && self.d[i as usize].can_propose() {
+            while i == self.id.0 && self.fresh[i as usize] && self.d[i as usize].can_propose() {
                 let mut cands: Vec<&Pending> = self
                     .pending
                     .values()
@@ -299,6 +302,7 @@ impl<F: Flavor> Replica<F> {
             return;
         }
         self.ask_for_missing_slots(now, out);
+        self.reinstate_tick(now, out);
         if let Some((r, since)) = self.waiting {
             let d = &self.d[r.instance as usize];
             let timeout = self.cfg.payload_timeout.saturating_mul(d.backoff());
@@ -312,7 +316,9 @@ impl<F: Flavor> Replica<F> {
         let mut suspect_o = false;
         for p in self.pending.values() {
             let key = (p.req.req.client, p.req.req.seq);
-            if self.disseminated.contains(&key) {
+            let taken_over = self.d[p.instance as usize].primary().0 != p.instance;
+            if self.disseminated.contains(&key) || taken_over {
+                // Taken over: its clients wait for the O-primary to order the handover.
                 let timeout = self.cfg.request_timeout.saturating_mul(self.o.backoff());
                 suspect_o |= now.since(p.since) >= timeout;
             } else {
@@ -370,6 +376,7 @@ impl<F: Flavor> Replica<F> {
     /// them to the new coordinator, put the instance on probation.
     pub(crate) fn d_view_changed(&mut self, now: Time, i: u32, view: u64, primary: ReplicaId, out: &mut Out<F>) {
         out.event(Event::Note(format!("D{i}: view {view} installed, coordinator {primary}")));
+        self.send_view_notice(now, i, view, out);
         self.coordinating = None;
         self.mark_fresh(i);
         let p = &mut self.probation[i as usize];

@@ -73,6 +73,14 @@ impl<V: Value> Engine<V> {
         }
     }
 
+    /// Move to `target` at once if it is later than our view, skipping the
+    /// views between (f+1 VIEW-CHANGEs for it make the others join).
+    pub fn view_change_to(&mut self, target: u64, out: &mut Actions<V>) {
+        if target > self.view {
+            self.move_to_view(target, out);
+        }
+    }
+
     /// Leave the current view for `target`.
     pub(crate) fn move_to_view(&mut self, target: u64, out: &mut Actions<V>) {
         if target <= self.view && !(self.active && target == self.view + 1) {
