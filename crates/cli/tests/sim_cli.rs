@@ -110,8 +110,19 @@ fn failing_run_exits_1_with_replay_command() {
 /// A linearizability check that gives up fails the run: exit status 1.
 #[test]
 fn undecided_linearizability_exits_1() {
-    let args =
-        ["sim", "--duration", "2s", "--contention", "1.0", "--lin-budget", "10", "--liveness-bound", "1s", "--seed", "4"];
+    let args = [
+        "sim",
+        "--duration",
+        "2s",
+        "--contention",
+        "1.0",
+        "--lin-budget",
+        "10",
+        "--liveness-bound",
+        "1s",
+        "--seed",
+        "4",
+    ];
     let o = quorate(&args);
     let s = text(&o.stdout);
     assert!(s.contains("linearizability unknown"), "{s}");

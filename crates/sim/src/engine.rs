@@ -244,7 +244,7 @@ impl<P: Protocol> Scenario<P> {
     /// Defaults: Byzantine model, `P::replicas_for(f)` replicas, 4 clients,
     /// 10 s, seed 0, LAN network ([`NetConfig::default`]), KV workload, no
     /// faults, calibrated CPU model, liveness bound 30 s, settle 1 s,
-    /// linearizability budget 1 000 000 steps, client stagger 1 ms, no warm-up,
+    /// linearizability budget 1 000 000 dead ends, client stagger 1 ms, no warm-up,
     /// one core per replica.
     pub fn new(f: usize) -> Self {
         Scenario {
