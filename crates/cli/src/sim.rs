@@ -344,7 +344,8 @@ pub struct SimArgs {
     /// Stabilisation is this long after the last crash, recovery or heal.
     #[arg(long, default_value = "1s", value_parser = duration_arg)]
     pub settle: Duration,
-    /// Search budget of the linearizability checker, per key.
+    /// Search budget of the linearizability checker, per key: how many dead
+    /// ends (backtracks) it explores before it gives up (unknown fails the run).
     #[arg(long, default_value_t = 1_000_000)]
     pub lin_budget: u64,
     /// Run a campaign: --seeds runs, each with random faults within f.
@@ -567,7 +568,7 @@ fn campaign<P: CliProtocol>(args: &SimArgs, base: &Scenario<P>) -> ExitCode {
     } else {
         println!(
             "campaign: runs {} safety_violations {} liveness_failures {} liveness_not_judged {} \
-             linearizability_unknown {} failing_seeds {:?} ({} events in {} ms)",
+             linearizability_unknown {} (undecided counts as failed) failing_seeds {:?} ({} events in {} ms)",
             total.runs,
             total.safety_violations,
             total.liveness_failures,

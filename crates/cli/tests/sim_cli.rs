@@ -107,6 +107,32 @@ fn failing_run_exits_1_with_replay_command() {
     assert!(s.contains("warning: 2 faulty replicas"), "{s}");
 }
 
+/// A linearizability check that gives up fails the run: exit status 1.
+#[test]
+fn undecided_linearizability_exits_1() {
+    let args = [
+        "sim",
+        "--duration",
+        "2s",
+        "--contention",
+        "1.0",
+        "--lin-budget",
+        "10",
+        "--liveness-bound",
+        "1s",
+        "--seed",
+        "4",
+    ];
+    let o = quorate(&args);
+    let s = text(&o.stdout);
+    assert!(s.contains("linearizability unknown"), "{s}");
+    assert_eq!(o.status.code(), Some(1), "{s}");
+    let o = quorate(&[&args[..], &["--json"]].concat());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    assert_eq!(v["linearizability"], "unknown");
+    assert_eq!(o.status.code(), Some(1));
+}
+
 #[test]
 fn campaign_json() {
     let o = quorate(&["sim", "--campaign", "--seeds", "2", "--duration", "3s", "--liveness-bound", "2s", "--json"]);

@@ -250,7 +250,7 @@ impl<P: Protocol> Scenario<P> {
     /// Defaults: Byzantine model, `P::replicas_for(f)` replicas, 4 clients,
     /// 10 s, seed 0, LAN network ([`NetConfig::default`]), KV workload, no
     /// faults, calibrated CPU model, the protocol's liveness bound, settle 1 s,
-    /// linearizability budget 1 000 000 steps, client stagger 1 ms, no warm-up,
+    /// linearizability budget 1 000 000 dead ends, client stagger 1 ms, no warm-up,
     /// one core per replica.
     pub fn new(f: usize) -> Self {
         Scenario {
@@ -1376,7 +1376,8 @@ impl<P: Protocol> Simulation<P> {
                     (false, "not_linearizable", Some(explanation.clone()), c.operations)
                 }
                 crate::linearizability::Outcome::Unknown { reason } => {
-                    (false, "unknown", Some(reason.clone()), c.operations)
+                    let detail = format!("undecided, which fails the run: {reason}");
+                    (false, "unknown", Some(detail), c.operations)
                 }
             },
         };

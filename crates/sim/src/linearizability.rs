@@ -26,7 +26,7 @@
 //! only if each per-key sub-history is, and the per-key searches are far
 //! smaller than one search over the whole map.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::hash::Hash;
 
@@ -54,6 +54,25 @@ pub trait Model {
     fn is_read_only(&self, op: &Self::Op, ret: &Self::Ret) -> bool {
         let _ = (op, ret);
         false
+    }
+    /// Optional pruning hint: the one state `op` must be applied to for it
+    /// to return `ret`, if there is exactly one (a register's read of `v`,
+    /// a put that returned the previous value `v`). Together with
+    /// [`Model::writes`] it lets the search abandon a branch as soon as an
+    /// operation needs a state that was overwritten and has no writer left.
+    /// The default, `None`, disables the pruning.
+    fn needs(&self, op: &Self::Op, ret: &Self::Ret) -> Option<Self::State> {
+        let _ = (op, ret);
+        None
+    }
+    /// The state `op` leaves when applied, if it may differ from the state
+    /// it was applied to (`ret`: its observed result, `None` if it never
+    /// returned). Used only by models that implement [`Model::needs`], and
+    /// must then name every state an operation can create: a missing one
+    /// makes the checker unsound.
+    fn writes(&self, op: &Self::Op, ret: Option<&Self::Ret>) -> Option<Self::State> {
+        let _ = (op, ret);
+        None
     }
 }
 
@@ -135,10 +154,13 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Check one history against a model, exploring at most `budget` search steps (then Unknown).
+/// Check one history against a model, giving up (Unknown) after `budget` dead ends.
 ///
-/// A search step is one attempt to linearize an operation or one backtrack.
-/// Memory use grows with the number of steps taken (the memoization cache).
+/// A dead end is one backtrack: undoing a linearized operation. A history
+/// that needs no wrong guess costs none, however long it is; the work per
+/// node is bounded by the number of operations concurrent with it, so time
+/// and memory (the memoization cache) grow with the history's length plus
+/// the dead ends explored.
 /// Explanations number operations by their index in `history`.
 pub fn check<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], budget: u64) -> Outcome {
     let labels: Vec<usize> = (0..history.len()).collect();
@@ -262,19 +284,232 @@ impl EventList {
     }
 }
 
-/// Fixed-size bitset over operation indices.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct BitSet(Vec<u64>);
+/// The set of linearized operations, indexed by call order, with the compact
+/// memo key of [`Linearized::key`].
+///
+/// A plain bitset per memo entry costs n/8 bytes, which for a hot key with
+/// 700 000 operations is 87 KB per entry and tens of GB per search. But the
+/// set always has a simple shape: every completed operation before a
+/// frontier is in it, and beyond the frontier only operations called before
+/// the frontier operation's return (at most the concurrency of the key) can
+/// be. So the key is the frontier, the members beyond it, and the pending
+/// (never returned) operations before it that are not members: its size is
+/// bounded by the concurrency, not the history.
+struct Linearized {
+    bits: Vec<u64>,
+    /// Position (call order) of each operation.
+    pos: Vec<usize>,
+    /// Per position: whether the operation never returned.
+    pending: Vec<bool>,
+    /// Positions of pending operations, ascending.
+    pending_pos: Vec<usize>,
+    /// Per position: how many operations are called before its return event;
+    /// while it is not linearized, no operation at or beyond that is.
+    call_limit: Vec<usize>,
+    /// First position of a completed operation that is not linearized
+    /// (`n` when there is none).
+    frontier: usize,
+}
 
-impl BitSet {
-    fn new(n: usize) -> Self {
-        BitSet(vec![0; n.div_ceil(64)])
+impl Linearized {
+    fn new<Op, Ret>(history: &[Operation<Op, Ret>], list: &EventList) -> Self {
+        let n = history.len();
+        let mut pos = vec![0; n];
+        let mut pending = vec![false; n];
+        let mut call_limit = vec![n; n];
+        let mut calls = 0;
+        let mut e = list.first();
+        while e != NIL {
+            let op = list.op_of[e];
+            if list.is_call[e] {
+                pos[op] = calls;
+                pending[calls] = !history[op].is_completed();
+                calls += 1;
+            } else {
+                call_limit[pos[op]] = calls;
+            }
+            e = list.next[e];
+        }
+        let pending_pos = (0..n).filter(|&p| pending[p]).collect();
+        let mut set = Linearized { bits: vec![0; n.div_ceil(64)], pos, pending, pending_pos, call_limit, frontier: 0 };
+        set.advance();
+        set
     }
-    fn set(&mut self, i: usize) {
-        self.0[i / 64] |= 1u64 << (i % 64);
+
+    fn has(&self, p: usize) -> bool {
+        self.bits[p / 64] & (1u64 << (p % 64)) != 0
     }
-    fn clear(&mut self, i: usize) {
-        self.0[i / 64] &= !(1u64 << (i % 64));
+
+    fn advance(&mut self) {
+        let n = self.pending.len();
+        while self.frontier < n && (self.pending[self.frontier] || self.has(self.frontier)) {
+            self.frontier += 1;
+        }
+    }
+
+    fn insert(&mut self, op: usize) {
+        let p = self.pos[op];
+        self.bits[p / 64] |= 1u64 << (p % 64);
+        if p == self.frontier {
+            self.advance();
+        }
+    }
+
+    fn remove(&mut self, op: usize) {
+        let p = self.pos[op];
+        self.bits[p / 64] &= !(1u64 << (p % 64));
+        if !self.pending[p] && p < self.frontier {
+            self.frontier = p;
+        }
+    }
+
+    /// Identifies the set exactly (see the type's documentation).
+    fn key(&self) -> Box<[u32]> {
+        let n = self.pending.len();
+        let mut key = vec![self.frontier as u32];
+        let limit = if self.frontier < n { self.call_limit[self.frontier] } else { n };
+        for p in self.frontier..limit {
+            if self.has(p) {
+                key.push(p as u32);
+            }
+        }
+        debug_assert!((limit..n).all(|p| !self.has(p)), "linearized beyond the frontier's return");
+        key.push(u32::MAX);
+        for &p in self.pending_pos.iter().take_while(|&&p| p < self.frontier) {
+            if !self.has(p) {
+                key.push(p as u32);
+            }
+        }
+        key.into_boxed_slice()
+    }
+}
+
+/// Pruning by states that can never come back (see [`Model::needs`]).
+///
+/// A state with exactly one writer in the whole history (the initial state
+/// counts as the writer of itself) is *gone* once that writer is linearized
+/// and the current state differs from it: nothing can recreate it. A branch
+/// where a completed, not yet linearized operation needs a gone state is a
+/// dead end, however the search would continue, so it is cut at once instead
+/// of after exploring every order of the operations around it.
+struct Prune<S> {
+    /// Unique-writer states, by id.
+    states: Vec<S>,
+    ids: HashMap<S, usize>,
+    /// Per state id: its writer (`None`: the initial state).
+    writer: Vec<Option<usize>>,
+    /// Per state id: whether its writer is linearized.
+    written: Vec<bool>,
+    /// Per state id: unlinearized completed operations that need it.
+    waiting: Vec<u32>,
+    gone: Vec<bool>,
+    /// Per operation: the id of the state it needs, if tracked.
+    need: Vec<Option<usize>>,
+    /// Per operation: the id of the state it writes, if tracked.
+    writes: Vec<Option<usize>>,
+    /// Waiting operations whose state is gone: the branch is dead while > 0.
+    dead: u64,
+}
+
+impl<S: Clone + Eq + Hash> Prune<S> {
+    fn new<M: Model<State = S>>(model: &M, history: &[Operation<M::Op, M::Ret>]) -> Self {
+        let needs: Vec<Option<S>> =
+            history.iter().map(|o| o.ret.as_ref().and_then(|(_, r)| model.needs(&o.op, r))).collect();
+        let mut p = Prune {
+            states: Vec::new(),
+            ids: HashMap::new(),
+            writer: Vec::new(),
+            written: Vec::new(),
+            waiting: Vec::new(),
+            gone: Vec::new(),
+            need: vec![None; history.len()],
+            writes: vec![None; history.len()],
+            dead: 0,
+        };
+        if needs.iter().all(Option::is_none) {
+            return p;
+        }
+        // Writers of each state, the initial one included.
+        let mut writers: HashMap<S, (u32, Option<usize>)> = HashMap::new();
+        writers.insert(model.init(), (1, None));
+        for (i, o) in history.iter().enumerate() {
+            if let Some(w) = model.writes(&o.op, o.ret.as_ref().map(|(_, r)| r)) {
+                let e = writers.entry(w).or_insert((0, Some(i)));
+                e.0 += 1;
+            }
+        }
+        for (st, (count, w)) in writers {
+            if count == 1 {
+                let id = p.states.len();
+                p.ids.insert(st.clone(), id);
+                p.states.push(st);
+                p.writer.push(w);
+                p.written.push(w.is_none());
+                p.waiting.push(0);
+                p.gone.push(false);
+                if let Some(w) = w {
+                    p.writes[w] = Some(id);
+                }
+            }
+        }
+        for (i, n) in needs.into_iter().enumerate() {
+            if let Some(id) = n.and_then(|st| p.ids.get(&st).copied()) {
+                p.need[i] = Some(id);
+                p.waiting[id] += 1;
+            }
+        }
+        p
+    }
+
+    fn refresh(&mut self, id: usize, state: &S) {
+        let gone = self.written[id] && self.states[id] != *state;
+        if gone != self.gone[id] {
+            self.gone[id] = gone;
+            let w = u64::from(self.waiting[id]);
+            if gone {
+                self.dead += w;
+            } else {
+                self.dead -= w;
+            }
+        }
+    }
+
+    /// A completed operation, not in `used`, that needs a gone state.
+    fn stranded(&self, used: &[bool]) -> Option<usize> {
+        if self.dead == 0 {
+            return None;
+        }
+        (0..self.need.len()).find(|&i| !used[i] && self.need[i].is_some_and(|id| self.gone[id]))
+    }
+
+    /// Operation `op` was linearized (`done`) or un-linearized, taking the
+    /// state from `from` to `to`.
+    fn apply(&mut self, op: usize, done: bool, from: &S, to: &S) {
+        if self.states.is_empty() {
+            return;
+        }
+        if let Some(id) = self.need[op] {
+            if done {
+                self.waiting[id] -= 1;
+                if self.gone[id] {
+                    self.dead -= 1;
+                }
+            } else {
+                self.waiting[id] += 1;
+                if self.gone[id] {
+                    self.dead += 1;
+                }
+            }
+        }
+        if let Some(id) = self.writes[op] {
+            self.written[id] = done;
+            self.refresh(id, to);
+        }
+        for st in [from, to] {
+            if let Some(&id) = self.ids.get(st) {
+                self.refresh(id, to);
+            }
+        }
     }
 }
 
@@ -300,9 +535,11 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
         return Outcome::Linearizable;
     }
 
+    let list = EventList::new(history);
     let mut search = Search {
-        list: EventList::new(history),
-        linearized: BitSet::new(n),
+        prune: Prune::new(model, history),
+        linearized: Linearized::new(history, &list),
+        list,
         cache: HashSet::new(),
         stack: Vec::new(),
         state: model.init(),
@@ -310,7 +547,7 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
         best: Vec::new(),
         low: 0,
     };
-    let mut steps = 0u64;
+    let mut dead_ends = 0u64;
     let mut phase = Phase::Node;
 
     loop {
@@ -338,10 +575,6 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
                         e = search.list.next[e];
                         continue;
                     }
-                    if steps >= budget {
-                        return search.exhausted(budget, n);
-                    }
-                    steps += 1;
                     let (new_state, got) = model.step(&search.state, &o.op);
                     if new_state == search.state && *want == got {
                         phase = if search.try_push(e, new_state, o.is_completed(), true) {
@@ -360,10 +593,6 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
                     phase = Phase::Backtrack;
                     continue;
                 }
-                if steps >= budget {
-                    return search.exhausted(budget, n);
-                }
-                steps += 1;
                 let o = &history[search.list.op_of[e]];
                 let (new_state, got) = model.step(&search.state, &o.op);
                 phase = if returns(o, &got) && search.try_push(e, new_state, o.is_completed(), false) {
@@ -373,6 +602,10 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
                 };
             }
             Phase::Backtrack => {
+                if dead_ends >= budget {
+                    return search.exhausted(budget, n);
+                }
+                dead_ends += 1;
                 let Some(frame) = search.stack.pop() else {
                     return Outcome::NotLinearizable {
                         explanation: explain(model, history, labels, &search.list, &search.best),
@@ -383,7 +616,8 @@ fn check_labelled<M: Model>(model: &M, history: &[Operation<M::Op, M::Ret>], lab
                 if history[op].is_completed() {
                     search.done_completed -= 1;
                 }
-                search.linearized.clear(op);
+                search.linearized.remove(op);
+                search.prune.apply(op, false, &search.state, &frame.prev_state);
                 search.state = frame.prev_state;
                 search.list.unlift(frame.call);
                 if !frame.forced {
@@ -425,10 +659,12 @@ struct Frame<S> {
 
 /// Mutable state of one search.
 struct Search<S> {
+    prune: Prune<S>,
     list: EventList,
-    linearized: BitSet,
-    /// Lowe's memo: (linearized set, state) pairs already reached.
-    cache: HashSet<(BitSet, S)>,
+    linearized: Linearized,
+    /// Lowe's memo: (linearized set, state) pairs already reached, the set
+    /// as [`Linearized::key`].
+    cache: HashSet<(Box<[u32]>, S)>,
     stack: Vec<Frame<S>>,
     state: S,
     done_completed: usize,
@@ -443,9 +679,15 @@ impl<S: Clone + Eq + Hash> Search<S> {
     /// (set, state) pair was already explored. Returns whether it did.
     fn try_push(&mut self, call: usize, new_state: S, completed: bool, forced: bool) -> bool {
         let op = self.list.op_of[call];
-        self.linearized.set(op);
-        if !self.cache.insert((self.linearized.clone(), new_state.clone())) {
-            self.linearized.clear(op);
+        self.prune.apply(op, true, &self.state, &new_state);
+        if self.prune.dead > 0 {
+            self.prune.apply(op, false, &new_state, &self.state);
+            return false;
+        }
+        self.linearized.insert(op);
+        if !self.cache.insert((self.linearized.key(), new_state.clone())) {
+            self.linearized.remove(op);
+            self.prune.apply(op, false, &new_state, &self.state);
             return false;
         }
         let prev_state = std::mem::replace(&mut self.state, new_state);
@@ -466,7 +708,7 @@ impl<S: Clone + Eq + Hash> Search<S> {
     fn exhausted(&self, budget: u64, n: usize) -> Outcome {
         Outcome::Unknown {
             reason: format!(
-                "search budget of {budget} steps exhausted ({} of {n} operations linearized \
+                "search budget of {budget} dead ends exhausted ({} of {n} operations linearized \
                  at the deepest point, {} states memoized)",
                 self.best.len(),
                 self.cache.len()
@@ -499,8 +741,11 @@ fn explain<M: Model>(
     let mut out = String::new();
     let mut state = model.init();
     let mut used = vec![false; n];
+    let mut prune = Prune::new(model, history);
     for &i in best {
-        state = model.step(&state, &history[i].op).0;
+        let next = model.step(&state, &history[i].op).0;
+        prune.apply(i, true, &state, &next);
+        state = next;
         used[i] = true;
     }
     let _ = write!(
@@ -535,7 +780,25 @@ fn explain<M: Model>(
             Some((_, want)) if *want != got => {
                 let _ = write!(out, " (model returns {got:?})");
             }
-            Some(_) => out.push_str(" (fits here, but leads to a dead end)"),
+            Some(_) => {
+                let next = model.step(&state, &o.op).0;
+                prune.apply(i, true, &state, &next);
+                used[i] = true;
+                let stranded = prune.stranded(&used);
+                used[i] = false;
+                match stranded {
+                    Some(j) => {
+                        let _ = write!(
+                            out,
+                            " (fits here, but then #{} can never return what it did: the state it needs \
+                             would be overwritten for good)",
+                            label(labels, j)
+                        );
+                    }
+                    None => out.push_str(" (fits here, but leads to a dead end)"),
+                }
+                prune.apply(i, false, &next, &state);
+            }
             None => out.push_str(" (pending; leads to a dead end)"),
         }
     }
@@ -685,6 +948,22 @@ impl Model for KvRegister {
     fn is_read_only(&self, op: &KvOp, ret: &KvRet) -> bool {
         kv_read_only(op, ret)
     }
+
+    fn needs(&self, op: &KvOp, ret: &KvRet) -> Option<Self::State> {
+        match (op, ret) {
+            (KvOp::Get(_) | KvOp::Put(..) | KvOp::Delete(_), KvRet::Value(v)) => Some(v.clone()),
+            (KvOp::Cas { expected, .. }, KvRet::Cas(true)) => Some(expected.clone()),
+            _ => None,
+        }
+    }
+
+    fn writes(&self, op: &KvOp, ret: Option<&KvRet>) -> Option<Self::State> {
+        match (op, ret) {
+            (KvOp::Get(_), _) | (KvOp::Cas { .. }, Some(KvRet::Cas(false))) => None,
+            (KvOp::Put(_, v), _) | (KvOp::Cas { new: v, .. }, _) => Some(Some(v.clone())),
+            (KvOp::Delete(_), _) => Some(None),
+        }
+    }
 }
 
 /// Whole-map KV model (state: every key's value). Prefer [`check_kv`], which
@@ -728,7 +1007,7 @@ impl Model for KvMap {
 }
 
 /// Check a key-value history one key at a time with [`KvRegister`], each key
-/// with a search budget of `budget_per_key` steps.
+/// with a search budget of `budget_per_key` dead ends (see [`check`]).
 ///
 /// Any non-linearizable key makes the history non-linearizable (the
 /// explanation names the key and numbers operations by their index in

@@ -213,12 +213,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// Whether the run passed: no safety violation, linearizable (or
-    /// undecided), and live; liveness must have been judged unless the
-    /// scenario stated why not (a check that could not judge is no pass).
+    /// Whether the run passed: no safety violation, linearizability decided
+    /// and linearizable (a check that gave up, `unknown`, fails), and live;
+    /// liveness must have been judged unless the scenario stated why not (a
+    /// check that could not judge is no pass).
     pub fn ok(&self) -> bool {
         self.safety_violations == 0
-            && self.linearizability != "not_linearizable"
+            && self.linearizability == "linearizable"
             && self.liveness_ok
             && (self.liveness_judged || self.liveness_not_judged_because.is_some())
     }

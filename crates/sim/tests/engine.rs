@@ -294,3 +294,28 @@ fn campaign_runs_and_replays() {
     let again = run(campaign_scenario(&b, *seed)).unwrap();
     assert_eq!(&again.trace_digest, digest);
 }
+
+/// A search that gives up is its own verdict, `unknown`, and fails the run
+/// and the campaign: a tiny budget cannot decide a contended history.
+#[test]
+fn undecided_linearizability_fails_the_run_and_the_campaign() {
+    let mut sc = base(11);
+    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 1.0, read_only_gets: false };
+    sc.clients = 16;
+    sc.net.loss = 0.05;
+    sc.linearizability_budget = 0;
+    let r = run(sc.clone()).unwrap();
+    assert_eq!(r.linearizability, "unknown", "{}", r.summary());
+    assert_eq!(r.safety_violations, 0, "{}", r.summary());
+    assert!(!r.ok(), "an undecided run must fail: {}", r.summary());
+    assert!(r.linearizability_detail.as_deref().unwrap_or("").contains("budget"), "{}", r.summary());
+    // The same history with an ample budget is decided and passes.
+    sc.linearizability_budget = 10_000_000;
+    let r = run(sc.clone()).unwrap();
+    assert_eq!(r.linearizability, "linearizable", "{}", r.summary());
+
+    sc.linearizability_budget = 0;
+    let total = run_campaign(&sc, 0..3, |_| {});
+    assert_eq!(total.linearizability_unknown, 3, "{total:?}");
+    assert_eq!(total.failing_seeds, vec![0, 1, 2], "{total:?}");
+}
