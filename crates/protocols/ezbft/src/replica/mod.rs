@@ -18,6 +18,8 @@ mod execute;
 mod order;
 mod owner;
 
+pub(crate) use owner::settle;
+
 use crate::config::Config;
 use crate::messages::{
     barrier_space, CheckpointState, CommitProof, InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SpecOrder,
