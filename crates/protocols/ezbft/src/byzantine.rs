@@ -4,8 +4,8 @@
 
 use crate::config::Config;
 use crate::messages::{
-    canonical_deps, commit_digest, InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SlotReport, SpecOrder,
-    SpecReply, SpecReplyBody,
+    canonical_deps, commit_digest, new_owner_digest, InstanceId, Msg, NewOwnerBody, NewOwnerVoteBody, OwnerChangeBody,
+    Phase, Signed, SlotReport, SpecOrder, SpecReply, SpecReplyBody,
 };
 use crate::replica::Replica;
 use crate::Ezbft;
@@ -13,9 +13,9 @@ use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::machine::{Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::Membership;
-use std::collections::{BTreeMap, BTreeSet};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 type Out = Outbox<Ezbft>;
@@ -38,7 +38,15 @@ pub const STRATEGIES: &[(&str, &str)] = &[
         "as a new owner, forges its own view to copy one correct replica's SPECREPLY bodies (meeting settlement \
          rule 3 with it), a different replica's for each half of the replicas",
     ),
-    ("spurious-deps", "adds spurious dependencies (existing and not yet ordered slots) to its SPECORDERs and SPECREPLYs"),
+    (
+        "spurious-deps",
+        "adds spurious dependencies (existing and not yet ordered slots) to its SPECORDERs and SPECREPLYs",
+    ),
+    (
+        "spurious-future-deps",
+        "also adds dependencies on the next two slots of every space, not ordered yet (an open liveness hole: \
+         decision 0006)",
+    ),
     ("inflated-seq", "puts an inflated sequence number S (near the largest u64) in its SPECORDERs and SPECREPLYs"),
     (
         "collude-split",
@@ -59,6 +67,7 @@ enum Kind {
     SplitNewOwner,
     SettleRule3,
     SpuriousDeps,
+    SpuriousFutureDeps,
     InflatedSeq,
     ColludeSplit,
 }
@@ -79,12 +88,25 @@ pub fn replica(
         "split-newowner" => Kind::SplitNewOwner,
         "settle-rule3" => Kind::SettleRule3,
         "spurious-deps" => Kind::SpuriousDeps,
+        "spurious-future-deps" => Kind::SpuriousFutureDeps,
         "inflated-seq" => Kind::InflatedSeq,
         "collude-split" => Kind::ColludeSplit,
         _ => return Err(UnknownStrategy(strategy.to_string())),
     };
     let (id, n, crypto, m) = (ctx.id, ctx.membership.n() as u32, ctx.crypto.clone(), ctx.membership.clone());
-    Ok(Box::new(Adversary { inner: Replica::new(ctx, cfg.clone()), kind, id, n, crypto, m, views: BTreeMap::new(), held: None, hidden: 0 }))
+    Ok(Box::new(Adversary {
+        inner: Replica::new(ctx, cfg.clone()),
+        kind,
+        id,
+        n,
+        crypto,
+        m,
+        views: BTreeMap::new(),
+        held: None,
+        hidden: 0,
+        split: BTreeSet::new(),
+        shown: BTreeMap::new(),
+    }))
 }
 
 struct Adversary {
@@ -100,6 +122,10 @@ struct Adversary {
     held: Option<Signed<NewOwnerBody>>,
     /// collude-split: hidden slots of space 0 answered since we last asked for its owner change.
     hidden: u64,
+    /// The owner changes (space, owner number) we split: our correct self's votes there are dropped.
+    split: BTreeSet<(ReplicaId, u64)>,
+    /// collude-split at replica 0: the NEWOWNERs our partner showed us, by (space, owner number).
+    shown: BTreeMap<(ReplicaId, u64), Vec<Signed<NewOwnerBody>>>,
 }
 
 /// collude-split: the colluders (replica 0 hides its space, replica 1 is its new owner).
@@ -180,12 +206,22 @@ impl Adversary {
                     Kind::SplitNewOwner | Kind::SettleRule3 | Kind::ColludeSplit,
                     Effect::Broadcast { msg: Msg::NewOwner(x) },
                 ) => self.equivocate(*x, out),
-                (Kind::SpuriousDeps | Kind::InflatedSeq, Effect::Send { to, msg: Msg::SpecReply(r) }) => {
+                (
+                    Kind::SplitNewOwner | Kind::SettleRule3 | Kind::ColludeSplit,
+                    Effect::Broadcast { msg: Msg::NewOwnerVote(v) },
+                ) if self.split.contains(&(v.body.space, v.body.owner))
+                    || (self.kind == Kind::ColludeSplit && self.id == COLLUDERS[0] && v.body.space == COLLUDERS[0]) => {
+                }
+                (
+                    Kind::SpuriousDeps | Kind::SpuriousFutureDeps | Kind::InflatedSeq,
+                    Effect::Send { to, msg: Msg::SpecReply(r) },
+                ) => {
                     out.push(Effect::Send { to, msg: Msg::SpecReply(Box::new(self.skew_reply(*r))) });
                 }
-                (Kind::SpuriousDeps | Kind::InflatedSeq, Effect::Broadcast { msg: Msg::SpecOrder { order, request } })
-                    if order.body.inst.space == self.id =>
-                {
+                (
+                    Kind::SpuriousDeps | Kind::SpuriousFutureDeps | Kind::InflatedSeq,
+                    Effect::Broadcast { msg: Msg::SpecOrder { order, request } },
+                ) if order.body.inst.space == self.id => {
                     let mut body = order.body.clone();
                     self.skew(body.inst, &mut body.deps, &mut body.seq);
                     let order = Signed::sign(body, self.crypto.as_ref());
@@ -204,15 +240,17 @@ impl Adversary {
         matches!(msg, Msg::SpecOrder { order, .. } if order.body.inst.space == self.id)
     }
 
-    /// spurious-deps: add, per other space, its latest slot and the next two
-    /// (not ordered yet); inflated-seq: claim an S near the largest u64.
+    /// spurious-deps: add every space's latest slot we hold;
+    /// spurious-future-deps: also the next two (not ordered yet);
+    /// inflated-seq: claim an S near the largest u64.
     fn skew(&self, me: InstanceId, deps: &mut Vec<InstanceId>, seq: &mut u64) {
         match self.kind {
-            Kind::SpuriousDeps => {
+            Kind::SpuriousDeps | Kind::SpuriousFutureDeps => {
+                let ahead = if self.kind == Kind::SpuriousFutureDeps { 2 } else { 0 };
                 let mut set: BTreeSet<InstanceId> = deps.iter().copied().collect();
                 for (i, s) in self.inner.spaces.iter().enumerate() {
                     let space = ReplicaId(i as u32);
-                    for slot in s.next.saturating_sub(1)..s.next + 2 {
+                    for slot in s.next.saturating_sub(1)..s.next + ahead {
                         set.insert(InstanceId { space, slot });
                     }
                 }
@@ -266,6 +304,10 @@ impl Adversary {
             v.views.get(&(space, owner)).is_some_and(|m| m.contains_key(&COLLUDERS[0]))
                 || x.body.proofs.iter().any(|p| p.body.replica == COLLUDERS[0])
         };
+        // Our correct self sends NEWOWNER again with each further view: split once.
+        if !self.split.insert((space, owner)) {
+            return;
+        }
         if self.kind == Kind::ColludeSplit && space == COLLUDERS[0] && !partner_in(self) {
             self.held = Some(x);
             return;
@@ -296,10 +338,8 @@ impl Adversary {
                 proofs.push(v.clone());
                 proofs.sort_by_key(|p| p.body.replica);
                 let (_, g, _) = crate::replica::settle(&self.m, self.crypto.as_ref(), space, &proofs, |_| None);
-                let summary = g
-                    .iter()
-                    .map(|s| (s.order.body.inst.slot, commit_digest(&s.order, &s.deps, s.seq)))
-                    .collect();
+                let summary =
+                    g.iter().map(|s| (s.order.body.inst.slot, commit_digest(&s.order, &s.deps, s.seq))).collect();
                 candidates.push((proofs, summary));
             }
         }
@@ -320,21 +360,52 @@ impl Adversary {
         let sign = |proofs: &Vec<Signed<OwnerChangeBody>>| {
             Signed::sign(NewOwnerBody { space, owner, proofs: proofs.clone() }, self.crypto.as_ref())
         };
-        let (a, b) = (sign(a), sign(b));
-        eprintln!("DIAG split space {} owner {} differ {}", space.0, owner, best.0);
+        let (mut a, mut b) = (sign(a), sign(b));
+        // The one with the smaller digest goes to the first half (so that our partner knows which is which).
+        if new_owner_digest(&b) < new_owner_digest(&a) {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.split.insert((space, owner));
+        self.vote_split(&a, &b, out);
+        let (to_a, to_b) = self.halves();
         let partner = |r: &ReplicaId| self.kind == Kind::ColludeSplit && COLLUDERS.contains(r);
-        let correct: Vec<ReplicaId> = self.m.round_from(self.id).into_iter().filter(|r| *r != self.id && !partner(r)).collect();
-        let (to_a, to_b) = correct.split_at(correct.len().div_ceil(2));
         let colluders: Vec<ReplicaId> = COLLUDERS.iter().copied().filter(|r| *r != self.id && partner(r)).collect();
-        for (to, no) in [(to_a, &a), (to_b, &b)] {
+        for (to, no) in [(&to_a, &a), (&to_b, &b)] {
             let to: Vec<ReplicaId> = to.iter().chain(&colluders).copied().collect();
             out.push(Effect::Multicast { to, msg: Msg::NewOwner(Box::new(no.clone())) });
         }
-        eprintln!("DIAG {:?} cands {} others {} own {}", self.kind, candidates.len(), others.len(), own.len());
         out.event(quorate_core::machine::Event::Note(format!(
             "{:?}: split NEWOWNER for space {} owner {owner}: settled histories differ in {} slots",
             self.kind, space.0, best.0
         )));
+    }
+
+    /// The correct replicas an equivocating new owner shows its first and its second NEWOWNER.
+    fn halves(&self) -> (Vec<ReplicaId>, Vec<ReplicaId>) {
+        let (me, collude) = (self.id, self.kind == Kind::ColludeSplit);
+        let from = if collude { COLLUDERS[1] } else { me };
+        let correct: Vec<ReplicaId> =
+            self.m.round_from(from).into_iter().filter(|r| *r != me && !(collude && COLLUDERS.contains(r))).collect();
+        let (a, b) = correct.split_at(correct.len().div_ceil(2));
+        (a.to_vec(), b.to_vec())
+    }
+
+    /// ACCEPT and CONFIRM `a` toward the first half and `b` toward the second, at once.
+    fn vote_split(&self, a: &Signed<NewOwnerBody>, b: &Signed<NewOwnerBody>, out: &mut Out) {
+        let (to_a, to_b) = self.halves();
+        for (to, x) in [(to_a, a), (to_b, b)] {
+            for phase in [Phase::Accept, Phase::Confirm] {
+                let body = NewOwnerVoteBody {
+                    replica: self.id,
+                    space: x.body.space,
+                    owner: x.body.owner,
+                    phase,
+                    digest: new_owner_digest(x),
+                };
+                let vote = Signed::sign(body, self.crypto.as_ref());
+                out.push(Effect::Multicast { to: to.clone(), msg: Msg::NewOwnerVote(Box::new(vote)) });
+            }
+        }
     }
 
     /// The reply with a wrong result, signed by us (so only its content is false).
@@ -378,12 +449,27 @@ impl ReplicaMachine<Ezbft> for Adversary {
         if self.drops(now, &input) {
             return;
         }
+        if let (Kind::ColludeSplit, Input::Message { from, msg: Msg::NewOwner(x) }) = (self.kind, &input) {
+            if self.id == COLLUDERS[0] && *from == NodeId::Replica(COLLUDERS[1]) {
+                let key = (x.body.space, x.body.owner);
+                let seen = self.shown.entry(key).or_default();
+                if !seen.contains(&**x) {
+                    seen.push((**x).clone());
+                }
+                if seen.len() == 2 {
+                    let mut two = seen.clone();
+                    two.sort_by_key(new_owner_digest);
+                    self.vote_split(&two[0], &two[1], out);
+                }
+            }
+        }
         if let Input::Message { msg: Msg::OwnerChange(v), .. } = &input {
             let b = &v.body;
             self.views.entry((b.space, b.owner)).or_default().insert(b.replica, (**v).clone());
             let held = self.held.as_ref().is_some_and(|x| x.body.space == b.space && x.body.owner == b.owner);
             if held && b.replica == COLLUDERS[0] {
                 if let Some(x) = self.held.take() {
+                    self.split.remove(&(x.body.space, x.body.owner));
                     self.equivocate(x, out);
                 }
             }
