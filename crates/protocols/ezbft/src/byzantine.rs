@@ -331,7 +331,7 @@ impl Adversary {
             own.extend(others.iter().map(|o| self.copy_view(o)));
         }
         let q = self.m.quorum();
-        let mut candidates: Vec<(Vec<Signed<OwnerChangeBody>>, BTreeMap<u64, Digest>)> = Vec::new();
+        let mut candidates: Vec<(Vec<Signed<OwnerChangeBody>>, Summary)> = Vec::new();
         for v in &own {
             for subset in subsets(others.len(), q - 1).into_iter().take(MAX_SUBSETS) {
                 let mut proofs: Vec<Signed<OwnerChangeBody>> = subset.iter().map(|i| others[*i].clone()).collect();
@@ -343,7 +343,7 @@ impl Adversary {
                 candidates.push((proofs, summary));
             }
         }
-        let differ = |a: &BTreeMap<u64, Digest>, b: &BTreeMap<u64, Digest>| {
+        let differ = |a: &Summary, b: &Summary| {
             a.keys().chain(b.keys()).filter(|k| a.get(k) != b.get(k)).count()
         };
         let mut best = (0, 0, 0);
@@ -417,6 +417,9 @@ impl Adversary {
         r
     }
 }
+
+/// A settled history as slot → digest of (order, D, S).
+type Summary = BTreeMap<u64, Digest>;
 
 /// At most this many view subsets per own view are tried (n = 3f+1 gives C(3f, 2f) of them).
 const MAX_SUBSETS: usize = 16;
