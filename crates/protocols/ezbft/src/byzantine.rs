@@ -343,9 +343,7 @@ impl Adversary {
                 candidates.push((proofs, summary));
             }
         }
-        let differ = |a: &Summary, b: &Summary| {
-            a.keys().chain(b.keys()).filter(|k| a.get(k) != b.get(k)).count()
-        };
+        let differ = |a: &Summary, b: &Summary| a.keys().chain(b.keys()).filter(|k| a.get(k) != b.get(k)).count();
         let mut best = (0, 0, 0);
         for i in 0..candidates.len() {
             for j in i + 1..candidates.len() {

@@ -9,10 +9,13 @@
 //! With f+1 STARTOWNERCHANGE for a space (a replica that sees f+1 joins), a
 //! replica stops taking orders and commits for the space and sends its view
 //! of the space, signed, to the new owner `(O+1) mod N`. The new owner sends
-//! 2f+1 such views (NEWOWNER); every replica computes from them, by the same
-//! deterministic rule, the settled history G, commits it, drops the slots
-//! after it, and freezes the space. A new owner that does not deliver in
-//! time is itself replaced (O+2).
+//! 2f+1 such views (NEWOWNER); the replicas agree on one NEWOWNER per owner
+//! number (ACCEPT, CONFIRM, install on 2f+1 CONFIRMs: a faulty new owner
+//! could send different valid ones), and every replica computes from its
+//! views, by the same deterministic rule, the settled history G, commits
+//! it, drops the slots after it, and freezes the space. A new owner that
+//! does not deliver in time is itself replaced (O+2), and the next change
+//! honours a NEWOWNER prepared at any of its views' replicas.
 
 use super::commit::{certified, claimed, proposed, Strength};
 use super::{Out, Replica};
@@ -31,6 +34,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// NEWOWNER votes are kept for owner numbers at most this far past the current one.
 const ROUNDS_AHEAD: u64 = 64;
+
+/// Valid NEWOWNERs kept per owner number.
+const MAX_CANDIDATES: usize = 4;
 
 /// How many NEWOWNERs one answer to a replica that missed them carries.
 const NEWOWNER_BATCH: usize = 4;
@@ -459,8 +465,12 @@ impl Replica {
         }
         let later = s.changing.is_some_and(|c| c > owner);
         let round = s.rounds.entry(owner).or_default();
-        round.candidates.entry(d).or_insert_with(|| x.clone());
-        if round.accepted.is_none() && !later {
+        // A faulty new owner can sign any number of valid NEWOWNERs: keep a few
+        // (one agreed on without us comes as NEWOWNER-AGREED).
+        if round.candidates.len() < MAX_CANDIDATES {
+            round.candidates.entry(d).or_insert_with(|| x.clone());
+        }
+        if round.accepted.is_none() && !later && round.candidates.contains_key(&d) {
             round.accepted = Some(d);
             let cert = NewOwnerCert { new_owner: x, votes: Vec::new() };
             self.persist_new_owner_vote(Phase::Accept, &cert, out);
