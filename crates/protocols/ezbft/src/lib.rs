@@ -159,3 +159,9 @@ impl Protocol for Ezbft {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod byzantine_tests;
+
+#[cfg(test)]
+mod beyond_f_tests;

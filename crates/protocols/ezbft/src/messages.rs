@@ -245,6 +245,11 @@ pub struct OwnerChangeBody {
     pub stable: Option<StableCheckpoint>,
     /// Every slot the replica has, from the checkpoint's end of the space.
     pub history: Vec<SlotReport>,
+    /// The latest NEWOWNER of this epoch of the space that the reporter
+    /// holds prepared (2f+1 ACCEPT votes), for an earlier owner number: the
+    /// new owner's G must be that NEWOWNER's, since some replica may have
+    /// installed it.
+    pub prepared: Option<Box<NewOwnerCert>>,
 }
 
 impl OwnerChangeBody {
@@ -277,6 +282,67 @@ pub struct NewOwnerBody {
 
 impl Signable for NewOwnerBody {
     const LABEL: &'static [u8] = b"ezbft-newowner";
+}
+
+/// A replica's vote in the agreement on one NEWOWNER per space and owner
+/// number (beyond the paper: a faulty new owner can send different valid
+/// NEWOWNERs to different replicas).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOwnerVoteBody {
+    /// The voter.
+    pub replica: ReplicaId,
+    /// The space changing owner.
+    pub space: ReplicaId,
+    /// The new owner number.
+    pub owner: u64,
+    /// ACCEPT (the first valid NEWOWNER we saw) or CONFIRM (2f+1 accepted it).
+    pub phase: Phase,
+    /// [`new_owner_digest`] of the NEWOWNER.
+    pub digest: Digest,
+}
+
+impl Signable for NewOwnerVoteBody {
+    const LABEL: &'static [u8] = b"ezbft-newowner-vote";
+}
+
+/// The digest NEWOWNER votes name.
+pub fn new_owner_digest(x: &Signed<NewOwnerBody>) -> Digest {
+    Digest::of(&wire::encode(x))
+}
+
+/// A NEWOWNER with 2f+1 votes of one phase for it: ACCEPTs (prepared) or
+/// CONFIRMs (agreed: it may be installed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewOwnerCert {
+    /// The NEWOWNER.
+    pub new_owner: Signed<NewOwnerBody>,
+    /// The votes.
+    pub votes: Vec<Signed<NewOwnerVoteBody>>,
+}
+
+impl NewOwnerCert {
+    /// The owner number it installs.
+    pub fn owner(&self) -> u64 {
+        self.new_owner.body.owner
+    }
+
+    /// Whether 2f+1 distinct replicas signed `phase` votes for exactly this NEWOWNER.
+    pub fn verify(&self, m: &Membership, crypto: &dyn Crypto, phase: Phase) -> bool {
+        let d = new_owner_digest(&self.new_owner);
+        let b = &self.new_owner.body;
+        let mut from = BTreeSet::new();
+        self.votes.len() >= m.quorum()
+            && self.votes.iter().all(|v| {
+                let vb = &v.body;
+                vb.space == b.space
+                    && vb.owner == b.owner
+                    && vb.phase == phase
+                    && vb.digest == d
+                    && m.contains(vb.replica)
+                    && from.insert(vb.replica)
+                    && v.verify(NodeId::Replica(vb.replica), crypto)
+            })
+    }
 }
 
 /// The owner number that starts the epoch in which `owner` acts for `space`
@@ -491,6 +557,10 @@ pub enum Msg {
     /// New owner → replicas (and forwarded by any replica that installed
     /// it): the views the settled history is computed from.
     NewOwner(Box<Signed<NewOwnerBody>>),
+    /// Replica → replicas: a vote in the agreement on one NEWOWNER.
+    NewOwnerVote(Box<Signed<NewOwnerVoteBody>>),
+    /// Replica → replica that missed it: a NEWOWNER agreed on (2f+1 CONFIRMs).
+    NewOwnerAgreed(Box<NewOwnerCert>),
     /// Replica → replicas: a slot of a space is missing here (later ones
     /// arrived); whoever has its order sends it (it is the owner's signature
     /// that counts, not the sender).
@@ -554,6 +624,8 @@ impl quorate_core::machine::Message for Msg {
             Msg::StartOwnerChange { .. } => "STARTOWNERCHANGE",
             Msg::OwnerChange(_) => "OWNERCHANGE",
             Msg::NewOwner(_) => "NEWOWNER",
+            Msg::NewOwnerVote(_) => "NEWOWNER-VOTE",
+            Msg::NewOwnerAgreed(_) => "NEWOWNER-AGREED",
             Msg::CommitQuery { .. } => "COMMITQUERY",
             Msg::OrderQuery { .. } => "ORDERQUERY",
             Msg::SpaceFrozen { .. } => "SPACEFROZEN",
@@ -601,6 +673,14 @@ impl quorate_core::machine::Message for Msg {
             Msg::NewOwner(n) => {
                 for p in &n.body.proofs {
                     p.verify(NodeId::Replica(p.body.replica), crypto);
+                }
+            }
+            Msg::NewOwnerVote(v) => {
+                v.verify(NodeId::Replica(v.body.replica), crypto);
+            }
+            Msg::NewOwnerAgreed(c) => {
+                for v in &c.votes {
+                    v.verify(NodeId::Replica(v.body.replica), crypto);
                 }
             }
             Msg::Accept(v) | Msg::Confirm(v) => {

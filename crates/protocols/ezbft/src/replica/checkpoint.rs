@@ -320,7 +320,7 @@ impl Replica {
             let mut k = 0;
             s.installed.retain(|no| {
                 k += 1;
-                k > keep_from || epoch_base(space, next_epoch_owner(space, no.body.owner, n), n) > below
+                k > keep_from || epoch_base(space, next_epoch_owner(space, no.owner(), n), n) > below
             });
         }
         let floor = self.stable.as_ref().and_then(|s| s.stable.barrier());

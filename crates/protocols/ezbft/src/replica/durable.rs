@@ -11,7 +11,9 @@
 //! cover are written again after it.
 
 use super::{Out, Replica};
-use crate::messages::{CheckpointState, CommitProof, InstanceId, NewOwnerBody, Proposal, Signed, SpecOrder, SpecReply};
+use crate::messages::{
+    CheckpointState, CommitProof, InstanceId, NewOwnerCert, Phase, Proposal, Signed, SpecOrder, SpecReply,
+};
 use quorate_core::machine::{Effect, Event};
 use quorate_core::request::SignedRequest;
 use quorate_core::{wire, Bytes};
@@ -43,8 +45,10 @@ pub(crate) enum Record {
     Prepared { request: SignedRequest, proof: CommitProof },
     /// We committed to replacing the owner of `space` by `owner`.
     Changing { space: quorate_core::ids::ReplicaId, owner: u64 },
-    /// We installed this NEWOWNER.
-    NewOwner(Box<Signed<NewOwnerBody>>),
+    /// We installed this NEWOWNER (agreed: with 2f+1 CONFIRMs).
+    NewOwner(Box<NewOwnerCert>),
+    /// Our NEWOWNER vote: ACCEPT (`cert` without votes) or CONFIRM (`cert` the 2f+1 ACCEPTs).
+    NewOwnerVote { phase: Phase, cert: Box<NewOwnerCert> },
 }
 
 impl Replica {
@@ -89,8 +93,13 @@ impl Replica {
     }
 
     /// After installing a NEWOWNER.
-    pub(crate) fn persist_new_owner(&self, new_owner: &Signed<NewOwnerBody>, out: &mut Out) {
+    pub(crate) fn persist_new_owner(&self, new_owner: &NewOwnerCert, out: &mut Out) {
         self.persist_record(&Record::NewOwner(Box::new(new_owner.clone())), out);
+    }
+
+    /// Before our NEWOWNER vote leaves.
+    pub(crate) fn persist_new_owner_vote(&self, phase: Phase, cert: &NewOwnerCert, out: &mut Out) {
+        self.persist_record(&Record::NewOwnerVote { phase, cert: Box::new(cert.clone()) }, out);
     }
 
     /// The stable checkpoint replaces the log; what it does not cover is written again.
@@ -102,6 +111,15 @@ impl Replica {
         out.push(Effect::PersistCheckpoint(Bytes::from(wire::encode(state))));
         for new_owner in self.spaces.iter().flat_map(|s| &s.installed) {
             self.persist_new_owner(new_owner, out);
+        }
+        for round in self.spaces.iter().flat_map(|s| s.rounds.values()) {
+            if let Some(x) = round.accepted.and_then(|d| round.candidates.get(&d)) {
+                let cert = NewOwnerCert { new_owner: x.clone(), votes: Vec::new() };
+                self.persist_new_owner_vote(Phase::Accept, &cert, out);
+            }
+            if let Some(cert) = &round.prepared {
+                self.persist_new_owner_vote(Phase::Confirm, cert, out);
+            }
         }
         let mut live: Vec<InstanceId> = self.log.keys().copied().collect();
         live.sort();
@@ -155,6 +173,7 @@ impl Replica {
                     }
                 }
                 Record::NewOwner(new_owner) => self.accept_new_owner(*new_owner, out),
+                Record::NewOwnerVote { phase, cert } => self.replay_new_owner_vote(phase, *cert),
             }
         }
         self.replaying = false;

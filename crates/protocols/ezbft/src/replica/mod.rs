@@ -18,10 +18,12 @@ mod execute;
 mod order;
 mod owner;
 
+pub(crate) use owner::settle;
+
 use crate::config::Config;
 use crate::messages::{
-    barrier_space, CheckpointState, CommitProof, InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SpecOrder,
-    SpecReply,
+    barrier_space, CheckpointState, CommitProof, InstanceId, Msg, NewOwnerBody, NewOwnerCert, NewOwnerVoteBody,
+    OwnerChangeBody, Signed, SpecOrder, SpecReply,
 };
 use crate::{Ezbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
@@ -67,6 +69,21 @@ pub(crate) struct Entry {
     pub barrier: bool,
 }
 
+/// The agreement on the NEWOWNER of one space and owner number: ACCEPT the
+/// first valid one, CONFIRM with 2f+1 ACCEPTs, install with 2f+1 CONFIRMs.
+#[derive(Default)]
+pub(crate) struct NewOwnerRound {
+    /// The valid NEWOWNERs seen, by digest.
+    pub candidates: BTreeMap<Digest, Signed<NewOwnerBody>>,
+    /// The one we accepted.
+    pub accepted: Option<Digest>,
+    /// The one we confirmed, with its 2f+1 ACCEPTs.
+    pub prepared: Option<NewOwnerCert>,
+    /// The first ACCEPT and the first CONFIRM of each replica.
+    pub accepts: BTreeMap<ReplicaId, Signed<NewOwnerVoteBody>>,
+    pub confirms: BTreeMap<ReplicaId, Signed<NewOwnerVoteBody>>,
+}
+
 /// One replica's instance space as this replica knows it.
 pub(crate) struct Space {
     /// Owner number (the owner is `owner mod n`).
@@ -86,7 +103,9 @@ pub(crate) struct Space {
     /// Slots dropped by earlier owner changes, before the epoch that reopened the space.
     pub void: Vec<(u64, u64)>,
     /// The NEWOWNER that froze it (owner number and views), for replicas that missed it.
-    pub installed: Vec<Signed<NewOwnerBody>>,
+    pub installed: Vec<NewOwnerCert>,
+    /// The agreement on one NEWOWNER, per owner number not installed yet.
+    pub rounds: BTreeMap<u64, NewOwnerRound>,
     /// Committed to an owner change towards this owner number: the space takes
     /// no orders or commits until NEWOWNER.
     pub changing: Option<u64>,
@@ -289,6 +308,7 @@ impl Replica {
                 frozen: None,
                 void: Vec::new(),
                 installed: Vec::new(),
+                rounds: BTreeMap::new(),
                 changing: None,
                 asked: None,
                 asked_new_owner: None,
@@ -431,6 +451,8 @@ impl Replica {
             (NodeId::Replica(r), Msg::OrderQuery { inst }) => self.on_order_query(r, inst, out),
             (NodeId::Replica(r), Msg::Committed { request, proof }) => self.on_committed(r, request, *proof, out),
             (NodeId::Replica(r), Msg::NewOwner(new_owner)) => self.on_new_owner(r, *new_owner, out),
+            (NodeId::Replica(r), Msg::NewOwnerVote(vote)) => self.on_new_owner_vote(r, *vote, out),
+            (NodeId::Replica(r), Msg::NewOwnerAgreed(cert)) => self.on_new_owner_agreed(r, *cert, out),
             (from, _) => out.reject(from, "message not expected from this sender"),
         }
     }

@@ -119,7 +119,8 @@ impl Replica {
 
     /// S: above the sequence numbers of the known dependencies, and at least `floor`.
     pub(crate) fn seq_for<'a>(&self, deps: impl IntoIterator<Item = &'a InstanceId>, floor: u64) -> u64 {
-        let above = deps.into_iter().filter_map(|d| self.log.get(d)).map(|e| e.seq + 1).max().unwrap_or(1);
+        let above =
+            deps.into_iter().filter_map(|d| self.log.get(d)).map(|e| e.seq.saturating_add(1)).max().unwrap_or(1);
         above.max(floor).max(1)
     }
 
@@ -151,7 +152,7 @@ impl Replica {
         }
         let o = &order.body;
         let space = &self.spaces[o.inst.space.index()];
-        if space.installed.last().is_some_and(|n| o.owner < n.body.owner) {
+        if space.installed.last().is_some_and(|n| o.owner < n.owner()) {
             // An owner that missed its replacement (it was cut off or down): show it the NEWOWNERs.
             self.show_new_owners(from, o.inst.space, o.owner, out);
             return out.reject(NodeId::Replica(from), "SPECORDER of a replaced owner");

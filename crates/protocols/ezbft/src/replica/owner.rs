@@ -9,16 +9,20 @@
 //! With f+1 STARTOWNERCHANGE for a space (a replica that sees f+1 joins), a
 //! replica stops taking orders and commits for the space and sends its view
 //! of the space, signed, to the new owner `(O+1) mod N`. The new owner sends
-//! 2f+1 such views (NEWOWNER); every replica computes from them, by the same
-//! deterministic rule, the settled history G, commits it, drops the slots
-//! after it, and freezes the space. A new owner that does not deliver in
-//! time is itself replaced (O+2).
+//! 2f+1 such views (NEWOWNER); the replicas agree on one NEWOWNER per owner
+//! number (ACCEPT, CONFIRM, install on 2f+1 CONFIRMs: a faulty new owner
+//! could send different valid ones), and every replica computes from its
+//! views, by the same deterministic rule, the settled history G, commits
+//! it, drops the slots after it, and freezes the space. A new owner that
+//! does not deliver in time is itself replaced (O+2), and the next change
+//! honours a NEWOWNER prepared at any of its views' replicas.
 
 use super::commit::{certified, claimed, proposed, Strength};
 use super::{Out, Replica};
 use crate::messages::{
-    commit_digest, epoch_base, epoch_history, epoch_owner, next_epoch_owner, request_authentic, request_digest,
-    InstanceId, Msg, NewOwnerBody, OwnerChangeBody, Signed, SlotReport, SpecOrder, SpecReply,
+    commit_digest, epoch_base, epoch_history, epoch_owner, new_owner_digest, next_epoch_owner, request_authentic,
+    request_digest, InstanceId, Msg, NewOwnerBody, NewOwnerCert, NewOwnerVoteBody, OwnerChangeBody, Phase, Signed,
+    SlotReport, SpecOrder, SpecReply,
 };
 use crate::Timer;
 use quorate_core::crypto::Crypto;
@@ -27,6 +31,12 @@ use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// NEWOWNER votes are kept for owner numbers at most this far past the current one.
+const ROUNDS_AHEAD: u64 = 64;
+
+/// Valid NEWOWNERs kept per owner number.
+const MAX_CANDIDATES: usize = 4;
 
 /// How many NEWOWNERs one answer to a replica that missed them carries.
 const NEWOWNER_BATCH: usize = 4;
@@ -72,6 +82,14 @@ pub(crate) fn settle(
     views: &[Signed<OwnerChangeBody>],
     known: impl Fn(InstanceId) -> Option<Settled>,
 ) -> (u64, Vec<Settled>, u64) {
+    // A NEWOWNER of an earlier owner number prepared at some reporter: it
+    // may be installed somewhere (installing takes 2f+1 CONFIRMs, so f+1
+    // correct replicas hold it prepared and one of them is among any 2f+1
+    // views), so its G is G; at most one NEWOWNER per owner number can be
+    // prepared, and the latest one wins, as in PBFT's view change.
+    if let Some(c) = views.iter().filter_map(|v| v.body.prepared.as_deref()).max_by_key(|c| c.owner()) {
+        return settle(m, crypto, space, &c.new_owner.body.proofs, known);
+    }
     let start = views.iter().map(|v| v.body.start(m.n())).max().unwrap_or(0);
     let mut by_slot: BTreeMap<u64, Vec<(ReplicaId, &SlotReport)>> = BTreeMap::new();
     for v in views {
@@ -180,6 +198,32 @@ fn valid_view(m: &Membership, crypto: &dyn Crypto, v: &Signed<OwnerChangeBody>, 
         && m.contains(b.replica)
         && v.verify(NodeId::Replica(b.replica), crypto)
         && b.stable.as_ref().is_none_or(|s| s.verify(m, crypto))
+        && b.prepared.as_ref().is_none_or(|c| {
+            let cb = &c.new_owner.body;
+            let n = m.n();
+            cb.owner < owner
+                && cb.owner > 0
+                && epoch_owner(space, cb.owner - 1, n) == epoch_owner(space, owner.saturating_sub(1), n)
+                && valid_new_owner(m, crypto, &c.new_owner, space, cb.owner)
+                && c.verify(m, crypto, Phase::Accept)
+        })
+}
+
+/// Whether a NEWOWNER is well-formed: signed by the owner it names, with 2f+1 valid views of distinct replicas.
+fn valid_new_owner(
+    m: &Membership,
+    crypto: &dyn Crypto,
+    x: &Signed<NewOwnerBody>,
+    space: ReplicaId,
+    owner: u64,
+) -> bool {
+    let b = &x.body;
+    let mut seen = BTreeSet::new();
+    b.space == space
+        && b.owner == owner
+        && x.verify(NodeId::Replica(crate::messages::owner_replica(owner, m)), crypto)
+        && b.proofs.len() == m.quorum()
+        && b.proofs.iter().all(|p| seen.insert(p.body.replica) && valid_view(m, crypto, p, space, owner))
 }
 
 impl Replica {
@@ -270,8 +314,8 @@ impl Replica {
             return;
         }
         s.shown.insert(to, (after, now));
-        for n in s.installed.iter().filter(|n| n.body.owner > after).take(NEWOWNER_BATCH) {
-            out.send(to, Msg::NewOwner(Box::new(n.clone())));
+        for n in s.installed.iter().filter(|n| n.owner() > after).take(NEWOWNER_BATCH) {
+            out.send(to, Msg::NewOwnerAgreed(Box::new(n.clone())));
         }
     }
 
@@ -297,7 +341,7 @@ impl Replica {
         let Some(s) = self.spaces.get_mut(space.index()) else {
             return out.reject(NodeId::Replica(from), "STARTOWNERCHANGE for an unknown space");
         };
-        if s.installed.last().is_some_and(|n| owner < n.body.owner) {
+        if s.installed.last().is_some_and(|n| owner < n.owner()) {
             // Settled already: the sender missed the NEWOWNERs, which it can verify itself.
             return self.show_new_owners(from, space, owner, out);
         }
@@ -336,7 +380,16 @@ impl Replica {
         slots.sort();
         slots.dedup();
         let history: Vec<SlotReport> = slots.into_iter().filter_map(|i| self.slot_report(i)).collect();
-        let body = OwnerChangeBody { replica: self.id, space, owner: next, stable, history };
+        let n = self.m.n();
+        let epoch = epoch_owner(space, owner, n);
+        let prepared = self.spaces[space.index()]
+            .rounds
+            .iter()
+            .filter(|(o, _)| **o < next && epoch_owner(space, *o - 1, n) == epoch)
+            .filter_map(|(_, r)| r.prepared.clone())
+            .next_back()
+            .map(Box::new);
+        let body = OwnerChangeBody { replica: self.id, space, owner: next, stable, history, prepared };
         let report = Signed::sign(body, self.crypto.as_ref());
         let new_owner = crate::messages::owner_replica(next, &self.m);
         out.set_timer(Timer::NewOwner { space, owner: next }, self.cfg.new_owner_timeout);
@@ -384,7 +437,7 @@ impl Replica {
         let proofs: Vec<Signed<OwnerChangeBody>> = s.reports.values().take(q).cloned().collect();
         let new_owner = Signed::sign(NewOwnerBody { space, owner, proofs }, self.crypto.as_ref());
         out.broadcast(Msg::NewOwner(Box::new(new_owner.clone())));
-        self.accept_new_owner(new_owner, out);
+        self.vote_new_owner(new_owner, out);
     }
 
     /// NEWOWNER from `from` (the new owner, or a replica forwarding it).
@@ -394,26 +447,137 @@ impl Replica {
         if !self.m.contains(space) {
             return out.reject(NodeId::Replica(from), "NEWOWNER for an unknown space");
         }
-        let mut seen = BTreeSet::new();
-        let valid = new_owner
-            .verify(NodeId::Replica(crate::messages::owner_replica(owner, &self.m)), self.crypto.as_ref())
-            && b.proofs.len() == self.m.quorum()
-            && b.proofs
-                .iter()
-                .all(|p| seen.insert(p.body.replica) && valid_view(&self.m, self.crypto.as_ref(), p, space, owner));
-        if !valid {
+        if !valid_new_owner(&self.m, self.crypto.as_ref(), &new_owner, space, owner) {
             return out.reject(NodeId::Replica(from), "invalid NEWOWNER");
         }
-        self.accept_new_owner(new_owner, out);
+        self.vote_new_owner(new_owner, out);
+    }
+
+    /// A valid NEWOWNER: ACCEPT it if it is the first for its owner number
+    /// and we are not committed to a later change of the space (whose view
+    /// must show every vote we sent).
+    fn vote_new_owner(&mut self, x: Signed<NewOwnerBody>, out: &mut Out) {
+        let (space, owner) = (x.body.space, x.body.owner);
+        let d = new_owner_digest(&x);
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        if owner <= s.owner || owner > s.owner + ROUNDS_AHEAD {
+            return;
+        }
+        let later = s.changing.is_some_and(|c| c > owner);
+        let round = s.rounds.entry(owner).or_default();
+        // A faulty new owner can sign any number of valid NEWOWNERs: keep a few
+        // (one agreed on without us comes as NEWOWNER-AGREED).
+        if round.candidates.len() < MAX_CANDIDATES {
+            round.candidates.entry(d).or_insert_with(|| x.clone());
+        }
+        if round.accepted.is_none() && !later && round.candidates.contains_key(&d) {
+            round.accepted = Some(d);
+            let cert = NewOwnerCert { new_owner: x, votes: Vec::new() };
+            self.persist_new_owner_vote(Phase::Accept, &cert, out);
+            self.cast_new_owner_vote(space, owner, Phase::Accept, d, out);
+        }
+        self.new_owner_progress(space, owner, out);
+    }
+
+    /// Sign, send and count our own NEWOWNER vote.
+    fn cast_new_owner_vote(&mut self, space: ReplicaId, owner: u64, phase: Phase, digest: Digest, out: &mut Out) {
+        let body = NewOwnerVoteBody { replica: self.id, space, owner, phase, digest };
+        let vote = Signed::sign(body, self.crypto.as_ref());
+        out.broadcast(Msg::NewOwnerVote(Box::new(vote.clone())));
+        self.count_new_owner_vote(vote);
+    }
+
+    fn count_new_owner_vote(&mut self, vote: Signed<NewOwnerVoteBody>) {
+        let b = &vote.body;
+        let Some(s) = self.spaces.get_mut(b.space.index()) else { return };
+        if b.owner <= s.owner || b.owner > s.owner + ROUNDS_AHEAD {
+            return;
+        }
+        let round = s.rounds.entry(b.owner).or_default();
+        let votes = match b.phase {
+            Phase::Accept => &mut round.accepts,
+            Phase::Confirm => &mut round.confirms,
+        };
+        votes.entry(b.replica).or_insert(vote);
+    }
+
+    /// NEWOWNER-VOTE from `from`.
+    pub(crate) fn on_new_owner_vote(&mut self, from: ReplicaId, vote: Signed<NewOwnerVoteBody>, out: &mut Out) {
+        let b = &vote.body;
+        if b.replica != from || !self.m.contains(b.space) || !vote.verify(NodeId::Replica(from), self.crypto.as_ref()) {
+            return out.reject(NodeId::Replica(from), "invalid NEWOWNER vote");
+        }
+        let (space, owner) = (b.space, b.owner);
+        self.count_new_owner_vote(vote);
+        self.new_owner_progress(space, owner, out);
+    }
+
+    /// CONFIRM a NEWOWNER 2f+1 accepted; install one 2f+1 confirmed.
+    fn new_owner_progress(&mut self, space: ReplicaId, owner: u64, out: &mut Out) {
+        let q = self.m.quorum();
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        let later = s.changing.is_some_and(|c| c > owner);
+        let Some(round) = s.rounds.get_mut(&owner) else { return };
+        let with = |votes: &BTreeMap<ReplicaId, Signed<NewOwnerVoteBody>>, d: &Digest| -> Vec<_> {
+            votes.values().filter(|v| v.body.digest == *d).cloned().collect()
+        };
+        if round.prepared.is_none() && !later {
+            let prepared = round.candidates.iter().find_map(|(d, x)| {
+                let votes = with(&round.accepts, d);
+                (votes.len() >= q).then(|| (*d, NewOwnerCert { new_owner: x.clone(), votes }))
+            });
+            if let Some((d, cert)) = prepared {
+                round.prepared = Some(cert.clone());
+                self.persist_new_owner_vote(Phase::Confirm, &cert, out);
+                self.cast_new_owner_vote(space, owner, Phase::Confirm, d, out);
+            }
+        }
+        let Some(round) = self.spaces[space.index()].rounds.get(&owner) else { return };
+        let agreed = round.candidates.iter().find_map(|(d, x)| {
+            let votes = with(&round.confirms, d);
+            (votes.len() >= q).then(|| NewOwnerCert { new_owner: x.clone(), votes })
+        });
+        if let Some(cert) = agreed {
+            self.accept_new_owner(cert, out);
+        }
+    }
+
+    /// NEWOWNER-AGREED from `from`: a NEWOWNER with 2f+1 CONFIRMs, which we missed.
+    pub(crate) fn on_new_owner_agreed(&mut self, from: ReplicaId, cert: NewOwnerCert, out: &mut Out) {
+        let (space, owner) = (cert.new_owner.body.space, cert.owner());
+        let crypto = self.crypto.as_ref();
+        if !self.m.contains(space)
+            || !valid_new_owner(&self.m, crypto, &cert.new_owner, space, owner)
+            || !cert.verify(&self.m, crypto, Phase::Confirm)
+        {
+            return out.reject(NodeId::Replica(from), "invalid agreed NEWOWNER");
+        }
+        self.accept_new_owner(cert, out);
+    }
+
+    /// Recovery: our NEWOWNER vote before the crash (so that we never vote twice differently).
+    pub(crate) fn replay_new_owner_vote(&mut self, phase: Phase, cert: NewOwnerCert) {
+        let (space, owner) = (cert.new_owner.body.space, cert.owner());
+        let Some(s) = self.spaces.get_mut(space.index()) else { return };
+        if owner <= s.owner {
+            return;
+        }
+        let d = new_owner_digest(&cert.new_owner);
+        let round = s.rounds.entry(owner).or_default();
+        round.candidates.entry(d).or_insert_with(|| cert.new_owner.clone());
+        match phase {
+            Phase::Accept => round.accepted = round.accepted.or(Some(d)),
+            Phase::Confirm => round.prepared = round.prepared.take().or(Some(cert)),
+        }
     }
 
     /// Install a valid NEWOWNER if it is the next step for its space: a later
     /// owner of the epoch we are in, or (our space frozen) the change that
     /// ended the next epoch, which therefore was opened: we open it first.
     /// Anything further ahead waits until we have the NEWOWNERs before it.
-    pub(crate) fn accept_new_owner(&mut self, new_owner: Signed<NewOwnerBody>, out: &mut Out) {
+    pub(crate) fn accept_new_owner(&mut self, new_owner: NewOwnerCert, out: &mut Out) {
         let n = self.m.n();
-        let (space, owner) = (new_owner.body.space, new_owner.body.owner);
+        let (space, owner) = (new_owner.new_owner.body.space, new_owner.owner());
         let Some(s) = self.spaces.get(space.index()) else { return };
         if owner <= s.owner {
             return;
@@ -430,9 +594,9 @@ impl Replica {
     }
 
     /// Commit the settled history of `space`, drop the rest, freeze the space.
-    fn install_new_owner(&mut self, new_owner: Signed<NewOwnerBody>, out: &mut Out) {
-        let (space, owner) = (new_owner.body.space, new_owner.body.owner);
-        let proofs = &new_owner.body.proofs;
+    fn install_new_owner(&mut self, new_owner: NewOwnerCert, out: &mut Out) {
+        let (space, owner) = (new_owner.new_owner.body.space, new_owner.owner());
+        let proofs = &new_owner.new_owner.body.proofs;
         let known = |inst: InstanceId| {
             let e = self.log.get(&inst).filter(|e| e.committed && e.proof.is_some())?;
             Some(Settled { order: e.order.clone(), request: e.req.clone(), deps: e.deps.clone(), seq: e.seq })
@@ -450,6 +614,7 @@ impl Replica {
             s.owner = owner;
             s.frozen = Some(len);
             s.installed.push(new_owner.clone());
+            s.rounds.retain(|o, _| *o > owner);
             s.changing = None;
             s.future.clear();
             s.reports.clear();
@@ -534,6 +699,7 @@ impl Replica {
         s.asked = None;
         s.suspects.clear();
         s.reports.clear();
+        s.rounds.clear();
         // A change of owner number, like an owner change (counted as such).
         out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader: space });
         true

@@ -1,0 +1,38 @@
+//! The checkers must be seen to fire: EZBFT is safe with at most f faulty
+//! replicas of 3f+1 (§IV-F), and two colluding replicas of four (beyond
+//! f = 1) make correct replicas settle a space differently, which the
+//! simulator's agreement checker must report.
+
+use crate::Ezbft;
+use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
+use std::time::Duration;
+
+fn collusion(colluders: &[u32], seed: u64) -> Report {
+    let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(20));
+    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.liveness_bound = Duration::from_secs(10);
+    for r in colluders {
+        sc.faults.push(Fault::Byzantine { replica: *r, strategy: "collude-split".into() });
+    }
+    run(sc).expect("valid scenario")
+}
+
+#[test]
+fn two_colluders_of_four_settle_a_space_differently_and_agreement_fails() {
+    let r = collusion(&[0, 1], 1);
+    assert!(r.safety_violations > 0, "two colluding replicas beyond f went unnoticed: {}", r.summary());
+    assert!(!r.linearizable, "the colluders' CACHEDREPLYs give results no correct replica computed");
+    assert!(!r.ok());
+    assert!(r.warnings.iter().any(|w| w.contains("exceed f = 1")), "the run is flagged as beyond f: {:?}", r.warnings);
+}
+
+#[test]
+fn one_colluder_alone_is_within_f_and_harmless() {
+    for colluder in [0, 1] {
+        let r = collusion(&[colluder], 2);
+        assert_eq!(r.safety_violations, 0, "replica {colluder}: {:?}", r.violations);
+        assert!(r.linearizable, "{:?}", r.linearizability_detail);
+        assert!(r.liveness_judged && r.liveness_ok, "replica {colluder}: {:?}", r.liveness_detail);
+        assert!(r.completed > 100, "only {} completed", r.completed);
+    }
+}
