@@ -5,16 +5,19 @@
 
 use crate::client::Client;
 use crate::config::Config;
-use crate::messages::{DRef, Msg, OBatch};
+use crate::messages::{answer_digest, answers_statement, AnswerProof, DRef, Msg, OBatch};
 use crate::replica::Replica;
 use crate::{DMsg, Dq, FMsg, Flavor, OMsg};
 use quorate_core::crypto::Digest;
-use quorate_core::ids::ReplicaId;
+use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::instance::{Instance, InstanceMsg};
 use quorate_core::machine::{
     ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
 };
 use quorate_core::time::Time;
+use quorate_core::Bytes;
+use quorate_pbft::byzantine::Collusion;
+use std::collections::{BTreeSet, HashMap};
 
 type Out<F> = Outbox<Dq<F>>;
 
@@ -45,6 +48,13 @@ pub const STRATEGIES: &[(&str, &str)] = &[
         "every vote it sends carries a forged authenticator (DQPBFT: MACs; Destiny: its commit and checkpoint \
          shares); otherwise correct",
     ),
+    (
+        "collude-split",
+        "for runs beyond f: replicas 0 and 1 together (give both this strategy). DQPBFT: as O-primary and \
+         accomplice, show odd correct replicas each O-batch with its references reversed and vote for it toward \
+         them. Destiny: certify to odd clients, with both their answer shares, the answer their previous request \
+         had instead of the true one",
+    ),
 ];
 
 /// Client strategies: (name, description).
@@ -64,6 +74,7 @@ enum Kind {
     EquivocateOPrimary,
     OrderUndisseminated,
     ForgeVotes,
+    ColludeSplit,
 }
 
 /// Build a Byzantine replica.
@@ -81,10 +92,29 @@ pub fn replica<F: Flavor>(
         "equivocate-o-primary" => Kind::EquivocateOPrimary,
         "order-undisseminated" => Kind::OrderUndisseminated,
         "forge-votes" => Kind::ForgeVotes,
+        "collude-split" => Kind::ColludeSplit,
         _ => return Err(UnknownStrategy(strategy.to_string())),
     };
     let (id, n) = (ctx.id, ctx.membership.n() as u32);
-    Ok(Box::new(Adversary { inner: Replica::<F>::new(ctx, cfg.clone()), kind, id, n, batches: 0 }))
+    let colluder = Collusion::new(|b: &OBatch| {
+        let mut second = b.clone();
+        second.refs.reverse();
+        (b.refs.len() >= 2).then_some(second)
+    });
+    let mut inner = Replica::<F>::new(ctx, cfg.clone());
+    if kind == Kind::ColludeSplit && F::answers(&inner.keys).is_some() {
+        inner.answer_tap = Some(Vec::new());
+    }
+    Ok(Box::new(Adversary {
+        inner,
+        kind,
+        id,
+        n,
+        batches: 0,
+        colluder,
+        last_answer: HashMap::new(),
+        forged_answers: BTreeSet::new(),
+    }))
 }
 
 /// Build a Byzantine client.
@@ -140,6 +170,17 @@ struct Adversary<F: Flavor> {
     n: u32,
     /// O-batches proposed so far (order-undisseminated).
     batches: u64,
+    /// collude-split: the O-instance story.
+    colluder: Collusion<OBatch>,
+    /// collude-split (Destiny): each client's latest true answer, and the
+    /// requests answered with a forged one (their true answers withheld).
+    last_answer: HashMap<ClientId, Bytes>,
+    forged_answers: BTreeSet<(ClientId, u64)>,
+}
+
+/// collude-split (Destiny): the clients shown forged answers.
+fn shown_forged_answers(c: ClientId) -> bool {
+    c.0 % 2 == 1
 }
 
 impl<F: Flavor> Adversary<F> {
@@ -219,6 +260,34 @@ impl<F: Flavor> Adversary<F> {
         }
     }
 
+    /// collude-split (Destiny): answer each request of a client shown
+    /// forged answers, as soon as it executed here, with the answer its
+    /// client's previous request had, signed with π on a list of one. Both
+    /// colluders execute the same order and so sign the same statement:
+    /// f+1 shares, which the client combines.
+    fn forge_answers(&mut self, out: &mut Out<F>) {
+        let Some(answered) = self.inner.answer_tap.as_mut().map(std::mem::take) else { return };
+        let Some((plain, _)) = F::answers(&self.inner.keys) else { return };
+        for (c, seq, result) in answered {
+            let previous = self.last_answer.insert(c, result.clone());
+            let Some(stale) = previous.filter(|p| *p != result && shown_forged_answers(c)) else { continue };
+            let answers = vec![answer_digest(c, seq, &stale)];
+            let st = answers_statement(None, 0, &answers);
+            let Ok(share) = plain.sign(st.instance, st.counter, st.value, &st.msg_hash) else { continue };
+            self.forged_answers.insert((c, seq));
+            if self.forged_answers.len() > 100_000 {
+                self.forged_answers.pop_first();
+            }
+            let proof = AnswerProof::Share(share);
+            out.send(c, Msg::ExecProof { slot: None, order: 0, answers, seq, result: stale, proof });
+        }
+    }
+
+    fn collude_o(&mut self, to: ReplicaId, msg: OMsg<F>, out: &mut Out<F>) {
+        let story = F::collude_o(&self.inner, &mut self.colluder, to, msg);
+        out.send(to, Msg::O(story));
+    }
+
     fn rewrite(&mut self, e: Effect<Dq<F>>, out: &mut Out<F>) {
         let msg = match &e {
             Effect::Send { msg, .. } | Effect::Broadcast { msg } | Effect::Multicast { msg, .. } => msg,
@@ -238,6 +307,21 @@ impl<F: Flavor> Adversary<F> {
             }
             (Kind::OrderUndisseminated, Effect::Broadcast { msg: Msg::O(msg) }) if msg.proposal().is_some() => {
                 self.order_undisseminated(msg, out)
+            }
+            (Kind::ColludeSplit, Effect::Send { to: NodeId::Client(c), msg: Msg::ExecProof { seq, .. } })
+                if self.forged_answers.contains(&(c, seq)) => {}
+            (Kind::ColludeSplit, Effect::Broadcast { msg: Msg::O(msg) }) => {
+                for r in self.others() {
+                    self.collude_o(r, msg.clone(), out);
+                }
+            }
+            (Kind::ColludeSplit, Effect::Multicast { to, msg: Msg::O(msg) }) => {
+                for r in to {
+                    self.collude_o(r, msg.clone(), out);
+                }
+            }
+            (Kind::ColludeSplit, Effect::Send { to: NodeId::Replica(r), msg: Msg::O(msg) }) => {
+                self.collude_o(r, msg, out)
             }
             (Kind::ForgeVotes, mut e) => {
                 if let Effect::Send { msg, .. } | Effect::Broadcast { msg } | Effect::Multicast { msg, .. } = &mut e {
@@ -260,9 +344,15 @@ impl<F: Flavor> Adversary<F> {
 
 impl<F: Flavor> ReplicaMachine<Dq<F>> for Adversary<F> {
     fn handle(&mut self, now: Time, input: Input<Dq<F>>, out: &mut Out<F>) {
+        if let (Kind::ColludeSplit, Input::Message { msg: Msg::O(m), .. }) = (self.kind, &input) {
+            if let Some((_, _, value)) = m.proposal() {
+                self.colluder.learn(value, self.inner.crypto());
+            }
+        }
         let mut inner = Outbox::new();
         self.inner.handle(now, input, &mut inner);
         let effects: Vec<Effect<Dq<F>>> = inner.drain().collect();
+        self.forge_answers(out);
         for e in effects {
             self.rewrite(e, out);
         }

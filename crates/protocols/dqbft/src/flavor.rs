@@ -12,6 +12,7 @@ use quorate_core::machine::{ClientContext, ReplicaContext};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
 use quorate_hybster::engine::{self as hyb, HybMsg, Trusted};
+use quorate_pbft::byzantine::Collusion;
 use quorate_pbft::engine::messages::bytes;
 use quorate_pbft::engine::{self as pbft, Auth, PbftMsg};
 use quorate_threshsign::{destiny, BlsScheme, GroupSpec, ModelledScheme, PlainSign, Provision, Scheme, Share};
@@ -72,6 +73,13 @@ impl Flavor for Pbft {
         let (view, seq, _) = original.proposal()?;
         let auth = pre_prepare_auth(r, r.config().o_engine().instance, to, view, seq, &value.digest(r.crypto()));
         Some(PbftMsg::PrePrepare { view, seq, value, auth })
+    }
+
+    /// Two colluders, the O-primary among them, tell odd correct replicas
+    /// that the O-batch with its references reversed was proposed and
+    /// voted for (PBFT's collude-split on the O-instance).
+    fn collude_o(r: &Replica<Self>, c: &mut Collusion<OBatch>, to: ReplicaId, msg: PbftMsg<OBatch>) -> PbftMsg<OBatch> {
+        c.story(r.config().o_engine().instance, to, msg, r.crypto())
     }
 
     fn spoil_d(msg: &mut PbftMsg<DBatch>) -> bool {
@@ -208,6 +216,18 @@ impl Flavor for Hybster {
         let HybMsg::Prepare { view, seq, share, .. } = original else { return None };
         let share = hybster_share(r, destiny::TAU, share, &value.digest(r.crypto()));
         Some(HybMsg::Prepare { view: *view, seq: *seq, value, share })
+    }
+
+    /// Unchanged: each colluder's trusted subsystem binds one value to
+    /// each counter value, so there is no second story to tell (Destiny's
+    /// collude-split certifies forged answers instead, [`crate::byzantine`]).
+    fn collude_o(
+        _r: &Replica<Self>,
+        _c: &mut Collusion<OBatch>,
+        _to: ReplicaId,
+        msg: HybMsg<OBatch>,
+    ) -> HybMsg<OBatch> {
+        msg
     }
 
     fn spoil_d(msg: &mut HybMsg<DBatch>) -> bool {

@@ -40,6 +40,7 @@ use quorate_core::instance::{EngineTimer, Instance};
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
+use quorate_pbft::byzantine::Collusion;
 use quorate_threshsign::{PlainSign, Scheme};
 use replica::Replica;
 use serde::{Deserialize, Serialize};
@@ -97,6 +98,9 @@ pub trait Flavor: Sized + Send + Sync + 'static {
     fn forge_d(r: &Replica<Self>, i: u32, original: &DMsg<Self>, to: ReplicaId, value: DBatch) -> Option<DMsg<Self>>;
     /// Adversaries: as [`Flavor::forge_d`] for an O-instance proposal.
     fn forge_o(r: &Replica<Self>, original: &OMsg<Self>, to: ReplicaId, value: OBatch) -> Option<OMsg<Self>>;
+    /// Adversaries (collude-split): `msg`, an O-instance message for `to`,
+    /// as the colluders' story for `to` (see [`byzantine`]).
+    fn collude_o(r: &Replica<Self>, c: &mut Collusion<OBatch>, to: ReplicaId, msg: OMsg<Self>) -> OMsg<Self>;
     /// Adversaries: spoil a vote's authenticator (MAC or share); whether it was a vote.
     fn spoil_d(msg: &mut DMsg<Self>) -> bool;
     /// Adversaries: as [`Flavor::spoil_d`] for the O-instance.
@@ -184,6 +188,8 @@ impl<F: Flavor> Protocol for Dq<F> {
     }
 }
 
+#[cfg(test)]
+mod beyond_f_tests;
 #[cfg(test)]
 mod reinstatement_tests;
 #[cfg(test)]

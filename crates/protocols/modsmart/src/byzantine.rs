@@ -4,7 +4,7 @@
 
 use crate::client::Client;
 use crate::config::Config;
-use crate::messages::{Batch, Decision, InstanceState, Msg, SignedStopData};
+use crate::messages::{accept_bytes, Batch, Decision, InstanceState, Msg, SignedStopData};
 use crate::replica::Replica;
 use crate::{ModSmart, Timer};
 use quorate_core::crypto::{Crypto, Digest, Signature};
@@ -15,7 +15,7 @@ use quorate_core::machine::{
 use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::Bytes;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,12 @@ pub const STRATEGIES: &[(&str, &str)] = &[
     ("slow-leader", "as leader, delays every proposal to just under the request timeout"),
     ("forge-stopdata", "sends STOPDATA with bogus proofs, forged states and stale regencies; forges SYNC as leader"),
     ("replay", "re-sends old messages of its own and old client requests at random"),
+    (
+        "collude-split",
+        "for runs beyond f: replicas 0 and 1 together (give both this strategy) show odd correct replicas a \
+         second batch (the requests reversed) in each instance, the leader proposing it and both WRITEing and \
+         ACCEPTing it toward them, and the true batch to the others",
+    ),
 ];
 
 /// Client strategies: (name, description).
@@ -51,6 +57,7 @@ pub fn replica(
         "slow-leader" => Kind::SlowLeader,
         "forge-stopdata" => Kind::ForgeStopData,
         "replay" => Kind::Replay,
+        "collude-split" => Kind::ColludeSplit,
         _ => return Err(UnknownStrategy(strategy.to_string())),
     };
     let id = ctx.id;
@@ -68,6 +75,7 @@ pub fn replica(
         sent: VecDeque::new(),
         rng: 0x9e37_79b9_7f4a_7c15 ^ id.0 as u64,
         count: 0,
+        forged: BTreeMap::new(),
     }))
 }
 
@@ -79,6 +87,7 @@ enum Kind {
     SlowLeader,
     ForgeStopData,
     Replay,
+    ColludeSplit,
 }
 
 struct Adversary {
@@ -93,6 +102,15 @@ struct Adversary {
     sent: VecDeque<Msg>,
     rng: u64,
     count: u64,
+    /// collude-split: the second batch for each true batch's digest.
+    forged: BTreeMap<Digest, (Batch, Digest)>,
+}
+
+/// collude-split: the replicas shown the second batch. Replicas 0 and 1
+/// are the colluders and see the truth; of the others, the odd ones are
+/// shown the second batch.
+fn shown_forgery(r: ReplicaId) -> bool {
+    r.0 >= 2 && r.0 % 2 == 1
 }
 
 impl Adversary {
@@ -106,6 +124,57 @@ impl Adversary {
 
     fn others(&self) -> impl Iterator<Item = ReplicaId> + '_ {
         (0..self.n as u32).map(ReplicaId).filter(move |r| *r != self.id)
+    }
+
+    /// collude-split: remember the second batch for `batch` (the same one
+    /// at both colluders: the true batch's requests reversed). A batch of
+    /// one request has no second batch.
+    fn learn(&mut self, batch: &Batch) {
+        if batch.requests.len() < 2 {
+            return;
+        }
+        let d = batch.digest(self.crypto.as_ref());
+        if self.forged.contains_key(&d) {
+            return;
+        }
+        let mut second = batch.clone();
+        second.requests.reverse();
+        let d2 = second.digest(self.crypto.as_ref());
+        self.forged.insert(d, (second, d2));
+        if self.forged.len() > 100_000 {
+            self.forged.pop_first();
+        }
+    }
+
+    /// collude-split: send `msg` (of the inner replica, to `r`) as the
+    /// colluders' story for `r`: the second batch, and WRITEs and (signed)
+    /// ACCEPTs for it, to the replicas shown the forgery.
+    fn collude(&mut self, r: ReplicaId, msg: Msg, out: &mut Out) {
+        let story = match msg {
+            Msg::Propose { regency, instance, batch } => {
+                self.learn(&batch);
+                let d = batch.digest(self.crypto.as_ref());
+                match self.forged.get(&d).filter(|_| shown_forgery(r)) {
+                    Some((second, _)) => Msg::Propose { regency, instance, batch: second.clone() },
+                    None => Msg::Propose { regency, instance, batch },
+                }
+            }
+            Msg::Write { regency, instance, value } => match self.forged.get(&value).filter(|_| shown_forgery(r)) {
+                Some((_, d2)) => Msg::Write { regency, instance, value: *d2 },
+                None => Msg::Write { regency, instance, value },
+            },
+            Msg::Accept { regency, instance, value, sig } => {
+                match self.forged.get(&value).filter(|_| shown_forgery(r)) {
+                    Some((_, d2)) => {
+                        let sig = self.crypto.sign(&accept_bytes(instance, regency + 1, d2));
+                        Msg::Accept { regency, instance, value: *d2, sig }
+                    }
+                    None => Msg::Accept { regency, instance, value, sig },
+                }
+            }
+            other => other,
+        };
+        out.send(r, story);
     }
 
     fn rewrite(&mut self, effects: Vec<Effect<ModSmart>>, out: &mut Out) {
@@ -124,6 +193,16 @@ impl Adversary {
         };
         match self.kind {
             Kind::Silent => {}
+            Kind::ColludeSplit => match e {
+                Effect::Broadcast { msg } => {
+                    let ids: Vec<ReplicaId> = self.others().collect();
+                    for r in ids {
+                        self.collude(r, msg.clone(), out);
+                    }
+                }
+                Effect::Send { to: NodeId::Replica(r), msg } => self.collude(r, msg, out),
+                other => out.push(other),
+            },
             Kind::Equivocate => match msg {
                 Msg::Propose { regency, instance, batch } => {
                     // A different (valid) batch for every replica, and a WRITE for it to
@@ -286,6 +365,9 @@ impl ReplicaMachine<ModSmart> for Adversary {
                 }
             }
             return;
+        }
+        if let (Kind::ColludeSplit, Input::Message { msg: Msg::Propose { batch, .. }, .. }) = (self.kind, &input) {
+            self.learn(batch);
         }
         if self.kind == Kind::Replay {
             if let Input::Message { msg: Msg::Request(r), .. } = &input {

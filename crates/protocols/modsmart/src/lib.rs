@@ -125,4 +125,6 @@ impl Protocol for ModSmart {
 }
 
 #[cfg(test)]
+mod beyond_f_tests;
+#[cfg(test)]
 mod tests;

@@ -17,6 +17,7 @@ use quorate_core::machine::{
 use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::Bytes;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 type Out = Outbox<Pbft>;
@@ -81,7 +82,11 @@ pub fn replica(
         n,
         crypto,
         rng,
-        forged: std::collections::BTreeMap::new(),
+        colluder: Collusion::new(|b: &Batch| {
+            let mut second = b.clone();
+            second.requests.reverse();
+            (b.requests.len() >= 2).then_some(second)
+        }),
     }))
 }
 
@@ -92,73 +97,90 @@ struct Adversary {
     n: u32,
     crypto: Arc<dyn Crypto>,
     rng: u64,
-    /// collude-split: the second batch for each true batch's digest.
-    forged: std::collections::BTreeMap<Digest, (Batch, Digest)>,
+    colluder: Collusion<Batch>,
 }
 
 /// collude-split: the replicas shown the second batch. Replicas 0 and 1
 /// are the colluders and see the truth; of the others, the odd ones are
 /// shown the second batch.
-fn shown_forgery(r: ReplicaId) -> bool {
+pub fn shown_forgery(r: ReplicaId) -> bool {
     r.0 >= 2 && r.0 % 2 == 1
 }
 
-impl Adversary {
-    /// collude-split: remember the second batch for `value` (the same one
-    /// at both colluders: the true batch's requests reversed). A batch of
-    /// one request has no second batch.
-    fn learn(&mut self, value: &Batch) {
-        if value.requests.len() < 2 {
-            return;
-        }
-        let d = value.digest(self.crypto.as_ref());
+/// collude-split's story for one PBFT instance, shared with the protocols
+/// that run PBFT engines (DQPBFT's O-instance): every colluder derives the
+/// same second value from each true one it sees, and tells the replicas
+/// [`shown_forgery`] picks that the primary proposed it and that it voted
+/// for it, MAC'd with its own keys.
+pub struct Collusion<V> {
+    /// The second value and its digest, per true value's digest.
+    forged: BTreeMap<Digest, (V, Digest)>,
+    /// The second value of a true one (None: it has none).
+    second: fn(&V) -> Option<V>,
+}
+
+impl<V: Value> Collusion<V> {
+    /// A colluder whose second values come from `second`.
+    pub fn new(second: fn(&V) -> Option<V>) -> Self {
+        Collusion { forged: BTreeMap::new(), second }
+    }
+
+    /// Remember the second value of `value`.
+    pub fn learn(&mut self, value: &V, crypto: &dyn Crypto) {
+        let d = value.digest(crypto);
         if self.forged.contains_key(&d) {
             return;
         }
-        let mut second = value.clone();
-        second.requests.reverse();
-        let d2 = second.digest(self.crypto.as_ref());
+        let Some(second) = (self.second)(value) else { return };
+        let d2 = second.digest(crypto);
         self.forged.insert(d, (second, d2));
         if self.forged.len() > 100_000 {
             self.forged.pop_first();
         }
     }
 
+    /// `msg`, a message of instance `instance` for `to`, as the colluders'
+    /// story for `to`: PRE-PREPAREs, PREPAREs and COMMITs of a true value
+    /// become ones of its second value for the replicas shown the forgery.
+    pub fn story(&mut self, instance: u64, to: ReplicaId, msg: PbftMsg<V>, crypto: &dyn Crypto) -> PbftMsg<V> {
+        let mac = |b: Vec<u8>| Auth(vec![crypto.mac(NodeId::Replica(to), &b)]);
+        if let PbftMsg::PrePrepare { value, .. } = &msg {
+            self.learn(value, crypto);
+        }
+        let forged = |d: &Digest| self.forged.get(d).filter(|_| shown_forgery(to));
+        match msg {
+            PbftMsg::PrePrepare { view, seq, value, auth } => match forged(&value.digest(crypto)) {
+                Some((second, d2)) => PbftMsg::PrePrepare {
+                    view,
+                    seq,
+                    value: second.clone(),
+                    auth: mac(bytes::pre_prepare(instance, view, seq, d2)),
+                },
+                None => PbftMsg::PrePrepare { view, seq, value, auth },
+            },
+            PbftMsg::Prepare { view, seq, digest, auth } => match forged(&digest) {
+                Some((_, d2)) => {
+                    PbftMsg::Prepare { view, seq, digest: *d2, auth: mac(bytes::prepare(instance, view, seq, d2)) }
+                }
+                None => PbftMsg::Prepare { view, seq, digest, auth },
+            },
+            PbftMsg::Commit { view, seq, digest, auth } => match forged(&digest) {
+                Some((_, d2)) => {
+                    PbftMsg::Commit { view, seq, digest: *d2, auth: mac(bytes::commit(instance, view, seq, d2)) }
+                }
+                None => PbftMsg::Commit { view, seq, digest, auth },
+            },
+            other => other,
+        }
+    }
+}
+
+impl Adversary {
     /// collude-split: send `msg` (of the inner replica, to `r`) as the
     /// colluders' story for `r`.
     fn collude(&mut self, r: ReplicaId, msg: PbftMsg<Batch>, out: &mut Out) {
         let inst = self.instance();
-        let story = match msg {
-            PbftMsg::PrePrepare { view, seq, value, auth } => {
-                self.learn(&value);
-                let d = value.digest(self.crypto.as_ref());
-                match self.forged.get(&d).filter(|_| shown_forgery(r)) {
-                    Some((second, d2)) => {
-                        let auth = self.mac_for(r, &bytes::pre_prepare(inst, view, seq, d2));
-                        PbftMsg::PrePrepare { view, seq, value: second.clone(), auth }
-                    }
-                    None => PbftMsg::PrePrepare { view, seq, value, auth },
-                }
-            }
-            PbftMsg::Prepare { view, seq, digest, auth } => match self.forged.get(&digest).filter(|_| shown_forgery(r))
-            {
-                Some((_, d2)) => {
-                    let auth = self.mac_for(r, &bytes::prepare(inst, view, seq, d2));
-                    PbftMsg::Prepare { view, seq, digest: *d2, auth }
-                }
-                None => PbftMsg::Prepare { view, seq, digest, auth },
-            },
-            PbftMsg::Commit { view, seq, digest, auth } => {
-                match self.forged.get(&digest).filter(|_| shown_forgery(r)) {
-                    Some((_, d2)) => {
-                        let auth = self.mac_for(r, &bytes::commit(inst, view, seq, d2));
-                        PbftMsg::Commit { view, seq, digest: *d2, auth }
-                    }
-                    None => PbftMsg::Commit { view, seq, digest, auth },
-                }
-            }
-            other => other,
-        };
+        let story = self.colluder.story(inst, r, msg, self.crypto.as_ref());
         out.send(r, Msg::Pbft(story));
     }
 
@@ -291,7 +313,7 @@ impl ReplicaMachine<Pbft> for Adversary {
         if let (Kind::ColludeSplit, Input::Message { msg: Msg::Pbft(PbftMsg::PrePrepare { value, .. }), .. }) =
             (self.kind, &input)
         {
-            self.learn(value);
+            self.colluder.learn(value, self.crypto.as_ref());
         }
         if self.kind == Kind::SkipSeq && self.inner.engine().is_primary() && self.rand().is_multiple_of(16) {
             self.inner.engine_mut().skip_sequence_number();

@@ -38,6 +38,9 @@ pub(crate) struct Collecting {
 impl<F: Flavor> Replica<F> {
     /// Answer the requests D-slot `slot` executed at O-slot `order`.
     pub(crate) fn answer(&mut self, slot: DRef, order: u64, answered: Vec<(ClientId, u64, Bytes)>, out: &mut Out<F>) {
+        if let Some(tap) = &mut self.answer_tap {
+            tap.extend(answered.iter().cloned());
+        }
         let Some((plain, _)) = F::answers(&self.keys) else {
             for (c, seq, result) in answered {
                 self.mac_reply(c, seq, result, out);

@@ -156,6 +156,9 @@ pub struct Replica<F: Flavor> {
     /// Execution collector (Destiny): π shares on answers, per request.
     /// Execution collector (Destiny): D-slots whose answers wait for f+1 shares.
     pub(crate) collecting: BTreeMap<DRef, answers::Collecting>,
+    /// Adversaries only (collude-split): when set, every answer given is
+    /// also copied here, in execution order.
+    pub(crate) answer_tap: Option<Vec<(ClientId, u64, Bytes)>>,
     /// Requests their clients sent us themselves while we do not coordinate
     /// their instance (Destiny: answered directly as well).
     pub(crate) direct: HashSet<(ClientId, u64)>,
@@ -196,6 +199,7 @@ impl<F: Flavor> Replica<F> {
         Replica {
             keys,
             collecting: BTreeMap::new(),
+            answer_tap: None,
             direct: HashSet::new(),
             id: ctx.id,
             m: ctx.membership,
