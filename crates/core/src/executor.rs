@@ -3,6 +3,7 @@
 //! Protocols execute only through it, so no protocol writes its own.
 
 use crate::crypto::Digest;
+use crate::invariant::InOrder;
 use crate::machine::{Event, Outbox, Protocol};
 use crate::request::{Freshness, Request, RequestTable};
 use crate::service::{ExecCtx, RestoreError, Service};
@@ -76,12 +77,14 @@ pub struct Executor {
     table: RequestTable,
     slot: u64,
     spec: Option<SpecBase>,
+    /// The next slot to become final: each slot becomes final once, in order.
+    finals: InOrder,
 }
 
 impl Executor {
     /// An executor over a fresh service.
     pub fn new(service: Box<dyn Service>) -> Self {
-        Executor { service, table: RequestTable::default(), slot: 0, spec: None }
+        Executor { service, table: RequestTable::default(), slot: 0, spec: None, finals: InOrder::default() }
     }
 
     /// The next execution slot (= operations executed).
@@ -109,8 +112,15 @@ impl Executor {
         timestamp: u64,
         out: &mut Outbox<P>,
     ) -> Outcome {
-        debug_assert!(!self.speculating(), "final execution while speculative executions are pending");
+        // Execution follows the agreed order: a final execution comes after
+        // every speculative one became final or was undone (EZBFT §IV-B, Zyzzyva).
+        crate::invariant!(!self.speculating(), "executor: final execution while speculative executions are pending");
         let outcome = self.run(req, instance, timestamp, false, out);
+        if matches!(outcome, Outcome::Executed(_)) {
+            // Slots become final once each, in order (the safety property of SMR:
+            // every correct replica executes the same sequence, each request once).
+            self.finals.report(self.slot - 1, "executor: final slot");
+        }
         if let Some(spec) = &mut self.spec {
             if matches!(outcome, Outcome::Executed(_)) {
                 spec.committed.push(Exec { req: req.clone(), instance, timestamp });
@@ -153,6 +163,9 @@ impl Executor {
             return;
         }
         let done: Vec<Exec> = spec.pending.drain(..n).collect();
+        for k in 0..n as u64 {
+            self.finals.report(spec.slot + spec.committed.len() as u64 + k, "executor: final slot (speculative commit)");
+        }
         spec.committed.extend(done);
         if spec.pending.is_empty() {
             // Everything is final: the saved base is no longer needed.
@@ -244,6 +257,9 @@ impl Executor {
         }
         let (snapshot, table): (Bytes, RequestTable) =
             crate::wire::decode(&cp.state, usize::MAX).map_err(|e| RestoreError(e.to_string()))?;
+        // State transfer moves forward: slots already final are never undone
+        // (or executed again after the install).
+        self.finals.skip_to(cp.slot, "executor: installed state");
         self.service.restore(&snapshot)?;
         self.table = table;
         self.slot = cp.slot;
@@ -363,5 +379,43 @@ mod tests {
         let mut bad = cp.clone();
         bad.slot = 5;
         assert!(other.install(&bad, &mut out).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant violated: executor: installed state: moved back from 2 to 1")]
+    fn installing_older_state_would_execute_slots_twice() {
+        let mut ex = Executor::new(Box::new(Log::default()));
+        let mut out = Outbox::<T>::new();
+        ex.execute(&req(1, 1, b"a"), 0, 0, &mut out);
+        let old = ex.checkpoint();
+        ex.execute(&req(1, 2, b"b"), 0, 0, &mut out);
+        ex.install(&old, &mut out).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant violated: executor: final execution while speculative")]
+    fn final_execution_during_speculation_fires() {
+        let mut ex = Executor::new(Box::new(Log::default()));
+        let mut out = Outbox::<T>::new();
+        ex.execute_speculative(&req(1, 1, b"a"), 0, 0, &mut out);
+        ex.execute(&req(2, 1, b"b"), 0, 0, &mut out);
+    }
+
+    #[test]
+    fn installing_newer_state_and_rollbacks_keep_final_slots_in_order() {
+        let mut ex = Executor::new(Box::new(Log::default()));
+        let mut other = Executor::new(Box::new(Log::default()));
+        let mut out = Outbox::<T>::new();
+        for s in 1..=3 {
+            other.execute(&req(1, s, b"x"), 0, 0, &mut out);
+        }
+        ex.execute(&req(1, 1, b"x"), 0, 0, &mut out);
+        ex.install(&other.checkpoint(), &mut out).unwrap();
+        ex.execute_speculative(&req(2, 1, b"y"), 1, 0, &mut out);
+        ex.execute_speculative(&req(3, 1, b"z"), 1, 0, &mut out);
+        ex.commit_speculative(1, &mut out);
+        ex.rollback(&mut out).unwrap();
+        ex.execute(&req(3, 1, b"z"), 2, 0, &mut out);
+        assert_eq!(ex.final_slot(), 5);
     }
 }

@@ -163,6 +163,9 @@ impl Replica {
             self.last_timestamp = timestamp;
             self.inst = Instance::new(ci + 1, self.creg + 1);
             self.inst.free = !self.stopped;
+            // §3.6.2: state transfer skips the decisions the checkpoint covers (forward only).
+            self.reported.skip_to(ci + 1, "mod-smart: state transfer");
+            self.own_votes.forget_below(&(ci + 1, 0, false));
             self.log.clear();
             self.decided.retain(|i, _| *i > ci);
             let rec =
@@ -241,6 +244,7 @@ impl Replica {
         for v in votes {
             match v {
                 Record::Wrote { instance, epoch, value } if instance == self.next() => {
+                    self.own_votes.cast((instance, epoch, false), value, "mod-smart: recovered WRITE");
                     self.inst.record_write(epoch, value);
                     if epoch == self.inst.epoch {
                         self.inst.written = Some(value);
@@ -248,6 +252,7 @@ impl Replica {
                     }
                 }
                 Record::Accepted { instance, epoch, value } if instance == self.next() => {
+                    self.own_votes.cast((instance, epoch, true), value, "mod-smart: recovered ACCEPT");
                     if epoch >= self.inst.valts {
                         self.inst.valts = epoch;
                         self.inst.val = Some(value);
@@ -259,6 +264,8 @@ impl Replica {
                 _ => {}
             }
         }
+        // Recovery replays the logged decisions silently: reporting resumes after them.
+        self.reported.skip_to(self.next(), "mod-smart: recovery");
         // A recovered replica does not know whether a regency change is under way; it
         // learns from its peers (SYNC on request).
         out.event(Event::StateInstalled { slot: self.exec.slot(), digest: self.exec.state_digest() });

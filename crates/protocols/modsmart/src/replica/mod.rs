@@ -11,12 +11,16 @@ mod normal;
 mod regency;
 mod requests;
 
+#[cfg(test)]
+mod invariant_tests;
+
 use crate::config::Config;
 use crate::messages::{Batch, Decision, InstanceState, Msg, SignedStopData};
 use crate::{ModSmart, Timer};
 use quorate_core::crypto::{Crypto, Digest, Signature};
 use quorate_core::executor::{Checkpoint, Executor};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::invariant::{InOrder, OwnVotes};
 use quorate_core::machine::{Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::{FaultModel, Membership, Votes};
 use quorate_core::request::SignedRequest;
@@ -181,6 +185,11 @@ pub struct Replica {
     pub(crate) asked: HashSet<(ReplicaId, u64)>,
     pub(crate) started: bool,
     pub(crate) next_at_last_tick: u64,
+    // Invariants (decision 0016).
+    /// WRITEs and ACCEPTs this replica cast, by (instance, epoch, is ACCEPT).
+    pub(crate) own_votes: OwnVotes<(u64, u64, bool), Digest>,
+    /// The next instance whose decision is reported.
+    pub(crate) reported: InOrder,
 }
 
 impl Replica {
@@ -220,6 +229,8 @@ impl Replica {
             asked: HashSet::new(),
             started: false,
             next_at_last_tick: 0,
+            own_votes: OwnVotes::default(),
+            reported: InOrder::default(),
         }
     }
 

@@ -104,6 +104,8 @@ impl Replica {
         self.inst.free = false;
         let (instance, epoch, regency) = (self.inst.id, self.inst.epoch, self.creg);
         if self.bft() {
+            // Alg. 6 l.25–28: a correct process WRITEs one value per epoch.
+            self.own_votes.cast((instance, epoch, false), v, "mod-smart: WRITE");
             self.inst.record_write(epoch, v);
             self.persist(&Record::Wrote { instance, epoch, value: v }, out);
             out.broadcast(Msg::Write { regency, instance, value: v });
@@ -197,6 +199,8 @@ impl Replica {
             self.inst.val = Some(v);
         }
         let (instance, epoch, regency) = (self.inst.id, self.inst.epoch, self.creg);
+        // Alg. 6 l.29–33: one ACCEPT per epoch (its signature makes a second one a proof of equivocation).
+        self.own_votes.cast((instance, epoch, true), v, "mod-smart: ACCEPT");
         let sig = if self.bft() { self.crypto.sign(&accept_bytes(instance, epoch, &v)) } else { Signature(Vec::new()) };
         self.persist(&Record::Accepted { instance, epoch, value: v }, out);
         self.inst.my_accept = Some((v, sig.clone()));
@@ -255,6 +259,12 @@ impl Replica {
         match self.inst.batches.get(&v) {
             Some(batch) => {
                 let proof = self.inst.accepts.get(&(epoch, v)).cloned().unwrap_or_default();
+                // Alg. 6 l.36, Thm B3: the proof Γ is ACCEPTs of a quorum of distinct processes.
+                quorate_core::invariant!(
+                    quorate_core::invariant::distinct(proof.iter().map(|(r, _)| *r)),
+                    "mod-smart: decision proof of instance {} repeats a signer",
+                    self.inst.id
+                );
                 let d = Decision { instance: self.inst.id, epoch, batch: batch.clone(), proof };
                 self.decide(now, d, out);
             }
@@ -302,6 +312,8 @@ impl Replica {
         }
         let mut progressed = false;
         while let Some(d) = self.decided.remove(&self.next()) {
+            // Alg. 2 l.7–17, Thm A1: decisions run in instance order, each once.
+            self.reported.report(d.instance, "mod-smart: decided instance");
             self.execute_decision(&d, out);
             self.persist(&Record::Decided(&d), out);
             out.event(Event::Decided { instance: d.instance, requests: d.batch.requests.len() });
@@ -350,6 +362,7 @@ impl Replica {
     pub(crate) fn advance_instance(&mut self) {
         let next = self.inst.id + 1;
         self.inst = Instance::new(next, self.creg + 1);
+        self.own_votes.forget_below(&(next, 0, false));
         // While a regency change is under way only the SYNC may free the instance.
         self.inst.free = !self.stopped;
         self.helped.retain(|(_, i)| *i + 64 > next);

@@ -95,6 +95,8 @@ impl Replica {
     /// Install a regency (Alg. 3 l.19–25): VP-Timeout on the running instance,
     /// timers restarted, signed STOPDATA to the new leader.
     pub(crate) fn install(&mut self, now: Time, regency: u64, out: &mut Out) {
+        // App. A Lemma A1: regencies are installed in increasing order.
+        quorate_core::invariant!(regency > self.creg, "mod-smart: installs regency {regency} in {}", self.creg);
         self.creg = regency;
         self.nreg = regency;
         self.stopped = true;
@@ -342,6 +344,8 @@ impl Replica {
 
     /// Enter a regency proven by a SYNC without having seen its STOPs.
     fn install_silently(&mut self, now: Time, regency: u64, out: &mut Out) {
+        // App. A Lemma A1: regencies are installed in increasing order.
+        quorate_core::invariant!(regency > self.creg, "mod-smart: installs regency {regency} in {}", self.creg);
         self.creg = regency;
         self.nreg = regency;
         self.stop_regs.retain(|_, g| *g > regency);

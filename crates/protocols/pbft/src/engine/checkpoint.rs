@@ -94,6 +94,7 @@ impl<V: Value> Engine<V> {
             return;
         }
         let previous = self.stable;
+        self.own_votes.forget_below(&(seq + 1, 0, super::VoteKind::PrePrepare));
         self.stable = seq;
         self.stable_digest = digest;
         self.retained.retain(|s, _| *s > previous);
@@ -146,6 +147,8 @@ impl<V: Value> Engine<V> {
         }
         self.truncate(seq, digest);
         self.last_decided = seq;
+        // §4.4 (state transfer): the checkpoint covers what is not reported; forward only.
+        self.reported.skip_to(seq + 1, "pbft: state installed");
         self.state_target = None;
         self.stuck_ticks = 0;
         self.note(format!("state installed at {seq}"), out);

@@ -142,6 +142,7 @@ impl<V: Value> Engine<V> {
                 }
                 if seq > self.last_decided {
                     self.last_decided = seq;
+                    self.reported.skip_to(seq + 1, "pbft: recovered checkpoint");
                 }
             }
             Record::View { view } => {
@@ -164,6 +165,10 @@ impl<V: Value> Engine<V> {
                     return;
                 }
                 let (current, backup) = (view == self.view && self.active, self.primary_of(view) != self.id);
+                if current {
+                    let kind = if backup { super::VoteKind::Prepare } else { super::VoteKind::PrePrepare };
+                    self.own_votes.cast((seq, view, kind), digest, "pbft: recovered PRE-PREPARE or PREPARE");
+                }
                 let slot = self.slots.entry(seq).or_default();
                 slot.note_pre_prepared(digest, view);
                 if current {
@@ -180,6 +185,9 @@ impl<V: Value> Engine<V> {
             Record::Prepared { view, seq, digest } => {
                 if seq <= self.stable {
                     return;
+                }
+                if view == self.view && self.active {
+                    self.own_votes.cast((seq, view, super::VoteKind::Commit), digest, "pbft: recovered COMMIT");
                 }
                 let slot = self.slots.entry(seq).or_default();
                 slot.note_prepared(digest, view);

@@ -34,6 +34,7 @@ pub use messages::{
 
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::invariant::{InOrder, OwnVotes};
 pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
 use quorate_core::membership::Membership;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -338,6 +339,19 @@ pub struct Engine<V: Value> {
     /// Replaying the durable log: nothing is sent or persisted.
     pub(crate) replaying: bool,
     pub(crate) started: bool,
+    // Invariants (decision 0016).
+    /// What this replica sent, by (seq, view, kind): one digest each.
+    pub(crate) own_votes: OwnVotes<(u64, u64, VoteKind), Digest>,
+    /// The next sequence number to report decided.
+    pub(crate) reported: InOrder,
+}
+
+/// The kinds of message a replica sends once per (view, seq).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum VoteKind {
+    PrePrepare,
+    Prepare,
+    Commit,
 }
 
 impl<V: Value> Engine<V> {
@@ -374,6 +388,8 @@ impl<V: Value> Engine<V> {
             state_target: None,
             replaying: false,
             started: false,
+            own_votes: OwnVotes::default(),
+            reported: InOrder::starting_at(1),
         }
     }
 

@@ -2,7 +2,9 @@
 //! 2f+1 quorums, decisions, and reporting them in sequence order.
 
 use super::messages::bytes;
-use super::{Action, Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, NULL_DIGEST};
+use super::{
+    Action, Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST,
+};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 
@@ -36,6 +38,8 @@ impl<V: Value> Engine<V> {
         }
         let digest = value.digest(self.crypto.as_ref());
         let (view, seq) = (self.view, self.next_seq);
+        // §4.2: the primary assigns a sequence number to one value per view.
+        self.own_votes.cast((seq, view, VoteKind::PrePrepare), digest, "pbft: PRE-PREPARE");
         self.next_seq += 1;
         self.values.insert(digest, value.clone());
         let slot = self.slots.entry(seq).or_default();
@@ -162,6 +166,10 @@ impl<V: Value> Engine<V> {
     /// NEW-VIEW): persist, PREPARE it (backups), count the votes.
     pub(crate) fn accept_pre_prepare(&mut self, view: u64, seq: u64, digest: Digest, out: &mut Actions<V>) {
         let backup = self.primary_of(view) != self.id;
+        if backup {
+            // §4.2: a backup accepts (and PREPAREs) one PRE-PREPARE per view and sequence number.
+            self.own_votes.cast((seq, view, VoteKind::Prepare), digest, "pbft: PREPARE");
+        }
         let slot = self.slots.entry(seq).or_default();
         slot.enter_view(view);
         slot.pre_prepare = Some(digest);
@@ -243,6 +251,7 @@ impl<V: Value> Engine<V> {
     pub(crate) fn check_prepared(&mut self, seq: u64, out: &mut Actions<V>) {
         let need = self.quorum() - 1;
         let view = self.view;
+        let primary = self.primary_of(view);
         let Some(slot) = self.slots.get_mut(&seq) else { return };
         if slot.votes_view != view || slot.sent_commit.is_some() {
             return;
@@ -251,6 +260,14 @@ impl<V: Value> Engine<V> {
         if slot.prepares.count(&digest) < need {
             return;
         }
+        // §4.2, prepared(m, v, n, i): the pre-prepare plus 2f PREPAREs from
+        // distinct backups; the primary's PRE-PREPARE stands for its PREPARE.
+        quorate_core::invariant!(
+            slot.prepares.get(primary).is_none(),
+            "pbft: prepared certificate of seq {seq} counts a PREPARE of the primary"
+        );
+        self.own_votes.cast((seq, view, VoteKind::Commit), digest, "pbft: COMMIT");
+        let Some(slot) = self.slots.get_mut(&seq) else { return };
         slot.note_prepared(digest, view);
         slot.sent_commit = Some(digest);
         slot.commits.insert(self.id, digest);
@@ -315,6 +332,8 @@ impl<V: Value> Engine<V> {
                     None => break,
                 }
             };
+            // §4.3: requests execute in sequence-number order, each once.
+            self.reported.report(seq, "pbft: decided seq");
             self.last_decided = seq;
             out.push(Action::Decided { seq, value });
         }

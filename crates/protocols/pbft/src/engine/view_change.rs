@@ -179,6 +179,13 @@ impl<V: Value> Engine<V> {
             self.view_changes.values().filter(|vc| vc.body.view == target).cloned().collect();
         let Some((checkpoint, chosen)) = self.decide_new_view(&vcs) else { return };
         let body = NewView { view: target, view_changes: vcs, checkpoint, chosen };
+        // §4.4: the NEW-VIEW carries 2f+1 VIEW-CHANGEs of distinct replicas,
+        // and every correct backup accepts a correct primary's NEW-VIEW.
+        quorate_core::invariant!(
+            self.check_new_view(&body).is_ok(),
+            "pbft: own NEW-VIEW for view {target} fails the backups' check: {:?}",
+            self.check_new_view(&body)
+        );
         let sig = self.crypto.sign(&bytes::new_view(self.cfg.instance, &body));
         let nv = Signed { body, sig };
         self.install_new_view(nv.clone(), out);
@@ -295,6 +302,12 @@ impl<V: Value> Engine<V> {
     /// so that replicas behind can complete them).
     pub(crate) fn install_new_view(&mut self, nv: Signed<NewView>, out: &mut Actions<V>) {
         let v = nv.body.view;
+        // §4.4: views only increase.
+        quorate_core::invariant!(
+            v > self.view || (v == self.view && !self.active),
+            "pbft: installs view {v} in view {}",
+            self.view
+        );
         self.persist(Record::NewView(Box::new(nv.clone())), out);
         self.view = v;
         self.active = true;
