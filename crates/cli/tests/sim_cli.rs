@@ -41,7 +41,7 @@ fn bad_flags_are_clear_errors() {
 
 #[test]
 fn json_single_run() {
-    let o = quorate(&["sim", "--duration", "2s", "--clients", "3", "--seed", "5", "--json"]);
+    let o = quorate(&["sim", "--duration", "2s", "--liveness-bound", "1s", "--clients", "3", "--seed", "5", "--json"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     for key in [
@@ -76,7 +76,7 @@ fn json_single_run() {
     assert_eq!(v["latency_by_region"], serde_json::json!({}));
     assert_eq!(v["warmup_s"], 0.0);
     // The same seed gives the same trace.
-    let again = quorate(&["sim", "--duration", "2s", "--clients", "3", "--seed", "5", "--json"]);
+    let again = quorate(&["sim", "--duration", "2s", "--liveness-bound", "1s", "--clients", "3", "--seed", "5", "--json"]);
     let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["trace_digest"], w["trace_digest"]);
 }
@@ -117,7 +117,7 @@ fn undecided_linearizability_exits_1() {
         "--contention",
         "1.0",
         "--lin-budget",
-        "10",
+        "1",
         "--liveness-bound",
         "1s",
         "--seed",
@@ -135,7 +135,7 @@ fn undecided_linearizability_exits_1() {
 
 #[test]
 fn campaign_json() {
-    let o = quorate(&["sim", "--campaign", "--seeds", "2", "--duration", "3s", "--liveness-bound", "2s", "--json"]);
+    let o = quorate(&["sim", "--campaign", "--seeds", "2", "--duration", "5s", "--liveness-bound", "2s", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
     assert_eq!(v["runs"], 2);
     for key in ["safety_violations", "liveness_failures", "failing_seeds"] {
