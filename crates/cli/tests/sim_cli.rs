@@ -76,7 +76,8 @@ fn json_single_run() {
     assert_eq!(v["latency_by_region"], serde_json::json!({}));
     assert_eq!(v["warmup_s"], 0.0);
     // The same seed gives the same trace.
-    let again = quorate(&["sim", "--duration", "2s", "--liveness-bound", "1s", "--clients", "3", "--seed", "5", "--json"]);
+    let again =
+        quorate(&["sim", "--duration", "2s", "--liveness-bound", "1s", "--clients", "3", "--seed", "5", "--json"]);
     let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(v["trace_digest"], w["trace_digest"]);
 }

@@ -164,7 +164,8 @@ impl Executor {
         }
         let done: Vec<Exec> = spec.pending.drain(..n).collect();
         for k in 0..n as u64 {
-            self.finals.report(spec.slot + spec.committed.len() as u64 + k, "executor: final slot (speculative commit)");
+            self.finals
+                .report(spec.slot + spec.committed.len() as u64 + k, "executor: final slot (speculative commit)");
         }
         spec.committed.extend(done);
         if spec.pending.is_empty() {

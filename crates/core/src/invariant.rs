@@ -44,7 +44,11 @@ impl InOrder {
     }
     /// `pos` is reported: it must be the next one.
     pub fn report(&mut self, pos: u64, what: &str) {
-        crate::invariant!(pos == self.next, "{what}: {pos} reported where {} was next (out of order or twice)", self.next);
+        crate::invariant!(
+            pos == self.next,
+            "{what}: {pos} reported where {} was next (out of order or twice)",
+            self.next
+        );
         self.next = pos + 1;
     }
     /// Positions before `next` were covered without being reported (state

@@ -302,7 +302,8 @@ impl Report {
             self.linearizability_ops,
             self.liveness_verdict(),
             match (self.liveness_judged, &self.liveness_not_judged_because) {
-                (true, _) => format!(" (stabilisation {:.1}s, bound {:.1}s)", self.stabilisation_s, self.liveness_bound_s),
+                (true, _) =>
+                    format!(" (stabilisation {:.1}s, bound {:.1}s)", self.stabilisation_s, self.liveness_bound_s),
                 (false, Some(why)) => format!(" (liveness not judged: {why})"),
                 (false, None) => format!(
                     " (the run ends at {:.1}s, before stabilisation {:.1}s + bound {:.1}s)",

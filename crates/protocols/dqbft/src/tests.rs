@@ -165,6 +165,26 @@ fn each_replica_crashed_and_recovered_in_turn_under_load() {
     }
 }
 
+/// A replica restarted from its log must not propose before every one of
+/// its instances has replayed its records (PBFT §4.2: the primary assigns a
+/// sequence number to one value per view, and that holds across a restart).
+/// The O-primary, crashed before its first checkpoint and back 100 ms
+/// later (no view change yet), used to replay its D-instances first; their decisions were queued for ordering
+/// and the still empty O-instance proposed them at O-slot 1, contradicting
+/// the PRE-PREPARE its log held there (found by the runtime test
+/// `kill_and_restart_each_replica_under_load`).
+#[test]
+fn a_primary_restarted_before_its_view_change_proposes_nothing_before_its_log_is_replayed() {
+    for seed in 1..=2 {
+        let mut sc = scenario(seed, 4, 6);
+        // Before the first checkpoint: the O-log from slot 1 is replayed.
+        sc.faults.push(Fault::Crash { replica: 0, at: Duration::from_millis(15) });
+        sc.faults.push(Fault::Recover { replica: 0, at: Duration::from_millis(115) });
+        let r = run(sc.judged()).expect("valid scenario");
+        assert_ok(&r);
+    }
+}
+
 // Destiny: 2f+1 = 3 replicas, Linear Hybster in every instance, one
 // threshold-signed answer per D-slot.
 

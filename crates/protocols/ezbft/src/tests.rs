@@ -168,8 +168,12 @@ fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(12).with_clients(8).with_duration(Duration::from_secs(5));
     sc.workload = WorkloadSpec::Kv { payload: 16, contention: 1.0, read_only_gets: false };
     let hour = Duration::from_secs(3600);
-    sc.config =
-        crate::Config { commit_timeout: hour, new_owner_timeout: hour, resend_timeout: hour, ..crate::Config::default() };
+    sc.config = crate::Config {
+        commit_timeout: hour,
+        new_owner_timeout: hour,
+        resend_timeout: hour,
+        ..crate::Config::default()
+    };
     sc.liveness_bound = Some(<Ezbft as quorate_core::Protocol>::liveness_bound(&crate::Config::default(), 1));
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "equivocate".into() });
     let r = run(sc.judged()).expect("valid scenario");

@@ -384,12 +384,15 @@ impl<F: Flavor> Replica<F> {
         }
         self.started = true;
         out.set_timer(Timer::RequestTick, self.tick_interval());
+        self.replaying = true;
         for (i, recs) in d_recs.into_iter().enumerate() {
             self.with_d(now, i as u32, out, |e, a| e.recover(recs, a));
         }
         self.with_o(now, out, |e, a| e.recover(o_recs, a));
+        self.replaying = false;
         // The instances' views are known only now.
         self.coordinating = None;
+        self.maybe_order(now, out);
         self.maybe_propose(now, out);
         out.event(Event::StateInstalled { slot: self.exec.slot(), digest: self.exec.state_digest() });
     }

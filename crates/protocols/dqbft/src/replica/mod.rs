@@ -164,6 +164,10 @@ pub struct Replica<F: Flavor> {
     pub(crate) direct: HashSet<(ClientId, u64)>,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) started: bool,
+    /// Replaying the durable log: an instance that has not replayed its
+    /// records yet must not propose (it would reuse sequence numbers), so
+    /// nothing is proposed or ordered until every instance has.
+    pub(crate) replaying: bool,
     /// Per D-instance: whether a pending request may not be in a proposal
     /// yet (a coordinator looks for requests to propose only then: scanning
     /// every pending request on every D message cost a tenth of a run).
@@ -236,6 +240,7 @@ impl<F: Flavor> Replica<F> {
             probation: vec![Probation::default(); n],
             rng: ChaCha8Rng::seed_from_u64(0xd9b7 ^ u64::from(ctx.id.0)),
             started: false,
+            replaying: false,
             fresh: vec![true; n],
             coordinating: None,
             passes: 0,

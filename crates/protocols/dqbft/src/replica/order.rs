@@ -182,7 +182,7 @@ impl<F: Flavor> Replica<F> {
 
     /// O-primary: order queued D-slots and ASSIGNs while the O-instance has room.
     pub(crate) fn maybe_order(&mut self, now: Time, out: &mut Out<F>) {
-        if !self.o.is_primary() {
+        if self.replaying || !self.o.is_primary() {
             return;
         }
         let mut assigns: Vec<Assign> =

@@ -210,6 +210,9 @@ impl<F: Flavor> Replica<F> {
     /// (§3.2.5: "a replica is allowed to propose new commands using only
     /// its D-instance"; the clients of one we took over move by handover).
     pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out<F>) {
+        if self.replaying {
+            return;
+        }
         for i in self.coordinated() {
             if !self.d[i as usize].is_primary() {
                 continue;

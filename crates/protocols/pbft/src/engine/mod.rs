@@ -34,8 +34,8 @@ pub use messages::{
 
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
-use quorate_core::invariant::{InOrder, OwnVotes};
 pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
+use quorate_core::invariant::{InOrder, OwnVotes};
 use quorate_core::membership::Membership;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
