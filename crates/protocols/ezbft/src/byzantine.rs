@@ -44,8 +44,8 @@ pub const STRATEGIES: &[(&str, &str)] = &[
     ),
     (
         "spurious-future-deps",
-        "also adds dependencies on the next two slots of every space, not ordered yet (an open liveness hole: \
-         decision 0006)",
+        "also adds dependencies on the next two slots of every space, not ordered yet (live at low contention \
+         only: decision 0006)",
     ),
     ("inflated-seq", "puts an inflated sequence number S (near the largest u64) in its SPECORDERs and SPECREPLYs"),
     (

@@ -312,6 +312,7 @@ impl Replica {
         // Only clients wait for a COMMITREPLY; a barrier's owner does not.
         let slow = slow && barrier_space(c, &self.m).is_none();
         self.agreements.remove(&inst);
+        let key = self.key_of(&request.req);
         self.follow_epoch(&order, out);
         if !settling && self.void(inst) {
             // An owner change settles every committed slot, so this proof
@@ -340,6 +341,9 @@ impl Replica {
                     self.by_request.insert((request.req.client, request.req.seq), inst);
                     e.order = order;
                     e.req = request;
+                    // Final execution reads the committed request's key.
+                    e.keyless = key.is_none();
+                    e.key = key;
                     e.spec_result = None;
                     e.reply = None;
                 }

@@ -144,6 +144,10 @@ impl Replica {
                 if let Some(top) = t.calls.last_mut() {
                     top.2 += 1;
                 }
+                if w.space == v.space && w.slot > v.slot {
+                    // A later slot of our own space: see `must_follow`.
+                    continue;
+                }
                 let e = match self.log.get(&w) {
                     Some(e) => e,
                     // A slot an owner change dropped, or executed and collected: nothing to wait for.
@@ -155,6 +159,9 @@ impl Replica {
                 }
                 if !e.committed {
                     return Err(t.blocked(w));
+                }
+                if !self.must_follow(v, w) {
+                    continue;
                 }
                 // Known to wait for a command that is still not committed: so do we.
                 if let Some(&x) = self.parked.get(&w) {
@@ -213,6 +220,35 @@ impl Replica {
         }
         edges.retain(|w| *w != v);
         edges
+    }
+
+    /// Whether `v` must follow its committed dependency `w` (decision 0006,
+    /// "Which dependencies execution follows"). Only committed data decides,
+    /// so every correct replica drops the same edges.
+    /// - A later slot of `v`'s own space: dropped (checked by the caller
+    ///   before `w` is known: it may not be ordered yet). No correct replica
+    ///   names one (it holds only the slots before `v` when it answers), and
+    ///   the space's own chain already orders `w` after `v` if they
+    ///   interfere: every command names the latest interfering one before it
+    ///   in its space. Without this a faulty leader's orders waited for its
+    ///   next ones.
+    /// - A client's earlier request (or the same one in another space): kept,
+    ///   so that the request table sees a client's commands in order.
+    /// - Otherwise kept iff they interfere (§III: D is "every other command
+    ///   L' that interferes with L"). An edge to a command of another key
+    ///   orders nothing the checker or the paper needs, and through such
+    ///   edges a faulty replica naming slots not ordered yet chained every
+    ///   command to the next ones of every space (strategy
+    ///   `spurious-future-deps`).
+    fn must_follow(&self, v: InstanceId, w: InstanceId) -> bool {
+        let (Some(a), Some(b)) = (self.log.get(&v), self.log.get(&w)) else { return true };
+        if a.req.req.client == b.req.req.client && b.req.req.seq <= a.req.req.seq {
+            return true;
+        }
+        match (&a.key, &b.key) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        }
     }
 
     /// Whether final execution must still wait for `inst`.

@@ -65,6 +65,9 @@ pub(crate) struct Entry {
     /// Interferes with every command: its dependencies are prefixes of the
     /// spaces (all slots up to the one named), not single commands.
     pub keyless: bool,
+    /// The command's conflict key (none: keyless); final execution follows
+    /// a dependency only between interfering commands.
+    pub key: Option<Bytes>,
     /// A checkpoint barrier (no operation; the checkpoint is taken when it executes finally).
     pub barrier: bool,
 }
@@ -368,7 +371,7 @@ impl Replica {
         let barrier = barrier_space(req.req.client, &self.m).is_some();
         let key = self.key_of(&req.req);
         let keyless = key.is_none();
-        self.interference.add(key, req.req.client, req.req.seq, inst);
+        self.interference.add(key.clone(), req.req.client, req.req.seq, inst);
         self.by_request.insert((req.req.client, req.req.seq), inst);
         // Covered by the stable checkpoint (state transfer): executed already.
         let done = self.covered(inst);
@@ -386,6 +389,7 @@ impl Replica {
             proof: None,
             noop: false,
             keyless,
+            key,
             barrier,
         };
         if !done {
