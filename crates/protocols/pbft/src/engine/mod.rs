@@ -25,6 +25,8 @@ mod normal;
 mod view_change;
 
 #[cfg(test)]
+mod invariant_tests;
+#[cfg(test)]
 mod tests;
 
 pub use durable::Record;
