@@ -156,6 +156,7 @@ impl<V: Value> Engine<V> {
             return;
         }
         let previous = self.stable;
+        self.own_votes.forget_below(&(seq + 1, 0, super::VoteKind::Prepare));
         self.stable = seq;
         self.stable_digest = cert.digest;
         self.stable_cert = Some(cert);
@@ -206,6 +207,8 @@ impl<V: Value> Engine<V> {
         self.persist(super::Record::Stable(cert.clone()), out);
         self.truncate(cert);
         self.last_decided = seq;
+        // The checkpoint covers what is not reported; forward only.
+        self.reported.skip_to(seq + 1, "hybster: state installed");
         self.state_target = None;
         self.stuck_ticks = 0;
         self.note(format!("state installed at {seq}"), out);

@@ -137,7 +137,10 @@ impl<V: Value> Engine<V> {
             Record::Stable(cert) => {
                 let seq = cert.seq;
                 self.truncate(cert);
-                self.last_decided = self.last_decided.max(seq);
+                if seq > self.last_decided {
+                    self.last_decided = seq;
+                    self.reported.skip_to(seq + 1, "hybster: recovered checkpoint");
+                }
             }
             Record::ViewChangeSent(vc) => {
                 if vc.body.view > self.view || (vc.body.view == self.view && self.active) {
@@ -157,6 +160,9 @@ impl<V: Value> Engine<V> {
                 if seq <= self.stable {
                     return;
                 }
+                // Our shares, as the log has them: one per (view, seq).
+                let (kind, _) = self.share_kind(view);
+                self.own_votes.cast((seq, view, kind), digest, "hybster: recovered PREPARE or COMMIT");
                 let current = view == self.view && self.active;
                 let slot = self.slots.entry(seq).or_default();
                 if let Some(p) = prepare {

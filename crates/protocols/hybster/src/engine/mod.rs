@@ -32,6 +32,8 @@ mod normal;
 mod view_change;
 
 #[cfg(test)]
+mod invariant_tests;
+#[cfg(test)]
 mod tests;
 
 pub use durable::Record;
@@ -43,6 +45,7 @@ pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, Pr
 
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::ReplicaId;
+use quorate_core::invariant::{InOrder, OwnVotes};
 use quorate_core::membership::Membership;
 use quorate_threshsign::{counter, destiny, InstanceId, Scheme, Share, Statement, ThreshSign};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -249,6 +252,23 @@ pub struct Engine<V: Value> {
     pub(crate) state_target: Option<(u64, Digest)>,
     pub(crate) replaying: bool,
     pub(crate) started: bool,
+    // Invariants (decision 0016).
+    /// The shares this replica signed on proposals, by (seq, view, kind):
+    /// one digest each.
+    pub(crate) own_votes: OwnVotes<(u64, u64, VoteKind), Digest>,
+    /// The next sequence number to report decided.
+    pub(crate) reported: InOrder,
+}
+
+/// The kinds of message a replica sends once per (view, seq).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum VoteKind {
+    /// The primary's PREPARE (its share on a fresh proposal or a NEW-VIEW entry).
+    Prepare,
+    /// A backup's COMMIT (its share, sent to the collector).
+    Commit,
+    /// The collector's COMMIT (the combined certificate).
+    Certificate,
 }
 
 impl<V: Value> Engine<V> {
@@ -298,6 +318,8 @@ impl<V: Value> Engine<V> {
             state_target: None,
             replaying: false,
             started: false,
+            own_votes: OwnVotes::default(),
+            reported: InOrder::starting_at(1),
         }
     }
 

@@ -7,7 +7,9 @@
 //! A PREPARE that arrives early waits in its slot until the ones before it
 //! are signed.
 
-use super::{Action, Actions, CommitProof, Engine, HybMsg, ProposeError, Record, Slot, Validity, Value, NULL_DIGEST};
+use super::{
+    Action, Actions, CommitProof, Engine, HybMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST,
+};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::{Share, ThresholdSig};
@@ -43,6 +45,9 @@ impl<V: Value> Engine<V> {
         let (view, seq) = (self.view, self.next_seq);
         let Some(st) = self.order_statement(view, seq, digest) else { return Err(ProposeError::Full) };
         let Some(share) = self.sign(&st) else { return Err(ProposeError::Full) };
+        // §4.2 step 1, S4.2 Uniqueness: one PREPARE per (view, seq) (noted once
+        // signed: a refused attempt votes nothing).
+        self.own_votes.cast((seq, view, VoteKind::Prepare), digest, "hybster: PREPARE");
         self.next_seq += 1;
         self.next_sign = self.next_seq;
         self.values.insert(digest, value.clone());
@@ -220,6 +225,10 @@ impl<V: Value> Engine<V> {
                 );
                 break;
             };
+            // §4.2 steps 1–2, S4.2 Uniqueness: one share per (view, seq), the
+            // primary's on a NEW-VIEW entry, a backup's COMMIT to the collector.
+            let (kind, what) = self.share_kind(view);
+            self.own_votes.cast((seq, view, kind), digest, what);
             let stored = self.durable_value(digest);
             self.persist(Record::Signed { view, seq, digest, prepare, own: own.clone(), value: stored }, out);
             if let Some(slot) = self.slots.get_mut(&seq) {
@@ -287,6 +296,8 @@ impl<V: Value> Engine<V> {
         let Some(st) = self.order_statement(view, seq, digest) else { return };
         match self.scheme.combine_reporting(&st, &shares) {
             Ok((cert, bad)) => {
+                // §4.2 step 3: the collector sends one COMMIT per (view, seq).
+                self.own_votes.cast((seq, view, VoteKind::Certificate), digest, "hybster: COMMIT certificate");
                 self.drop_shares(seq, &bad);
                 let proof = CommitProof { view, cert: cert.clone() };
                 self.broadcast(HybMsg::Commit { view, seq, digest, cert }, out);
@@ -412,6 +423,8 @@ impl<V: Value> Engine<V> {
                     None => break,
                 }
             };
+            // Decisions are executed in sequence order, each once (SMR safety).
+            self.reported.report(seq, "hybster: decided seq");
             self.last_decided = seq;
             out.push(Action::Decided { seq, value });
         }
@@ -419,6 +432,15 @@ impl<V: Value> Engine<V> {
             self.state_target = None;
         }
         self.sign_ready(out);
+    }
+
+    /// Which of our votes a share of ours in `view` is, and its name.
+    pub(crate) fn share_kind(&self, view: u64) -> (VoteKind, &'static str) {
+        if self.primary_of(view) == self.id {
+            (VoteKind::Prepare, "hybster: PREPARE")
+        } else {
+            (VoteKind::Commit, "hybster: COMMIT")
+        }
     }
 
     /// Ask the others for the value of `digest` at `seq` (once; the tick repeats).

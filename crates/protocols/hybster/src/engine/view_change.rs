@@ -489,6 +489,13 @@ impl<V: Value> Engine<V> {
     pub(crate) fn install_new_view(&mut self, nv: NewView, out: &mut Actions<V>) {
         let core = nv.signed.core.clone();
         let v = core.view;
+        // §4.2: after its VIEW-CHANGE a replica takes no more part in the old
+        // view: views only increase.
+        quorate_core::invariant!(
+            v > self.view || (v == self.view && !self.active),
+            "hybster: installs view {v} in view {}",
+            self.view
+        );
         self.persist(Record::NewView(Box::new(nv.clone())), out);
         self.view = v;
         self.active = true;
