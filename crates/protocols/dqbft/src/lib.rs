@@ -147,7 +147,8 @@ impl<F: Flavor> Protocol for Dq<F> {
     /// (decision 0012).
     fn liveness_bound(config: &Config, faulty: usize) -> std::time::Duration {
         use quorate_core::machine::recovery_rounds as rounds;
-        let round = config.request_timeout.saturating_add(config.payload_timeout).saturating_add(config.view_change_timeout);
+        let round =
+            config.request_timeout.saturating_add(config.payload_timeout).saturating_add(config.view_change_timeout);
         config.client_retransmit.saturating_add(round.saturating_mul(rounds(faulty)))
     }
 
