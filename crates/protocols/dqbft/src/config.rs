@@ -220,6 +220,8 @@ mod tests {
         assert_eq!(c.d_engine(3).primary_offset, 3);
         let c: Config = toml::from_str("flood = { few = 3 }").unwrap();
         assert_eq!(c.flood, Flood::Few(3));
+        let c: Config = toml::from_str("reinstate_backoff = \"500ms\"").unwrap();
+        assert_eq!(c.reinstate_backoff, Duration::from_millis(500));
         assert!(toml::from_str::<Config>("no_such_setting = 1").is_err());
     }
 }
