@@ -75,6 +75,11 @@ pub struct Config {
     /// Probation after a D-instance's k-th view change lasts
     /// `probation_base · 2^(k-1)` of its sequence numbers (capped at 2^16 ×).
     pub probation_base: u64,
+    /// An instance taken over for the k-th time (k ≥ 2) goes back to its
+    /// owner no sooner than `reinstate_backoff · 2^(k-2)` after the
+    /// takeover (capped at 2^16 ×); the first time at once. Zero: no wait.
+    #[serde(with = "human")]
+    pub reinstate_backoff: Duration,
     /// Most requests a replica keeps pending; more are shed.
     pub max_pending: usize,
     /// Clients sign requests (backups check them in D-PrePrepares).
@@ -189,6 +194,7 @@ impl Default for Config {
             state_transfer_timeout: Duration::from_secs(2),
             flood: Flood::Few(2),
             probation_base: 16,
+            reinstate_backoff: Duration::from_secs(2),
             max_pending: 100_000,
             sign_requests: true,
         }
@@ -214,6 +220,8 @@ mod tests {
         assert_eq!(c.d_engine(3).primary_offset, 3);
         let c: Config = toml::from_str("flood = { few = 3 }").unwrap();
         assert_eq!(c.flood, Flood::Few(3));
+        let c: Config = toml::from_str("reinstate_backoff = \"500ms\"").unwrap();
+        assert_eq!(c.reinstate_backoff, Duration::from_millis(500));
         assert!(toml::from_str::<Config>("no_such_setting = 1").is_err());
     }
 }

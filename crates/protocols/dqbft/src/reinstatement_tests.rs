@@ -171,3 +171,68 @@ fn the_health_check_refuses_a_lagging_or_diverging_replica() {
     assert!(!healthy((0, a), (256, a), 128), "two periods behind lags");
     assert!(!healthy((256, b), (256, a), 128), "our checkpoint with another state");
 }
+
+/// §3.2.5, case 1 ("a D-instance fails, the O-instance is alive") with a
+/// coordinator that stays faulty: replica 1 proposes nothing in its
+/// instance (`silent-coordinator`) or equivocates in it
+/// (`equivocate-coordinator`), yet takes part in everything else, so it
+/// passes the health check and asks for its instance back each time it is
+/// taken over. Only the role that stalls is replaced: its D-instance
+/// changes views, the O-instance never does (the O-primary, replica 0, is
+/// correct). Before the fix, a replica that had started the D-view change
+/// took the pending requests of the instance for "taken over" while the
+/// view was not installed yet and suspected the O-primary; with the faulty
+/// replica doing the same, f+1 replaced it (silent, seed 1: O-view 3 in
+/// 14 s); alone, it left the O-view, lagged behind the order and, as
+/// coordinator of the instance the faulty one's clients moved to, never
+/// proposed one of them (equivocating, seed 2 on the command line: a
+/// request pending for 16 s). Reinstatement: the first one at once, each
+/// later one after twice the wait of the one before (decision 0009,
+/// "Reinstatement backoff"), so a coordinator that keeps failing gets its
+/// instance back ever more rarely; with no backoff (the control) it is
+/// reinstated about every 3.5 s.
+fn a_faulty_coordinator_is_replaced_and_reinstated_ever_more_rarely<F: Flavor>(strategy: &str, seeds: &[u64]) {
+    const FAULTY: u32 = 1;
+    let run = |seed: u64, backoff: Duration| {
+        let mut sc = Scenario::<Dq<F>>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(22));
+        sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+        sc.liveness_bound = Some(Duration::from_secs(8));
+        sc.config.reinstate_backoff = backoff;
+        sc.faults.push(Fault::Byzantine { replica: FAULTY, strategy: strategy.into() });
+        let n = sc.n();
+        let mut sim = Simulation::new(sc.judged()).expect("valid scenario");
+        at(&mut sim, 22_000);
+        let reinstated: Vec<u64> =
+            (0..n).filter(|r| *r != FAULTY as usize).map(|r| replica(&sim, r).reinstatements()).collect();
+        (sim.report(), reinstated)
+    };
+    for &seed in seeds {
+        let (r, reinstated) = run(seed, crate::Config::default().reinstate_backoff);
+        assert_ok(&r);
+        assert!(r.messages_by_kind.get("D-NEWVIEW").is_some_and(|k| k.count > 0), "{strategy} {seed}: never replaced");
+        assert_eq!(r.max_view, 0, "{strategy} {seed}: the correct O-primary was replaced: {:?}", r.view_installs);
+        // Takeovers near 3, 7, 11 and 19 s; reinstatements at once, then
+        // after 2 s and 4 s (the next one, after 8 s, falls past the run).
+        for (r, k) in reinstated.iter().enumerate() {
+            assert!((1..=3).contains(k), "{strategy} {seed}: correct replica #{r} reinstated the faulty one {k} times");
+        }
+    }
+    let (control, reinstated) = run(seeds[0], Duration::ZERO);
+    assert_ok(&control);
+    assert!(reinstated.iter().all(|k| *k >= 5), "{strategy}, no backoff: reinstated {reinstated:?} times");
+}
+
+#[test]
+fn a_silent_coordinator_is_replaced_and_reinstated_ever_more_rarely_dqpbft() {
+    a_faulty_coordinator_is_replaced_and_reinstated_ever_more_rarely::<Pbft>("silent-coordinator", &[1, 2, 3]);
+}
+
+#[test]
+fn a_silent_coordinator_is_replaced_and_reinstated_ever_more_rarely_destiny() {
+    a_faulty_coordinator_is_replaced_and_reinstated_ever_more_rarely::<Hybster>("silent-coordinator", &[1, 2]);
+}
+
+#[test]
+fn an_equivocating_coordinator_is_replaced_and_reinstated_ever_more_rarely_dqpbft() {
+    a_faulty_coordinator_is_replaced_and_reinstated_ever_more_rarely::<Pbft>("equivocate-coordinator", &[2, 3]);
+}

@@ -187,6 +187,9 @@ pub struct Replica<F: Flavor> {
     pub(crate) last_notice: Vec<Option<Time>>,
     /// When we last asked for our instance back.
     pub(crate) last_reinstate: Option<Time>,
+    /// Per D-instance taken over in the order: since when (as seen here),
+    /// for the reinstatement backoff.
+    pub(crate) taken_over_since: Vec<Option<Time>>,
     /// Handovers executed here that gave an instance back to its owner.
     pub(crate) reinstatements: u64,
     /// Requests executed through each D-instance.
@@ -249,6 +252,7 @@ impl<F: Flavor> Replica<F> {
             owners: (0..n as u32).collect(),
             last_notice: vec![None; n],
             last_reinstate: None,
+            taken_over_since: vec![None; n],
             reinstatements: 0,
             executed_by: vec![0; n],
             cfg,

@@ -46,6 +46,30 @@ impl<F: Flavor> Replica<F> {
     /// The instances whose owners coordinate them in the order (cached).
     pub(crate) fn refresh_owners(&mut self) {
         self.owners = (0..self.d.len() as u32).filter(|i| self.owner_coordinates(*i)).collect();
+        for i in &self.owners {
+            self.taken_over_since[*i as usize] = None;
+        }
+    }
+
+    /// How long D-instance `i`, taken over in the order, stays so before
+    /// its owner may have it back: the first time not at all (a replica
+    /// that crashed and restarted); the k-th time `reinstate_backoff ·
+    /// 2^(k-2)`. Each reinstatement moves to the owner's next view, a
+    /// multiple of n, so the order's view counts the takeovers.
+    pub(crate) fn reinstate_wait(&self, i: u32) -> std::time::Duration {
+        let takeovers = self.ordered_view(i) / self.m.n() as u64 + 1;
+        if takeovers < 2 {
+            return std::time::Duration::ZERO;
+        }
+        self.cfg.reinstate_backoff.saturating_mul(1u32 << (takeovers - 2).min(16))
+    }
+
+    /// Whether D-instance `i` has been taken over for its reinstatement
+    /// wait (measured from when this replica executed the takeover, or
+    /// first saw it after a state transfer or a restart).
+    fn reinstate_due(&mut self, now: Time, i: u32) -> bool {
+        let since = *self.taken_over_since[i as usize].get_or_insert(now);
+        now.since(since) >= self.reinstate_wait(i)
     }
 
     /// Where client `c`, whose ASSIGN or default names `base`, sends at
@@ -168,10 +192,14 @@ impl<F: Flavor> Replica<F> {
                 "D{i}: reinstated at O-slot {k}: replica {i} coordinates its instance again (view {}), its clients return",
                 h.view
             ))),
-            (true, false) => out.event(Event::Note(format!(
-                "D{i}: taken over at O-slot {k} by replica {coordinator} (view {}): its clients move to other instances",
-                h.view
-            ))),
+            (true, false) => {
+                self.taken_over_since[i as usize] = Some(now);
+                out.event(Event::Note(format!(
+                    "D{i}: taken over at O-slot {k} by replica {coordinator} (view {}): its clients move to other \
+                     instances",
+                    h.view
+                )))
+            }
             _ => {}
         }
         if was != owner {
@@ -233,10 +261,14 @@ impl<F: Flavor> Replica<F> {
         if d.active() && d.is_primary() && d.view() > ordered {
             return; // reinstated; its handover is on its way
         }
-        let target = if d.view() > ordered && d.view().is_multiple_of(self.m.n() as u64) {
-            d.view()
+        let view = d.view();
+        if !self.reinstate_due(now, me) {
+            return; // taken over again: wait (the others would refuse)
+        }
+        let target = if view > ordered && view.is_multiple_of(self.m.n() as u64) {
+            view
         } else {
-            self.next_owner_view(ordered.max(d.view()))
+            self.next_owner_view(ordered.max(view))
         };
         self.last_reinstate = Some(now);
         let (seq, digest) = self.o.stable_checkpoint();
@@ -257,6 +289,13 @@ impl<F: Flavor> Replica<F> {
         if d.view() > self.ordered_view(i) && d.view().is_multiple_of(n) {
             return; // moving to (or in) one of its views already
         }
+        if !self.reinstate_due(now, i) {
+            let wait = self.reinstate_wait(i);
+            out.event(Event::Note(format!(
+                "D{i}: not reinstating replica {i} yet: taken over again, it waits {wait:?}"
+            )));
+            return;
+        }
         if !healthy((seq, digest), self.o.stable_checkpoint(), self.cfg.checkpoint_period) {
             let ours = self.o.stable_checkpoint().0;
             out.event(Event::Note(format!(
@@ -264,7 +303,7 @@ impl<F: Flavor> Replica<F> {
             )));
             return;
         }
-        let target = self.next_owner_view(d.view());
+        let target = self.next_owner_view(self.d[i as usize].view());
         out.event(Event::Note(format!("D{i}: replica {i} passed the health check: view change to {target}")));
         self.with_d(now, i, out, |e, a| e.view_change_to(target, a));
     }

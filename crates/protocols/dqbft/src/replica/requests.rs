@@ -319,7 +319,14 @@ impl<F: Flavor> Replica<F> {
         let mut suspect_o = false;
         for p in self.pending.values() {
             let key = (p.req.req.client, p.req.req.seq);
-            let taken_over = self.d[p.instance as usize].primary().0 != p.instance;
+            // Taken over: an installed view of another coordinator, whose
+            // handover the O-primary now owes. While the view change is
+            // under way, `primary()` names the next view's coordinator
+            // already, but the stall is still the instance's (its view-change
+            // timer runs); blaming the O-primary then replaced a correct one
+            // each time replicas view-changed a silent coordinator's instance.
+            let d = &self.d[p.instance as usize];
+            let taken_over = d.active() && d.primary().0 != p.instance;
             if self.disseminated.contains(&key) || taken_over {
                 // Taken over: its clients wait for the O-primary to order the handover.
                 let timeout = self.cfg.request_timeout.saturating_mul(self.o.backoff());
