@@ -272,11 +272,24 @@ struct Generated<F: Family> {
     mutation: Mutation,
 }
 
+/// Size of the generated histories.
+#[derive(Clone, Copy)]
+struct Shape {
+    max_clients: u64,
+    min_ops: usize,
+    max_ops: usize,
+}
+
+/// The normal run's histories: 2-4 clients, 4-12 operations.
+const SMALL: Shape = Shape { max_clients: 4, min_ops: 4, max_ops: 12 };
+/// Larger ones for the long run (stateright's search, unmemoized, slows down fast beyond).
+const LARGER: Shape = Shape { max_clients: 5, min_ops: 8, max_ops: 16 };
+
 /// One history: simulate a linearizable execution, then maybe mutate it.
-fn generate<F: Family>(rng: &mut ChaCha8Rng) -> Generated<F> {
-    let clients = rng.gen_range(2..=4u64);
+fn generate<F: Family>(rng: &mut ChaCha8Rng, shape: Shape) -> Generated<F> {
+    let clients = rng.gen_range(2..=shape.max_clients);
     let keys = rng.gen_range(1..=3);
-    let n = rng.gen_range(4..=12);
+    let n = rng.gen_range(shape.min_ops..=shape.max_ops);
     let mut clock: Vec<u64> = (0..clients).map(|_| rng.gen_range(0..4) * TICK).collect();
     // Longest duration relative to the gaps: from mostly sequential to
     // everything overlapping.
@@ -449,11 +462,11 @@ fn render<Op: Debug, Ret: Debug>(h: &[Operation<Op, Ret>]) -> String {
 }
 
 /// Generate `count` histories from `seed` and compare `ours` with stateright on each.
-fn differential<F: Family>(seed: u64, count: usize, ours: Ours<F>) -> Tally {
+fn differential<F: Family>(seed: u64, count: usize, shape: Shape, ours: Ours<F>) -> Tally {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tally = Tally::default();
     for index in 0..count {
-        let g = generate::<F>(&mut rng);
+        let g = generate::<F>(&mut rng, shape);
         let reference = stateright_linearizable(F::Spec::default(), &g.history);
         tally.histories += 1;
         tally.pending_ops += g.history.iter().filter(|o| !o.is_completed()).count();
@@ -510,24 +523,29 @@ fn assert_agreement(what: &str, tally: &Tally, min_histories: usize) {
 /// 8,000 KV and 4,000 counter histories: 12,000 in all, in the normal run.
 #[test]
 fn agrees_with_stateright_on_kv_histories() {
-    let tally = differential::<KvFamily>(0xd1ff, 8_000, ours_kv);
+    let tally = differential::<KvFamily>(0xd1ff, 8_000, SMALL, ours_kv);
     assert_agreement("kv", &tally, 8_000);
 }
 
 #[test]
 fn agrees_with_stateright_on_counter_histories() {
-    let tally = differential::<CounterFamily>(0xc0de, 4_000, ours_counter);
+    let tally = differential::<CounterFamily>(0xc0de, 4_000, SMALL, ours_counter);
     assert_agreement("counter", &tally, 4_000);
 }
 
-/// The long variant: 100,000 of each, other seeds.
+/// The long variant, other seeds: 100,000 small histories of each family,
+/// and 20,000 larger ones (2-5 clients, 8-16 operations).
 #[test]
 #[ignore = "long: cargo test --release -p quorate-sim --test linearizability_differential -- --ignored"]
 fn agrees_with_stateright_on_many_more_histories() {
-    let tally = differential::<KvFamily>(0x10_d1ff, 100_000, ours_kv);
+    let tally = differential::<KvFamily>(0x10_d1ff, 100_000, SMALL, ours_kv);
     assert_agreement("kv", &tally, 100_000);
-    let tally = differential::<CounterFamily>(0x10_c0de, 100_000, ours_counter);
+    let tally = differential::<CounterFamily>(0x10_c0de, 100_000, SMALL, ours_counter);
     assert_agreement("counter", &tally, 100_000);
+    let tally = differential::<KvFamily>(0x20_d1ff, 20_000, LARGER, ours_kv);
+    assert_agreement("kv, larger", &tally, 20_000);
+    let tally = differential::<CounterFamily>(0x20_c0de, 20_000, LARGER, ours_counter);
+    assert_agreement("counter, larger", &tally, 20_000);
 }
 
 // ---------------------------------------------------------------------------
@@ -600,12 +618,12 @@ fn wrong_oracles_disagree() {
         ("always linearizable", always_linearizable),
         ("forgets deletes", forgets_deletes),
     ] {
-        let tally = differential::<KvFamily>(0xbad, 2_000, oracle);
+        let tally = differential::<KvFamily>(0xbad, 2_000, SMALL, oracle);
         println!("{name}: {}", tally.summary());
         assert!(!tally.disagreements.is_empty(), "the {name} oracle was not caught");
     }
     // Erasing real time misses exactly the histories whose only fault is
     // timing: it must be caught on some of the real-time mutations.
-    let tally = differential::<KvFamily>(0xbad, 2_000, blind_to_real_time);
+    let tally = differential::<KvFamily>(0xbad, 2_000, SMALL, blind_to_real_time);
     assert!(tally.disagreements.iter().any(|d| d.contains("(RealTimeInverted)")), "{}", tally.summary());
 }
