@@ -262,8 +262,8 @@ struct Planned<Op> {
     point: Option<u64>,
 }
 
-/// Times are multiples of 10 so a moved linearization point (±1) never
-/// lands on an interval end.
+/// Interval ends are multiples of this, so that every interval has room for
+/// a linearization point strictly inside it.
 const TICK: u64 = 10;
 
 /// A generated history and how it was made.
