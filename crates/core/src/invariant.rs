@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn on_in_this_crates_tests() {
-        assert!(ENABLED);
+        const { assert!(ENABLED) };
     }
 
     #[test]
