@@ -270,8 +270,10 @@ pub struct SimArgs {
     /// Keys of each client (kv-puts workload).
     #[arg(long, default_value_t = 8)]
     pub keys_per_client: usize,
-    /// Share of KV operations on the one shared hot key (0..1).
-    #[arg(long, default_value = "0", value_parser = probability)]
+    /// Share of KV operations on the one shared hot key (0..1). Above 0 so
+    /// that clients meet on a key and the linearizability check can see a
+    /// split brain; 0 gives each key one client.
+    #[arg(long, default_value = "0.2", value_parser = probability)]
     pub contention: f64,
     /// Send gets as read-only operations.
     #[arg(long)]

@@ -185,6 +185,20 @@ fn a_primary_restarted_before_its_view_change_proposes_nothing_before_its_log_is
     }
 }
 
+/// The same restart in Destiny (Linear Hybster instances, trusted counters
+/// restored from the durable log): nothing is proposed before the log is
+/// replayed.
+#[test]
+fn destiny_a_primary_restarted_before_its_view_change_proposes_nothing_before_its_log_is_replayed() {
+    for seed in 1..=2 {
+        let mut sc = scenario_of::<Destiny>(seed, 6, 6);
+        sc.faults.push(Fault::Crash { replica: 0, at: Duration::from_millis(15) });
+        sc.faults.push(Fault::Recover { replica: 0, at: Duration::from_millis(115) });
+        let r = run(sc.judged()).expect("valid scenario");
+        assert_ok(&r);
+    }
+}
+
 // Destiny: 2f+1 = 3 replicas, Linear Hybster in every instance, one
 // threshold-signed answer per D-slot.
 
