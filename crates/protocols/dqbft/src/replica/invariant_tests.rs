@@ -110,9 +110,7 @@ fn a_state_install_behind_executed_o_slots_fires() {
 }
 
 #[test]
-#[should_panic(
-    expected = "invariant violated: dqbft: D-slot DRef { instance: 2, seq: 1 } executed twice"
-)]
+#[should_panic(expected = "invariant violated: dqbft: D-slot DRef { instance: 2, seq: 1 } executed twice")]
 fn a_d_slot_executed_twice_fires() {
     let (mut r, _) = replica(1);
     let mut out = Out::new();

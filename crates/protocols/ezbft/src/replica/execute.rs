@@ -320,9 +320,7 @@ impl Replica {
                         rolled_back = true;
                     }
                     match self.log.get(&inst) {
-                        Some(e) if !e.noop && !e.barrier => {
-                            result_of(self.exec.execute(&e.req.req, inst.slot, 0, out))
-                        }
+                        Some(e) if !e.noop && !e.barrier => result_of(self.exec.execute(&e.req.req, inst.slot, 0, out)),
                         _ => Bytes::new(),
                     }
                 };
