@@ -7,8 +7,8 @@ use super::durable::Record;
 use super::{Out, Replica};
 use crate::config::Config;
 use crate::messages::{
-    commit_digest, CheckpointBody, CommitProof, Frontier, InstanceId, Msg, NewOwnerBody, NewOwnerCert,
-    OwnerChangeBody, Phase, Proposal, Signed, SpecReply, VoteBody,
+    commit_digest, CheckpointBody, CommitProof, Frontier, InstanceId, Msg, NewOwnerBody, NewOwnerCert, OwnerChangeBody,
+    Phase, Proposal, Signed, SpecReply, VoteBody,
 };
 use quorate_apps::kv::{KvOp, KvStore};
 use quorate_core::crypto::{Digest, Ed25519Crypto};
@@ -279,13 +279,16 @@ fn an_own_new_owner_with_two_views_of_one_replica_fires() {
     // A bug that files our own view under replica 2 as well.
     let own = r.spaces[0].reports[&ReplicaId(1)].clone();
     r.spaces[0].reports.insert(ReplicaId(2), own);
-    let body = OwnerChangeBody { replica: ReplicaId(3), space, owner: 1, stable: None, history: Vec::new(), prepared: None };
+    let body =
+        OwnerChangeBody { replica: ReplicaId(3), space, owner: 1, stable: None, history: Vec::new(), prepared: None };
     let view = Signed::sign(body, keys()[3].as_ref());
     r.on_owner_change(ReplicaId(3), view, &mut out);
 }
 
 #[test]
-#[should_panic(expected = "invariant violated: ezbft: InstanceId { space: ReplicaId(0), slot: 0 } executes finally twice")]
+#[should_panic(
+    expected = "invariant violated: ezbft: InstanceId { space: ReplicaId(0), slot: 0 } executes finally twice"
+)]
 fn a_command_executed_finally_twice_fires() {
     let mut r = replica(0);
     let mut out = Out::new();
@@ -336,4 +339,43 @@ fn a_stable_checkpoint_counting_a_replica_twice_fires() {
     r.votes.insert(barrier, Votes { mine: Some((frontier.clone(), cp.clone())), votes });
     let v2 = Signed::sign(body(2), keys()[2].as_ref());
     r.on_checkpoint(ReplicaId(2), v2, &mut Out::new());
+}
+
+/// Found by the NEWOWNER vote invariant: reopening a space cleared every
+/// NEWOWNER round, so a replica that had accepted a NEWOWNER replacing the
+/// new epoch's owner accepted a faulty new owner's second one as well.
+#[test]
+fn reopening_a_space_keeps_our_new_owner_votes_for_later_owners() {
+    let mut r = replica(2);
+    let mut out = Out::new();
+    let space = ReplicaId(0);
+    // Space 0 frozen by the change to owner number 1 (epoch 0).
+    r.spaces[0].frozen = Some(0);
+    r.spaces[0].owner = 1;
+    // NEWOWNERs replacing owner number 4 (the epoch space 0 reopens in) by 5,
+    // signed by 5's replica (1) over two sets of views.
+    let new_owner = |views: [u32; 3]| {
+        let proofs = views
+            .map(|by| {
+                let body = OwnerChangeBody {
+                    replica: ReplicaId(by),
+                    space,
+                    owner: 5,
+                    stable: None,
+                    history: Vec::new(),
+                    prepared: None,
+                };
+                Signed::sign(body, keys()[by as usize].as_ref())
+            })
+            .to_vec();
+        Signed::sign(NewOwnerBody { space, owner: 5, proofs }, keys()[1].as_ref())
+    };
+    r.on_new_owner(ReplicaId(1), new_owner([0, 1, 2]), &mut out);
+    let accepted = r.spaces[0].rounds[&5].accepted;
+    assert!(accepted.is_some());
+    // Replica 0 reopens its space in epoch 4 (as when its SPECORDER of owner 4 arrives).
+    assert!(r.reopen(space, 4, &mut out));
+    // The faulty new owner's second NEWOWNER: no second ACCEPT (the invariant would fire).
+    r.on_new_owner(ReplicaId(1), new_owner([1, 2, 3]), &mut out);
+    assert_eq!(r.spaces[0].rounds[&5].accepted, accepted);
 }

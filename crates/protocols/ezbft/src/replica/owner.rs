@@ -715,7 +715,11 @@ impl Replica {
         s.asked = None;
         s.suspects.clear();
         s.reports.clear();
-        s.rounds.clear();
+        // Rounds of later owner numbers keep our votes: a NEWOWNER replacing
+        // this epoch's owner may have come (and been accepted) before we
+        // reopened, and a faulty new owner's second one must not get a
+        // second ACCEPT (the NEWOWNER vote invariant found this).
+        s.rounds.retain(|o, _| *o > owner);
         // A change of owner number, like an owner change (counted as such).
         out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader: space });
         true
