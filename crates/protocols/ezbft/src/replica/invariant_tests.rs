@@ -58,7 +58,6 @@ fn order_records(req: SignedRequest) -> Vec<Bytes> {
     let mut out = Out::new();
     r.order(req, &mut out);
     out.drain()
-        .into_iter()
         .filter_map(|e| match e {
             Effect::Persist(b) => Some(b),
             _ => None,
@@ -79,7 +78,7 @@ fn fast_cert(req: SignedRequest) -> (Replica, Vec<SpecReply>) {
         let mut r = replica(id);
         let mut out = Out::new();
         r.on_spec_order(ReplicaId(0), order.clone(), req.clone(), &mut out);
-        cert.extend(out.drain().into_iter().filter_map(|e| match e {
+        cert.extend(out.drain().filter_map(|e| match e {
             Effect::Send { to: NodeId::Client(_), msg: Msg::SpecReply(reply) } => Some(*reply),
             _ => None,
         }));
