@@ -175,7 +175,7 @@ pub enum Proposal {
 }
 
 /// The two voting rounds that turn one proposal into the slot's commit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Phase {
     /// ACCEPT: the first valid proposal this replica saw for the slot.
     Accept,

@@ -112,6 +112,8 @@ impl<F: Flavor> Replica<F> {
             for h in &handovers {
                 self.apply_handover(now, k, h, out);
             }
+            // §3.2.2: commands execute strictly in the O-instance's order.
+            self.o_executed.report(k, "dqbft: executed O-slot");
             self.executed_o = k;
             self.waiting = None;
             out.event(Event::Decided { instance: k, requests });
@@ -146,7 +148,9 @@ impl<F: Flavor> Replica<F> {
         }
     }
 
-    fn mark_executed(&mut self, r: DRef) {
+    pub(crate) fn mark_executed(&mut self, r: DRef) {
+        // §3.2.2: a D-slot ordered twice executes once (its first O-slot).
+        quorate_core::invariant!(!self.is_executed(r), "dqbft: D-slot {r:?} executed twice");
         let i = r.instance as usize;
         let (prefix, above) = (&mut self.progress.prefix[i], &mut self.progress.above[i]);
         if r.seq <= *prefix {
@@ -294,12 +298,13 @@ impl<F: Flavor> Replica<F> {
     }
 
     /// Continue from the installed state at O-checkpoint `seq`.
-    fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out<F>) {
+    pub(crate) fn install(&mut self, now: Time, seq: u64, digest: Digest, state: State, out: &mut Out<F>) {
         self.coordinating = None;
         self.fresh.iter_mut().for_each(|f| *f = true);
         self.progress = state.progress.clone();
         self.refresh_owners();
         self.clients_moved(now);
+        self.o_executed.skip_to(seq + 1, "dqbft: executed O-slot");
         self.executed_o = seq;
         self.olog = self.olog.split_off(&(seq + 1));
         for (i, payloads) in self.payloads.iter_mut().enumerate() {
@@ -356,6 +361,7 @@ impl<F: Flavor> Replica<F> {
                         Ok(()) => {
                             self.progress = base.state.progress.clone();
                             self.refresh_owners();
+                            self.o_executed.skip_to(base.seq + 1, "dqbft: executed O-slot");
                             self.executed_o = base.seq;
                             self.checkpoints.insert(base.seq, base.state);
                             o_recs = base.o;

@@ -21,6 +21,9 @@ mod order;
 pub(crate) mod reinstate;
 mod requests;
 
+#[cfg(test)]
+mod invariant_tests;
+
 use crate::config::Config;
 use crate::messages::{Assign, DBatch, DRef, Msg, OBatch, Progress, State};
 use crate::{Dq, Flavor, OMsg, Timer};
@@ -28,6 +31,7 @@ use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::instance::{Action, Actions, Instance};
+use quorate_core::invariant::InOrder;
 use quorate_core::machine::{Effect, Event, Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
@@ -139,6 +143,8 @@ pub struct Replica<F: Flavor> {
     pub(crate) olog: BTreeMap<u64, Option<OBatch>>,
     /// Every O-slot up to here is executed.
     pub(crate) executed_o: u64,
+    /// Invariants (decision 0016): O-slots executed in order, each once.
+    pub(crate) o_executed: InOrder,
     /// Executed D-slots.
     pub(crate) progress: Progress,
     /// The D-slot execution waits for, and since when.
@@ -229,6 +235,7 @@ impl<F: Flavor> Replica<F> {
             payloads: vec![BTreeMap::new(); n],
             olog: BTreeMap::new(),
             executed_o: 0,
+            o_executed: InOrder::starting_at(1),
             progress: Progress {
                 prefix: vec![0; n],
                 above: vec![BTreeSet::new(); n],

@@ -202,6 +202,12 @@ impl<F: Flavor> Replica<F> {
             if refs.is_empty() && batch_assigns.is_empty() && handovers.is_empty() {
                 return;
             }
+            // §3.2.2 (Fig. 5): our O-batch names each D-slot once, and no
+            // slot 0 (backups refuse such a batch, `check_order`).
+            quorate_core::invariant!(
+                quorate_core::invariant::distinct(refs.iter()) && refs.iter().all(|r| r.seq > 0),
+                "dqbft: own O-batch names a D-slot twice or slot 0: {refs:?}"
+            );
             let mut acts = Actions::new();
             let batch = OBatch { refs: refs.clone(), assigns: batch_assigns.clone(), handovers: handovers.clone() };
             if self.o.propose(batch, &mut acts).is_err() {

@@ -254,7 +254,13 @@ impl<F: Flavor> Replica<F> {
     }
 
     /// Propose `batch` in D-instance `i` (we coordinate it); false if it had no room.
-    fn propose_d(&mut self, now: Time, i: u32, batch: DBatch, out: &mut Out<F>) -> bool {
+    pub(crate) fn propose_d(&mut self, now: Time, i: u32, batch: DBatch, out: &mut Out<F>) -> bool {
+        // §3.2.5: new commands only in our own D-instance; in one we took
+        // over, no-ops only (decision 0009, "Own instance, handovers").
+        quorate_core::invariant!(
+            batch.requests.is_empty() || i == self.id.0,
+            "dqbft: proposes client requests in D-instance {i}, not its own"
+        );
         let mut acts = Actions::new();
         let Ok(seq) = self.d[i as usize].propose(batch.clone(), &mut acts) else { return false };
         for r in batch.requests.iter() {

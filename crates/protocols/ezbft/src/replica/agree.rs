@@ -135,7 +135,7 @@ impl Replica {
     /// Vote for `digest` if it is the first proposal for `inst` we see and
     /// the space is open; if we voted already, the proposer is still
     /// waiting (it sent again): our votes may have been lost, send them again.
-    fn accept(&mut self, inst: InstanceId, digest: Digest, out: &mut Out) {
+    pub(crate) fn accept(&mut self, inst: InstanceId, digest: Digest, out: &mut Out) {
         let open = self.spaces.get(inst.space.index()).is_some_and(|s| s.open());
         let Some(a) = self.agreements.get_mut(&inst) else { return };
         if a.accepted.is_some() {
@@ -150,6 +150,8 @@ impl Replica {
         }
         let Some(c) = a.proposals.get(&digest) else { return };
         let record = super::durable::Record::Accept { request: c.request.clone(), proposal: c.proposal.clone() };
+        // One ACCEPT per slot (the agreement's safety, decision 0006), also across recovery.
+        self.own_votes[inst.space.index()].cast((inst.slot, Phase::Accept), digest, "ezbft: ACCEPT");
         a.accepted = Some(digest);
         let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Accept, digest);
         a.accepts.insert(self.id, vote.clone());
@@ -189,7 +191,7 @@ impl Replica {
     }
 
     /// Confirm once prepared; commit once agreed.
-    fn try_agree(&mut self, inst: InstanceId, out: &mut Out) {
+    pub(crate) fn try_agree(&mut self, inst: InstanceId, out: &mut Out) {
         let (n, q) = (self.m.n(), self.m.quorum());
         let open = self.spaces.get(inst.space.index()).is_some_and(|s| s.open());
         let Some(a) = self.agreements.get_mut(&inst) else { return };
@@ -200,6 +202,8 @@ impl Replica {
             });
             if let Some((digest, request, proof)) = prepared {
                 let record = super::durable::Record::Prepared { request, proof: proof.clone() };
+                // One CONFIRM per slot, also across recovery.
+                self.own_votes[inst.space.index()].cast((inst.slot, Phase::Confirm), digest, "ezbft: CONFIRM");
                 a.prepared = Some(proof);
                 let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Confirm, digest);
                 a.confirms.insert(self.id, vote.clone());
@@ -213,6 +217,12 @@ impl Replica {
         };
         match a.proposals.get(&digest).cloned() {
             Some(c) => {
+                // §IV-A step 5.1, §IV-C step 5.2 (with the agreement): the
+                // commit proof we build counts each replica once.
+                quorate_core::invariant!(
+                    quorate_core::invariant::distinct(votes.iter().map(|v| v.body.replica)),
+                    "ezbft: commit proof of {inst:?} counts a replica twice"
+                );
                 let proof = CommitProof { proposal: c.proposal, votes };
                 let slow = a.slow;
                 self.commit(c.order, c.request, c.deps, c.seq, slow, Some(proof), out);
@@ -292,6 +302,9 @@ impl Replica {
         let inst = order.body.inst;
         let digest = commit_digest(&order, &deps, seq);
         let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Accept, digest);
+        if let Some(v) = self.own_votes.get_mut(inst.space.index()) {
+            v.cast((inst.slot, Phase::Accept), digest, "ezbft: recovered ACCEPT");
+        }
         let a = self.agreements.entry(inst).or_default();
         a.slow |= matches!(proposal, Proposal::Slow { .. });
         a.proposals.insert(digest, Candidate { order, request, deps, seq, proposal });
@@ -308,6 +321,9 @@ impl Replica {
         let inst = order.body.inst;
         let digest = commit_digest(&order, &deps, seq);
         let vote = sign_vote(self.id, self.crypto.as_ref(), inst, Phase::Confirm, digest);
+        if let Some(v) = self.own_votes.get_mut(inst.space.index()) {
+            v.cast((inst.slot, Phase::Confirm), digest, "ezbft: recovered CONFIRM");
+        }
         let a = self.agreements.entry(inst).or_default();
         for v in &proof.votes {
             a.accepts.entry(v.body.replica).or_insert_with(|| v.clone());

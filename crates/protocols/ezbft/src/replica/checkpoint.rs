@@ -265,6 +265,11 @@ impl Replica {
         if agree.len() < q {
             return;
         }
+        // A stable checkpoint we build counts 2f+1 distinct voters (as `StableCheckpoint::verify` checks).
+        quorate_core::invariant!(
+            quorate_core::invariant::distinct(agree.iter().map(|v| v.body.replica)),
+            "ezbft: stable checkpoint at {barrier:?} counts a replica twice"
+        );
         let state = CheckpointState {
             stable: StableCheckpoint { frontier: frontier.clone(), votes: agree },
             state: cp.clone(),
@@ -312,6 +317,8 @@ impl Replica {
         let n = self.m.n();
         for (i, s) in self.spaces.iter_mut().enumerate() {
             let below = frontier.below.get(i).copied().unwrap_or(0);
+            self.own_replies[i].forget_below(&below);
+            self.own_votes[i].forget_below(&(below, crate::messages::Phase::Accept));
             s.executed_below = s.executed_below.max(below);
             // NEWOWNERs of epochs the checkpoint covers whole (a replica that
             // missed them needs a state transfer anyway); the latest stays.

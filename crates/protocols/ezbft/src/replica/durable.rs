@@ -205,6 +205,13 @@ impl Replica {
             space.next = inst.slot + 1;
             space.history = order.body.history;
         }
+        if inst.space == self.id {
+            self.last_ordered = self.last_ordered.max(Some(inst.slot));
+        }
+        if let Some(r) = &reply {
+            let body = r.reply.body.clone();
+            self.own_replies[inst.space.index()].cast(inst.slot, body, "ezbft: recovered SPECREPLY");
+        }
         if self.log.contains_key(&inst) || self.covered(inst) {
             return;
         }

@@ -46,6 +46,9 @@ impl Replica {
             t: e.req.req.seq,
             result: Digest::of(&result),
         };
+        // §IV-A step 3.4: one SPECREPLY per slot (a client and an owner
+        // change count it as our word on the slot), also across recovery.
+        self.own_replies[inst.space.index()].cast(inst.slot, body.clone(), "ezbft: SPECREPLY");
         let reply = SpecReply { reply: Signed::sign(body, self.crypto.as_ref()), result, order: e.order.clone() };
         e.reply = Some(reply.clone());
         self.persist_order(inst, out);
@@ -132,10 +135,11 @@ impl Replica {
     }
 
     /// The final execution order of `root` and the unexecuted commands it
-    /// reaches, or the first of them that is unknown or uncommitted.
+    /// reaches, as strongly connected components in execution order, or the
+    /// first of them that is unknown or uncommitted.
     /// Tarjan's algorithm, iteratively: with edges from a command to its
     /// dependencies, components complete dependencies-first.
-    fn final_order(&self, root: InstanceId) -> Result<Vec<InstanceId>, Blocked> {
+    fn final_order(&self, root: InstanceId) -> Result<Vec<Vec<InstanceId>>, Blocked> {
         let mut t = Tarjan::default();
         t.visit(root, self.edges(root));
         let mut order = Vec::new();
@@ -191,7 +195,7 @@ impl Replica {
                 }
                 // Inside a component: by sequence number, ties by replica id (then slot).
                 component.sort_by_key(|i| (self.log[i].seq, i.space, i.slot));
-                order.extend(component);
+                order.push(component);
             }
         }
         Ok(order)
@@ -261,58 +265,88 @@ impl Replica {
         self.spaces.get(inst.space.index()).is_some_and(|s| s.void(inst.slot))
     }
 
-    /// Execute `order` finally.
-    fn run_final(&mut self, order: &[InstanceId], out: &mut Out) {
+    /// The first command `v` must follow that is neither executed, nor
+    /// dropped or collected, nor in `component` (`v`'s own): the edges
+    /// [`Self::final_order`] follows, checked against the execution.
+    fn unmet_dependency(&self, v: InstanceId, component: &HashSet<InstanceId>) -> Option<InstanceId> {
+        self.edges(v).into_iter().find(|&w| {
+            if w.space == v.space && w.slot > v.slot {
+                return false;
+            }
+            match self.log.get(&w) {
+                None => !(self.void(w) || self.covered(w)),
+                Some(e) if e.executed => false,
+                Some(e) if !e.committed => true,
+                Some(_) => self.must_follow(v, w) && !component.contains(&w),
+            }
+        })
+    }
+
+    /// Execute `order` (strongly connected components, in order) finally.
+    pub(crate) fn run_final(&mut self, order: &[Vec<InstanceId>], out: &mut Out) {
         let mut respeculate = Vec::new();
         let mut rolled_back = false;
-        for &inst in order {
-            let Some(e) = self.log.get(&inst) else { continue };
-            let (noop, ran) = (e.noop, (inst, (e.req.req.client, e.req.req.seq)));
-            let speculated = self.speculated.iter().any(|(i, _)| *i == inst);
-            let result = if !rolled_back && !noop && self.speculated.front() == Some(&ran) {
-                // Its speculative run was on exactly the final state: keep it.
-                self.exec.commit_speculative(1, out);
-                self.speculated.pop_front();
-                self.log.get(&inst).and_then(|e| e.spec_result.clone()).unwrap_or_default()
-            } else if noop && !speculated {
-                // Dropped by an owner change and never run here: nothing to do.
-                Bytes::new()
-            } else {
-                // (A barrier comes here too: its checkpoint must see exactly the final state.)
-                if !rolled_back && self.exec.speculating() {
-                    if let Err(e) = self.exec.rollback(out) {
-                        out.event(Event::Note(format!("rollback failed: {e}")));
+        for component in order {
+            let members: HashSet<InstanceId> =
+                if quorate_core::invariant::ENABLED { component.iter().copied().collect() } else { HashSet::new() };
+            for &inst in component {
+                let Some(e) = self.log.get(&inst) else { continue };
+                // §IV-B steps 1-4: a command executes finally once (until a
+                // state install replaces the state it ran on), after every
+                // command it follows outside its own component.
+                quorate_core::invariant!(!e.executed, "ezbft: {inst:?} executes finally twice");
+                if quorate_core::invariant::ENABLED {
+                    if let Some(w) = self.unmet_dependency(inst, &members) {
+                        quorate_core::invariant!(false, "ezbft: {inst:?} executes finally before its dependency {w:?}");
                     }
-                    respeculate = self.speculated.drain(..).collect();
-                    rolled_back = true;
                 }
-                match self.log.get(&inst) {
-                    Some(e) if !e.noop && !e.barrier => result_of(self.exec.execute(&e.req.req, inst.slot, 0, out)),
-                    _ => Bytes::new(),
+                let (noop, ran) = (e.noop, (inst, (e.req.req.client, e.req.req.seq)));
+                let speculated = self.speculated.iter().any(|(i, _)| *i == inst);
+                let result = if !rolled_back && !noop && self.speculated.front() == Some(&ran) {
+                    // Its speculative run was on exactly the final state: keep it.
+                    self.exec.commit_speculative(1, out);
+                    self.speculated.pop_front();
+                    self.log.get(&inst).and_then(|e| e.spec_result.clone()).unwrap_or_default()
+                } else if noop && !speculated {
+                    // Dropped by an owner change and never run here: nothing to do.
+                    Bytes::new()
+                } else {
+                    // (A barrier comes here too: its checkpoint must see exactly the final state.)
+                    if !rolled_back && self.exec.speculating() {
+                        if let Err(e) = self.exec.rollback(out) {
+                            out.event(Event::Note(format!("rollback failed: {e}")));
+                        }
+                        respeculate = self.speculated.drain(..).collect();
+                        rolled_back = true;
+                    }
+                    match self.log.get(&inst) {
+                        Some(e) if !e.noop && !e.barrier => result_of(self.exec.execute(&e.req.req, inst.slot, 0, out)),
+                        _ => Bytes::new(),
+                    }
+                };
+                self.waiting.remove(&inst);
+                let Some(e) = self.log.get_mut(&inst) else { continue };
+                e.executed = true;
+                if let Some(s) = self.spaces.get_mut(inst.space.index()) {
+                    s.unexecuted.remove(&inst.slot);
+                    let log = &self.log;
+                    s.advance(|slot| log.get(&InstanceId { space: inst.space, slot }).is_some_and(|e| e.executed));
                 }
-            };
-            self.waiting.remove(&inst);
-            let Some(e) = self.log.get_mut(&inst) else { continue };
-            e.executed = true;
-            if let Some(s) = self.spaces.get_mut(inst.space.index()) {
-                s.unexecuted.remove(&inst.slot);
-                let log = &self.log;
-                s.advance(|slot| log.get(&InstanceId { space: inst.space, slot }).is_some_and(|e| e.executed));
-            }
-            let Some(e) = self.log.get_mut(&inst) else { continue };
-            e.final_result = Some(result.clone());
-            if e.barrier {
-                if !e.noop {
-                    self.take_checkpoint(inst, out);
+                let Some(e) = self.log.get_mut(&inst) else { continue };
+                e.final_result = Some(result.clone());
+                if e.barrier {
+                    if !e.noop {
+                        self.take_checkpoint(inst, out);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let (c, t) = (e.req.req.client, e.req.req.seq);
-            if !e.noop && self.finals.get(&c).is_none_or(|(last, _)| *last < t) {
-                self.finals.insert(c, (t, result.clone()));
-            }
-            if e.reply_when_final && !e.noop {
-                out.send(e.req.req.client, Msg::CommitReply { inst, t: e.req.req.seq, result });
+                let (c, t) = (e.req.req.client, e.req.req.seq);
+                if !e.noop && self.finals.get(&c).is_none_or(|(last, _)| *last < t) {
+                    self.finals.insert(c, (t, result.clone()));
+                }
+                if e.reply_when_final && !e.noop {
+                    out.send(e.req.req.client, Msg::CommitReply { inst, t: e.req.req.seq, result });
+                }
             }
         }
         for (inst, _) in respeculate {

@@ -18,17 +18,21 @@ mod execute;
 mod order;
 mod owner;
 
+#[cfg(test)]
+mod invariant_tests;
+
 pub(crate) use owner::settle;
 
 use crate::config::Config;
 use crate::messages::{
     barrier_space, CheckpointState, CommitProof, InstanceId, Msg, NewOwnerBody, NewOwnerCert, NewOwnerVoteBody,
-    OwnerChangeBody, Signed, SpecOrder, SpecReply,
+    OwnerChangeBody, Phase, Signed, SpecOrder, SpecReply, SpecReplyBody,
 };
 use crate::{Ezbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::invariant::OwnVotes;
 use quorate_core::machine::{Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
@@ -294,6 +298,14 @@ pub struct Replica {
     pub(crate) fetching: HashMap<ReplicaId, std::ops::Range<u64>>,
     /// The time of the input being handled (to pace answers, never to decide).
     pub(crate) now: Time,
+    /// Invariants (decision 0016): the latest slot we ordered in our own space.
+    pub(crate) last_ordered: Option<u64>,
+    /// Our SPECREPLY per slot, per space (kept only while invariants are on).
+    pub(crate) own_replies: Vec<OwnVotes<u64, SpecReplyBody>>,
+    /// Our ACCEPT and CONFIRM per slot, per space (likewise).
+    pub(crate) own_votes: Vec<OwnVotes<(u64, Phase), Digest>>,
+    /// Our NEWOWNER ACCEPT and CONFIRM per (space, owner number) (likewise).
+    pub(crate) own_new_owner_votes: OwnVotes<(ReplicaId, u64, Phase), Digest>,
 }
 
 impl Replica {
@@ -349,6 +361,10 @@ impl Replica {
             catching_up: false,
             fetching: HashMap::new(),
             now: Time(0),
+            last_ordered: None,
+            own_replies: (0..n).map(|_| OwnVotes::default()).collect(),
+            own_votes: (0..n).map(|_| OwnVotes::default()).collect(),
+            own_new_owner_votes: OwnVotes::default(),
         }
     }
 

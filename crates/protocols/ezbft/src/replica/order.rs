@@ -68,6 +68,15 @@ impl Replica {
     pub(crate) fn order(&mut self, req: SignedRequest, out: &mut Out) {
         let space = &self.spaces[self.id.index()];
         let inst = InstanceId { space: self.id, slot: space.next };
+        // §IV-A step 2.2: each order takes the lowest free slot of our space,
+        // so our orders' slots strictly increase (also across recovery).
+        quorate_core::invariant!(
+            self.last_ordered.is_none_or(|last| inst.slot > last),
+            "ezbft: SPECORDER at slot {} of our space after slot {:?} (an owner's slots strictly increase)",
+            inst.slot,
+            self.last_ordered
+        );
+        self.last_ordered = Some(inst.slot);
         let key = self.key_of(&req.req);
         let deps = self.interference.deps(key.as_ref(), req.req.client, inst);
         let seq = self.seq_for(&deps, 0);

@@ -435,6 +435,11 @@ impl Replica {
             return;
         }
         let proofs: Vec<Signed<OwnerChangeBody>> = s.reports.values().take(q).cloned().collect();
+        // §IV-E: NEWOWNER's proof P holds 2f+1 views of distinct replicas (as backups check).
+        quorate_core::invariant!(
+            quorate_core::invariant::distinct(proofs.iter().map(|p| p.body.replica)),
+            "ezbft: own NEWOWNER for space {space:?}, owner {owner}, holds two views of one replica"
+        );
         let new_owner = Signed::sign(NewOwnerBody { space, owner, proofs }, self.crypto.as_ref());
         out.broadcast(Msg::NewOwner(Box::new(new_owner.clone())));
         self.vote_new_owner(new_owner, out);
@@ -480,7 +485,17 @@ impl Replica {
     }
 
     /// Sign, send and count our own NEWOWNER vote.
-    fn cast_new_owner_vote(&mut self, space: ReplicaId, owner: u64, phase: Phase, digest: Digest, out: &mut Out) {
+    pub(crate) fn cast_new_owner_vote(
+        &mut self,
+        space: ReplicaId,
+        owner: u64,
+        phase: Phase,
+        digest: Digest,
+        out: &mut Out,
+    ) {
+        // §IV-E with the agreement on one NEWOWNER per owner number: one
+        // ACCEPT and one CONFIRM per (space, owner number), also across recovery.
+        self.own_new_owner_votes.cast((space, owner, phase), digest, "ezbft: NEWOWNER vote");
         let body = NewOwnerVoteBody { replica: self.id, space, owner, phase, digest };
         let vote = Signed::sign(body, self.crypto.as_ref());
         out.broadcast(Msg::NewOwnerVote(Box::new(vote.clone())));
@@ -563,6 +578,7 @@ impl Replica {
             return;
         }
         let d = new_owner_digest(&cert.new_owner);
+        self.own_new_owner_votes.cast((space, owner, phase), d, "ezbft: recovered NEWOWNER vote");
         let round = s.rounds.entry(owner).or_default();
         round.candidates.entry(d).or_insert_with(|| cert.new_owner.clone());
         match phase {
@@ -699,7 +715,11 @@ impl Replica {
         s.asked = None;
         s.suspects.clear();
         s.reports.clear();
-        s.rounds.clear();
+        // Rounds of later owner numbers keep our votes: a NEWOWNER replacing
+        // this epoch's owner may have come (and been accepted) before we
+        // reopened, and a faulty new owner's second one must not get a
+        // second ACCEPT (the NEWOWNER vote invariant found this).
+        s.rounds.retain(|o, _| *o > owner);
         // A change of owner number, like an owner change (counted as such).
         out.event(quorate_core::machine::Event::ViewChanged { view: owner, leader: space });
         true
