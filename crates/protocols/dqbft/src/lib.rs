@@ -195,3 +195,5 @@ mod beyond_f_tests;
 mod reinstatement_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod round_robin_tests;

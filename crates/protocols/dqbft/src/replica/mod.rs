@@ -294,6 +294,11 @@ impl<F: Flavor> Replica<F> {
         &self.executed_by
     }
 
+    /// Per D-instance, how many of its slots from the first on are executed.
+    pub fn executed_prefixes(&self) -> Vec<u64> {
+        self.progress.prefix.clone()
+    }
+
     /// Handovers executed here that gave an instance back to its owner
     /// (reinstatements, §3.2.5).
     pub fn reinstatements(&self) -> u64 {
