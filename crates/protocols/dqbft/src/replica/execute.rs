@@ -51,16 +51,15 @@ impl<F: Flavor> Replica<F> {
             // Round-robin delivery: every position up to the batch's last.
             let rr = entry.as_ref().filter(|_| self.round_robin()).map(|b| self.rr_frontier(b));
             if let Some(batch) = entry {
-                let missing = match rr {
-                    Some(frontier) => self
-                        .rr_range(frontier)
-                        .find(|r| !self.payloads[r.instance as usize].contains_key(&r.seq)),
-                    None => batch
-                        .refs
-                        .iter()
-                        .copied()
-                        .find(|r| !self.is_executed(*r) && !self.payloads[r.instance as usize].contains_key(&r.seq)),
-                };
+                let missing =
+                    match rr {
+                        Some(frontier) => {
+                            self.rr_range(frontier).find(|r| !self.payloads[r.instance as usize].contains_key(&r.seq))
+                        }
+                        None => batch.refs.iter().copied().find(|r| {
+                            !self.is_executed(*r) && !self.payloads[r.instance as usize].contains_key(&r.seq)
+                        }),
+                    };
                 if let Some(r) = missing {
                     if self.waiting.is_none_or(|(w, _)| w != r) {
                         self.waiting = Some((r, now));

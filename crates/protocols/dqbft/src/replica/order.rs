@@ -236,9 +236,11 @@ impl<F: Flavor> Replica<F> {
     pub(crate) fn names_unproposed_own_slot(&self, batch: &OBatch) -> bool {
         if self.round_robin() {
             let frontier = self.rr_frontier(batch);
-            return self.d.iter().enumerate().any(|(i, e)| {
-                e.is_primary() && self.rr_implied_seq(frontier, i as u32) >= e.next_proposal()
-            });
+            return self
+                .d
+                .iter()
+                .enumerate()
+                .any(|(i, e)| e.is_primary() && self.rr_implied_seq(frontier, i as u32) >= e.next_proposal());
         }
         batch
             .refs

@@ -140,7 +140,10 @@ impl<F: Flavor> Replica<F> {
         let d = &self.d[head.instance as usize];
         let timeout = self.cfg.request_timeout.saturating_mul(d.backoff());
         if d.active() && !d.is_primary() && !d.behind() && now.since(since) >= timeout {
-            out.event(Event::Note(format!("round-robin order waits for {head:?}: suspecting D{}'s coordinator", head.instance)));
+            out.event(Event::Note(format!(
+                "round-robin order waits for {head:?}: suspecting D{}'s coordinator",
+                head.instance
+            )));
             self.rr_stall = Some((head, now));
             self.with_d(now, head.instance, out, |e, a| e.start_view_change(a));
         }
