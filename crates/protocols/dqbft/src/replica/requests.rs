@@ -344,7 +344,7 @@ impl<F: Flavor> Replica<F> {
                 // Taken over: its clients wait for the O-primary to order the handover.
                 // A stalled round-robin order is its slot's coordinator's doing.
                 let timeout = self.cfg.request_timeout.saturating_mul(self.o.backoff());
-                suspect_o |= now.since(p.since) >= timeout && !(rr_stalled && !taken_over);
+                suspect_o |= now.since(p.since) >= timeout && (!rr_stalled || taken_over);
             } else {
                 let d = &self.d[p.instance as usize];
                 let timeout = self.cfg.request_timeout.saturating_mul(d.backoff());
