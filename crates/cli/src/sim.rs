@@ -38,6 +38,7 @@ fn set<T>(setting: &mut T, flag: Option<T>) {
 
 impl CliProtocol for quorate_modsmart::ModSmart {
     fn config(args: &SimArgs) -> Result<quorate_modsmart::Config, String> {
+        args.no_round_robin()?;
         let mut c = quorate_modsmart::Config::default();
         set(&mut c.request_timeout, args.timeout()?);
         set(&mut c.client_retransmit, args.client_retransmit()?);
@@ -52,6 +53,7 @@ impl CliProtocol for quorate_ezbft::Ezbft {
         if args.batch.is_some() {
             return Err("ezbft has no batching: drop --batch".into());
         }
+        args.no_round_robin()?;
         let mut c = quorate_ezbft::Config::default();
         // The paper's timeout: how long a client waits before suspecting its command-leader.
         set(&mut c.suspect_timeout, args.timeout()?);
@@ -63,6 +65,7 @@ impl CliProtocol for quorate_ezbft::Ezbft {
 
 impl CliProtocol for quorate_pbft::Pbft {
     fn config(args: &SimArgs) -> Result<quorate_pbft::Config, String> {
+        args.no_round_robin()?;
         let mut c = quorate_pbft::Config::default();
         // The backups' request timer: how long a request may wait before they suspect the primary.
         set(&mut c.request_timeout, args.timeout()?);
@@ -93,6 +96,7 @@ fn dq_config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
     set(&mut c.client_retransmit, args.client_retransmit()?);
     set(&mut c.max_batch, args.batch()?);
     set(&mut c.checkpoint_period, args.checkpoint_period()?);
+    c.round_robin = args.round_robin;
     Ok(c)
 }
 
@@ -120,6 +124,14 @@ impl SimArgs {
             Some(0) => Err("--batch must be at least 1".into()),
             b => Ok(b),
         }
+    }
+
+    /// `--round-robin` is DQBFT's (DQPBFT and Destiny) only.
+    pub fn no_round_robin(&self) -> Result<(), String> {
+        if self.round_robin {
+            return Err("--round-robin is a DQBFT option (dqbft, destiny)".into());
+        }
+        Ok(())
     }
 
     /// `--checkpoint-period`, if given (at least 1).
@@ -338,6 +350,11 @@ pub struct SimArgs {
     /// between barriers (EZBFT: checkpoint_interval).
     #[arg(long)]
     pub checkpoint_period: Option<u64>,
+    /// DQPBFT and Destiny: execute D-slots in a fixed round-robin order
+    /// (slot s of instance 0, 1, ..., then s+1), as RCC and MirBFT do,
+    /// instead of the O-primary's order (`round_robin`).
+    #[arg(long)]
+    pub round_robin: bool,
     /// Liveness bound: after stabilisation every operation must complete within
     /// this. Default: the protocol's own, from its timeouts and the replicas
     /// the run leaves faulty (the report prints it; decision 0012).

@@ -66,6 +66,7 @@ fn plans(opts: &Options) -> [PointPlan; 2] {
         duration: duration.into(),
         warmup: warmup.into(),
         seed: opts.seed,
+        round_robin: false,
     };
     let mut weights: Vec<String> = REGIONS.iter().filter(|r| **r != SPARED).map(|r| format!("{r}=2")).collect();
     weights.push(format!("{SPARED}=1"));

@@ -145,6 +145,8 @@ pub(crate) struct PointPlan {
     pub duration: String,
     pub warmup: String,
     pub seed: u64,
+    /// DQBFT only: `--round-robin` (the RCC/MirBFT delivery order).
+    pub round_robin: bool,
 }
 
 impl PointPlan {
@@ -200,6 +202,9 @@ impl PointPlan {
         for w in &self.weights {
             a.push("--client-weight".into());
             a.push(w.clone());
+        }
+        if self.round_robin {
+            a.push("--round-robin".into());
         }
         a
     }
@@ -587,6 +592,7 @@ fn run(opts: &Options) -> Result<Outcome, String> {
                     duration: duration.into(),
                     warmup: warmup.into(),
                     seed: opts.seed,
+                    round_robin: false,
                 };
                 match run_point(&plan)? {
                     Some(p) => {
@@ -927,6 +933,7 @@ mod tests {
             duration: "2s".into(),
             warmup: "1s".into(),
             seed: 3,
+            round_robin: false,
         };
         let a = parse_sim_args(&plan.sim_argv()).unwrap();
         assert_eq!((a.f, a.clients, a.payload, a.batch, a.seed), (6, 40, VALUE_BYTES, Some(BATCH), 3));
@@ -985,6 +992,7 @@ mod tests {
             duration: "1s".into(),
             warmup: "0s".into(),
             seed: 1,
+            round_robin: false,
         };
         if !crate::protocols::PROTOCOLS.contains(&"destiny") {
             assert!(run_point(&plan).unwrap().is_none());
@@ -1007,6 +1015,7 @@ mod tests {
                     duration: "3s".into(),
                     warmup: "1s".into(),
                     seed: 1,
+                    round_robin: false,
                 };
                 let Some(p) = run_point(&plan).unwrap() else {
                     assert_eq!(*protocol, "destiny", "{protocol} is registered");

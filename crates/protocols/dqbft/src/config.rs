@@ -84,6 +84,11 @@ pub struct Config {
     pub max_pending: usize,
     /// Clients sign requests (backups check them in D-PrePrepares).
     pub sign_requests: bool,
+    /// The RCC/MirBFT baseline of `dqbft-imbalance`: D-slots execute in a
+    /// fixed round-robin order (slot s of instance 0, 1, ..., N-1, then
+    /// s+1), not in the order the O-primary picks; a coordinator behind the
+    /// round proposes an empty batch when it has nothing. Off: DQBFT.
+    pub round_robin: bool,
 }
 
 impl Config {
@@ -197,6 +202,7 @@ impl Default for Config {
             reinstate_backoff: Duration::from_secs(2),
             max_pending: 100_000,
             sign_requests: true,
+            round_robin: false,
         }
     }
 }
@@ -223,5 +229,7 @@ mod tests {
         let c: Config = toml::from_str("reinstate_backoff = \"500ms\"").unwrap();
         assert_eq!(c.reinstate_backoff, Duration::from_millis(500));
         assert!(toml::from_str::<Config>("no_such_setting = 1").is_err());
+        assert!(!Config::default().round_robin);
+        assert!(toml::from_str::<Config>("round_robin = true").unwrap().round_robin);
     }
 }

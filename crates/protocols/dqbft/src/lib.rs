@@ -194,4 +194,6 @@ mod beyond_f_tests;
 #[cfg(test)]
 mod reinstatement_tests;
 #[cfg(test)]
+mod round_robin_tests;
+#[cfg(test)]
 mod tests;

@@ -48,12 +48,18 @@ impl<F: Flavor> Replica<F> {
         let mut stray: Vec<(ClientId, u64)> = Vec::new();
         while let Some(entry) = self.olog.get(&(self.executed_o + 1)) {
             let k = self.executed_o + 1;
+            // Round-robin delivery: every position up to the batch's last.
+            let rr = entry.as_ref().filter(|_| self.round_robin()).map(|b| self.rr_frontier(b));
             if let Some(batch) = entry {
-                let missing = batch
-                    .refs
-                    .iter()
-                    .copied()
-                    .find(|r| !self.is_executed(*r) && !self.payloads[r.instance as usize].contains_key(&r.seq));
+                let missing =
+                    match rr {
+                        Some(frontier) => {
+                            self.rr_range(frontier).find(|r| !self.payloads[r.instance as usize].contains_key(&r.seq))
+                        }
+                        None => batch.refs.iter().copied().find(|r| {
+                            !self.is_executed(*r) && !self.payloads[r.instance as usize].contains_key(&r.seq)
+                        }),
+                    };
                 if let Some(r) = missing {
                     if self.waiting.is_none_or(|(w, _)| w != r) {
                         self.waiting = Some((r, now));
@@ -61,11 +67,14 @@ impl<F: Flavor> Replica<F> {
                     break;
                 }
             }
-            let (refs, assigns, handovers) = self
+            let (mut refs, assigns, handovers) = self
                 .olog
                 .remove(&k)
                 .flatten()
                 .map_or((Vec::new(), Vec::new(), Vec::new()), |b| (b.refs, b.assigns, b.handovers));
+            if let Some(frontier) = rr {
+                refs = self.rr_range(frontier).collect();
+            }
             let mut requests = 0;
             for r in refs {
                 if self.is_executed(r) {

@@ -20,6 +20,7 @@ mod execute;
 mod order;
 pub(crate) mod reinstate;
 mod requests;
+mod round_robin;
 
 #[cfg(test)]
 mod invariant_tests;
@@ -200,6 +201,12 @@ pub struct Replica<F: Flavor> {
     pub(crate) reinstatements: u64,
     /// Requests executed through each D-instance.
     pub(crate) executed_by: Vec<u64>,
+    /// Round-robin delivery, O-primary: the next position to order.
+    pub(crate) rr_ordered: u64,
+    /// Round-robin delivery: the highest D-seq seen proposed in any instance.
+    pub(crate) rr_high: u64,
+    /// Round-robin delivery: the slot the order waits for, and since when.
+    pub(crate) rr_stall: Option<(DRef, Time)>,
 }
 
 impl<F: Flavor> Replica<F> {
@@ -262,6 +269,9 @@ impl<F: Flavor> Replica<F> {
             taken_over_since: vec![None; n],
             reinstatements: 0,
             executed_by: vec![0; n],
+            rr_ordered: 0,
+            rr_high: 0,
+            rr_stall: None,
             cfg,
         }
     }
@@ -289,6 +299,11 @@ impl<F: Flavor> Replica<F> {
     /// Requests executed through each D-instance so far.
     pub fn executed_by_instance(&self) -> &[u64] {
         &self.executed_by
+    }
+
+    /// Per D-instance, how many of its slots from the first on are executed.
+    pub fn executed_prefixes(&self) -> Vec<u64> {
+        self.progress.prefix.clone()
     }
 
     /// Handovers executed here that gave an instance back to its owner

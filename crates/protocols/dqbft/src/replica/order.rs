@@ -37,7 +37,7 @@ impl<F: Flavor> Replica<F> {
     }
 
     /// Whether D-slot `r` is decided here (its payload is known or executed).
-    fn decided(&self, r: DRef) -> bool {
+    pub(crate) fn decided(&self, r: DRef) -> bool {
         r.seq <= self.d[r.instance as usize].last_decided() || self.is_executed(r)
     }
 
@@ -61,6 +61,9 @@ impl<F: Flavor> Replica<F> {
             }
         }
         self.check_handovers(&batch.handovers).map_err(Refusal::Invalid)?;
+        if self.round_robin() && !self.rr_consecutive(batch) {
+            return Err(Refusal::Invalid("O-batch with slots out of the round-robin order"));
+        }
         let mut seen = HashSet::with_capacity(batch.refs.len());
         for r in &batch.refs {
             let Some(d) = self.d.get(r.instance as usize) else {
@@ -148,6 +151,7 @@ impl<F: Flavor> Replica<F> {
                 self.in_proposal.insert((q.req.client, q.req.seq));
             }
         }
+        self.rr_note_seq(r.seq);
         if self.o.is_primary() && !self.on_probation(r.instance) {
             self.enqueue(r);
         }
@@ -159,6 +163,7 @@ impl<F: Flavor> Replica<F> {
     /// O-primary orders it (if it has not yet).
     pub(crate) fn d_decided(&mut self, i: u32, seq: u64, value: Option<DBatch>) {
         let r = DRef { instance: i, seq };
+        self.rr_note_seq(seq);
         if self.is_executed(r) {
             return;
         }
@@ -175,6 +180,9 @@ impl<F: Flavor> Replica<F> {
     }
 
     fn enqueue(&mut self, r: DRef) {
+        if self.round_robin() {
+            return; // the O-primary takes positions in order instead
+        }
         if !self.is_executed(r) && self.ordered.insert(r) {
             self.to_order.push_back(r);
         }
@@ -188,11 +196,17 @@ impl<F: Flavor> Replica<F> {
         let mut assigns: Vec<Assign> =
             self.to_assign.values().filter(|a| !self.assign_ordered.contains(&(a.client, a.nonce))).cloned().collect();
         let mut handovers = self.handovers_due();
-        while self.o.can_propose() && (!self.to_order.is_empty() || !assigns.is_empty() || !handovers.is_empty()) {
+        let rr = self.round_robin();
+        let has_refs = |r: &Self| if rr { r.rr_has_work() } else { !r.to_order.is_empty() };
+        while self.o.can_propose() && (has_refs(self) || !assigns.is_empty() || !handovers.is_empty()) {
             let take = assigns.len().min(self.cfg.max_assigns);
             let batch_assigns: Vec<Assign> = assigns.drain(..take).collect();
+            let rr_from = self.rr_ordered;
             let mut refs = Vec::new();
-            while refs.len() < self.cfg.max_refs {
+            if rr {
+                refs = self.rr_take_refs();
+            }
+            while !rr && refs.len() < self.cfg.max_refs {
                 let Some(r) = self.to_order.pop_front() else { break };
                 if !self.is_executed(r) {
                     refs.push(r);
@@ -211,7 +225,8 @@ impl<F: Flavor> Replica<F> {
             let mut acts = Actions::new();
             let batch = OBatch { refs: refs.clone(), assigns: batch_assigns.clone(), handovers: handovers.clone() };
             if self.o.propose(batch, &mut acts).is_err() {
-                for r in refs.into_iter().rev() {
+                self.rr_ordered = rr_from;
+                for r in refs.into_iter().filter(|_| !rr).rev() {
                     self.to_order.push_front(r);
                 }
                 return;
@@ -225,6 +240,14 @@ impl<F: Flavor> Replica<F> {
     /// Whether `batch` names a slot of an instance we coordinate that we
     /// have not proposed: ours to fill with a no-op (see `fill_noops`).
     pub(crate) fn names_unproposed_own_slot(&self, batch: &OBatch) -> bool {
+        if self.round_robin() {
+            let frontier = self.rr_frontier(batch);
+            return self
+                .d
+                .iter()
+                .enumerate()
+                .any(|(i, e)| e.is_primary() && self.rr_implied_seq(frontier, i as u32) >= e.next_proposal());
+        }
         batch
             .refs
             .iter()
@@ -302,6 +325,10 @@ impl<F: Flavor> Replica<F> {
             p.since = now;
         }
         if primary != self.id {
+            return;
+        }
+        if self.round_robin() {
+            self.rr_view_changed();
             return;
         }
         let in_log: HashSet<DRef> = self.olog.values().flatten().flat_map(|b| b.refs.iter().copied()).collect();

@@ -218,7 +218,7 @@ impl<F: Flavor> Replica<F> {
                 continue;
             }
             self.fill_noops(now, i, out);
-            while i == self.id.0 && self.fresh[i as usize] && self.d[i as usize].can_propose() {
+            while i == self.id.0 && (self.fresh[i as usize] || self.rr_behind(i)) && self.d[i as usize].can_propose() {
                 let mut cands: Vec<&Pending> = self
                     .pending
                     .values()
@@ -226,13 +226,21 @@ impl<F: Flavor> Replica<F> {
                     .filter(|p| !self.proposed.contains(&(p.req.req.client, p.req.req.seq)))
                     .filter(|p| !self.in_proposal.contains(&(p.req.req.client, p.req.req.seq)))
                     .collect();
+                let d = &self.d[i as usize];
+                let undecided = d.next_proposal().saturating_sub(d.last_decided() + 1);
                 if cands.is_empty() {
                     self.fresh[i as usize] = false;
+                    // Round-robin delivery: the round needs our slot; an
+                    // empty batch, at the pace of any partial one.
+                    if self.rr_behind(i) && undecided < self.cfg.partial_in_flight {
+                        let empty = DBatch { timestamp: now.as_nanos(), requests: Arc::from([]) };
+                        if self.propose_d(now, i, empty, out) {
+                            continue;
+                        }
+                    }
                     break;
                 }
                 let rest = cands.len() > self.cfg.max_batch;
-                let d = &self.d[i as usize];
-                let undecided = d.next_proposal().saturating_sub(d.last_decided() + 1);
                 if !rest && cands.len() < self.cfg.max_batch && undecided >= self.cfg.partial_in_flight {
                     // A partial batch waits for the slot ahead (fresh stays set).
                     break;
@@ -282,16 +290,20 @@ impl<F: Flavor> Replica<F> {
         // Ordered, or named by an O-PrePrepare we hold back for want of the
         // slot: either way nobody holds it but us, and a no-op frees both.
         let parked = self.parked.iter().filter_map(|(_, m, _)| m.proposal().map(|(_, _, value)| value));
-        let wanted = self
-            .olog
-            .values()
-            .flatten()
-            .chain(parked)
-            .flat_map(|b| b.refs.iter())
-            .filter(|r| r.instance == i)
-            .map(|r| r.seq)
-            .max()
-            .unwrap_or(0);
+        let batches = self.olog.values().flatten().chain(parked);
+        let wanted = if self.round_robin() {
+            // Every position up to a batch's last is ordered; an instance
+            // we took over keeps up with the round (its owner's clients
+            // moved to other instances, so it carries no-ops only).
+            let ordered = batches.map(|b| self.rr_implied_seq(self.rr_frontier(b), i)).max().unwrap_or(0);
+            if i == self.id.0 {
+                ordered
+            } else {
+                ordered.max(self.rr_high)
+            }
+        } else {
+            batches.flat_map(|b| b.refs.iter()).filter(|r| r.instance == i).map(|r| r.seq).max().unwrap_or(0)
+        };
         while self.d[i as usize].next_proposal() <= wanted && self.d[i as usize].can_propose() {
             if !self.propose_d(now, i, DBatch { timestamp: now.as_nanos(), requests: Arc::from([]) }, out) {
                 return;
@@ -312,6 +324,7 @@ impl<F: Flavor> Replica<F> {
         }
         self.ask_for_missing_slots(now, out);
         self.reinstate_tick(now, out);
+        let rr_stalled = self.round_robin() && self.rr_stall_tick(now, out);
         if let Some((r, since)) = self.waiting {
             let d = &self.d[r.instance as usize];
             let timeout = self.cfg.payload_timeout.saturating_mul(d.backoff());
@@ -335,8 +348,9 @@ impl<F: Flavor> Replica<F> {
             let taken_over = d.active() && d.primary().0 != p.instance;
             if self.disseminated.contains(&key) || taken_over {
                 // Taken over: its clients wait for the O-primary to order the handover.
+                // A stalled round-robin order is its slot's coordinator's doing.
                 let timeout = self.cfg.request_timeout.saturating_mul(self.o.backoff());
-                suspect_o |= now.since(p.since) >= timeout;
+                suspect_o |= now.since(p.since) >= timeout && (!rr_stalled || taken_over);
             } else {
                 let d = &self.d[p.instance as usize];
                 let timeout = self.cfg.request_timeout.saturating_mul(d.backoff());
