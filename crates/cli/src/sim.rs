@@ -285,7 +285,7 @@ pub struct SimArgs {
     /// Share of KV operations on the one shared hot key (0..1). Above 0 so
     /// that clients meet on a key and the linearizability check can see a
     /// split brain; 0 gives each key one client.
-    #[arg(long, default_value = "0.2", value_parser = probability)]
+    #[arg(long, default_value_t = quorate_sim::DEFAULT_CONTENTION, value_parser = probability)]
     pub contention: f64,
     /// Send gets as read-only operations.
     #[arg(long)]

@@ -49,11 +49,11 @@ fn skewed(round_robin: bool) -> (Vec<u64>, Vec<u64>, Report) {
     sc.config.max_batch = 4;
     let mut sim = Simulation::new(sc.judged()).expect("valid scenario");
     sim.run_until(Time::from_nanos(2_000_000_000));
-    let (reqs, slots) = (replica0(&sim).executed_by_instance().to_vec(), replica0(&sim).executed_prefixes());
+    let (reqs, slots) = (replica0(&sim).executed_by_instance().to_vec(), replica0(&sim).executed_prefixes().to_vec());
     sim.run_until(Time::from_nanos(8_000_000_000));
     let r = replica0(&sim);
     let d = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| y - x).collect::<Vec<u64>>();
-    let (reqs, slots) = (d(&reqs, r.executed_by_instance()), d(&slots, &r.executed_prefixes()));
+    let (reqs, slots) = (d(&reqs, r.executed_by_instance()), d(&slots, r.executed_prefixes()));
     let report = sim.report();
     (reqs, slots, report)
 }

@@ -302,8 +302,8 @@ impl<F: Flavor> Replica<F> {
     }
 
     /// Per D-instance, how many of its slots from the first on are executed.
-    pub fn executed_prefixes(&self) -> Vec<u64> {
-        self.progress.prefix.clone()
+    pub fn executed_prefixes(&self) -> &[u64] {
+        &self.progress.prefix
     }
 
     /// Handovers executed here that gave an instance back to its owner

@@ -202,16 +202,7 @@ impl<F: Flavor> Replica<F> {
             let take = assigns.len().min(self.cfg.max_assigns);
             let batch_assigns: Vec<Assign> = assigns.drain(..take).collect();
             let rr_from = self.rr_ordered;
-            let mut refs = Vec::new();
-            if rr {
-                refs = self.rr_take_refs();
-            }
-            while !rr && refs.len() < self.cfg.max_refs {
-                let Some(r) = self.to_order.pop_front() else { break };
-                if !self.is_executed(r) {
-                    refs.push(r);
-                }
-            }
+            let refs = if rr { self.rr_take_refs() } else { self.take_queued_refs() };
             let handovers = std::mem::take(&mut handovers);
             if refs.is_empty() && batch_assigns.is_empty() && handovers.is_empty() {
                 return;
@@ -225,9 +216,12 @@ impl<F: Flavor> Replica<F> {
             let mut acts = Actions::new();
             let batch = OBatch { refs: refs.clone(), assigns: batch_assigns.clone(), handovers: handovers.clone() };
             if self.o.propose(batch, &mut acts).is_err() {
-                self.rr_ordered = rr_from;
-                for r in refs.into_iter().filter(|_| !rr).rev() {
-                    self.to_order.push_front(r);
+                if rr {
+                    self.rr_ordered = rr_from;
+                } else {
+                    for r in refs.into_iter().rev() {
+                        self.to_order.push_front(r);
+                    }
                 }
                 return;
             }
@@ -235,6 +229,18 @@ impl<F: Flavor> Replica<F> {
             self.handed.extend(handovers.iter().map(|h| (h.instance, h.view)));
             self.carry_out_o_no_order(now, acts, out);
         }
+    }
+
+    /// O-primary: the queued D-slots not executed yet, at most `max_refs`.
+    fn take_queued_refs(&mut self) -> Vec<DRef> {
+        let mut refs = Vec::new();
+        while refs.len() < self.cfg.max_refs {
+            let Some(r) = self.to_order.pop_front() else { break };
+            if !self.is_executed(r) {
+                refs.push(r);
+            }
+        }
+        refs
     }
 
     /// Whether `batch` names a slot of an instance we coordinate that we
