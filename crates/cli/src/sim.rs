@@ -249,7 +249,8 @@ pub struct SimArgs {
     #[arg(long, default_value = "20s", value_parser = duration_arg)]
     pub duration: Duration,
     /// Leave operations invoked before this out of the latency and
-    /// throughput figures (e.g. 5s); the checks still cover them.
+    /// throughput figures (e.g. 5s); the safety checks still cover them, and
+    /// liveness is judged from its end.
     #[arg(long, default_value = "0s", value_parser = duration_arg)]
     pub warmup: Duration,
     /// With --json: list every completed operation (client, region, time, latency).

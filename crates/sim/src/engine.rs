@@ -189,7 +189,8 @@ pub struct Scenario<P: Protocol> {
     /// Clients start at uniform offsets in `[0, client_stagger)`.
     pub client_stagger: Duration,
     /// Operations invoked before this are left out of the latency statistics
-    /// and the throughput (start-up effects); the checkers still see them.
+    /// and the throughput (start-up effects); the safety checkers still see
+    /// them, and liveness is judged from its end (it counts as stabilisation).
     pub warmup: Duration,
     /// Report every completed operation of a correct client (time and latency).
     pub timeline: bool,
@@ -364,10 +365,12 @@ impl<P: Protocol> Scenario<P> {
         faulty.len()
     }
 
-    /// Stabilisation time: the latest of GST and (last crash, recovery or
+    /// Stabilisation time: the latest of GST, the warm-up (a start-up
+    /// transient such as thousands of clients joining at once is no fault,
+    /// but no bound holds inside it either) and (last crash, recovery or
     /// partition change + settle).
     pub fn stabilisation(&self) -> Duration {
-        let gst = Duration::from_nanos(self.net.gst_ns);
+        let gst = Duration::from_nanos(self.net.gst_ns).max(self.warmup);
         let last = self.faults.iter().filter_map(Fault::last_change).max();
         match last {
             Some(t) => gst.max(t + self.settle),

@@ -110,6 +110,20 @@ fn gst_delays_then_stabilises() {
 }
 
 #[test]
+fn liveness_is_judged_from_the_end_of_the_warmup() {
+    let mut sc = base(8);
+    sc.warmup = Duration::from_millis(1500);
+    assert_eq!(sc.stabilisation(), sc.warmup);
+    // A later GST still wins.
+    sc.net.gst_ns = 2_000_000_000;
+    assert_eq!(sc.stabilisation(), Duration::from_secs(2));
+    sc.net.gst_ns = 0;
+    let r = run(sc).unwrap();
+    assert!(r.ok(), "{}", r.summary());
+    assert!((r.stabilisation_s - 1.5).abs() < 1e-9);
+}
+
+#[test]
 fn byzantine_replica_and_faulty_clients_are_tolerated() {
     for strategy in ["silent", "wrong-reply"] {
         let mut sc = base(9);

@@ -215,7 +215,7 @@ impl PointPlan {
 }
 
 /// One measured point.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub(crate) struct Point {
     pub protocol: String,
     pub n: usize,

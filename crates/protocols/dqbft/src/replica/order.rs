@@ -193,14 +193,22 @@ impl<F: Flavor> Replica<F> {
         if self.replaying || !self.o.is_primary() {
             return;
         }
-        let mut assigns: Vec<Assign> =
-            self.to_assign.values().filter(|a| !self.assign_ordered.contains(&(a.client, a.nonce))).cloned().collect();
         let mut handovers = self.handovers_due();
         let rr = self.round_robin();
         let has_refs = |r: &Self| if rr { r.rr_has_work() } else { !r.to_order.is_empty() };
-        while self.o.can_propose() && (has_refs(self) || !assigns.is_empty() || !handovers.is_empty()) {
-            let take = assigns.len().min(self.cfg.max_assigns);
-            let batch_assigns: Vec<Assign> = assigns.drain(..take).collect();
+        while self.o.can_propose() {
+            // Only while the O-instance has room, and one batch's worth: this
+            // runs on every message, and thousands of clients may be waiting.
+            let batch_assigns: Vec<Assign> = self
+                .to_assign
+                .values()
+                .filter(|a| !self.assign_ordered.contains(&(a.client, a.nonce)))
+                .take(self.cfg.max_assigns)
+                .cloned()
+                .collect();
+            if !(has_refs(self) || !batch_assigns.is_empty() || !handovers.is_empty()) {
+                return;
+            }
             let rr_from = self.rr_ordered;
             let refs = if rr { self.rr_take_refs() } else { self.take_queued_refs() };
             let handovers = std::mem::take(&mut handovers);
