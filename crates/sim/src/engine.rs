@@ -370,11 +370,11 @@ impl<P: Protocol> Scenario<P> {
     /// but no bound holds inside it either) and (last crash, recovery or
     /// partition change + settle).
     pub fn stabilisation(&self) -> Duration {
-        let gst = Duration::from_nanos(self.net.gst_ns).max(self.warmup);
+        let quiet = Duration::from_nanos(self.net.gst_ns).max(self.warmup);
         let last = self.faults.iter().filter_map(Fault::last_change).max();
         match last {
-            Some(t) => gst.max(t + self.settle),
-            None => gst,
+            Some(t) => quiet.max(t + self.settle),
+            None => quiet,
         }
     }
 
