@@ -24,10 +24,11 @@ pub use bytes::Bytes;
 pub use crypto::{Crypto, Digest, ModelledOp, Signature};
 pub use ids::{ClientId, NodeId, ReplicaId};
 pub use machine::{
-    membership_for, weighted_membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine,
+    membership_for, weighted_membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol,
+    ReplicaMachine,
 };
 pub use membership::{FaultModel, Membership, Threshold};
-pub use tally::{Ballot, Outcome, VoterSet};
 pub use quorum::{ConfigError, QuorumSystem};
 pub use service::{ExecCtx, Service};
+pub use tally::{Ballot, Outcome, VoterSet};
 pub use time::Time;

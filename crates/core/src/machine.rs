@@ -387,7 +387,7 @@ pub fn weighted_membership_for<P: Protocol>(
         return Err(weights_error(MembershipError::ZeroWeight(i)));
     }
     if !P::WEIGHTED_VOTES {
-        return Err(weights_error(MembershipError::Unweighted("this protocol's")));
+        return Err(weights_error(MembershipError::CountsReplicas));
     }
     let system = P::quorum_system(n, f, model)?;
     Membership::weighted_of(&system, weights.to_vec()).map_err(weights_error)

@@ -52,6 +52,9 @@ pub enum MembershipError {
     /// The protocol's quorums count replicas, not votes.
     #[error("weights cannot be used with {0} quorums (their argument counts replicas)")]
     Unweighted(&'static str),
+    /// The protocol's rules count replicas (its `WEIGHTED_VOTES` is off).
+    #[error("its quorum rules count replicas, not votes: every weight must be 1")]
+    CountsReplicas,
     /// So skewed that `F_v` votes silent leave too few for a quorum.
     #[error("a quorum needs {quorum} votes but only {available} are left when F_v = f * V_max are silent")]
     Unavailable {
@@ -302,15 +305,9 @@ mod tests {
     fn bad_weights_are_refused() {
         let sys = QuorumSystem::standard(4, 1, FaultModel::Byzantine);
         assert_eq!(Membership::weighted_of(&sys, vec![1, 0, 1, 1]), Err(MembershipError::ZeroWeight(1)));
-        assert_eq!(
-            Membership::weighted_of(&sys, vec![1, 1, 1]),
-            Err(MembershipError::Weights { expected: 4, got: 3 })
-        );
+        assert_eq!(Membership::weighted_of(&sys, vec![1, 1, 1]), Err(MembershipError::Weights { expected: 4, got: 3 }));
         // One replica with most of the votes: F_v = 10 leaves 3 of 13.
-        assert!(matches!(
-            Membership::weighted_of(&sys, vec![10, 1, 1, 1]),
-            Err(MembershipError::Unavailable { .. })
-        ));
+        assert!(matches!(Membership::weighted_of(&sys, vec![10, 1, 1, 1]), Err(MembershipError::Unavailable { .. })));
         let trusted = QuorumSystem::trusted(3, 1, FaultModel::Byzantine, &["commit"]);
         assert_eq!(
             Membership::weighted_of(&trusted, vec![2, 1, 1]),

@@ -192,7 +192,7 @@ fn unit_vote_weights_change_nothing_and_others_are_refused() {
     let mut sc = scenario(40);
     sc.vote_weights = vec![2, 1, 1, 1];
     let e = run(sc).unwrap_err().to_string();
-    assert!(e.contains("mod-smart") && e.contains("weights"), "{e}");
+    assert!(e.contains("mod-smart") && e.contains("every weight must be 1"), "{e}");
     let mut sc = scenario(40);
     sc.vote_weights = vec![1, 1, 1];
     let e = run(sc).unwrap_err().to_string();
