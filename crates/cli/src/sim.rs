@@ -274,6 +274,11 @@ pub struct SimArgs {
     /// southeastasia get twice the clients; 90..97=0 puts none at replicas 90-96.
     #[arg(long, value_name = "REGION=W", value_parser = weight_arg)]
     pub client_weight: Vec<(String, u32)>,
+    /// Vote weight of each replica, comma-separated (WHEAT; e.g. 2,2,1,1,1).
+    /// Quorums then count votes: ⌈(N_v+F_v+1)/2⌉ Byzantine, ⌈(N_v+1)/2⌉
+    /// crash, F_v = f·V_max. Default: one vote each.
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Vec<u32>,
     /// Workload.
     #[arg(long, value_enum, default_value = "kv")]
     pub workload: Workload,
@@ -419,6 +424,7 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
     sc.timeline = args.timeline;
     sc.seed = args.seed;
     sc.replica_cores = args.cores;
+    sc.vote_weights = args.weights.clone();
     for r in &args.regions {
         Placement::region(r).map_err(|e| format!("--regions: {e}"))?;
     }

@@ -16,6 +16,7 @@ pub mod membership;
 pub mod quorum;
 pub mod request;
 pub mod service;
+pub mod tally;
 pub mod time;
 pub mod wire;
 
@@ -23,9 +24,11 @@ pub use bytes::Bytes;
 pub use crypto::{Crypto, Digest, ModelledOp, Signature};
 pub use ids::{ClientId, NodeId, ReplicaId};
 pub use machine::{
-    membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol, ReplicaMachine,
+    membership_for, weighted_membership_for, ClientMachine, Effect, Event, Input, OrderGuarantee, Outbox, Protocol,
+    ReplicaMachine,
 };
-pub use membership::{FaultModel, Membership};
+pub use membership::{FaultModel, Membership, Threshold};
 pub use quorum::{ConfigError, QuorumSystem};
 pub use service::{ExecCtx, Service};
+pub use tally::{Ballot, Outcome, VoterSet};
 pub use time::Time;

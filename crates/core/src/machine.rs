@@ -7,7 +7,7 @@
 
 use crate::crypto::{Crypto, Digest};
 use crate::ids::{ClientId, NodeId, ReplicaId};
-use crate::membership::{FaultModel, Membership};
+use crate::membership::{FaultModel, Membership, MembershipError};
 use crate::quorum::{ConfigError, QuorumSystem};
 use crate::service::Service;
 use crate::time::Time;
@@ -370,6 +370,29 @@ pub fn membership_for<P: Protocol>(n: usize, f: usize, model: FaultModel) -> Res
     Ok(Membership::of(&system))
 }
 
+/// [`membership_for`] with WHEAT-style vote weights, one per replica
+/// ([`Membership::weighted_of`]); all ones give the unweighted membership.
+pub fn weighted_membership_for<P: Protocol>(
+    weights: &[u32],
+    f: usize,
+    model: FaultModel,
+) -> Result<Membership, ConfigError> {
+    let n = weights.len();
+    let unweighted = membership_for::<P>(n, f, model)?;
+    if weights.iter().all(|w| *w == 1) {
+        return Ok(unweighted);
+    }
+    let weights_error = |error| ConfigError::Weights { protocol: P::NAME, error };
+    if let Some(i) = weights.iter().position(|w| *w == 0) {
+        return Err(weights_error(MembershipError::ZeroWeight(i)));
+    }
+    if !P::WEIGHTED_VOTES {
+        return Err(weights_error(MembershipError::CountsReplicas));
+    }
+    let system = P::quorum_system(n, f, model)?;
+    Membership::weighted_of(&system, weights.to_vec()).map_err(weights_error)
+}
+
 /// An unknown adversary strategy name.
 #[derive(Debug, thiserror::Error)]
 #[error("unknown strategy '{0}' (see --list-faults)")]
@@ -392,6 +415,11 @@ pub trait Protocol: Sized + Send + 'static {
     const NAME: &'static str;
     /// What the protocol orders (checkers compare replicas accordingly).
     const ORDER: OrderGuarantee = OrderGuarantee::Total;
+    /// Whether every rule of the protocol counts votes by weight, so that a
+    /// weighted membership ([`weighted_membership_for`]) keeps it safe and
+    /// live. Off until a protocol's every quorum (view change included) is
+    /// weighted, as WHEAT's are; unit weights are accepted either way.
+    const WEIGHTED_VOTES: bool = false;
     /// Whether replicas need threshold keys ([`ReplicaContext::threshold`])
     /// and clients the group's public material
     /// ([`ClientContext::threshold_public`]): ThreshSign keys

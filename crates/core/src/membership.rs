@@ -9,9 +9,9 @@
 //! crash quorum `⌈(N_v + 1) / 2⌉` (the formulas of [`crate::quorum`]).
 
 use crate::ids::ReplicaId;
-use crate::quorum::{byzantine_quorum, crash_quorum, QuorumSystem};
+use crate::quorum::{byzantine_quorum, crash_quorum, Intersection, QuorumSystem, Role};
+use crate::tally::VoterSet;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use thiserror::Error;
 
 /// Which faults the deployment tolerates.
@@ -24,7 +24,7 @@ pub enum FaultModel {
 }
 
 /// A wrong membership.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum MembershipError {
     /// Too few replicas for f.
     #[error("{n} replicas cannot tolerate f = {f} ({model:?} needs at least {needed})")]
@@ -49,19 +49,45 @@ pub enum MembershipError {
     /// A zero weight.
     #[error("weight of replica {0} is zero")]
     ZeroWeight(usize),
+    /// The protocol's quorums count replicas, not votes.
+    #[error("weights cannot be used with {0} quorums (their argument counts replicas)")]
+    Unweighted(&'static str),
+    /// The protocol's rules count replicas (its `WEIGHTED_VOTES` is off).
+    #[error("its quorum rules count replicas, not votes: every weight must be 1")]
+    CountsReplicas,
+    /// So skewed that `F_v` votes silent leave too few for a quorum.
+    #[error("a quorum needs {quorum} votes but only {available} are left when F_v = f * V_max are silent")]
+    Unavailable {
+        /// Votes a quorum needs.
+        quorum: u64,
+        /// N_v − F_v.
+        available: u64,
+    },
 }
 
-/// The replicas of one configuration.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// How much a named kind of quorum needs ([`Membership::threshold`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Threshold {
+    /// Votes (weights summed): agreement and fast kinds.
+    Votes(u64),
+    /// Distinct replicas whatever their weights: witness kinds (f+1 replicas
+    /// hold a correct one however the votes are spread).
+    Replicas(usize),
+}
+
+/// The replicas of one configuration: who they are, their votes, the
+/// protocol's named quorums, and the configuration's epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Membership {
     n: usize,
     f: usize,
     model: FaultModel,
+    epoch: u64,
     weights: Vec<u32>,
     total_votes: u64,
-    lost_votes: u64,
     quorum: usize,
     weak: usize,
+    kinds: Vec<(&'static str, Threshold)>,
 }
 
 impl Membership {
@@ -70,41 +96,95 @@ impl Membership {
     /// what the protocol needs for that f (3f+1, 2f+1, 5f+1, ...). Hosts use
     /// [`crate::machine::membership_for`], which asks the protocol.
     pub fn new(n: usize, f: usize, model: FaultModel, min_n: usize) -> Result<Self, MembershipError> {
-        Self::weighted(vec![1; n], f, model, min_n)
+        if n < min_n || n == 0 {
+            return Err(MembershipError::TooFewReplicas { n, f, model, needed: min_n.max(1) });
+        }
+        Ok(Self::of(&QuorumSystem::standard(n, f, model)))
     }
 
     /// Unweighted membership with the sizes of `system` (which the caller has
     /// checked, as [`crate::machine::membership_for`] does).
     pub fn of(system: &QuorumSystem) -> Self {
+        let kinds = system
+            .kinds()
+            .iter()
+            .map(|k| {
+                let t = match k.role {
+                    Role::Witness => Threshold::Replicas(k.size),
+                    Role::Agreement | Role::Fast => Threshold::Votes(k.size as u64),
+                };
+                (k.name, t)
+            })
+            .collect();
         let n = system.n();
         Membership {
             n,
             f: system.f(),
             model: system.model(),
+            epoch: 0,
             weights: vec![1; n],
             total_votes: n as u64,
-            lost_votes: system.f() as u64,
             quorum: system.quorum(),
             weak: system.weak(),
+            kinds,
         }
     }
 
-    /// Weighted membership (WHEAT): `weights[i]` votes for replica i.
-    pub fn weighted(weights: Vec<u32>, f: usize, model: FaultModel, min_n: usize) -> Result<Self, MembershipError> {
-        let n = weights.len();
-        if n < min_n || n == 0 {
-            return Err(MembershipError::TooFewReplicas { n, f, model, needed: min_n.max(1) });
+    /// Weighted membership (WHEAT): `weights[i]` votes for replica i. With
+    /// `N_v` votes in all and `F_v = f * V_max` votes that may be lost, a
+    /// Byzantine agreement quorum holds `⌈(N_v + F_v + 1) / 2⌉` votes and a
+    /// crash one `⌈(N_v + 1) / 2⌉`; witness kinds still count replicas. All
+    /// weights 1 give exactly [`Membership::of`]. Refused: a zero weight, a
+    /// count other than n, a system with fast or trusted-counter quorums
+    /// (their arguments count replicas), and weights so skewed that a quorum
+    /// cannot be gathered with `F_v` votes silent.
+    pub fn weighted_of(system: &QuorumSystem, weights: Vec<u32>) -> Result<Self, MembershipError> {
+        let n = system.n();
+        if weights.len() != n {
+            return Err(MembershipError::Weights { expected: n, got: weights.len() });
         }
         if let Some(i) = weights.iter().position(|w| *w == 0) {
             return Err(MembershipError::ZeroWeight(i));
         }
-        let total_votes: u64 = weights.iter().map(|w| *w as u64).sum();
-        let v_max = weights.iter().copied().max().unwrap_or(1) as u64;
-        let system = QuorumSystem::standard(n, f, model);
-        let (quorum, weak) = (system.quorum(), system.weak());
-        Ok(Membership { n, f, model, weights, total_votes, lost_votes: f as u64 * v_max, quorum, weak })
+        let mut m = Membership::of(system);
+        if weights.iter().all(|w| *w == 1) {
+            return Ok(m);
+        }
+        if system.intersection() == Intersection::Trusted {
+            return Err(MembershipError::Unweighted("trusted counters"));
+        }
+        if let Some(k) = system.kinds().iter().find(|k| k.role == Role::Fast) {
+            return Err(MembershipError::Unweighted(k.name));
+        }
+        let total: u64 = weights.iter().map(|w| *w as u64).sum();
+        let lost = system.f() as u64 * weights.iter().copied().max().unwrap_or(1) as u64;
+        let q = match system.model() {
+            FaultModel::Byzantine => byzantine_quorum(total, lost),
+            FaultModel::Crash => crash_quorum(total),
+        };
+        if total - lost < q {
+            return Err(MembershipError::Unavailable { quorum: q, available: total - lost });
+        }
+        for (_, t) in m.kinds.iter_mut() {
+            if let Threshold::Votes(v) = t {
+                *v = q;
+            }
+        }
+        m.weights = weights;
+        m.total_votes = total;
+        Ok(m)
     }
 
+    /// The same replicas in configuration `epoch`.
+    pub fn with_epoch(mut self, epoch: u64) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    /// The configuration's epoch (0 until a reconfiguration).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
     /// Number of replicas.
     pub fn n(&self) -> usize {
         self.n
@@ -135,15 +215,25 @@ impl Membership {
     pub fn weight(&self, r: ReplicaId) -> u64 {
         self.weights.get(r.index()).copied().unwrap_or(0) as u64
     }
-    /// Votes a quorum must hold: unweighted, [`Membership::quorum`];
+    /// Whether some replica has a weight other than 1.
+    pub fn is_weighted(&self) -> bool {
+        self.total_votes != self.n as u64
+    }
+    /// Votes of all replicas.
+    pub fn total_votes(&self) -> u64 {
+        self.total_votes
+    }
+    /// What the kind of quorum named `name` needs (None: the protocol's
+    /// system has no such kind).
+    pub fn threshold(&self, name: &str) -> Option<Threshold> {
+        self.kinds.iter().find(|(k, _)| *k == name).map(|(_, t)| *t)
+    }
+    /// Votes an agreement quorum must hold: unweighted, [`Membership::quorum`];
     /// weighted, Byzantine `⌈(N_v+F_v+1)/2⌉` or crash `⌈(N_v+1)/2⌉`.
     pub fn quorum_votes(&self) -> u64 {
-        if self.weights.iter().all(|w| *w == 1) {
-            return self.quorum as u64;
-        }
-        match self.model {
-            FaultModel::Byzantine => byzantine_quorum(self.total_votes, self.lost_votes),
-            FaultModel::Crash => crash_quorum(self.total_votes),
+        match self.kinds.iter().find(|(_, t)| matches!(t, Threshold::Votes(_))) {
+            Some((_, Threshold::Votes(v))) => *v,
+            _ => self.quorum as u64,
         }
     }
     /// Agreement quorum size in replicas (unweighted): the protocol's
@@ -155,10 +245,10 @@ impl Membership {
     pub fn weak(&self) -> usize {
         self.weak
     }
-    /// Whether the given distinct replicas hold a quorum of votes.
+    /// Whether the given replicas (a repeat counts once) hold a quorum of votes.
     pub fn is_quorum<'a>(&self, members: impl IntoIterator<Item = &'a ReplicaId>) -> bool {
-        let votes: u64 = members.into_iter().map(|r| self.weight(*r)).sum();
-        votes >= self.quorum_votes()
+        let set: VoterSet = members.into_iter().copied().filter(|r| self.contains(*r)).collect();
+        set.weight(self) >= self.quorum_votes()
     }
     /// f+1: enough replicas that one is correct.
     pub fn f_plus_one(&self) -> usize {
@@ -170,83 +260,37 @@ impl Membership {
     }
 }
 
-/// Collects votes of distinct replicas for values of type `V` and tells when
-/// some value reaches a quorum. A replica's first vote counts; later votes of
-/// the same replica are ignored (a correct replica votes once).
-#[derive(Clone, Debug)]
-pub struct Votes<V: Ord + Clone> {
-    by_voter: BTreeMap<ReplicaId, V>,
-    by_value: BTreeMap<V, u64>,
-}
-
-impl<V: Ord + Clone> Default for Votes<V> {
-    fn default() -> Self {
-        Votes { by_voter: BTreeMap::new(), by_value: BTreeMap::new() }
-    }
-}
-
-impl<V: Ord + Clone> Votes<V> {
-    /// Record `voter`'s vote; returns false if it had voted already.
-    pub fn add(&mut self, m: &Membership, voter: ReplicaId, value: V) -> bool {
-        if !m.contains(voter) || self.by_voter.contains_key(&voter) {
-            return false;
-        }
-        *self.by_value.entry(value.clone()).or_insert(0) += m.weight(voter);
-        self.by_voter.insert(voter, value);
-        true
-    }
-    /// A value that holds at least `threshold` votes.
-    pub fn reached(&self, threshold: u64) -> Option<&V> {
-        self.by_value.iter().find(|(_, w)| **w >= threshold).map(|(v, _)| v)
-    }
-    /// The value that holds a quorum, if any.
-    pub fn quorum(&self, m: &Membership) -> Option<&V> {
-        self.reached(m.quorum_votes())
-    }
-    /// Votes for `value`.
-    pub fn count(&self, value: &V) -> u64 {
-        self.by_value.get(value).copied().unwrap_or(0)
-    }
-    /// Replicas that voted for `value`.
-    pub fn voters_for<'a>(&'a self, value: &'a V) -> impl Iterator<Item = ReplicaId> + 'a {
-        self.by_voter.iter().filter(move |(_, v)| *v == value).map(|(r, _)| *r)
-    }
-    /// The vote of `voter`.
-    pub fn vote_of(&self, voter: ReplicaId) -> Option<&V> {
-        self.by_voter.get(&voter)
-    }
-    /// Distinct voters so far.
-    pub fn voters(&self) -> usize {
-        self.by_voter.len()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn byz(n: usize, f: usize) -> Membership {
+        Membership::of(&QuorumSystem::standard(n, f, FaultModel::Byzantine))
+    }
 
     #[test]
     fn bft_quorums() {
         for f in 1..=5 {
             let n = 3 * f + 1;
-            let m = Membership::new(n, f, FaultModel::Byzantine, n).unwrap();
+            let m = byz(n, f);
             assert_eq!(m.quorum(), 2 * f + 1);
             assert_eq!(m.quorum_votes(), 2 * f as u64 + 1);
+            assert_eq!(m.threshold("quorum"), Some(Threshold::Votes(2 * f as u64 + 1)));
+            assert_eq!(m.threshold("weak"), Some(Threshold::Replicas(f + 1)));
+            assert_eq!(m.threshold("nope"), None);
             // Any two quorums intersect in at least f+1 replicas.
             assert!(2 * m.quorum() - n > f);
         }
         // n larger than 3f+1: ⌈(n+f+1)/2⌉
-        let m = Membership::new(5, 1, FaultModel::Byzantine, 4).unwrap();
-        assert_eq!(m.quorum(), 4);
-        let m = Membership::new(6, 1, FaultModel::Byzantine, 4).unwrap();
-        assert_eq!(m.quorum(), 4);
+        assert_eq!(byz(5, 1).quorum(), 4);
+        assert_eq!(byz(6, 1).quorum(), 4);
     }
 
     #[test]
     fn cft_quorums() {
         for f in 1..=5 {
             let n = 2 * f + 1;
-            let m = Membership::new(n, f, FaultModel::Crash, n).unwrap();
+            let m = Membership::of(&QuorumSystem::standard(n, f, FaultModel::Crash));
             assert_eq!(m.quorum(), f + 1);
             assert!(2 * m.quorum() > n);
         }
@@ -255,19 +299,45 @@ mod tests {
     #[test]
     fn too_few_replicas() {
         assert!(matches!(Membership::new(3, 1, FaultModel::Byzantine, 4), Err(MembershipError::TooFewReplicas { .. })));
-        assert!(Membership::weighted(vec![1, 0, 1, 1], 1, FaultModel::Byzantine, 4).is_err());
+    }
+
+    #[test]
+    fn bad_weights_are_refused() {
+        let sys = QuorumSystem::standard(4, 1, FaultModel::Byzantine);
+        assert_eq!(Membership::weighted_of(&sys, vec![1, 0, 1, 1]), Err(MembershipError::ZeroWeight(1)));
+        assert_eq!(Membership::weighted_of(&sys, vec![1, 1, 1]), Err(MembershipError::Weights { expected: 4, got: 3 }));
+        // One replica with most of the votes: F_v = 10 leaves 3 of 13.
+        assert!(matches!(Membership::weighted_of(&sys, vec![10, 1, 1, 1]), Err(MembershipError::Unavailable { .. })));
+        let trusted = QuorumSystem::trusted(3, 1, FaultModel::Byzantine, &["commit"]);
+        assert_eq!(
+            Membership::weighted_of(&trusted, vec![2, 1, 1]),
+            Err(MembershipError::Unweighted("trusted counters"))
+        );
+        let fast = sys.clone().with("fast", 4, Role::Fast);
+        assert_eq!(Membership::weighted_of(&fast, vec![2, 1, 1, 1]), Err(MembershipError::Unweighted("fast")));
+    }
+
+    #[test]
+    fn unit_weights_change_nothing() {
+        let sys = QuorumSystem::byzantine(7, 2, FaultModel::Byzantine, &["commit"], &["join"]);
+        assert_eq!(Membership::weighted_of(&sys, vec![1; 7]).unwrap(), Membership::of(&sys));
     }
 
     #[test]
     fn wheat_weights() {
         // BFT f=1, Δ=1: weights {2,2,1,1,1}, N_v=7, F_v=2, Q_v=5.
-        let m = Membership::weighted(vec![2, 2, 1, 1, 1], 1, FaultModel::Byzantine, 4).unwrap();
+        let sys = QuorumSystem::byzantine(5, 1, FaultModel::Byzantine, &["commit"], &["join"]);
+        let m = Membership::weighted_of(&sys, vec![2, 2, 1, 1, 1]).unwrap();
         assert_eq!(m.quorum_votes(), 5);
+        assert_eq!(m.threshold("commit"), Some(Threshold::Votes(5)));
+        assert_eq!(m.threshold("join"), Some(Threshold::Replicas(2)));
+        assert!(m.is_weighted());
         assert!(m.is_quorum(&[ReplicaId(0), ReplicaId(1), ReplicaId(2)]));
         assert!(!m.is_quorum(&[ReplicaId(0), ReplicaId(2), ReplicaId(3)]));
+        assert!(!m.is_quorum(&[ReplicaId(0), ReplicaId(0), ReplicaId(2)]), "a repeat counts once");
         assert!(m.is_quorum(&[ReplicaId(0), ReplicaId(2), ReplicaId(3), ReplicaId(4)]));
         // CFT f=1, Δ=1: {2,1,1,1}, N_v=5, Q_v=3.
-        let m = Membership::weighted(vec![2, 1, 1, 1], 1, FaultModel::Crash, 3).unwrap();
+        let m = Membership::weighted_of(&QuorumSystem::standard(4, 1, FaultModel::Crash), vec![2, 1, 1, 1]).unwrap();
         assert_eq!(m.quorum_votes(), 3);
         assert!(m.is_quorum(&[ReplicaId(0), ReplicaId(3)]));
         assert!(m.is_quorum(&[ReplicaId(1), ReplicaId(2), ReplicaId(3)]));
@@ -275,18 +345,9 @@ mod tests {
     }
 
     #[test]
-    fn votes_count_once_per_voter() {
-        let m = Membership::new(4, 1, FaultModel::Byzantine, 4).unwrap();
-        let mut v = Votes::default();
-        assert!(v.add(&m, ReplicaId(0), 7u8));
-        assert!(!v.add(&m, ReplicaId(0), 7u8));
-        assert!(!v.add(&m, ReplicaId(0), 8u8));
-        assert!(!v.add(&m, ReplicaId(9), 7u8));
-        assert!(v.add(&m, ReplicaId(1), 7u8));
-        assert_eq!(v.quorum(&m), None);
-        assert!(v.add(&m, ReplicaId(2), 8u8));
-        assert_eq!(v.quorum(&m), None);
-        assert!(v.add(&m, ReplicaId(3), 7u8));
-        assert_eq!(v.quorum(&m), Some(&7));
+    fn epochs() {
+        let m = byz(4, 1);
+        assert_eq!(m.epoch(), 0);
+        assert_eq!(m.with_epoch(3).epoch(), 3);
     }
 }

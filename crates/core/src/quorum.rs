@@ -125,6 +125,14 @@ pub enum ConfigError {
         /// What failed.
         violation: QuorumViolation,
     },
+    /// Weights the protocol's quorums or the configuration cannot take.
+    #[error("{protocol}: {error}")]
+    Weights {
+        /// Protocol name.
+        protocol: &'static str,
+        /// What is wrong with them.
+        error: crate::membership::MembershipError,
+    },
 }
 
 impl ConfigError {
@@ -385,7 +393,7 @@ mod tests {
 
     #[test]
     fn rule_error_names_the_rule() {
-        let e = ConfigError::rule("destiny", "n = 2f+1", 4, 1);
-        assert_eq!(e.to_string(), "destiny needs n = 2f+1; got n = 4, f = 1");
+        let e = ConfigError::rule("toy", "n = 2f+1", 4, 1);
+        assert_eq!(e.to_string(), "toy needs n = 2f+1; got n = 4, f = 1");
     }
 }

@@ -86,6 +86,10 @@ pub struct ReplicaEntry {
     /// `host:port` of its Prometheus metrics endpoint (none: no endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<String>,
+    /// Vote weight (WHEAT; none: 1). Quorums then count votes
+    /// ([`quorate_core::weighted_membership_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 /// One client allowed to connect.
@@ -263,7 +267,8 @@ impl ClusterConfig {
             return Err(self.invalid("protocol", format!("is '{}', this host runs '{}'", self.file.protocol, P::NAME)));
         }
         let model: FaultModel = self.file.fault_model.into();
-        quorate_core::membership_for::<P>(self.file.replicas.len(), self.file.f, model)
+        let weights: Vec<u32> = self.file.replicas.iter().map(|r| r.weight.unwrap_or(1)).collect();
+        quorate_core::weighted_membership_for::<P>(&weights, self.file.f, model)
             .map_err(|e| self.invalid("replicas", format!("{e}")))
     }
 

@@ -179,6 +179,7 @@ pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
             address: format!("127.0.0.1:{port}"),
             public_key: write(NodeId::Replica(quorate_core::ReplicaId(i as u32)), &fresh())?,
             metrics: spec.metrics_base_port.map(|p| format!("127.0.0.1:{}", u32::from(p) + i as u32)),
+            weight: None,
         });
     }
     let mut clients = Vec::new();

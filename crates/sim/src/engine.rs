@@ -153,6 +153,9 @@ pub struct Scenario<P: Protocol> {
     pub f: usize,
     /// Replicas; `None` means `P::replicas_for(f, model)`.
     pub n: Option<usize>,
+    /// WHEAT-style vote weights, one per replica (empty: one vote each);
+    /// see [`quorate_core::weighted_membership_for`].
+    pub vote_weights: Vec<u32>,
     /// Correct clients (faulty clients come from [`Fault::FaultyClient`]).
     pub clients: usize,
     /// Virtual duration of the run.
@@ -222,6 +225,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             warmup: self.warmup,
             timeline: self.timeline,
             replica_cores: self.replica_cores,
+            vote_weights: self.vote_weights.clone(),
         }
     }
 }
@@ -243,6 +247,7 @@ impl<P: Protocol> std::fmt::Debug for Scenario<P> {
             .field("faults", &self.faults)
             .field("warmup", &self.warmup)
             .field("replica_cores", &self.replica_cores)
+            .field("vote_weights", &self.vote_weights)
             .finish_non_exhaustive()
     }
 }
@@ -276,6 +281,7 @@ impl<P: Protocol> Scenario<P> {
             warmup: Duration::ZERO,
             timeline: false,
             replica_cores: 1,
+            vote_weights: Vec::new(),
         }
     }
 
@@ -405,6 +411,12 @@ impl<P: Protocol> Scenario<P> {
         }
         if let Err(e) = P::validate_config(&self.config) {
             return inv(format!("{} settings: {e}", P::NAME));
+        }
+        if !self.vote_weights.is_empty() && self.vote_weights.len() != n {
+            return inv(format!(
+                "--weights gives {} weights but there are {n} replicas (one per replica)",
+                self.vote_weights.len()
+            ));
         }
         if !self.regions.is_empty() && self.regions.len() != n {
             return inv(format!(
@@ -672,7 +684,11 @@ impl<P: Protocol> Simulation<P> {
     pub fn new(scenario: Scenario<P>) -> Result<Self, SimError> {
         let warnings = scenario.validate()?;
         let n = scenario.n();
-        let membership = quorate_core::membership_for::<P>(n, scenario.f, scenario.model)?;
+        let membership = if scenario.vote_weights.is_empty() {
+            quorate_core::membership_for::<P>(n, scenario.f, scenario.model)?
+        } else {
+            quorate_core::weighted_membership_for::<P>(&scenario.vote_weights, scenario.f, scenario.model)?
+        };
         let service = scenario.workload.service_factory();
         let seed = scenario.seed;
         let faulty_strategies: Vec<String> = scenario

@@ -178,3 +178,23 @@ fn short_campaign() {
         assert!(r.ok(), "seed {seed}: {}", r.summary());
     }
 }
+
+/// `--weights` builds a weighted membership; unit weights change nothing, and
+/// a protocol whose rules count replicas refuses others (WHEAT, issue 20).
+#[test]
+fn unit_vote_weights_change_nothing_and_others_are_refused() {
+    let plain = run(scenario(40)).unwrap();
+    let mut sc = scenario(40);
+    sc.vote_weights = vec![1; 4];
+    let weighted = run(sc).unwrap();
+    check(&weighted);
+    assert_eq!(plain.trace_digest, weighted.trace_digest);
+    let mut sc = scenario(40);
+    sc.vote_weights = vec![2, 1, 1, 1];
+    let e = run(sc).unwrap_err().to_string();
+    assert!(e.contains("mod-smart") && e.contains("every weight must be 1"), "{e}");
+    let mut sc = scenario(40);
+    sc.vote_weights = vec![1, 1, 1];
+    let e = run(sc).unwrap_err().to_string();
+    assert!(e.contains("3 weights but there are 4 replicas"), "{e}");
+}

@@ -10,16 +10,16 @@ use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox};
 use quorate_core::membership::{FaultModel, Membership};
 use quorate_core::request::{Request, SignedRequest};
+use quorate_core::tally::{Ballot, Outcome};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 type Out = Outbox<ModSmart>;
 
 struct Outstanding {
     request: SignedRequest,
-    replies: BTreeMap<ReplicaId, Bytes>,
+    replies: Ballot<Bytes>,
     retransmits: u32,
 }
 
@@ -49,7 +49,7 @@ impl Client {
         };
         out.broadcast(Msg::Request(request.clone()));
         out.set_timer(Timer::ClientRetransmit, self.cfg.client_retransmit);
-        self.current = Some(Outstanding { request, replies: BTreeMap::new(), retransmits: 0 });
+        self.current = Some(Outstanding { request, replies: Ballot::default(), retransmits: 0 });
     }
 
     fn on_reply(&mut self, r: ReplicaId, reply: Reply, out: &mut Out) {
@@ -57,29 +57,22 @@ impl Client {
         if reply.seq != cur.request.req.seq || reply.read_only != cur.request.req.read_only || !self.m.contains(r) {
             return;
         }
-        cur.replies.insert(r, reply.result);
-        // Group replies by result; a quorum of matching replies is the answer.
-        let mut groups: BTreeMap<&Bytes, Vec<ReplicaId>> = BTreeMap::new();
-        for (r, res) in &cur.replies {
-            groups.entry(res).or_default().push(*r);
-        }
-        if let Some((res, _)) = groups.iter().find(|(_, v)| self.m.is_quorum(v.iter())) {
-            let result = (*res).clone();
-            self.current = None;
-            out.cancel_timer(Timer::ClientRetransmit);
-            out.push(Effect::Complete { result });
-            return;
-        }
-        if cur.request.req.read_only {
+        cur.replies.replace(&self.m, r, reply.result);
+        // A quorum of matching replies is the answer.
+        let reply_quorum = self.m.threshold("reply").expect("mod-smart's quorum system has a reply kind");
+        match cur.replies.outcome(&self.m, reply_quorum) {
+            Outcome::Won(res) => {
+                let result = res.clone();
+                self.current = None;
+                out.cancel_timer(Timer::ClientRetransmit);
+                out.push(Effect::Complete { result });
+            }
             // No result can reach a quorum any more: order the operation (Alg. 1 l.15–16).
-            let missing: u64 =
-                self.m.replicas().filter(|r| !cur.replies.contains_key(r)).map(|r| self.m.weight(r)).sum();
-            let best: u64 =
-                groups.values().map(|v| v.iter().map(|r| self.m.weight(*r)).sum::<u64>()).max().unwrap_or(0);
-            if best + missing < self.m.quorum_votes() {
+            Outcome::Lost if cur.request.req.read_only => {
                 let op = cur.request.req.op.clone();
                 self.send(op, false, out);
             }
+            Outcome::Lost | Outcome::Pending => {}
         }
     }
 }

@@ -36,7 +36,7 @@ fn nodes(n: usize, clients: u64) -> Vec<NodeId> {
 impl Net {
     fn new(model: FaultModel, f: usize, cfg: Config) -> Net {
         let n = <ModSmart as Protocol>::replicas_for(f, model);
-        let m = Membership::new(n, f, model, n).unwrap();
+        let m = quorate_core::membership_for::<crate::ModSmart>(n, f, model).unwrap();
         let keys: Vec<Arc<Ed25519Crypto>> =
             Ed25519Crypto::deterministic(7, &nodes(n, 4)).into_iter().map(Arc::new).collect();
         let mut replicas: Vec<Box<dyn ReplicaMachine<ModSmart>>> = Vec::new();

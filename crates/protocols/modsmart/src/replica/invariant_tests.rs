@@ -8,7 +8,7 @@ use quorate_apps::kv::KvStore;
 use quorate_core::crypto::{Ed25519Crypto, Signature};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{Input, Outbox, ReplicaContext, ReplicaMachine};
-use quorate_core::membership::{FaultModel, Membership};
+use quorate_core::membership::FaultModel;
 use quorate_core::request::{Request, SignedRequest};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
@@ -21,7 +21,7 @@ fn replica(model: FaultModel) -> (Replica, Arc<Ed25519Crypto>) {
     let keys: Vec<Arc<Ed25519Crypto>> = Ed25519Crypto::deterministic(7, &ids).into_iter().map(Arc::new).collect();
     let ctx = ReplicaContext {
         id: ReplicaId(1),
-        membership: Membership::new(n, 1, model, n).unwrap(),
+        membership: quorate_core::membership_for::<crate::ModSmart>(n, 1, model).unwrap(),
         crypto: keys[1].clone(),
         service: Box::new(KvStore::new()),
         threshold: None,

@@ -22,8 +22,9 @@ use quorate_core::executor::{Checkpoint, Executor};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::invariant::{InOrder, OwnVotes};
 use quorate_core::machine::{Input, Outbox, ReplicaContext, ReplicaMachine};
-use quorate_core::membership::{FaultModel, Membership, Votes};
+use quorate_core::membership::{FaultModel, Membership, Threshold};
 use quorate_core::request::SignedRequest;
+use quorate_core::tally::Ballot;
 use quorate_core::time::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -60,7 +61,7 @@ pub(crate) struct Instance {
     /// Batches seen for this instance, by digest.
     pub batches: HashMap<Digest, Batch>,
     /// WRITE votes of this epoch.
-    pub writes: Votes<Digest>,
+    pub writes: Ballot<Digest>,
     /// ACCEPT votes per (epoch, value), with signatures.
     pub accepts: BTreeMap<(u64, Digest), Vec<(ReplicaId, Signature)>>,
     pub acceptors: HashSet<(u64, ReplicaId)>,
@@ -83,7 +84,7 @@ impl Instance {
         self.written = None;
         self.accepted = false;
         self.my_accept = None;
-        self.writes = Votes::default();
+        self.writes = Ballot::default();
     }
 
     pub fn state(&self) -> InstanceState {
@@ -232,6 +233,11 @@ impl Replica {
             own_votes: OwnVotes::default(),
             reported: InOrder::default(),
         }
+    }
+
+    /// The threshold of one of Mod-SMaRt's named quorums (`quorum_system`).
+    pub(crate) fn quorum(&self, kind: &str) -> Threshold {
+        self.m.threshold(kind).expect("a kind of Mod-SMaRt's quorum system")
     }
 
     pub(crate) fn bft(&self) -> bool {

@@ -9,6 +9,7 @@ use quorate_core::crypto::{Digest, Signature};
 use quorate_core::executor::Outcome;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{Effect, Event};
+use quorate_core::tally::Cast;
 use quorate_core::time::Time;
 use std::collections::HashSet;
 
@@ -178,13 +179,13 @@ impl Replica {
     }
 
     fn count_write(&mut self, now: Time, r: ReplicaId, v: Digest, out: &mut Out) {
-        if !self.inst.writes.add(&self.m, r, v) {
+        if self.inst.writes.cast(&self.m, r, v) != Cast::New {
             return;
         }
         if self.inst.accepted {
             return;
         }
-        if let Some(v) = self.inst.writes.quorum(&self.m).copied() {
+        if let Some(v) = self.inst.writes.reaching(self.quorum("write")).copied() {
             // WRITE quorum: (valts, val) ← (ets, v); send ACCEPT (Alg. 6 l.29–33).
             self.inst.valts = self.inst.epoch;
             self.inst.val = Some(v);
