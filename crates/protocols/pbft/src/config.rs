@@ -1,7 +1,7 @@
 //! PBFT settings and their defaults (each explained in
 //! docs/decisions/0007-pbft.md).
 
-use crate::engine::EngineConfig;
+use quorate_engines::pbft::EngineConfig;
 use quorate_core::time::human;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

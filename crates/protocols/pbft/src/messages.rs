@@ -2,7 +2,7 @@
 //! forwarded requests, the consensus instance's messages (which order
 //! [`Batch`]es), and state transfer.
 
-use crate::engine::{digest_encoded, PbftMsg, Value};
+use quorate_engines::pbft::{digest_encoded, PbftMsg, Value};
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::executor::Checkpoint;
 use quorate_core::ids::{ClientId, NodeId};

@@ -14,7 +14,7 @@ use crate::{Dq, Flavor, Timer};
 use quorate_core::crypto::Digest;
 use quorate_core::executor::Outcome;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::{Actions, Instance};
+use quorate_engines::instance::{Actions, Instance};
 use quorate_core::machine::{Effect, Event, Outbox};
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};

@@ -31,7 +31,7 @@ use crate::{Dq, Flavor, OMsg, Timer};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::{Action, Actions, Instance};
+use quorate_engines::instance::{Action, Actions, Instance};
 use quorate_core::invariant::InOrder;
 use quorate_core::machine::{Effect, Event, Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::Membership;

@@ -15,7 +15,7 @@
 use super::{Out, Replica};
 use crate::messages::{DRef, OBatch};
 use crate::Flavor;
-use quorate_core::instance::Instance;
+use quorate_engines::instance::Instance;
 use quorate_core::machine::Event;
 use quorate_core::time::Time;
 

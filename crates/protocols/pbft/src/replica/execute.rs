@@ -4,7 +4,7 @@
 //! recovery after kill -9.
 
 use super::{CheckpointRecord, Out, Replica, Transfer};
-use crate::engine::{Actions, Record};
+use quorate_engines::pbft::{Actions, Record};
 use crate::messages::{Batch, Msg};
 use crate::Timer;
 use quorate_core::crypto::Digest;

@@ -13,10 +13,10 @@
 mod execute;
 mod requests;
 
-pub use requests::RequestCheck;
+pub use quorate_core::request::RequestCheck;
 
 use crate::config::Config;
-use crate::engine::{Action, Actions, Engine, Record};
+use quorate_engines::pbft::{Action, Actions, Engine, Record};
 use crate::messages::{Batch, Msg};
 use crate::{Pbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
@@ -170,7 +170,7 @@ impl Replica {
                 match msg {
                     Msg::Pbft(m) => {
                         let mut acts = Actions::new();
-                        let check = requests::RequestCheck {
+                        let check = RequestCheck {
                             exec: &self.exec,
                             crypto: self.crypto.as_ref(),
                             check_signatures: self.signs(),

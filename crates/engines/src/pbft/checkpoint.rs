@@ -8,7 +8,7 @@
 
 use super::messages::bytes;
 use super::{Action, Actions, Auth, DecidedEntry, EngineTimer, PbftMsg, Value, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::pbft::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use std::collections::{BTreeMap, BTreeSet};

@@ -15,7 +15,7 @@
 //! it ([`Engine::recover`]); replaying is idempotent.
 
 use super::{Actions, NewView, Signed, Value, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::pbft::Engine;
 use quorate_core::crypto::Digest;
 use serde::{Deserialize, Serialize};
 

@@ -12,7 +12,7 @@
 //! every record after it ([`Engine::recover`]); replaying is idempotent.
 
 use super::{Actions, CheckpointCert, CommitProof, NewView, Value, ViewChange, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::hybster::Engine;
 use quorate_core::crypto::Digest;
 use quorate_threshsign::Share;
 use serde::{Deserialize, Serialize};

@@ -56,7 +56,7 @@ impl<V: Value> Engine<V> {
 
     /// A faulty primary's move, for adversary strategies: leave the next
     /// sequence number unused.
-    pub(crate) fn skip_sequence_number(&mut self) {
+    pub fn skip_sequence_number(&mut self) {
         if self.can_propose() {
             self.next_seq += 1;
         }

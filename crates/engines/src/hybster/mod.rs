@@ -14,7 +14,7 @@
 //! feeds checkpoint digests back ([`Engine::checkpoint_taken`]), fetches
 //! state when asked ([`Action::NeedState`]) and decides when to suspect the
 //! primary ([`Engine::start_view_change`]) — the same contract as
-//! `quorate_pbft::engine`, so an embedder can run either.
+//! [`crate::pbft`]'s, so an embedder can run either.
 //!
 //! - `normal.rs`: PREPARE, COMMIT-SHARE, COMMIT; in-order signing; decisions.
 //! - `checkpoint.rs`: CHECKPOINT-SHARE and certificates, truncation,
@@ -41,7 +41,7 @@ pub use messages::{
     CheckpointCert, CommitProof, DecidedEntry, HybMsg, NewView, NewViewCore, SignedNewView, ViewChange, ViewChangeBody,
     NULL_DIGEST,
 };
-pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
+pub use crate::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
 
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::ReplicaId;
@@ -494,7 +494,139 @@ impl<V: Value> Engine<V> {
     }
 }
 
-quorate_core::impl_instance!(Engine, HybMsg, Record, Prepare);
+impl<V: crate::instance::Value> crate::instance::Instance<V> for Engine<V> {
+    type Msg = HybMsg<V>;
+    type Record = Record<V>;
+
+    fn start(&mut self, out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>) {
+        Engine::start(self, out)
+    }
+    fn view(&self) -> u64 {
+        Engine::view(self)
+    }
+    fn active(&self) -> bool {
+        Engine::active(self)
+    }
+    fn primary(&self) -> ReplicaId {
+        Engine::primary(self)
+    }
+    fn is_primary(&self) -> bool {
+        Engine::is_primary(self)
+    }
+    fn last_decided(&self) -> u64 {
+        Engine::last_decided(self)
+    }
+    fn stable_checkpoint(&self) -> (u64, Digest) {
+        Engine::stable_checkpoint(self)
+    }
+    fn window(&self) -> u64 {
+        self.cfg.window
+    }
+    fn backoff(&self) -> u32 {
+        Engine::backoff(self)
+    }
+    fn next_proposal(&self) -> u64 {
+        Engine::next_proposal(self)
+    }
+    fn has_proposal(&self, seq: u64) -> bool {
+        Engine::has_proposal(self, seq)
+    }
+    fn value_at(&self, seq: u64) -> Option<&V> {
+        Engine::value_at(self, seq)
+    }
+    fn can_propose(&self) -> bool {
+        Engine::can_propose(self)
+    }
+    fn propose(
+        &mut self,
+        value: V,
+        out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>,
+    ) -> Result<u64, crate::instance::ProposeError> {
+        Engine::propose(self, value, out)
+    }
+    fn on_message(
+        &mut self,
+        from: ReplicaId,
+        msg: HybMsg<V>,
+        validity: &dyn crate::instance::Validity<V>,
+        out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>,
+    ) {
+        Engine::on_message(self, from, msg, validity, out)
+    }
+    fn on_timer(
+        &mut self,
+        timer: crate::instance::EngineTimer,
+        out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>,
+    ) {
+        Engine::on_timer(self, timer, out)
+    }
+    fn start_view_change(&mut self, out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>) {
+        Engine::start_view_change(self, out)
+    }
+    fn view_change_to(&mut self, view: u64, out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>) {
+        Engine::view_change_to(self, view, out)
+    }
+    fn checkpoint_taken(
+        &mut self,
+        seq: u64,
+        digest: Digest,
+        out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>,
+    ) {
+        Engine::checkpoint_taken(self, seq, digest, out)
+    }
+    fn wants_state(&self, seq: u64, digest: Digest) -> bool {
+        Engine::wants_state(self, seq, digest)
+    }
+    fn state_installed(
+        &mut self,
+        seq: u64,
+        digest: Digest,
+        out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>,
+    ) {
+        Engine::state_installed(self, seq, digest, out)
+    }
+    fn vouches(&self, seq: u64, digest: Digest) -> bool {
+        Engine::vouches(self, seq, digest)
+    }
+    fn behind(&self) -> bool {
+        Engine::behind(self)
+    }
+    fn ask_peers(&mut self, out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>) {
+        Engine::ask_peers(self, out)
+    }
+    fn live_records(&mut self) -> Vec<Record<V>> {
+        Engine::live_records(self)
+    }
+    fn recover(
+        &mut self,
+        records: Vec<Record<V>>,
+        out: &mut crate::instance::Actions<V, HybMsg<V>, Record<V>>,
+    ) {
+        Engine::recover(self, records, out)
+    }
+}
+
+impl<V: crate::instance::Value> crate::instance::InstanceMsg<V> for HybMsg<V> {
+    fn kind(&self) -> &'static str {
+        HybMsg::kind(self)
+    }
+    fn proposal(&self) -> Option<(u64, u64, &V)> {
+        match self {
+            HybMsg::Prepare { view, seq, value, .. } => Some((*view, *seq, value)),
+            _ => None,
+        }
+    }
+    fn values(&self) -> Vec<&V> {
+        match self {
+            HybMsg::Prepare { value, .. } | HybMsg::Value { value, .. } => vec![value],
+            HybMsg::Decided { entries, .. } => entries.iter().filter_map(|e| e.value.as_ref()).collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn offer(seq: u64, value: V) -> Self {
+        HybMsg::Value { seq, value }
+    }
+}
 
 /// The quorums of a Linear Hybster engine of `n` replicas tolerating `f`
 /// faults, for `protocol` (Destiny): n = 2f+1 exactly. Its prepare, commit,

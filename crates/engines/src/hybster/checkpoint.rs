@@ -7,7 +7,7 @@
 //! certificates (one is enough), the NEW-VIEW, the latest checkpoint.
 
 use super::{Action, Actions, CheckpointCert, DecidedEntry, EngineTimer, HybMsg, Value, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::hybster::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::Share;

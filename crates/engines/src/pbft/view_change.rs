@@ -24,7 +24,7 @@ use super::{
     Action, Actions, EngineTimer, NewView, PbftMsg, PrePrepareClaim, PrepareClaim, Record, Signed, Value, ViewChange,
     NULL_DIGEST,
 };
-use crate::engine::Engine;
+use crate::pbft::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{NodeId, ReplicaId};
 use std::collections::{BTreeMap, BTreeSet};

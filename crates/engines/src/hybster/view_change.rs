@@ -27,7 +27,7 @@ use super::{
     Action, Actions, CheckpointCert, CommitProof, EngineTimer, HybMsg, NewView, NewViewCore, Record, SignedNewView,
     Value, ViewChange, ViewChangeBody, NULL_DIGEST,
 };
-use crate::engine::Engine;
+use crate::hybster::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::{counter, destiny, Cert, CertStatement, Share, Statement};

@@ -1,0 +1,1 @@
+//! What the engines share (decision 0017).
