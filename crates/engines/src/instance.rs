@@ -8,6 +8,7 @@
 //! carries out either's actions the same way.
 
 use quorate_core::crypto::{Crypto, Digest};
+use crate::kit::Kit;
 use quorate_core::ids::ReplicaId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt::Debug;
@@ -208,26 +209,52 @@ pub trait Instance<V: Value>: Send {
     /// The engine's durable records.
     type Record: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
 
+    /// The state the engine keeps through the kit (decision 0017): the
+    /// accessors below read it.
+    fn kit(&self) -> &Kit<V, Self::Msg>;
+    /// The same, to change.
+    fn kit_mut(&mut self) -> &mut Kit<V, Self::Msg>;
+
     /// Arm the retransmission timer.
-    fn start(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>);
+    fn start(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>) {
+        self.kit_mut().start(out)
+    }
     /// The current view.
-    fn view(&self) -> u64;
+    fn view(&self) -> u64 {
+        self.kit().view()
+    }
     /// Whether the current view is installed.
-    fn active(&self) -> bool;
+    fn active(&self) -> bool {
+        self.kit().active()
+    }
     /// Primary of the current view.
-    fn primary(&self) -> ReplicaId;
+    fn primary(&self) -> ReplicaId {
+        self.kit().primary()
+    }
     /// Whether this replica is the primary of an installed view.
-    fn is_primary(&self) -> bool;
+    fn is_primary(&self) -> bool {
+        self.kit().is_primary()
+    }
     /// Last sequence number decided and reported.
-    fn last_decided(&self) -> u64;
+    fn last_decided(&self) -> u64 {
+        self.kit().last_decided()
+    }
     /// Stable checkpoint.
-    fn stable_checkpoint(&self) -> (u64, Digest);
+    fn stable_checkpoint(&self) -> (u64, Digest) {
+        self.kit().stable_checkpoint()
+    }
     /// Sequence numbers accepted above the stable checkpoint.
-    fn window(&self) -> u64;
+    fn window(&self) -> u64 {
+        self.kit().window()
+    }
     /// Timeout growth after view changes that decided nothing.
-    fn backoff(&self) -> u32;
+    fn backoff(&self) -> u32 {
+        self.kit().backoff()
+    }
     /// The sequence number of the primary's next proposal.
-    fn next_proposal(&self) -> u64;
+    fn next_proposal(&self) -> u64 {
+        self.kit().next_proposal()
+    }
     /// Whether `seq` holds a proposal of the current view or a decision.
     fn has_proposal(&self, seq: u64) -> bool;
     /// The value decided or proposed at `seq`, if held.

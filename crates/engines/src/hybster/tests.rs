@@ -310,7 +310,7 @@ fn recovery_replays_decisions_and_signatures() {
     }
     net.run();
     let records = net.persisted[1].clone();
-    let m = net.engines[1].m.clone();
+    let m = net.engines[1].k.m.clone();
     let spec = GroupSpec { n: 3, threshold: 2, instances: destiny::instances(3) };
     let p = Provision::modelled(r(1), &spec, net.crypto.clone()).unwrap();
     let t: Trusted = Arc::new(Mutex::new(p.trusted));

@@ -197,7 +197,7 @@ fn forged_macs_and_malformed_input_are_refused_without_panic() {
     net.input(1, r(9), PbftMsg::Fetch { seq: 1, digest: d });
     assert_eq!(net.rejections(1, "not a peer"), 2);
     // A VALUE that does not match the digest asked for is refused.
-    net.engines[1].wanted.insert(1, d);
+    net.engines[1].k.wanted.insert(1, d);
     net.input(1, r(2), PbftMsg::Value { seq: 1, value: V(6) });
     assert_eq!(net.rejections(1, "VALUE does not match its digest"), 1);
     // Nothing was accepted.
@@ -324,7 +324,7 @@ fn watermarks_bound_the_log_and_checkpoints_move_them() {
         assert!(net.engines[i].slots.keys().all(|s| *s > 8), "the log below the stable checkpoint is gone");
     }
     assert!(net.engines[0].can_propose());
-    assert_eq!(net.engines[0].high_watermark(), 16);
+    assert_eq!(net.engines[0].k.high_watermark(), 16);
     // Below the low watermark: ignored.
     let old = net.digest(1);
     let stale = PbftMsg::Prepare { view: 0, seq: 3, digest: old, auth: net.auth(2, 1, &bytes::prepare(7, 0, 3, &old)) };

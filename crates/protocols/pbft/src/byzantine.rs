@@ -4,6 +4,7 @@
 
 use crate::client::Client;
 use crate::config::Config;
+use quorate_engines::instance::Instance;
 use quorate_engines::pbft::collusion::Collusion;
 use quorate_engines::pbft::messages::bytes;
 use quorate_engines::pbft::{Auth, PbftMsg, Value};

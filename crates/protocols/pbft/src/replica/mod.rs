@@ -16,6 +16,7 @@ mod requests;
 pub use quorate_core::request::RequestCheck;
 
 use crate::config::Config;
+use quorate_engines::instance::Instance;
 use quorate_engines::pbft::{Action, Actions, Engine, Record};
 use crate::messages::{Batch, Msg};
 use crate::{Pbft, Timer};

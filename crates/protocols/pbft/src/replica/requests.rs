@@ -3,6 +3,7 @@
 //! at the primary, and what makes a primary's batch valid.
 
 use super::{Out, Pending, Replica};
+use quorate_engines::instance::Instance;
 use quorate_engines::pbft::{Actions, Validity};
 use crate::messages::{Batch, Msg, Reply};
 use crate::Timer;
