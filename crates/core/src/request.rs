@@ -1,10 +1,10 @@
 //! Client requests and the per-client request table (at-most-once execution).
 
 use crate::crypto::{Crypto, Digest, Signature};
+use crate::executor::Executor;
 use crate::ids::{ClientId, NodeId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use crate::executor::Executor;
 use std::collections::{BTreeMap, HashSet};
 
 /// One operation a client asks the service to perform.

@@ -7,8 +7,8 @@
 //! Linear Hybster engine ([`crate::hybster`]) both follow it, so an embedder
 //! carries out either's actions the same way.
 
-use quorate_core::crypto::{Crypto, Digest};
 use crate::kit::Kit;
+use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::ReplicaId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt::Debug;

@@ -131,7 +131,8 @@ impl<V: Value> Engine<V> {
         match self.own_checkpoints.get(&cert.seq) {
             Some((own, _)) if *own == cert.digest => self.on_own_checkpoint_certified(cert, out),
             Some(_) => {
-                self.k.note(format!("our state at {} differs from the certified checkpoint; fetching it", cert.seq), out);
+                self.k
+                    .note(format!("our state at {} differs from the certified checkpoint; fetching it", cert.seq), out);
                 self.own_checkpoints.remove(&cert.seq);
                 self.k.state_target = Some((cert.seq, cert.digest));
                 out.push(Action::NeedState { seq: cert.seq, digest: cert.digest });
@@ -387,7 +388,8 @@ impl<V: Value> Engine<V> {
         }
         let top = self.k.high_watermark();
         for e in entries {
-            if e.seq <= self.k.last_decided || e.seq > top || self.slots.get(&e.seq).is_some_and(|s| s.proof.is_some()) {
+            if e.seq <= self.k.last_decided || e.seq > top || self.slots.get(&e.seq).is_some_and(|s| s.proof.is_some())
+            {
                 continue;
             }
             let digest = match &e.value {

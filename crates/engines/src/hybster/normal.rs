@@ -7,9 +7,7 @@
 //! A PREPARE that arrives early waits in its slot until the ones before it
 //! are signed.
 
-use super::{
-    Actions, CommitProof, Engine, HybMsg, ProposeError, Record, Slot, Validity, Value, VoteKind,
-};
+use super::{Actions, CommitProof, Engine, HybMsg, ProposeError, Record, Slot, Validity, Value, VoteKind};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::{Share, ThresholdSig};
@@ -168,7 +166,8 @@ impl<V: Value> Engine<V> {
     /// (§4.2's "proof that the leader is faulty"): move on at once.
     fn primary_proven_faulty(&mut self, view: u64, out: &mut Actions<V>) {
         if self.k.active && view == self.k.view {
-            self.k.note(format!("instance {}: the primary of view {view} sent a forged PREPARE", self.cfg.instance), out);
+            self.k
+                .note(format!("instance {}: the primary of view {view} sent a forged PREPARE", self.cfg.instance), out);
             self.start_view_change(out);
         }
     }

@@ -3,11 +3,11 @@
 //! (same counter rules and checks as the BLS one).
 
 use super::*;
+use crate::kit::testnet::{r, TestNet, V};
 use quorate_core::crypto::Ed25519Crypto;
 use quorate_core::ids::NodeId;
 use quorate_core::membership::FaultModel;
 use quorate_threshsign::{GroupSpec, Provision};
-use crate::kit::testnet::{r, TestNet, V};
 
 /// The shared test network, with every replica's trusted subsystem.
 struct Net {

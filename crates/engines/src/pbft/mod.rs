@@ -35,13 +35,15 @@ pub use messages::{
     Auth, DecidedEntry, NewView, PbftMsg, PrePrepareClaim, PrepareClaim, Signed, ViewChange, NULL_DIGEST,
 };
 
+pub use crate::instance::{
+    self, digest_encoded, AnyValue, EngineTimer, Instance, InstanceMsg, ProposeError, Validity, Value,
+};
+pub(crate) use crate::kit::tally::Votes;
+use crate::kit::{Kit, Settings};
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
-pub use crate::instance::{self, digest_encoded, AnyValue, EngineTimer, Instance, InstanceMsg, ProposeError, Validity, Value};
-use crate::kit::{Kit, Settings};
 use quorate_core::invariant::OwnVotes;
 use quorate_core::membership::Membership;
-pub(crate) use crate::kit::tally::Votes;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -318,7 +320,8 @@ impl<V: Value> Engine<V> {
     /// MACs for every replica (our own entry is empty).
     pub(crate) fn auth_all(&self, bytes: &[u8]) -> Auth {
         Auth(
-            self.k.m
+            self.k
+                .m
                 .replicas()
                 .map(|r| if r == self.k.id { Mac([0; 32]) } else { self.k.crypto.mac(NodeId::Replica(r), bytes) })
                 .collect(),
@@ -372,7 +375,6 @@ impl<V: Value> Engine<V> {
             EngineTimer::ViewChange => self.on_view_change_timeout(out),
         }
     }
-
 }
 
 impl<V: Value> Instance<V> for Engine<V> {
@@ -394,27 +396,13 @@ impl<V: Value> Instance<V> for Engine<V> {
     fn can_propose(&self) -> bool {
         Engine::can_propose(self)
     }
-    fn propose(
-        &mut self,
-        value: V,
-        out: &mut Actions<V>,
-    ) -> Result<u64, ProposeError> {
+    fn propose(&mut self, value: V, out: &mut Actions<V>) -> Result<u64, ProposeError> {
         Engine::propose(self, value, out)
     }
-    fn on_message(
-        &mut self,
-        from: ReplicaId,
-        msg: PbftMsg<V>,
-        validity: &dyn Validity<V>,
-        out: &mut Actions<V>,
-    ) {
+    fn on_message(&mut self, from: ReplicaId, msg: PbftMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
         Engine::on_message(self, from, msg, validity, out)
     }
-    fn on_timer(
-        &mut self,
-        timer: EngineTimer,
-        out: &mut Actions<V>,
-    ) {
+    fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V>) {
         Engine::on_timer(self, timer, out)
     }
     fn start_view_change(&mut self, out: &mut Actions<V>) {
@@ -423,23 +411,13 @@ impl<V: Value> Instance<V> for Engine<V> {
     fn view_change_to(&mut self, view: u64, out: &mut Actions<V>) {
         Engine::view_change_to(self, view, out)
     }
-    fn checkpoint_taken(
-        &mut self,
-        seq: u64,
-        digest: Digest,
-        out: &mut Actions<V>,
-    ) {
+    fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
         Engine::checkpoint_taken(self, seq, digest, out)
     }
     fn wants_state(&self, seq: u64, digest: Digest) -> bool {
         Engine::wants_state(self, seq, digest)
     }
-    fn state_installed(
-        &mut self,
-        seq: u64,
-        digest: Digest,
-        out: &mut Actions<V>,
-    ) {
+    fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
         Engine::state_installed(self, seq, digest, out)
     }
     fn vouches(&self, seq: u64, digest: Digest) -> bool {
@@ -454,11 +432,7 @@ impl<V: Value> Instance<V> for Engine<V> {
     fn live_records(&mut self) -> Vec<Record<V>> {
         Engine::live_records(self)
     }
-    fn recover(
-        &mut self,
-        records: Vec<Record<V>>,
-        out: &mut Actions<V>,
-    ) {
+    fn recover(&mut self, records: Vec<Record<V>>, out: &mut Actions<V>) {
         Engine::recover(self, records, out)
     }
 }

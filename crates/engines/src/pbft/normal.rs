@@ -2,9 +2,7 @@
 //! 2f+1 quorums, decisions, and reporting them in sequence order.
 
 use super::messages::bytes;
-use super::{
-    Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST,
-};
+use super::{Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 

@@ -4,9 +4,9 @@
 
 use super::messages::bytes;
 use super::*;
+use crate::kit::testnet::{r, TestNet, V};
 use quorate_core::crypto::{Ed25519Crypto, Signature};
 use quorate_core::membership::FaultModel;
-use crate::kit::testnet::{r, TestNet, V};
 
 /// The shared test network, with every replica's keys (to forge MACs).
 struct Net {

@@ -74,8 +74,12 @@ impl<V: Value> Engine<V> {
 
     /// Our VIEW-CHANGE for `view`: stable checkpoint, C, P and Q.
     pub(crate) fn build_view_change(&self, view: u64) -> ViewChange {
-        let checkpoints: Vec<(u64, Digest)> =
-            self.own_checkpoints.iter().filter(|(s, _)| **s >= self.k.stable && **s > 0).map(|(s, d)| (*s, *d)).collect();
+        let checkpoints: Vec<(u64, Digest)> = self
+            .own_checkpoints
+            .iter()
+            .filter(|(s, _)| **s >= self.k.stable && **s > 0)
+            .map(|(s, d)| (*s, *d))
+            .collect();
         let top = self.k.stable + self.cfg.window;
         let mut prepared = Vec::new();
         let mut pre_prepared = Vec::new();

@@ -4,10 +4,6 @@
 
 use crate::client::Client;
 use crate::config::Config;
-use quorate_engines::instance::Instance;
-use quorate_engines::pbft::collusion::Collusion;
-use quorate_engines::pbft::messages::bytes;
-use quorate_engines::pbft::{Auth, PbftMsg, Value};
 use crate::messages::{Batch, Msg};
 use crate::replica::Replica;
 use crate::Pbft;
@@ -19,6 +15,10 @@ use quorate_core::machine::{
 use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::Bytes;
+use quorate_engines::instance::Instance;
+use quorate_engines::pbft::collusion::Collusion;
+use quorate_engines::pbft::messages::bytes;
+use quorate_engines::pbft::{Auth, PbftMsg, Value};
 use std::sync::Arc;
 
 type Out = Outbox<Pbft>;

@@ -16,8 +16,6 @@ mod requests;
 pub use quorate_core::request::RequestCheck;
 
 use crate::config::Config;
-use quorate_engines::instance::Instance;
-use quorate_engines::pbft::{Action, Actions, Engine, Record};
 use crate::messages::{Batch, Msg};
 use crate::{Pbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
@@ -28,6 +26,8 @@ use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
+use quorate_engines::instance::Instance;
+use quorate_engines::pbft::{Action, Actions, Engine, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;

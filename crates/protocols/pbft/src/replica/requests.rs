@@ -3,8 +3,6 @@
 //! at the primary, and what makes a primary's batch valid.
 
 use super::{Out, Pending, Replica};
-use quorate_engines::instance::Instance;
-use quorate_engines::pbft::{Actions, Validity};
 use crate::messages::{Batch, Msg, Reply};
 use crate::Timer;
 use quorate_core::crypto::Digest;
@@ -12,6 +10,8 @@ use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::membership::FaultModel;
 use quorate_core::request::{Freshness, RequestCheck, SignedRequest};
 use quorate_core::time::Time;
+use quorate_engines::instance::Instance;
+use quorate_engines::pbft::{Actions, Validity};
 
 /// The validity of a primary's batch: non-empty, and its requests fit.
 pub(crate) struct BatchValidity<'a>(pub RequestCheck<'a>);
