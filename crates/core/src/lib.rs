@@ -9,7 +9,6 @@
 pub mod crypto;
 pub mod executor;
 pub mod ids;
-pub mod instance;
 pub mod invariant;
 pub mod machine;
 pub mod membership;

@@ -1,10 +1,11 @@
 //! Client requests and the per-client request table (at-most-once execution).
 
 use crate::crypto::{Crypto, Digest, Signature};
+use crate::executor::Executor;
 use crate::ids::{ClientId, NodeId};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 /// One operation a client asks the service to perform.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -122,5 +123,52 @@ impl RequestTable {
     /// Whether no client is known.
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+}
+
+/// What makes client requests fit for ordering (not their freshness: a
+/// request executed meanwhile is skipped at execution, and replicas that
+/// executed different prefixes would otherwise judge one proposal
+/// differently). Shared by the protocols that order batches of signed requests (PBFT, DQPBFT).
+pub struct RequestCheck<'a> {
+    /// The executor (its service validates operations).
+    pub exec: &'a Executor,
+    /// To check clients' signatures.
+    pub crypto: &'a dyn Crypto,
+    /// Whether clients sign in this deployment.
+    pub check_signatures: bool,
+    /// Most requests in one proposal.
+    pub max_batch: usize,
+}
+
+impl RequestCheck<'_> {
+    /// One request: ordered (not read-only), well-formed for the service,
+    /// signed by its client.
+    pub fn request(&self, r: &SignedRequest) -> Result<(), &'static str> {
+        if r.req.read_only {
+            return Err("read-only request (every request is ordered)");
+        }
+        if !self.exec.service().validate(&r.req.op) {
+            return Err("invalid request");
+        }
+        if self.check_signatures && !r.verify(self.crypto) {
+            return Err("bad request signature");
+        }
+        Ok(())
+    }
+
+    /// A proposal's requests: not too many, one per client, each valid.
+    pub fn batch(&self, requests: &[SignedRequest]) -> Result<(), &'static str> {
+        if requests.len() > self.max_batch {
+            return Err("batch too large");
+        }
+        let mut clients = HashSet::with_capacity(requests.len());
+        for r in requests {
+            if !clients.insert(r.req.client) {
+                return Err("two requests of one client in a batch");
+            }
+            self.request(r)?;
+        }
+        Ok(())
     }
 }

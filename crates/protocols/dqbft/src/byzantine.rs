@@ -10,13 +10,13 @@ use crate::replica::Replica;
 use crate::{DMsg, Dq, FMsg, Flavor, OMsg};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::{Instance, InstanceMsg};
 use quorate_core::machine::{
     ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
 };
 use quorate_core::time::Time;
 use quorate_core::Bytes;
-use quorate_pbft::byzantine::Collusion;
+use quorate_engines::instance::{Instance, InstanceMsg};
+use quorate_engines::pbft::collusion::Collusion;
 use std::collections::{BTreeSet, HashMap};
 
 type Out<F> = Outbox<Dq<F>>;

@@ -2,8 +2,8 @@
 //! docs/decisions/0009-dqbft.md).
 
 use quorate_core::time::human;
-use quorate_hybster::engine::EngineConfig as HybsterConfig;
-use quorate_pbft::engine::EngineConfig;
+use quorate_engines::hybster::EngineConfig as HybsterConfig;
+use quorate_engines::pbft::EngineConfig;
 use quorate_threshsign::destiny;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

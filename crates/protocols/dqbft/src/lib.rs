@@ -36,11 +36,11 @@ pub use messages::Msg;
 
 use messages::{DBatch, OBatch};
 use quorate_core::ids::ReplicaId;
-use quorate_core::instance::{EngineTimer, Instance};
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
-use quorate_pbft::byzantine::Collusion;
+use quorate_engines::instance::{EngineTimer, Instance};
+use quorate_engines::pbft::collusion::Collusion;
 use quorate_threshsign::{PlainSign, Scheme};
 use replica::Replica;
 use serde::{Deserialize, Serialize};

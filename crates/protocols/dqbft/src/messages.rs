@@ -7,10 +7,10 @@
 use quorate_core::crypto::{Crypto, Digest, Mac, Signature};
 use quorate_core::executor::Checkpoint;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::{digest_encoded, InstanceMsg, Value};
 use quorate_core::machine::Message;
 use quorate_core::request::SignedRequest;
 use quorate_core::Bytes;
+use quorate_engines::instance::{digest_encoded, InstanceMsg, Value};
 use quorate_threshsign::{destiny, CounterId, Share, Statement, ThresholdSig};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! PBFT settings and their defaults (each explained in
 //! docs/decisions/0007-pbft.md).
 
-use crate::engine::EngineConfig;
 use quorate_core::time::human;
+use quorate_engines::pbft::EngineConfig;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 

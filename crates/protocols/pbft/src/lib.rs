@@ -2,11 +2,10 @@
 //! OSDI'99, and *Practical Byzantine Fault Tolerance and Proactive
 //! Recovery*, TOCS 2002) in its MAC form, as sans-IO machines.
 //!
-//! - [`engine`]: one consensus instance, generic over the value it orders:
-//!   PRE-PREPARE / PREPARE / COMMIT with 2f+1 quorums, watermarks, MAC
-//!   authenticators, checkpoints and log truncation, view change with signed
-//!   VIEW-CHANGE and NEW-VIEW messages, retransmission, catching up. It
-//!   executes nothing; an embedder runs one or several of them.
+//! - The consensus instance itself (PRE-PREPARE / PREPARE / COMMIT with
+//!   2f+1 quorums, watermarks, MAC authenticators, checkpoints, view change,
+//!   retransmission, catching up) is [`quorate_engines::pbft`], shared with
+//!   DQPBFT (decision 0017); this crate runs one of it.
 //! - [`replica`]: the standalone protocol's replica: one engine ordering
 //!   batches of signed client requests, the executor, the request table.
 //! - [`client`]: its client.
@@ -21,12 +20,13 @@
 pub mod byzantine;
 pub mod client;
 pub mod config;
-pub mod engine;
 pub mod messages;
 pub mod replica;
 
 pub use config::Config;
 pub use messages::Msg;
+
+use quorate_engines::pbft as engine;
 
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
@@ -63,7 +63,7 @@ impl Protocol for Pbft {
         3 * f + 1
     }
 
-    /// The engine's quorums ([`engine::quorum_system`]); clients take f+1 matching replies.
+    /// The engine's quorums ([`quorate_engines::pbft::quorum_system`]); clients take f+1 matching replies.
     fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError> {
         Ok(engine::quorum_system(Self::NAME, n, f, model)?.with("reply", f + 1, Role::Witness))
     }

@@ -2,13 +2,13 @@
 //! forwarded requests, the consensus instance's messages (which order
 //! [`Batch`]es), and state transfer.
 
-use crate::engine::{digest_encoded, PbftMsg, Value};
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::executor::Checkpoint;
 use quorate_core::ids::{ClientId, NodeId};
 use quorate_core::machine::Message;
 use quorate_core::request::SignedRequest;
 use quorate_core::Bytes;
+use quorate_engines::pbft::{digest_encoded, PbftMsg, Value};
 use serde::{Deserialize, Serialize};
 
 /// What one sequence number orders: a batch of signed client requests.

@@ -15,8 +15,8 @@ use crate::messages::{answer_digest, answers_statement, AnswerProof, DRef, Msg, 
 use crate::Flavor;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::Instance;
 use quorate_core::Bytes;
+use quorate_engines::instance::Instance;
 use quorate_threshsign::{destiny, Share};
 use std::collections::BTreeMap;
 

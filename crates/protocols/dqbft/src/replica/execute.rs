@@ -14,10 +14,10 @@ use crate::{Dq, Flavor, Timer};
 use quorate_core::crypto::Digest;
 use quorate_core::executor::Outcome;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::{Actions, Instance};
 use quorate_core::machine::{Effect, Event, Outbox};
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
+use quorate_engines::instance::{Actions, Instance};
 
 /// The digest of D-instance `i`'s checkpoint at `seq`. Its payloads up to
 /// `seq` are in the O-checkpoint state that made it (whose digest the

@@ -14,6 +14,7 @@ use quorate_core::membership::{FaultModel, Membership};
 use quorate_core::request::{Request, SignedRequest};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
+use quorate_engines::instance::Instance;
 use std::sync::Arc;
 
 const N: usize = 4;

@@ -11,10 +11,10 @@ use crate::config::Flood;
 use crate::messages::{Assign, DBatch, DRef, Msg, OBatch};
 use crate::{DMsg, Flavor, OMsg};
 use quorate_core::ids::{NodeId, ReplicaId};
-use quorate_core::instance::{Actions, Instance, InstanceMsg, Validity};
 use quorate_core::machine::Event;
+use quorate_core::request::RequestCheck;
 use quorate_core::time::Time;
-use quorate_pbft::replica::RequestCheck;
+use quorate_engines::instance::{Actions, Instance, InstanceMsg, Validity};
 use rand::seq::SliceRandom;
 use std::collections::HashSet;
 

@@ -23,9 +23,9 @@ use crate::messages::{view_notice_bytes, Handover, Msg};
 use crate::Flavor;
 use quorate_core::crypto::{Digest, Signature};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::Instance;
 use quorate_core::machine::Event;
 use quorate_core::time::Time;
+use quorate_engines::instance::Instance;
 use std::collections::{BTreeMap, HashSet};
 
 /// Per D-instance, the latest VIEW-NOTICE of each replica.

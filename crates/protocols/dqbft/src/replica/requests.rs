@@ -9,12 +9,12 @@ use crate::messages::{Assign, DBatch, Msg};
 use crate::{Flavor, Timer};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::instance::{Actions, Instance, InstanceMsg, Validity};
 use quorate_core::machine::Event;
 use quorate_core::membership::FaultModel;
+use quorate_core::request::RequestCheck;
 use quorate_core::request::{Freshness, SignedRequest};
 use quorate_core::time::Time;
-use quorate_pbft::replica::RequestCheck;
+use quorate_engines::instance::{Actions, Instance, InstanceMsg, Validity};
 use std::collections::HashSet;
 use std::sync::Arc;
 

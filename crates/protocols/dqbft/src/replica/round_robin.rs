@@ -15,9 +15,9 @@
 use super::{Out, Replica};
 use crate::messages::{DRef, OBatch};
 use crate::Flavor;
-use quorate_core::instance::Instance;
 use quorate_core::machine::Event;
 use quorate_core::time::Time;
+use quorate_engines::instance::Instance;
 
 impl<F: Flavor> Replica<F> {
     /// Whether D-slots execute in the round-robin order.

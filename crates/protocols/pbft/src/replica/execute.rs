@@ -4,7 +4,6 @@
 //! recovery after kill -9.
 
 use super::{CheckpointRecord, Out, Replica, Transfer};
-use crate::engine::{Actions, Record};
 use crate::messages::{Batch, Msg};
 use crate::Timer;
 use quorate_core::crypto::Digest;
@@ -13,6 +12,7 @@ use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::machine::{Effect, Event, Outbox};
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
+use quorate_engines::pbft::{Actions, Record};
 
 impl Replica {
     /// Execute the batch decided at `seq` (None: a null request) and answer

@@ -13,10 +13,9 @@
 mod execute;
 mod requests;
 
-pub use requests::RequestCheck;
+pub use quorate_core::request::RequestCheck;
 
 use crate::config::Config;
-use crate::engine::{Action, Actions, Engine, Record};
 use crate::messages::{Batch, Msg};
 use crate::{Pbft, Timer};
 use quorate_core::crypto::{Crypto, Digest};
@@ -27,6 +26,8 @@ use quorate_core::membership::Membership;
 use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
+use quorate_engines::instance::Instance;
+use quorate_engines::pbft::{Action, Actions, Engine, Record};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -170,7 +171,7 @@ impl Replica {
                 match msg {
                     Msg::Pbft(m) => {
                         let mut acts = Actions::new();
-                        let check = requests::RequestCheck {
+                        let check = RequestCheck {
                             exec: &self.exec,
                             crypto: self.crypto.as_ref(),
                             check_signatures: self.signs(),

@@ -3,63 +3,15 @@
 //! at the primary, and what makes a primary's batch valid.
 
 use super::{Out, Pending, Replica};
-use crate::engine::{Actions, Validity};
 use crate::messages::{Batch, Msg, Reply};
 use crate::Timer;
-use quorate_core::crypto::{Crypto, Digest};
-use quorate_core::executor::Executor;
+use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::membership::FaultModel;
-use quorate_core::request::{Freshness, SignedRequest};
+use quorate_core::request::{Freshness, RequestCheck, SignedRequest};
 use quorate_core::time::Time;
-use std::collections::HashSet;
-
-/// What makes client requests fit for ordering (not their freshness: a
-/// request executed meanwhile is skipped at execution, and replicas that
-/// executed different prefixes would otherwise judge one proposal
-/// differently). Shared with embedders that order the same requests (DQPBFT).
-pub struct RequestCheck<'a> {
-    /// The executor (its service validates operations).
-    pub exec: &'a Executor,
-    /// To check clients' signatures.
-    pub crypto: &'a dyn Crypto,
-    /// Whether clients sign in this deployment.
-    pub check_signatures: bool,
-    /// Most requests in one proposal.
-    pub max_batch: usize,
-}
-
-impl RequestCheck<'_> {
-    /// One request: ordered (not read-only), well-formed for the service,
-    /// signed by its client.
-    pub fn request(&self, r: &SignedRequest) -> Result<(), &'static str> {
-        if r.req.read_only {
-            return Err("read-only request (every request is ordered)");
-        }
-        if !self.exec.service().validate(&r.req.op) {
-            return Err("invalid request");
-        }
-        if self.check_signatures && !r.verify(self.crypto) {
-            return Err("bad request signature");
-        }
-        Ok(())
-    }
-
-    /// A proposal's requests: not too many, one per client, each valid.
-    pub fn batch(&self, requests: &[SignedRequest]) -> Result<(), &'static str> {
-        if requests.len() > self.max_batch {
-            return Err("batch too large");
-        }
-        let mut clients = HashSet::with_capacity(requests.len());
-        for r in requests {
-            if !clients.insert(r.req.client) {
-                return Err("two requests of one client in a batch");
-            }
-            self.request(r)?;
-        }
-        Ok(())
-    }
-}
+use quorate_engines::instance::Instance;
+use quorate_engines::pbft::{Actions, Validity};
 
 /// The validity of a primary's batch: non-empty, and its requests fit.
 pub(crate) struct BatchValidity<'a>(pub RequestCheck<'a>);

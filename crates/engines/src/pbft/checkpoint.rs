@@ -8,7 +8,7 @@
 
 use super::messages::bytes;
 use super::{Action, Actions, Auth, DecidedEntry, EngineTimer, PbftMsg, Value, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::pbft::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,11 +17,11 @@ impl<V: Value> Engine<V> {
     /// The embedder executed everything up to `seq` (a multiple of the
     /// checkpoint period) and its state digest is `digest`.
     pub fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if seq <= self.stable || !seq.is_multiple_of(self.cfg.checkpoint_period) {
+        if seq <= self.k.stable || !seq.is_multiple_of(self.cfg.checkpoint_period) {
             return;
         }
         self.own_checkpoints.insert(seq, digest);
-        self.checkpoint_votes.entry(seq).or_default().insert(self.id, digest);
+        self.checkpoint_votes.entry(seq).or_default().insert(self.k.id, digest);
         let b = bytes::checkpoint(self.cfg.instance, seq, &digest);
         self.broadcast_macd(&b, |auth| PbftMsg::Checkpoint { seq, digest, auth }, out);
         self.check_stable(seq, out);
@@ -46,7 +46,7 @@ impl<V: Value> Engine<V> {
         if self.claims.get(&from).is_none_or(|(s, _)| *s < seq) {
             self.claims.insert(from, (seq, digest));
         }
-        if seq <= self.stable || seq > self.stable + self.cfg.window {
+        if seq <= self.k.stable || seq > self.k.stable + self.cfg.window {
             return;
         }
         let votes = self.checkpoint_votes.entry(seq).or_default();
@@ -70,9 +70,9 @@ impl<V: Value> Engine<V> {
             Some(own) if *own == digest => self.make_stable(seq, digest, out),
             Some(_) => {
                 // A quorum disagrees with our state: ours is wrong. Fetch theirs.
-                self.note(format!("our state at {seq} differs from the stable checkpoint; fetching it"), out);
+                self.k.note(format!("our state at {seq} differs from the stable checkpoint; fetching it"), out);
                 self.own_checkpoints.remove(&seq);
-                self.state_target = Some((seq, digest));
+                self.k.state_target = Some((seq, digest));
                 out.push(Action::NeedState { seq, digest });
             }
             None => {} // We have not executed that far: the tick notices.
@@ -82,7 +82,7 @@ impl<V: Value> Engine<V> {
     /// Move the low watermark to `seq` and drop the log below it.
     fn make_stable(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
         self.truncate(seq, digest);
-        if !self.replaying {
+        if !self.k.replaying {
             out.push(Action::Stable { seq, digest });
         }
     }
@@ -90,13 +90,13 @@ impl<V: Value> Engine<V> {
     /// Drop the log up to `seq` (whose state has digest `digest`); keep the
     /// decided digests of the interval just below it to help peers.
     pub(crate) fn truncate(&mut self, seq: u64, digest: Digest) {
-        if seq <= self.stable {
+        if seq <= self.k.stable {
             return;
         }
-        let previous = self.stable;
+        let previous = self.k.stable;
         self.own_votes.forget_below(&(seq + 1, 0, super::VoteKind::PrePrepare));
-        self.stable = seq;
-        self.stable_digest = digest;
+        self.k.stable = seq;
+        self.k.stable_digest = digest;
         self.retained.retain(|s, _| *s > previous);
         let kept: Vec<u64> = self.slots.range(..=seq).map(|(s, _)| *s).collect();
         for s in kept {
@@ -109,12 +109,12 @@ impl<V: Value> Engine<V> {
         self.own_checkpoints = self.own_checkpoints.split_off(&seq);
         self.own_checkpoints.insert(seq, digest);
         self.checkpoint_votes = self.checkpoint_votes.split_off(&(seq + 1));
-        self.wanted = self.wanted.split_off(&(seq + 1));
+        self.k.wanted = self.k.wanted.split_off(&(seq + 1));
         if self.vouched.is_some_and(|(s, _)| s <= seq) {
             self.vouched = None;
         }
-        if self.next_seq <= seq {
-            self.next_seq = seq + 1;
+        if self.k.next_seq <= seq {
+            self.k.next_seq = seq + 1;
         }
         self.collect_values();
     }
@@ -128,30 +128,30 @@ impl<V: Value> Engine<V> {
             live.extend(slot.pre_prepared.iter().map(|(d, _)| *d));
             live.extend(slot.decided);
         }
-        self.values.retain(|d, _| live.contains(d));
-        self.durable.retain(|d| live.contains(d));
+        self.k.values.retain(|d, _| live.contains(d));
+        self.k.durable.retain(|d| live.contains(d));
     }
 
     /// Whether state at `seq` with digest `digest` is still wanted (ask
     /// before installing a fetched state).
     pub fn wants_state(&self, seq: u64, digest: Digest) -> bool {
-        seq > self.last_decided && self.vouched_checkpoints().contains(&(seq, digest))
+        seq > self.k.last_decided && self.vouched_checkpoints().contains(&(seq, digest))
     }
 
     /// The embedder installed the state after `seq` (digest `digest`): the
     /// log continues after it. The embedder then makes that state its
     /// durable base, with [`Engine::live_records`] after it.
     pub fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if seq <= self.last_decided {
+        if seq <= self.k.last_decided {
             return;
         }
         self.truncate(seq, digest);
-        self.last_decided = seq;
+        self.k.last_decided = seq;
         // §4.4 (state transfer): the checkpoint covers what is not reported; forward only.
-        self.reported.skip_to(seq + 1, "pbft: state installed");
-        self.state_target = None;
-        self.stuck_ticks = 0;
-        self.note(format!("state installed at {seq}"), out);
+        self.k.reported.skip_to(seq + 1, "pbft: state installed");
+        self.k.state_target = None;
+        self.k.stuck_ticks = 0;
+        self.k.note(format!("state installed at {seq}"), out);
         // Decisions after it may be waiting.
         let after: Vec<u64> = self.slots.keys().copied().collect();
         for s in after {
@@ -160,7 +160,7 @@ impl<V: Value> Engine<V> {
         }
         self.report_decided(out);
         // Likely still behind the peers that served the state: tell them where we are.
-        self.decided_at_tick = self.last_decided;
+        self.k.decided_at_tick = self.k.last_decided;
         self.send_status(out);
     }
 
@@ -168,14 +168,14 @@ impl<V: Value> Engine<V> {
     /// (whatever we decided: an embedder that fetches state for other
     /// reasons checks what it got with this).
     pub fn vouches(&self, seq: u64, digest: Digest) -> bool {
-        (seq, digest) == (self.stable, self.stable_digest) || self.vouched_any().contains(&(seq, digest))
+        (seq, digest) == (self.k.stable, self.k.stable_digest) || self.vouched_any().contains(&(seq, digest))
     }
 
     /// Checkpoints at least f+1 replicas vouch for (CHECKPOINT claims, or
     /// the installed NEW-VIEW), above what we decided.
     fn vouched_checkpoints(&self) -> BTreeSet<(u64, Digest)> {
         let mut v = self.vouched_any();
-        v.retain(|(s, _)| *s > self.last_decided);
+        v.retain(|(s, _)| *s > self.k.last_decided);
         v
     }
 
@@ -206,47 +206,43 @@ impl<V: Value> Engine<V> {
     /// we are; when we stay behind a vouched checkpoint, ask for its state.
     pub(crate) fn on_tick(&mut self, out: &mut Actions<V>) {
         out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
-        if !self.active {
+        if !self.k.active {
             // Waiting for the NEW-VIEW: our VIEW-CHANGE may have been lost.
-            if let Some(vc) = self.view_changes.get(&self.id).filter(|vc| vc.body.view == self.view).cloned() {
-                self.broadcast(PbftMsg::ViewChange(Box::new(vc)), out);
+            if let Some(vc) = self.view_changes.get(&self.k.id).filter(|vc| vc.body.view == self.k.view).cloned() {
+                self.k.broadcast(PbftMsg::ViewChange(Box::new(vc)), out);
             }
             self.send_status(out);
             return;
         }
-        let progressed = self.last_decided != self.decided_at_tick;
-        self.decided_at_tick = self.last_decided;
-        if progressed {
-            self.stuck_ticks = 0;
-            self.heard_beyond = false;
+        if self.k.progressed_since_tick() {
             return;
         }
         if !self.under_way() {
             return;
         }
-        self.stuck_ticks += 1;
+        self.k.stuck_ticks += 1;
         // The primary's PRE-PREPAREs carry the values: repeated on stuck ticks
         // 1, 2, 4, 8 and then every 16th only. A value takes (n-1)·size/bandwidth on the
         // primary's link (0.3 s for 100 kB at n = 301 and 1 Gb/s), longer than
         // a tick: repeating them on every tick without a decision filled the
         // link with copies and collapsed the throughput.
         let values =
-            (self.stuck_ticks.is_power_of_two() && self.stuck_ticks <= 8) || self.stuck_ticks.is_multiple_of(16);
+            (self.k.stuck_ticks.is_power_of_two() && self.k.stuck_ticks <= 8) || self.k.stuck_ticks.is_multiple_of(16);
         self.retransmit_votes(values, out);
-        if let Some((&seq, &digest)) = self.own_checkpoints.iter().next_back().filter(|(s, _)| **s > self.stable) {
+        if let Some((&seq, &digest)) = self.own_checkpoints.iter().next_back().filter(|(s, _)| **s > self.k.stable) {
             let b = bytes::checkpoint(self.cfg.instance, seq, &digest);
             self.broadcast_macd(&b, |auth| PbftMsg::Checkpoint { seq, digest, auth }, out);
         }
-        for (seq, digest) in self.wanted.clone() {
-            self.broadcast(PbftMsg::Fetch { seq, digest }, out);
+        for (seq, digest) in self.k.wanted.clone() {
+            self.k.broadcast(PbftMsg::Fetch { seq, digest }, out);
         }
         self.send_status(out);
         // Behind a checkpoint f+1 replicas vouch for, after a round of asking
         // for decided values: its state is needed (peers may have dropped the log).
         if let Some(&(seq, digest)) = self.vouched_checkpoints().iter().next_back() {
-            let fresh = self.state_target != Some((seq, digest));
-            if self.stuck_ticks >= 2 && (fresh || self.stuck_ticks.is_multiple_of(8)) {
-                self.state_target = Some((seq, digest));
+            let fresh = self.k.state_target != Some((seq, digest));
+            if self.k.stuck_ticks >= 2 && (fresh || self.k.stuck_ticks.is_multiple_of(8)) {
+                self.k.state_target = Some((seq, digest));
                 out.push(Action::NeedState { seq, digest });
             }
         }
@@ -256,12 +252,12 @@ impl<V: Value> Engine<V> {
     /// log entries, values we miss, an unstable checkpoint of ours, peers
     /// ahead of us, or messages of a view we have not installed.
     fn under_way(&self) -> bool {
-        self.slots.range(self.last_decided + 1..).next().is_some()
-            || !self.wanted.is_empty()
-            || self.own_checkpoints.keys().any(|s| *s > self.stable)
-            || self.claims.values().any(|(s, _)| *s > self.last_decided)
-            || self.heard_beyond
-            || !self.held.is_empty()
+        self.slots.range(self.k.last_decided + 1..).next().is_some()
+            || !self.k.wanted.is_empty()
+            || self.own_checkpoints.keys().any(|s| *s > self.k.stable)
+            || self.claims.values().any(|(s, _)| *s > self.k.last_decided)
+            || self.k.heard_beyond
+            || !self.k.held.is_empty()
     }
 
     /// Whether f+1 replicas vouch for a checkpoint above what we decided:
@@ -279,7 +275,7 @@ impl<V: Value> Engine<V> {
     }
 
     pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {
-        let (view, active, stable, decided) = (self.view, self.active, self.stable, self.last_decided);
+        let (view, active, stable, decided) = (self.k.view, self.k.active, self.k.stable, self.k.last_decided);
         let b = bytes::status(self.cfg.instance, view, active, stable, decided);
         self.broadcast_macd(&b, |auth| PbftMsg::Status { view, active, stable, decided, auth }, out);
     }
@@ -301,50 +297,50 @@ impl<V: Value> Engine<V> {
             return;
         }
         // A view it has not installed: the NEW-VIEW proves ours.
-        if self.active && (view < self.view || (view == self.view && !active)) {
+        if self.k.active && (view < self.k.view || (view == self.k.view && !active)) {
             if let Some(nv) = self.new_view.clone() {
-                self.send(from, PbftMsg::NewView(Box::new(nv)), out);
+                self.k.send(from, PbftMsg::NewView(Box::new(nv)), out);
             }
         }
         // Moving to a later view than ours: our VIEW-CHANGE helps it gather f+1.
-        if !self.active && view < self.view {
-            if let Some(vc) = self.view_changes.get(&self.id).cloned() {
-                self.send(from, PbftMsg::ViewChange(Box::new(vc)), out);
+        if !self.k.active && view < self.k.view {
+            if let Some(vc) = self.view_changes.get(&self.k.id).cloned() {
+                self.k.send(from, PbftMsg::ViewChange(Box::new(vc)), out);
             }
         }
         // Behind our stable checkpoint: our CHECKPOINT vouches for it (with
         // f others, enough to fetch its state).
-        if stable < self.stable && self.stable > 0 {
-            let (seq, digest) = (self.stable, self.stable_digest);
+        if stable < self.k.stable && self.k.stable > 0 {
+            let (seq, digest) = (self.k.stable, self.k.stable_digest);
             let auth = self.auth_one(from, &bytes::checkpoint(self.cfg.instance, seq, &digest));
-            self.send(from, PbftMsg::Checkpoint { seq, digest, auth }, out);
+            self.k.send(from, PbftMsg::Checkpoint { seq, digest, auth }, out);
         }
-        if decided < self.last_decided {
+        if decided < self.k.last_decided {
             self.send_decided(from, decided + 1, out);
         }
         // A replica in our view that is stuck: as primary, send it our
         // undecided PRE-PREPAREs itself (the broadcast repeats back off,
         // and a replica back from a crash may be the one every slot needs).
-        if self.is_primary() && view == self.view && active {
+        if self.k.is_primary() && view == self.k.view && active {
             self.resend_pre_prepares(from, out);
         }
     }
 
     /// Primary: our PRE-PREPAREs of this view not decided yet, to `to` alone.
     fn resend_pre_prepares(&mut self, to: ReplicaId, out: &mut Actions<V>) {
-        let (view, inst) = (self.view, self.cfg.instance);
+        let (view, inst) = (self.k.view, self.cfg.instance);
         let undecided: Vec<(u64, Digest)> = self
             .slots
-            .range(self.last_decided + 1..)
+            .range(self.k.last_decided + 1..)
             .filter(|(_, s)| s.votes_view == view && s.decided.is_none())
             .filter_map(|(k, s)| Some((*k, s.pre_prepare?)))
             .filter(|(k, d)| *d != NULL_DIGEST && self.new_view_entry(*k).is_none())
             .take(self.cfg.window as usize)
             .collect();
         for (seq, digest) in undecided {
-            if let Some(value) = self.values.get(&digest).cloned() {
+            if let Some(value) = self.k.values.get(&digest).cloned() {
                 let auth = self.auth_one(to, &bytes::pre_prepare(inst, view, seq, &digest));
-                self.send(to, PbftMsg::PrePrepare { view, seq, value, auth }, out);
+                self.k.send(to, PbftMsg::PrePrepare { view, seq, value, auth }, out);
             }
         }
     }
@@ -353,7 +349,7 @@ impl<V: Value> Engine<V> {
     fn send_decided(&mut self, to: ReplicaId, first: u64, out: &mut Actions<V>) {
         let mut entries = Vec::new();
         let mut size = 0usize;
-        for seq in first..=self.last_decided {
+        for seq in first..=self.k.last_decided {
             let digest = match self.slots.get(&seq).and_then(|s| s.decided) {
                 Some(d) => d,
                 None => match self.retained.get(&seq) {
@@ -364,7 +360,7 @@ impl<V: Value> Engine<V> {
             let value = if digest == NULL_DIGEST {
                 None
             } else {
-                match self.values.get(&digest) {
+                match self.k.values.get(&digest) {
                     Some(v) => Some(v.clone()),
                     None => break,
                 }
@@ -380,13 +376,13 @@ impl<V: Value> Engine<V> {
         }
         let pairs: Vec<(u64, Digest)> = entries.iter().map(|e| (e.seq, self.entry_digest(e))).collect();
         let auth = self.auth_one(to, &bytes::decided(self.cfg.instance, &pairs));
-        self.send(to, PbftMsg::Decided { entries, auth }, out);
+        self.k.send(to, PbftMsg::Decided { entries, auth }, out);
     }
 
     fn entry_digest(&self, e: &DecidedEntry<V>) -> Digest {
         match &e.value {
             None => NULL_DIGEST,
-            Some(v) => v.digest(self.crypto.as_ref()),
+            Some(v) => v.digest(self.k.crypto.as_ref()),
         }
     }
 
@@ -412,9 +408,9 @@ impl<V: Value> Engine<V> {
             out.reject(from, "bad MAC");
             return;
         }
-        let top = self.high_watermark();
+        let top = self.k.high_watermark();
         for (e, (seq, digest)) in entries.into_iter().zip(pairs) {
-            if seq <= self.last_decided || seq > top {
+            if seq <= self.k.last_decided || seq > top {
                 continue;
             }
             let slot = self.slots.entry(seq).or_default();
@@ -444,9 +440,9 @@ impl<V: Value> Engine<V> {
         }
         let Some((digest, _)) = counts.into_iter().find(|(_, c)| *c >= weak) else { return };
         if let Some(v) = slot.report_values.remove(&digest) {
-            self.values.insert(digest, v);
+            self.k.values.insert(digest, v);
         }
-        if self.known(&digest) {
+        if self.k.known(&digest) {
             self.decide(seq, digest, out);
         } else {
             self.want(seq, digest, out);

@@ -7,7 +7,7 @@
 //! certificates (one is enough), the NEW-VIEW, the latest checkpoint.
 
 use super::{Action, Actions, CheckpointCert, DecidedEntry, EngineTimer, HybMsg, Value, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::hybster::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::Share;
@@ -27,7 +27,7 @@ impl<V: Value> Engine<V> {
     /// The embedder executed everything up to `seq` (a multiple of the
     /// checkpoint period) and its state digest is `digest`.
     pub fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if seq <= self.stable || !seq.is_multiple_of(self.cfg.checkpoint_period) {
+        if seq <= self.k.stable || !seq.is_multiple_of(self.cfg.checkpoint_period) {
             return;
         }
         let share = self.sign(&self.checkpoint_statement(seq, digest));
@@ -38,13 +38,13 @@ impl<V: Value> Engine<V> {
             return;
         }
         let Some(share) = share else { return };
-        self.checkpoint_shares.entry(seq).or_default().insert(self.id, share.clone());
+        self.checkpoint_shares.entry(seq).or_default().insert(self.k.id, share.clone());
         let msg = HybMsg::CheckpointShare { seq, digest, share };
-        let collector = self.primary();
-        if self.active && collector != self.id {
-            self.send(collector, msg, out);
+        let collector = self.k.primary();
+        if self.k.active && collector != self.k.id {
+            self.k.send(collector, msg, out);
         } else {
-            self.broadcast(msg, out);
+            self.k.broadcast(msg, out);
         }
         self.check_checkpoint(seq, out);
     }
@@ -65,7 +65,7 @@ impl<V: Value> Engine<V> {
             out.reject(from, "CHECKPOINT-SHARE on another statement");
             return;
         }
-        if seq <= self.stable || seq > self.stable + self.cfg.window {
+        if seq <= self.k.stable || seq > self.k.stable + self.cfg.window {
             return;
         }
         self.checkpoint_shares.entry(seq).or_default().insert(from, share);
@@ -90,7 +90,7 @@ impl<V: Value> Engine<V> {
                     m.retain(|r, _| !bad.contains(r));
                 }
                 let cert = CheckpointCert { seq, digest, cert };
-                self.broadcast(HybMsg::Checkpoint(cert.clone()), out);
+                self.k.broadcast(HybMsg::Checkpoint(cert.clone()), out);
                 self.accept_checkpoint_cert(cert, out);
             }
             Err(e) => {
@@ -110,7 +110,7 @@ impl<V: Value> Engine<V> {
     }
 
     pub(crate) fn on_checkpoint(&mut self, from: ReplicaId, cert: CheckpointCert, out: &mut Actions<V>) {
-        if cert.seq <= self.stable || self.certified.contains_key(&cert.seq) {
+        if cert.seq <= self.k.stable || self.certified.contains_key(&cert.seq) {
             return;
         }
         if !self.valid_checkpoint(&cert) {
@@ -124,16 +124,17 @@ impl<V: Value> Engine<V> {
     /// with the same state; otherwise we need its state (now if ours
     /// differs, after a round of asking for decisions if we are behind).
     pub(crate) fn accept_checkpoint_cert(&mut self, cert: CheckpointCert, out: &mut Actions<V>) {
-        if cert.seq <= self.stable {
+        if cert.seq <= self.k.stable {
             return;
         }
         self.certified.insert(cert.seq, cert.clone());
         match self.own_checkpoints.get(&cert.seq) {
             Some((own, _)) if *own == cert.digest => self.on_own_checkpoint_certified(cert, out),
             Some(_) => {
-                self.note(format!("our state at {} differs from the certified checkpoint; fetching it", cert.seq), out);
+                self.k
+                    .note(format!("our state at {} differs from the certified checkpoint; fetching it", cert.seq), out);
                 self.own_checkpoints.remove(&cert.seq);
-                self.state_target = Some((cert.seq, cert.digest));
+                self.k.state_target = Some((cert.seq, cert.digest));
                 out.push(Action::NeedState { seq: cert.seq, digest: cert.digest });
             }
             None => {}
@@ -143,7 +144,7 @@ impl<V: Value> Engine<V> {
     fn on_own_checkpoint_certified(&mut self, cert: CheckpointCert, out: &mut Actions<V>) {
         let (seq, digest) = (cert.seq, cert.digest);
         self.truncate(cert);
-        if !self.replaying {
+        if !self.k.replaying {
             out.push(Action::Stable { seq, digest });
         }
     }
@@ -152,13 +153,13 @@ impl<V: Value> Engine<V> {
     /// the interval just below it to help peers.
     pub(crate) fn truncate(&mut self, cert: CheckpointCert) {
         let seq = cert.seq;
-        if seq <= self.stable {
+        if seq <= self.k.stable {
             return;
         }
-        let previous = self.stable;
+        let previous = self.k.stable;
         self.own_votes.forget_below(&(seq + 1, 0, super::VoteKind::Prepare));
-        self.stable = seq;
-        self.stable_digest = cert.digest;
+        self.k.stable = seq;
+        self.k.stable_digest = cert.digest;
         self.stable_cert = Some(cert);
         self.retained.retain(|s, _| *s > previous);
         let dropped: Vec<u64> = self.slots.range(..=seq).map(|(s, _)| *s).collect();
@@ -172,8 +173,8 @@ impl<V: Value> Engine<V> {
         self.own_checkpoints = self.own_checkpoints.split_off(&(seq + 1));
         self.checkpoint_shares = self.checkpoint_shares.split_off(&(seq + 1));
         self.certified = self.certified.split_off(&(seq + 1));
-        self.wanted = self.wanted.split_off(&(seq + 1));
-        self.next_seq = self.next_seq.max(seq + 1);
+        self.k.wanted = self.k.wanted.split_off(&(seq + 1));
+        self.k.next_seq = self.k.next_seq.max(seq + 1);
         self.collect_values();
     }
 
@@ -189,48 +190,48 @@ impl<V: Value> Engine<V> {
         if let Some(nv) = &self.log_new_view {
             live.extend(nv.core.entries.iter().map(|(_, d)| *d));
         }
-        self.values.retain(|d, _| live.contains(d));
-        self.durable.retain(|d| live.contains(d));
+        self.k.values.retain(|d, _| live.contains(d));
+        self.k.durable.retain(|d| live.contains(d));
     }
 
     /// Whether state at `seq` with digest `digest` is still wanted.
     pub fn wants_state(&self, seq: u64, digest: Digest) -> bool {
-        seq > self.last_decided && self.certified.get(&seq).is_some_and(|c| c.digest == digest)
+        seq > self.k.last_decided && self.certified.get(&seq).is_some_and(|c| c.digest == digest)
     }
 
     /// The embedder installed the state after `seq` (digest `digest`).
     pub fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if seq <= self.last_decided {
+        if seq <= self.k.last_decided {
             return;
         }
         let Some(cert) = self.certified.get(&seq).filter(|c| c.digest == digest).cloned() else { return };
-        self.persist(super::Record::Stable(cert.clone()), out);
+        self.k.persist(super::Record::Stable(cert.clone()), out);
         self.truncate(cert);
-        self.last_decided = seq;
+        self.k.last_decided = seq;
         // The checkpoint covers what is not reported; forward only.
-        self.reported.skip_to(seq + 1, "hybster: state installed");
-        self.state_target = None;
-        self.stuck_ticks = 0;
-        self.note(format!("state installed at {seq}"), out);
+        self.k.reported.skip_to(seq + 1, "hybster: state installed");
+        self.k.state_target = None;
+        self.k.stuck_ticks = 0;
+        self.k.note(format!("state installed at {seq}"), out);
         let after: Vec<u64> = self.slots.keys().copied().collect();
         for s in after {
             self.decide(s, out);
         }
         self.report_decided(out);
         self.sign_ready(out);
-        self.decided_at_tick = self.last_decided;
+        self.k.decided_at_tick = self.k.last_decided;
         self.send_status(out);
     }
 
     /// Whether the checkpoint (`seq`, `digest`) is certified (or our stable one).
     pub fn vouches(&self, seq: u64, digest: Digest) -> bool {
-        (seq, digest) == (self.stable, self.stable_digest)
+        (seq, digest) == (self.k.stable, self.k.stable_digest)
             || self.certified.get(&seq).is_some_and(|c| c.digest == digest)
     }
 
     /// Whether a certified checkpoint lies above what we decided.
     pub fn behind(&self) -> bool {
-        self.certified.keys().any(|s| *s > self.last_decided)
+        self.certified.keys().any(|s| *s > self.k.last_decided)
     }
 
     /// Tell the peers where we are, so that they send what we miss.
@@ -241,39 +242,35 @@ impl<V: Value> Engine<V> {
     /// The retransmission tick.
     pub(crate) fn on_tick(&mut self, out: &mut Actions<V>) {
         out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
-        if !self.active {
-            if let Some(vc) = self.view_changes.get(&self.id).filter(|vc| vc.body.view == self.view).cloned() {
-                self.broadcast(HybMsg::ViewChange(Box::new(vc)), out);
+        if !self.k.active {
+            if let Some(vc) = self.view_changes.get(&self.k.id).filter(|vc| vc.body.view == self.k.view).cloned() {
+                self.k.broadcast(HybMsg::ViewChange(Box::new(vc)), out);
             }
             self.send_status(out);
             return;
         }
-        let progressed = self.last_decided != self.decided_at_tick;
-        self.decided_at_tick = self.last_decided;
-        if progressed {
-            self.stuck_ticks = 0;
-            self.heard_beyond = false;
+        if self.k.progressed_since_tick() {
             return;
         }
         if !self.under_way() {
             return;
         }
-        self.stuck_ticks += 1;
+        self.k.stuck_ticks += 1;
         // Another replica left our view for a later one and ours is stuck: with
         // quorums of f+1 out of 2f+1 and a replica down, the view cannot move
         // on without the one that left (its counter no longer signs in it),
         // so join it. A faulty replica's VIEW-CHANGE alone cannot move a view
         // that progresses.
-        if self.stuck_ticks >= JOIN_AFTER_STUCK_TICKS {
-            let me = self.id;
+        if self.k.stuck_ticks >= JOIN_AFTER_STUCK_TICKS {
+            let me = self.k.id;
             let later = self
                 .view_changes
                 .iter()
-                .filter(|(r, vc)| **r != me && vc.body.view > self.view)
+                .filter(|(r, vc)| **r != me && vc.body.view > self.k.view)
                 .map(|(_, vc)| vc.body.view)
                 .min();
             if let Some(v) = later {
-                self.note(
+                self.k.note(
                     format!("instance {}: stuck while a peer moved to view {v}: joining", self.cfg.instance),
                     out,
                 );
@@ -285,27 +282,27 @@ impl<V: Value> Engine<V> {
         // Our latest checkpoint is not certified yet: its share again, to
         // everyone once the collector is slow.
         if let Some((&seq, (digest, Some(share)))) = self.own_checkpoints.iter().next_back() {
-            if seq > self.stable && !self.certified.contains_key(&seq) {
+            if seq > self.k.stable && !self.certified.contains_key(&seq) {
                 let msg = HybMsg::CheckpointShare { seq, digest: *digest, share: share.clone() };
-                let collector = self.primary();
-                if self.stuck_ticks >= 2 || collector == self.id {
-                    self.broadcast(msg, out);
+                let collector = self.k.primary();
+                if self.k.stuck_ticks >= 2 || collector == self.k.id {
+                    self.k.broadcast(msg, out);
                 } else {
-                    self.send(collector, msg, out);
+                    self.k.send(collector, msg, out);
                 }
             }
         }
-        for (seq, digest) in self.wanted.clone() {
-            self.broadcast(HybMsg::Fetch { seq, digest }, out);
+        for (seq, digest) in self.k.wanted.clone() {
+            self.k.broadcast(HybMsg::Fetch { seq, digest }, out);
         }
-        if self.stuck_ticks >= STATUS_AFTER_STUCK_TICKS {
+        if self.k.stuck_ticks >= STATUS_AFTER_STUCK_TICKS {
             self.send_status(out);
         }
         if let Some((&seq, cert)) = self.certified.iter().next_back() {
             let digest = cert.digest;
-            let fresh = self.state_target != Some((seq, digest));
-            if seq > self.last_decided && self.stuck_ticks >= 2 && (fresh || self.stuck_ticks.is_multiple_of(8)) {
-                self.state_target = Some((seq, digest));
+            let fresh = self.k.state_target != Some((seq, digest));
+            if seq > self.k.last_decided && self.k.stuck_ticks >= 2 && (fresh || self.k.stuck_ticks.is_multiple_of(8)) {
+                self.k.state_target = Some((seq, digest));
                 out.push(Action::NeedState { seq, digest });
             }
         }
@@ -313,17 +310,17 @@ impl<V: Value> Engine<V> {
 
     /// Whether anything is under way that should have progressed.
     fn under_way(&self) -> bool {
-        self.slots.range(self.last_decided + 1..).next().is_some()
-            || !self.wanted.is_empty()
-            || self.own_checkpoints.keys().any(|s| *s > self.stable)
+        self.slots.range(self.k.last_decided + 1..).next().is_some()
+            || !self.k.wanted.is_empty()
+            || self.own_checkpoints.keys().any(|s| *s > self.k.stable)
             || self.behind()
-            || self.heard_beyond
-            || !self.held.is_empty()
+            || self.k.heard_beyond
+            || !self.k.held.is_empty()
     }
 
     pub(crate) fn send_status(&mut self, out: &mut Actions<V>) {
-        let (view, active, stable, decided) = (self.view, self.active, self.stable, self.last_decided);
-        self.broadcast(HybMsg::Status { view, active, stable, decided }, out);
+        let (view, active, stable, decided) = (self.k.view, self.k.active, self.k.stable, self.k.last_decided);
+        self.k.broadcast(HybMsg::Status { view, active, stable, decided }, out);
     }
 
     /// STATUS: send the peer what it misses.
@@ -336,22 +333,22 @@ impl<V: Value> Engine<V> {
         decided: u64,
         out: &mut Actions<V>,
     ) {
-        if self.active && (view < self.view || (view == self.view && !active)) {
+        if self.k.active && (view < self.k.view || (view == self.k.view && !active)) {
             if let Some(nv) = self.new_view.clone() {
-                self.send(from, HybMsg::NewView(Box::new(nv)), out);
+                self.k.send(from, HybMsg::NewView(Box::new(nv)), out);
             }
         }
-        if !self.active && view < self.view {
-            if let Some(vc) = self.view_changes.get(&self.id).cloned() {
-                self.send(from, HybMsg::ViewChange(Box::new(vc)), out);
+        if !self.k.active && view < self.k.view {
+            if let Some(vc) = self.view_changes.get(&self.k.id).cloned() {
+                self.k.send(from, HybMsg::ViewChange(Box::new(vc)), out);
             }
         }
-        if stable < self.stable {
+        if stable < self.k.stable {
             if let Some(cert) = self.stable_cert.clone() {
-                self.send(from, HybMsg::Checkpoint(cert), out);
+                self.k.send(from, HybMsg::Checkpoint(cert), out);
             }
         }
-        if decided < self.last_decided {
+        if decided < self.k.last_decided {
             self.send_decided(from, decided + 1, out);
         }
     }
@@ -360,13 +357,13 @@ impl<V: Value> Engine<V> {
     fn send_decided(&mut self, to: ReplicaId, first: u64, out: &mut Actions<V>) {
         let mut entries = Vec::new();
         let mut size = 0usize;
-        for seq in first..=self.last_decided {
+        for seq in first..=self.k.last_decided {
             let Some(proof) = self.proof_of(seq) else { break };
             let digest = proof.cert.statement.msg_hash;
             let value = if digest == NULL_DIGEST {
                 None
             } else {
-                match self.values.get(&digest) {
+                match self.k.values.get(&digest) {
                     Some(v) => Some(v.clone()),
                     None => break,
                 }
@@ -378,7 +375,7 @@ impl<V: Value> Engine<V> {
             }
         }
         if !entries.is_empty() {
-            self.send(to, HybMsg::Decided { entries }, out);
+            self.k.send(to, HybMsg::Decided { entries }, out);
         }
     }
 
@@ -389,14 +386,15 @@ impl<V: Value> Engine<V> {
             out.reject(from, "oversized DECIDED");
             return;
         }
-        let top = self.high_watermark();
+        let top = self.k.high_watermark();
         for e in entries {
-            if e.seq <= self.last_decided || e.seq > top || self.slots.get(&e.seq).is_some_and(|s| s.proof.is_some()) {
+            if e.seq <= self.k.last_decided || e.seq > top || self.slots.get(&e.seq).is_some_and(|s| s.proof.is_some())
+            {
                 continue;
             }
             let digest = match &e.value {
                 None => NULL_DIGEST,
-                Some(v) => v.digest(self.crypto.as_ref()),
+                Some(v) => v.digest(self.k.crypto.as_ref()),
             };
             let Some(st) = self.order_statement(e.proof.view, e.seq, digest) else { continue };
             if self.scheme.verify_threshold(&e.proof.cert, &st).is_err() {
@@ -404,7 +402,7 @@ impl<V: Value> Engine<V> {
                 return;
             }
             if let Some(v) = e.value {
-                self.values.insert(digest, v);
+                self.k.values.insert(digest, v);
             }
             self.committed(e.seq, e.proof, out);
         }

@@ -12,7 +12,7 @@
 //! every record after it ([`Engine::recover`]); replaying is idempotent.
 
 use super::{Actions, CheckpointCert, CommitProof, NewView, Value, ViewChange, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::hybster::Engine;
 use quorate_core::crypto::Digest;
 use quorate_threshsign::Share;
 use serde::{Deserialize, Serialize};
@@ -70,12 +70,12 @@ impl<V: Value> Engine<V> {
         if let Some(nv) = &self.new_view {
             recs.push(Record::NewView(Box::new(nv.clone())));
         }
-        if !self.active {
-            if let Some(vc) = self.view_changes.get(&self.id) {
+        if !self.k.active {
+            if let Some(vc) = self.view_changes.get(&self.k.id) {
                 recs.push(Record::ViewChangeSent(Box::new(vc.clone())));
             }
         }
-        self.durable.clear();
+        self.k.durable.clear();
         let mut written = std::collections::HashSet::new();
         let mut value_once = |d: &Digest, values: &std::collections::HashMap<Digest, V>| {
             if *d == NULL_DIGEST || !written.insert(*d) {
@@ -83,26 +83,26 @@ impl<V: Value> Engine<V> {
             }
             values.get(d).cloned()
         };
-        for (&seq, slot) in self.slots.range(self.stable + 1..) {
+        for (&seq, slot) in self.slots.range(self.k.stable + 1..) {
             match (&slot.signed, slot.proposal) {
                 (Some(own), Some(digest)) => {
                     let prepare = slot.prepare.clone().filter(|p| p.statement == own.statement);
-                    let value = value_once(&digest, &self.values);
+                    let value = value_once(&digest, &self.k.values);
                     recs.push(Record::Signed { view: slot.votes_view, seq, digest, prepare, own: own.clone(), value });
                 }
                 _ => {
                     if let Some(p) = &slot.prepare {
-                        let value = value_once(&p.statement.msg_hash, &self.values);
+                        let value = value_once(&p.statement.msg_hash, &self.k.values);
                         recs.push(Record::Accepted { prepare: p.clone(), value });
                     }
                 }
             }
             if let (Some(proof), Some(_)) = (&slot.proof, slot.decided) {
-                let value = value_once(&proof.cert.statement.msg_hash, &self.values);
+                let value = value_once(&proof.cert.statement.msg_hash, &self.k.values);
                 recs.push(Record::Decided { seq, proof: proof.clone(), value });
             }
         }
-        self.durable = written;
+        self.k.durable = written;
         recs
     }
 
@@ -110,21 +110,21 @@ impl<V: Value> Engine<V> {
     /// record after it). The embedder has installed its state at the base's
     /// checkpoint; decisions after it are reported again.
     pub fn recover(&mut self, records: Vec<Record<V>>, out: &mut Actions<V>) {
-        self.replaying = true;
+        self.k.replaying = true;
         for rec in records {
             self.replay(rec, out);
         }
-        self.replaying = false;
-        self.decided_at_tick = self.last_decided;
+        self.k.replaying = false;
+        self.k.decided_at_tick = self.k.last_decided;
         self.report_decided(out);
-        if !self.started {
-            self.start(out);
+        if !self.k.started {
+            self.k.start(out);
         }
-        if !self.active {
+        if !self.k.active {
             // Still moving to `view`: a fresh VIEW-CHANGE with what we know now.
-            let target = self.view;
-            self.view -= 1;
-            self.active = true;
+            let target = self.k.view;
+            self.k.view -= 1;
+            self.k.active = true;
             self.move_to_view(target, out);
         } else {
             self.sign_ready(out);
@@ -137,33 +137,33 @@ impl<V: Value> Engine<V> {
             Record::Stable(cert) => {
                 let seq = cert.seq;
                 self.truncate(cert);
-                if seq > self.last_decided {
-                    self.last_decided = seq;
-                    self.reported.skip_to(seq + 1, "hybster: recovered checkpoint");
+                if seq > self.k.last_decided {
+                    self.k.last_decided = seq;
+                    self.k.reported.skip_to(seq + 1, "hybster: recovered checkpoint");
                 }
             }
             Record::ViewChangeSent(vc) => {
-                if vc.body.view > self.view || (vc.body.view == self.view && self.active) {
-                    self.view = vc.body.view;
-                    self.active = false;
+                if vc.body.view > self.k.view || (vc.body.view == self.k.view && self.k.active) {
+                    self.k.view = vc.body.view;
+                    self.k.active = false;
                 }
-                self.view_changes.insert(self.id, *vc);
+                self.view_changes.insert(self.k.id, *vc);
             }
             Record::NewView(nv) => {
                 let v = nv.signed.core.view;
-                if v > self.view || (v == self.view && !self.active) {
+                if v > self.k.view || (v == self.k.view && !self.k.active) {
                     self.install_new_view(*nv, out);
                 }
             }
             Record::Signed { view, seq, digest, prepare, own, value } => {
                 self.replay_value(digest, value);
-                if seq <= self.stable {
+                if seq <= self.k.stable {
                     return;
                 }
                 // Our shares, as the log has them: one per (view, seq).
                 let (kind, _) = self.share_kind(view);
                 self.own_votes.cast((seq, view, kind), digest, "hybster: recovered PREPARE or COMMIT");
-                let current = view == self.view && self.active;
+                let current = view == self.k.view && self.k.active;
                 let slot = self.slots.entry(seq).or_default();
                 if let Some(p) = prepare {
                     slot.prepare = Some(p);
@@ -172,17 +172,17 @@ impl<V: Value> Engine<V> {
                     slot.enter_view(view);
                     slot.proposal = Some(digest);
                     slot.signed = Some(own.clone());
-                    slot.shares.insert(self.id, own);
+                    slot.shares.insert(self.k.id, own);
                     self.next_sign = self.next_sign.max(seq + 1);
-                    if self.primary_of(view) == self.id {
-                        self.next_seq = self.next_seq.max(seq + 1);
+                    if self.k.primary_of(view) == self.k.id {
+                        self.k.next_seq = self.k.next_seq.max(seq + 1);
                     }
                 }
             }
             Record::Accepted { prepare, value } => {
                 self.replay_value(prepare.statement.msg_hash, value);
                 let (v, seq) = quorate_threshsign::counter::unpack_view_seq(prepare.statement.value);
-                if seq <= self.stable {
+                if seq <= self.k.stable {
                     return;
                 }
                 let slot = self.slots.entry(seq).or_default();
@@ -197,7 +197,7 @@ impl<V: Value> Engine<V> {
             Record::Decided { seq, proof, value } => {
                 let digest = proof.cert.statement.msg_hash;
                 self.replay_value(digest, value);
-                if seq > self.stable && seq > self.last_decided {
+                if seq > self.k.stable && seq > self.k.last_decided {
                     let slot = self.slots.entry(seq).or_default();
                     slot.proof = Some(proof);
                     slot.decided = Some(digest);
@@ -208,8 +208,8 @@ impl<V: Value> Engine<V> {
 
     fn replay_value(&mut self, digest: Digest, value: Option<V>) {
         if let Some(v) = value {
-            self.values.insert(digest, v);
-            self.durable.insert(digest);
+            self.k.values.insert(digest, v);
+            self.k.durable.insert(digest);
         }
     }
 }

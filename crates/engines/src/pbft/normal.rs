@@ -2,9 +2,7 @@
 //! 2f+1 quorums, decisions, and reporting them in sequence order.
 
 use super::messages::bytes;
-use super::{
-    Action, Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST,
-};
+use super::{Actions, Auth, Engine, PbftMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 
@@ -20,71 +18,50 @@ impl<V: Value> Engine<V> {
     /// Whether the primary may propose now (installed view, room in the
     /// window and under the in-flight limit).
     pub fn can_propose(&self) -> bool {
-        self.is_primary()
-            && self.next_seq <= self.high_watermark()
-            && self.next_seq.saturating_sub(self.last_decided + 1) < self.cfg.max_in_flight
+        self.k.room_to_propose()
     }
 
     /// Primary: order `value` at the next sequence number.
     pub fn propose(&mut self, value: V, out: &mut Actions<V>) -> Result<u64, ProposeError> {
-        if !self.is_primary() {
-            return Err(ProposeError::NotPrimary);
-        }
-        if !self.can_propose() {
-            return Err(ProposeError::Full);
-        }
-        if value.size() > self.cfg.max_value_bytes {
-            return Err(ProposeError::TooLarge);
-        }
-        let digest = value.digest(self.crypto.as_ref());
-        let (view, seq) = (self.view, self.next_seq);
+        let digest = self.k.admit_proposal(&value, self.can_propose())?;
+        let (view, seq) = (self.k.view, self.k.next_seq);
         // §4.2: the primary assigns a sequence number to one value per view.
         self.own_votes.cast((seq, view, VoteKind::PrePrepare), digest, "pbft: PRE-PREPARE");
-        self.next_seq += 1;
-        self.values.insert(digest, value.clone());
+        self.k.next_seq += 1;
+        self.k.values.insert(digest, value.clone());
         let slot = self.slots.entry(seq).or_default();
         slot.enter_view(view);
         slot.pre_prepare = Some(digest);
         slot.note_pre_prepared(digest, view);
-        let stored = self.durable_value(digest);
-        self.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
+        let stored = self.k.durable_value(digest);
+        self.k.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
         let auth = self.auth_all(&bytes::pre_prepare(self.cfg.instance, view, seq, &digest));
-        self.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
+        self.k.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
         self.check_prepared(seq, out);
         Ok(seq)
     }
 
     /// A faulty primary's move, for adversary strategies: leave the next
     /// sequence number unused.
-    pub(crate) fn skip_sequence_number(&mut self) {
+    pub fn skip_sequence_number(&mut self) {
         if self.can_propose() {
-            self.next_seq += 1;
+            self.k.next_seq += 1;
         }
-    }
-
-    /// The value to write into a record of `digest`: the value the first time
-    /// since the last durable checkpoint, None after (it is in the log already).
-    pub(crate) fn durable_value(&mut self, digest: Digest) -> Option<V> {
-        if digest == NULL_DIGEST || self.replaying {
-            return None;
-        }
-        let v = self.values.get(&digest)?;
-        self.durable.insert(digest).then(|| v.clone())
     }
 
     /// Checks shared by PRE-PREPARE, PREPARE and COMMIT: installed view, the
     /// window. Messages of a later view are held until it is installed.
     fn admit(&mut self, from: ReplicaId, view: u64, seq: u64, msg: impl FnOnce() -> PbftMsg<V>) -> Admit {
-        if view > self.view || (view == self.view && !self.active) {
+        if view > self.k.view || (view == self.k.view && !self.k.active) {
             let m = msg();
-            self.hold(from, m);
+            self.k.hold(from, m);
             return Admit::No;
         }
-        if view < self.view {
+        if view < self.k.view {
             return Admit::No; // stale: the view changed meanwhile
         }
-        if seq > self.high_watermark() {
-            self.heard_beyond = true; // we are behind (or the sender lies): the tick asks
+        if seq > self.k.high_watermark() {
+            self.k.heard_beyond = true; // we are behind (or the sender lies): the tick asks
             return Admit::No;
         }
         if seq <= self.base() {
@@ -104,7 +81,7 @@ impl<V: Value> Engine<V> {
         validity: &dyn Validity<V>,
         out: &mut Actions<V>,
     ) {
-        if from != self.primary_of(view) {
+        if from != self.k.primary_of(view) {
             out.reject(from, "PRE-PREPARE from a non-primary");
             return;
         }
@@ -116,15 +93,15 @@ impl<V: Value> Engine<V> {
             out.reject(from, "oversized value");
             return;
         }
-        let digest = value.digest(self.crypto.as_ref());
+        let digest = value.digest(self.k.crypto.as_ref());
         if !self.check_auth(from, &bytes::pre_prepare(self.cfg.instance, view, seq, &digest), &auth) {
             out.reject(from, "bad MAC");
             return;
         }
-        if view > self.view || (view == self.view && !self.active) {
+        if view > self.k.view || (view == self.k.view && !self.k.active) {
             // Checked now, held for the view's installation (replayed unchecked).
             match validity.check(seq, &value) {
-                Ok(()) => self.hold(from, PbftMsg::PrePrepare { view, seq, value, auth }),
+                Ok(()) => self.k.hold(from, PbftMsg::PrePrepare { view, seq, value, auth }),
                 Err(why) => out.reject(from, why),
             }
             return;
@@ -158,14 +135,14 @@ impl<V: Value> Engine<V> {
             out.reject(from, why);
             return;
         }
-        self.values.insert(digest, value);
+        self.k.values.insert(digest, value);
         self.accept_pre_prepare(view, seq, digest, out);
     }
 
     /// Take `digest` as the value of (`view`, `seq`) (from a PRE-PREPARE or a
     /// NEW-VIEW): persist, PREPARE it (backups), count the votes.
     pub(crate) fn accept_pre_prepare(&mut self, view: u64, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        let backup = self.primary_of(view) != self.id;
+        let backup = self.k.primary_of(view) != self.k.id;
         if backup {
             // §4.2: a backup accepts (and PREPAREs) one PRE-PREPARE per view and sequence number.
             self.own_votes.cast((seq, view, VoteKind::Prepare), digest, "pbft: PREPARE");
@@ -176,13 +153,13 @@ impl<V: Value> Engine<V> {
         slot.note_pre_prepared(digest, view);
         if backup {
             slot.sent_prepare = Some(digest);
-            slot.prepares.insert(self.id, digest);
+            slot.prepares.insert(self.k.id, digest);
         }
-        if !self.known(&digest) {
+        if !self.k.known(&digest) {
             self.want(seq, digest, out);
         }
-        let stored = self.durable_value(digest);
-        self.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
+        let stored = self.k.durable_value(digest);
+        self.k.persist(Record::PrePrepared { view, seq, digest, value: stored }, out);
         if backup {
             let b = bytes::prepare(self.cfg.instance, view, seq, &digest);
             self.broadcast_macd(&b, |auth| PbftMsg::Prepare { view, seq, digest, auth }, out);
@@ -200,7 +177,7 @@ impl<V: Value> Engine<V> {
         auth: Auth,
         out: &mut Actions<V>,
     ) {
-        if from == self.primary_of(view) {
+        if from == self.k.primary_of(view) {
             out.reject(from, "PREPARE from the primary");
             return;
         }
@@ -250,8 +227,8 @@ impl<V: Value> Engine<V> {
     /// Prepared (the PRE-PREPARE and 2f matching PREPAREs of backups): send COMMIT.
     pub(crate) fn check_prepared(&mut self, seq: u64, out: &mut Actions<V>) {
         let need = self.quorum() - 1;
-        let view = self.view;
-        let primary = self.primary_of(view);
+        let view = self.k.view;
+        let primary = self.k.primary_of(view);
         let Some(slot) = self.slots.get_mut(&seq) else { return };
         if slot.votes_view != view || slot.sent_commit.is_some() {
             return;
@@ -270,8 +247,8 @@ impl<V: Value> Engine<V> {
         let Some(slot) = self.slots.get_mut(&seq) else { return };
         slot.note_prepared(digest, view);
         slot.sent_commit = Some(digest);
-        slot.commits.insert(self.id, digest);
-        self.persist(Record::Prepared { view, seq, digest }, out);
+        slot.commits.insert(self.k.id, digest);
+        self.k.persist(Record::Prepared { view, seq, digest }, out);
         let b = bytes::commit(self.cfg.instance, view, seq, &digest);
         self.broadcast_macd(&b, |auth| PbftMsg::Commit { view, seq, digest, auth }, out);
         self.check_committed(seq, out);
@@ -283,11 +260,11 @@ impl<V: Value> Engine<V> {
     pub(crate) fn check_committed(&mut self, seq: u64, out: &mut Actions<V>) {
         let quorum = self.quorum();
         let Some(slot) = self.slots.get(&seq) else { return };
-        if slot.decided.is_some() || slot.votes_view != self.view {
+        if slot.decided.is_some() || slot.votes_view != self.k.view {
             return;
         }
         let Some(digest) = slot.commits.reaching(quorum) else { return };
-        if self.known(&digest) {
+        if self.k.known(&digest) {
             self.decide(seq, digest, out);
         } else {
             self.want(seq, digest, out);
@@ -296,7 +273,7 @@ impl<V: Value> Engine<V> {
 
     /// Record the decision of `seq` (its value known) and report what is in order.
     pub(crate) fn decide(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if seq <= self.last_decided {
+        if seq <= self.k.last_decided {
             return;
         }
         let slot = self.slots.entry(seq).or_default();
@@ -309,71 +286,55 @@ impl<V: Value> Engine<V> {
         // Votes of a decided seq count for nothing any more (late ones are ignored).
         slot.prepares.clear();
         slot.commits.clear();
-        self.wanted.remove(&seq);
-        let stored = self.durable_value(digest);
-        self.persist(Record::Decided { seq, digest, value: stored }, out);
-        if self.active {
+        self.k.wanted.remove(&seq);
+        let stored = self.k.durable_value(digest);
+        self.k.persist(Record::Decided { seq, digest, value: stored }, out);
+        if self.k.active {
             // Something was decided in this view: the view change (if any) worked.
-            self.failed_views = 0;
+            self.k.failed_views = 0;
         }
         self.report_decided(out);
     }
 
     /// Report decided sequence numbers in order, as far as there is no gap.
     pub(crate) fn report_decided(&mut self, out: &mut Actions<V>) {
-        loop {
-            let seq = self.last_decided + 1;
-            let Some(digest) = self.slots.get(&seq).and_then(|s| s.decided) else { break };
-            let value = if digest == NULL_DIGEST {
-                None
-            } else {
-                match self.values.get(&digest) {
-                    Some(v) => Some(v.clone()),
-                    None => break,
-                }
-            };
-            // §4.3: requests execute in sequence-number order, each once.
-            self.reported.report(seq, "pbft: decided seq");
-            self.last_decided = seq;
-            out.push(Action::Decided { seq, value });
-        }
-        if self.state_target.is_some_and(|(s, _)| s <= self.last_decided) {
-            self.state_target = None;
-        }
+        // §4.3: requests execute in sequence-number order, each once.
+        let slots = &self.slots;
+        self.k.report_decided(|seq| slots.get(&seq).and_then(|s| s.decided), "pbft: decided seq", out);
     }
 
     /// Ask the others for the value of `digest` at `seq` (once; the tick repeats).
     pub(crate) fn want(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if self.wanted.insert(seq, digest) != Some(digest) {
-            self.broadcast(PbftMsg::Fetch { seq, digest }, out);
+        if self.k.wanted.insert(seq, digest) != Some(digest) {
+            self.k.broadcast(PbftMsg::Fetch { seq, digest }, out);
         }
     }
 
     /// FETCH: send the value if we have it.
     pub(crate) fn on_fetch(&mut self, from: ReplicaId, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if let Some(value) = self.values.get(&digest) {
-            self.send(from, PbftMsg::Value { seq, value: value.clone() }, out);
+        if let Some(value) = self.k.values.get(&digest) {
+            self.k.send(from, PbftMsg::Value { seq, value: value.clone() }, out);
         }
     }
 
     /// VALUE: useful if it is a value we want.
     pub(crate) fn on_value(&mut self, from: ReplicaId, seq: u64, value: V, out: &mut Actions<V>) {
-        let Some(&wanted) = self.wanted.get(&seq) else { return };
+        let Some(&wanted) = self.k.wanted.get(&seq) else { return };
         if value.size() > self.cfg.max_value_bytes {
             out.reject(from, "oversized value");
             return;
         }
-        let digest = value.digest(self.crypto.as_ref());
+        let digest = value.digest(self.k.crypto.as_ref());
         if digest != wanted {
             out.reject(from, "VALUE does not match its digest");
             return;
         }
-        self.values.insert(digest, value);
-        self.wanted.remove(&seq);
+        self.k.values.insert(digest, value);
+        self.k.wanted.remove(&seq);
         // Other sequence numbers may wait for the same value.
-        let waiting: Vec<u64> = self.wanted.iter().filter(|(_, d)| **d == digest).map(|(s, _)| *s).collect();
+        let waiting: Vec<u64> = self.k.wanted.iter().filter(|(_, d)| **d == digest).map(|(s, _)| *s).collect();
         for s in &waiting {
-            self.wanted.remove(s);
+            self.k.wanted.remove(s);
         }
         for s in std::iter::once(seq).chain(waiting) {
             self.check_committed(s, out);
@@ -385,14 +346,14 @@ impl<V: Value> Engine<V> {
     /// Repeat our part of every undecided sequence number of this view (the
     /// primary's PRE-PREPAREs too if `values`): receivers ignore what they have.
     pub(crate) fn retransmit_votes(&mut self, values: bool, out: &mut Actions<V>) {
-        if !self.active {
+        if !self.k.active {
             return;
         }
-        let (view, inst) = (self.view, self.cfg.instance);
-        let primary = self.is_primary();
+        let (view, inst) = (self.k.view, self.cfg.instance);
+        let primary = self.k.is_primary();
         let undecided: Vec<(u64, Slot<V>)> = self
             .slots
-            .range(self.last_decided + 1..)
+            .range(self.k.last_decided + 1..)
             .filter(|(_, s)| s.votes_view == view && s.pre_prepare.is_some())
             .take(self.cfg.window as usize)
             .map(|(k, s)| (*k, s.clone()))
@@ -400,9 +361,9 @@ impl<V: Value> Engine<V> {
         for (seq, s) in undecided {
             let Some(digest) = s.pre_prepare else { continue };
             if values && primary && digest != NULL_DIGEST && self.new_view_entry(seq).is_none() {
-                if let Some(value) = self.values.get(&digest).cloned() {
+                if let Some(value) = self.k.values.get(&digest).cloned() {
                     let auth = self.auth_all(&bytes::pre_prepare(inst, view, seq, &digest));
-                    self.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
+                    self.k.broadcast(PbftMsg::PrePrepare { view, seq, value, auth }, out);
                 }
             }
             if let Some(d) = s.sent_prepare {
@@ -418,7 +379,7 @@ impl<V: Value> Engine<V> {
 
     /// The NEW-VIEW's choice for `seq` in the installed view, if it made one.
     pub(crate) fn new_view_entry(&self, seq: u64) -> Option<Digest> {
-        let nv = self.new_view.as_ref().filter(|nv| nv.body.view == self.view)?;
+        let nv = self.new_view.as_ref().filter(|nv| nv.body.view == self.k.view)?;
         nv.body.chosen.iter().find(|(s, _)| *s == seq).map(|(_, d)| *d)
     }
 }

@@ -17,6 +17,7 @@
 //! - `view_change.rs`: VIEW-CHANGE, NEW-VIEW and the new primary's decision procedure.
 //! - `durable.rs`: what is persisted, and recovery.
 
+pub mod collusion;
 pub mod messages;
 
 mod checkpoint;
@@ -34,12 +35,16 @@ pub use messages::{
     Auth, DecidedEntry, NewView, PbftMsg, PrePrepareClaim, PrepareClaim, Signed, ViewChange, NULL_DIGEST,
 };
 
+pub use crate::instance::{
+    self, digest_encoded, AnyValue, EngineTimer, Instance, InstanceMsg, ProposeError, Validity, Value,
+};
+pub(crate) use crate::kit::tally::Votes;
+use crate::kit::{Kit, Settings};
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
-pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
-use quorate_core::invariant::{InOrder, OwnVotes};
+use quorate_core::invariant::OwnVotes;
 use quorate_core::membership::Membership;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,6 +105,18 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// What the kit's shared rules read.
+    pub(crate) fn kit(&self) -> Settings {
+        Settings {
+            window: self.window,
+            max_in_flight: self.max_in_flight,
+            status_interval: self.status_interval,
+            max_value_bytes: self.max_value_bytes,
+            max_held: self.max_held,
+            primary_offset: self.primary_offset,
+        }
+    }
+
     /// Check the settings; the error names the wrong one.
     pub fn validate(&self) -> Result<(), String> {
         if self.checkpoint_period == 0 {
@@ -115,96 +132,6 @@ impl EngineConfig {
             return Err("view_change_timeout and status_interval must be positive".into());
         }
         Ok(())
-    }
-}
-
-/// Votes of one kind at one sequence number: for each digest voted for, its
-/// count and the set of voters as a bit set (a correct run has one digest).
-/// A quorum check is one lookup, where counting a map of votes made each
-/// vote cost O(n), and the sets take n/8 bytes per digest, where a map took
-/// about 40 bytes per voter.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Votes {
-    digests: Vec<(Digest, usize, Vec<u64>)>,
-}
-
-fn has_bit(set: &[u64], r: ReplicaId) -> bool {
-    let i = r.0 as usize;
-    set.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
-}
-
-impl Votes {
-    /// `from`'s vote, if any.
-    pub(crate) fn get(&self, from: ReplicaId) -> Option<Digest> {
-        self.digests.iter().find(|(_, _, set)| has_bit(set, from)).map(|(d, _, _)| *d)
-    }
-
-    /// Set `from`'s vote (replacing an earlier one).
-    pub(crate) fn insert(&mut self, from: ReplicaId, digest: Digest) {
-        let i = from.0 as usize;
-        if let Some(e) = self.digests.iter_mut().find(|(_, _, set)| has_bit(set, from)) {
-            e.1 -= 1;
-            e.2[i / 64] &= !(1 << (i % 64));
-        }
-        let e = match self.digests.iter().position(|(d, _, _)| *d == digest) {
-            Some(k) => &mut self.digests[k],
-            None => {
-                self.digests.push((digest, 0, Vec::new()));
-                self.digests.last_mut().expect("just pushed")
-            }
-        };
-        if e.2.len() <= i / 64 {
-            e.2.resize(i / 64 + 1, 0);
-        }
-        e.2[i / 64] |= 1 << (i % 64);
-        e.1 += 1;
-    }
-
-    /// Record `from`'s vote for `digest`: whether it is new (a repeat is
-    /// ignored; a different one from the same replica is refused).
-    pub(crate) fn record<V>(
-        &mut self,
-        from: ReplicaId,
-        digest: Digest,
-        conflict: &'static str,
-        out: &mut Actions<V>,
-    ) -> bool {
-        match self.get(from) {
-            Some(d) if d == digest => false,
-            Some(_) => {
-                out.reject(from, conflict);
-                false
-            }
-            None => {
-                self.insert(from, digest);
-                true
-            }
-        }
-    }
-
-    /// Votes for `digest`.
-    pub(crate) fn count(&self, digest: &Digest) -> usize {
-        self.digests.iter().find(|(d, _, _)| d == digest).map_or(0, |e| e.1)
-    }
-
-    /// The smallest digest with at least `n` votes.
-    pub(crate) fn reaching(&self, n: usize) -> Option<Digest> {
-        self.digests.iter().filter(|(_, c, _)| *c >= n).map(|(d, _, _)| *d).min()
-    }
-
-    /// Forget every vote.
-    pub(crate) fn clear(&mut self) {
-        self.digests = Vec::new();
-    }
-
-    /// The replicas that voted, in no particular order.
-    #[cfg(test)]
-    pub(crate) fn voters(&self) -> impl Iterator<Item = ReplicaId> + '_ {
-        self.digests.iter().flat_map(|(_, _, set)| {
-            set.iter().enumerate().flat_map(|(w, bits)| {
-                (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| ReplicaId((w * 64 + b) as u32))
-            })
-        })
     }
 }
 
@@ -288,17 +215,9 @@ impl<V> Slot<V> {
 
 /// One PBFT instance at one replica.
 pub struct Engine<V: Value> {
-    pub(crate) id: ReplicaId,
-    pub(crate) m: Membership,
-    pub(crate) crypto: Arc<dyn Crypto>,
+    /// What every engine keeps (identity, view, values, decisions, hold, replay).
+    pub(crate) k: Kit<V, PbftMsg<V>>,
     pub(crate) cfg: EngineConfig,
-    /// The view we are in, or moving to when `!active`.
-    pub(crate) view: u64,
-    /// Whether `view` is installed (false: VIEW-CHANGE sent, no NEW-VIEW yet).
-    pub(crate) active: bool,
-    /// Stable checkpoint (low watermark) and its digest.
-    pub(crate) stable: u64,
-    pub(crate) stable_digest: Digest,
     /// Our checkpoints at `stable` and above.
     pub(crate) own_checkpoints: BTreeMap<u64, Digest>,
     /// CHECKPOINT votes above `stable`, per seq.
@@ -309,43 +228,16 @@ pub struct Engine<V: Value> {
     pub(crate) vouched: Option<(u64, Digest)>,
     /// The log above `stable`.
     pub(crate) slots: BTreeMap<u64, Slot<V>>,
-    /// Values by digest (referenced by the log, or kept to help others).
-    pub(crate) values: HashMap<Digest, V>,
-    /// Digests whose values are in the durable log since its last checkpoint.
-    pub(crate) durable: HashSet<Digest>,
     /// Decided digests of the interval before `stable`, kept to help peers
     /// that are slightly behind.
     pub(crate) retained: BTreeMap<u64, Digest>,
-    /// Everything up to here is decided and reported.
-    pub(crate) last_decided: u64,
-    /// Primary: the next sequence number to assign.
-    pub(crate) next_seq: u64,
-    /// Values we miss: seq → digest.
-    pub(crate) wanted: BTreeMap<u64, Digest>,
     /// Each replica's latest VIEW-CHANGE.
     pub(crate) view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// The NEW-VIEW of the installed view (None in view 0).
     pub(crate) new_view: Option<Signed<NewView>>,
-    /// Whether the view-change timer runs for `view`.
-    pub(crate) vc_timer: bool,
-    /// View changes in a row that decided nothing.
-    pub(crate) failed_views: u32,
-    /// Messages for views not installed yet.
-    pub(crate) held: Vec<(ReplicaId, PbftMsg<V>)>,
-    /// Retransmission state.
-    pub(crate) decided_at_tick: u64,
-    pub(crate) stuck_ticks: u32,
-    /// A message came for a sequence number past our window: peers are ahead.
-    pub(crate) heard_beyond: bool,
-    pub(crate) state_target: Option<(u64, Digest)>,
-    /// Replaying the durable log: nothing is sent or persisted.
-    pub(crate) replaying: bool,
-    pub(crate) started: bool,
     // Invariants (decision 0016).
     /// What this replica sent, by (seq, view, kind): one digest each.
     pub(crate) own_votes: OwnVotes<(u64, u64, VoteKind), Digest>,
-    /// The next sequence number to report decided.
-    pub(crate) reported: InOrder,
 }
 
 /// The kinds of message a replica sends once per (view, seq).
@@ -359,141 +251,68 @@ pub(crate) enum VoteKind {
 impl<V: Value> Engine<V> {
     /// A fresh instance for replica `id`.
     pub fn new(id: ReplicaId, membership: Membership, crypto: Arc<dyn Crypto>, cfg: EngineConfig) -> Self {
+        let k = Kit::new(id, membership, crypto, cfg.kit(), NULL_DIGEST);
         Engine {
-            id,
-            m: membership,
-            crypto,
+            k,
             cfg,
-            view: 0,
-            active: true,
-            stable: 0,
-            stable_digest: Digest::default(),
             own_checkpoints: BTreeMap::new(),
             checkpoint_votes: BTreeMap::new(),
             claims: BTreeMap::new(),
             vouched: None,
             slots: BTreeMap::new(),
-            values: HashMap::new(),
-            durable: HashSet::new(),
             retained: BTreeMap::new(),
-            last_decided: 0,
-            next_seq: 1,
-            wanted: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             new_view: None,
-            vc_timer: false,
-            failed_views: 0,
-            held: Vec::new(),
-            decided_at_tick: 0,
-            stuck_ticks: 0,
-            heard_beyond: false,
-            state_target: None,
-            replaying: false,
-            started: false,
             own_votes: OwnVotes::default(),
-            reported: InOrder::starting_at(1),
         }
     }
 
-    /// Arm the retransmission timer (call once, at start or after recovery).
-    pub fn start(&mut self, out: &mut Actions<V>) {
-        self.started = true;
-        out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
-    }
-
-    /// The current view (the one being moved to during a view change).
-    pub fn view(&self) -> u64 {
-        self.view
-    }
-    /// Whether the current view is installed.
-    pub fn active(&self) -> bool {
-        self.active
-    }
-    /// Primary of `view`.
-    pub fn primary_of(&self, view: u64) -> ReplicaId {
-        ReplicaId((view.wrapping_add(self.cfg.primary_offset) % self.m.n() as u64) as u32)
-    }
-    /// Primary of the current view.
-    pub fn primary(&self) -> ReplicaId {
-        self.primary_of(self.view)
-    }
-    /// Whether this replica is the primary of an installed view.
-    pub fn is_primary(&self) -> bool {
-        self.active && self.primary() == self.id
-    }
-    /// Last sequence number decided and reported.
-    pub fn last_decided(&self) -> u64 {
-        self.last_decided
-    }
-    /// Stable checkpoint (low watermark).
-    pub fn stable_checkpoint(&self) -> (u64, Digest) {
-        (self.stable, self.stable_digest)
-    }
-    /// Highest sequence number accepted now: the stable checkpoint plus the
-    /// window (not more, even when a NEW-VIEW starts from a later
-    /// checkpoint: our VIEW-CHANGEs must be able to claim every entry we hold).
-    pub fn high_watermark(&self) -> u64 {
-        self.stable.saturating_add(self.cfg.window)
-    }
-    /// Factor by which timeouts grow after view changes that decided nothing
-    /// (the embedder scales its request timer by it).
-    pub fn backoff(&self) -> u32 {
-        1u32 << self.failed_views.min(6)
-    }
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
-    /// This replica.
-    pub fn id(&self) -> ReplicaId {
-        self.id
-    }
-    /// The sequence number the primary's next proposal takes.
-    pub fn next_proposal(&self) -> u64 {
-        self.next_seq
-    }
     /// Whether `seq` holds a proposal here: a PRE-PREPARE accepted in the
     /// current view, or a decision.
     pub fn has_proposal(&self, seq: u64) -> bool {
-        seq <= self.last_decided
+        seq <= self.k.last_decided
             || self
                 .slots
                 .get(&seq)
-                .is_some_and(|s| s.decided.is_some() || (s.votes_view == self.view && s.pre_prepare.is_some()))
+                .is_some_and(|s| s.decided.is_some() || (s.votes_view == self.k.view && s.pre_prepare.is_some()))
     }
     /// The value decided or pre-prepared at `seq`, if held.
     pub fn value_at(&self, seq: u64) -> Option<&V> {
         let slot = self.slots.get(&seq)?;
         let d = slot.decided.or(slot.pre_prepare)?;
-        self.values.get(&d)
+        self.k.values.get(&d)
     }
 
     /// Where the window starts for new votes: the stable checkpoint, or the
     /// checkpoint the installed view starts from if that is later.
     pub(crate) fn base(&self) -> u64 {
         match self.vouched {
-            Some((s, _)) => s.max(self.stable),
-            None => self.stable,
+            Some((s, _)) => s.max(self.k.stable),
+            None => self.k.stable,
         }
     }
 
     /// The prepare, commit, view-change and checkpoint quorum ([`quorum_system`]).
     pub(crate) fn quorum(&self) -> usize {
-        self.m.quorum()
+        self.k.m.quorum()
     }
 
     /// f+1: at least one correct replica ([`quorum_system`]).
     pub(crate) fn weak(&self) -> usize {
-        self.m.weak()
+        self.k.m.weak()
     }
 
     /// Send `make(auth)` to every other replica, each copy with its own MAC
     /// of `bytes` (point-to-point MACs: see [`Auth`]).
     pub(crate) fn broadcast_macd(&self, bytes: &[u8], make: impl Fn(Auth) -> PbftMsg<V>, out: &mut Actions<V>) {
-        if self.replaying {
+        if self.k.replaying {
             return;
         }
-        for r in self.m.replicas().filter(|r| *r != self.id) {
+        for r in self.k.m.replicas().filter(|r| *r != self.k.id) {
             out.send(r, make(self.auth_one(r, bytes)));
         }
     }
@@ -501,61 +320,33 @@ impl<V: Value> Engine<V> {
     /// MACs for every replica (our own entry is empty).
     pub(crate) fn auth_all(&self, bytes: &[u8]) -> Auth {
         Auth(
-            self.m
+            self.k
+                .m
                 .replicas()
-                .map(|r| if r == self.id { Mac([0; 32]) } else { self.crypto.mac(NodeId::Replica(r), bytes) })
+                .map(|r| if r == self.k.id { Mac([0; 32]) } else { self.k.crypto.mac(NodeId::Replica(r), bytes) })
                 .collect(),
         )
     }
 
     /// One MAC, for `to`.
     pub(crate) fn auth_one(&self, to: ReplicaId, bytes: &[u8]) -> Auth {
-        Auth(vec![self.crypto.mac(NodeId::Replica(to), bytes)])
+        Auth(vec![self.k.crypto.mac(NodeId::Replica(to), bytes)])
     }
 
     /// Whether `auth` holds `from`'s valid MAC of `bytes` for us.
     pub(crate) fn check_auth(&self, from: ReplicaId, bytes: &[u8], auth: &Auth) -> bool {
         let mac = match auth.0.len() {
             1 => &auth.0[0],
-            n if n == self.m.n() => &auth.0[self.id.index()],
+            n if n == self.k.m.n() => &auth.0[self.k.id.index()],
             _ => return false,
         };
-        self.crypto.verify_mac(NodeId::Replica(from), bytes, mac)
-    }
-
-    pub(crate) fn send(&self, to: ReplicaId, msg: PbftMsg<V>, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.send(to, msg);
-        }
-    }
-
-    pub(crate) fn broadcast(&self, msg: PbftMsg<V>, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.broadcast(msg);
-        }
-    }
-
-    pub(crate) fn persist(&self, rec: Record<V>, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.push(Action::Persist(rec));
-        }
-    }
-
-    pub(crate) fn note(&self, text: String, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.push(Action::Note(text));
-        }
-    }
-
-    /// The value of `digest`, if known (a null request is always known).
-    pub(crate) fn known(&self, digest: &Digest) -> bool {
-        *digest == NULL_DIGEST || self.values.contains_key(digest)
+        self.k.crypto.verify_mac(NodeId::Replica(from), bytes, mac)
     }
 
     /// Handle a message from replica `from` (authenticated by the channel).
     /// `validity` is consulted before a proposal is prepared.
     pub fn on_message(&mut self, from: ReplicaId, msg: PbftMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
-        if !self.m.contains(from) || from == self.id {
+        if !self.k.m.contains(from) || from == self.k.id {
             out.reject(from, "not a peer");
             return;
         }
@@ -584,16 +375,89 @@ impl<V: Value> Engine<V> {
             EngineTimer::ViewChange => self.on_view_change_timeout(out),
         }
     }
+}
 
-    /// Keep a message of a view not installed yet (bounded; later ones are dropped).
-    pub(crate) fn hold(&mut self, from: ReplicaId, msg: PbftMsg<V>) {
-        if self.held.len() < self.cfg.max_held {
-            self.held.push((from, msg));
-        }
+impl<V: Value> Instance<V> for Engine<V> {
+    type Msg = PbftMsg<V>;
+    type Record = Record<V>;
+
+    fn kit(&self) -> &Kit<V, PbftMsg<V>> {
+        &self.k
+    }
+    fn kit_mut(&mut self) -> &mut Kit<V, PbftMsg<V>> {
+        &mut self.k
+    }
+    fn has_proposal(&self, seq: u64) -> bool {
+        Engine::has_proposal(self, seq)
+    }
+    fn value_at(&self, seq: u64) -> Option<&V> {
+        Engine::value_at(self, seq)
+    }
+    fn can_propose(&self) -> bool {
+        Engine::can_propose(self)
+    }
+    fn propose(&mut self, value: V, out: &mut Actions<V>) -> Result<u64, ProposeError> {
+        Engine::propose(self, value, out)
+    }
+    fn on_message(&mut self, from: ReplicaId, msg: PbftMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
+        Engine::on_message(self, from, msg, validity, out)
+    }
+    fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V>) {
+        Engine::on_timer(self, timer, out)
+    }
+    fn start_view_change(&mut self, out: &mut Actions<V>) {
+        Engine::start_view_change(self, out)
+    }
+    fn view_change_to(&mut self, view: u64, out: &mut Actions<V>) {
+        Engine::view_change_to(self, view, out)
+    }
+    fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        Engine::checkpoint_taken(self, seq, digest, out)
+    }
+    fn wants_state(&self, seq: u64, digest: Digest) -> bool {
+        Engine::wants_state(self, seq, digest)
+    }
+    fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        Engine::state_installed(self, seq, digest, out)
+    }
+    fn vouches(&self, seq: u64, digest: Digest) -> bool {
+        Engine::vouches(self, seq, digest)
+    }
+    fn behind(&self) -> bool {
+        Engine::behind(self)
+    }
+    fn ask_peers(&mut self, out: &mut Actions<V>) {
+        Engine::ask_peers(self, out)
+    }
+    fn live_records(&mut self) -> Vec<Record<V>> {
+        Engine::live_records(self)
+    }
+    fn recover(&mut self, records: Vec<Record<V>>, out: &mut Actions<V>) {
+        Engine::recover(self, records, out)
     }
 }
 
-quorate_core::impl_instance!(Engine, PbftMsg, Record, PrePrepare);
+impl<V: Value> InstanceMsg<V> for PbftMsg<V> {
+    fn kind(&self) -> &'static str {
+        PbftMsg::kind(self)
+    }
+    fn proposal(&self) -> Option<(u64, u64, &V)> {
+        match self {
+            PbftMsg::PrePrepare { view, seq, value, .. } => Some((*view, *seq, value)),
+            _ => None,
+        }
+    }
+    fn values(&self) -> Vec<&V> {
+        match self {
+            PbftMsg::PrePrepare { value, .. } | PbftMsg::Value { value, .. } => vec![value],
+            PbftMsg::Decided { entries, .. } => entries.iter().filter_map(|e| e.value.as_ref()).collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn offer(seq: u64, value: V) -> Self {
+        PbftMsg::Value { seq, value }
+    }
+}
 
 /// The quorums of a PBFT engine of `n` replicas tolerating `f` faults, for
 /// `protocol` (PBFT, DQPBFT): n >= 3f+1 in either model (PBFT is Byzantine;

@@ -70,7 +70,7 @@ impl Setup {
     }
     /// The engine's subsystem starts afresh, as after a restart.
     fn roll_back_enclave(&mut self) {
-        self.e.trusted = enclave(self.e.id.0, &self.crypto).0;
+        self.e.trusted = enclave(self.e.k.id.0, &self.crypto).0;
     }
 }
 
@@ -87,7 +87,7 @@ fn a_second_prepare_at_one_seq_fires() {
     let mut out = Actions::new();
     assert_eq!(s.e.propose(V(1), &mut out), Ok(1));
     // A bug that hands out sequence number 1 again.
-    s.e.next_seq = 1;
+    s.e.k.next_seq = 1;
     s.e.next_sign = 1;
     s.roll_back_enclave();
     let _ = s.e.propose(V(2), &mut out);
@@ -106,7 +106,7 @@ fn a_second_commit_at_one_seq_fires() {
     let slot = s.e.slots.get_mut(&1).unwrap();
     slot.proposal = Some(d2);
     slot.signed = None;
-    s.e.values.insert(d2, V(2));
+    s.e.k.values.insert(d2, V(2));
     s.e.next_sign = 1;
     s.roll_back_enclave();
     s.e.sign_ready(&mut out);
@@ -134,7 +134,7 @@ fn a_second_commit_certificate_at_one_seq_fires() {
     for (r, sh) in shares {
         slot.shares.insert(ReplicaId(r), sh);
     }
-    s.e.last_decided = 0;
+    s.e.k.last_decided = 0;
     s.e.check_commit(1, &mut out);
 }
 
@@ -185,12 +185,12 @@ fn a_seq_reported_twice_fires() {
     let mut s = setup(1);
     let mut out = Actions::new();
     let d = s.digest(1);
-    s.e.values.insert(d, V(1));
+    s.e.k.values.insert(d, V(1));
     s.e.slots.entry(1).or_default().decided = Some(d);
     s.e.report_decided(&mut out);
     assert_eq!(s.e.last_decided(), 1);
     // A bug that moves the engine back behind what it reported.
-    s.e.last_decided = 0;
+    s.e.k.last_decided = 0;
     s.e.report_decided(&mut out);
 }
 
@@ -199,10 +199,10 @@ fn a_seq_reported_twice_fires() {
 fn a_seq_reported_past_a_gap_fires() {
     let mut s = setup(1);
     let d = s.digest(3);
-    s.e.values.insert(d, V(3));
+    s.e.k.values.insert(d, V(3));
     s.e.slots.entry(3).or_default().decided = Some(d);
     // A bug that skips seqs 1 and 2 without a state install.
-    s.e.last_decided = 2;
+    s.e.k.last_decided = 2;
     s.e.report_decided(&mut Actions::new());
 }
 

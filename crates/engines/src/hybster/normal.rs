@@ -7,9 +7,7 @@
 //! A PREPARE that arrives early waits in its slot until the ones before it
 //! are signed.
 
-use super::{
-    Action, Actions, CommitProof, Engine, HybMsg, ProposeError, Record, Slot, Validity, Value, VoteKind, NULL_DIGEST,
-};
+use super::{Actions, CommitProof, Engine, HybMsg, ProposeError, Record, Slot, Validity, Value, VoteKind};
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::{Share, ThresholdSig};
@@ -24,35 +22,23 @@ impl<V: Value> Engine<V> {
     /// Whether the primary may propose now: installed view, every NEW-VIEW
     /// entry signed, room in the window and under the in-flight limit.
     pub fn can_propose(&self) -> bool {
-        self.is_primary()
-            && self.next_sign == self.next_seq
-            && self.next_seq <= self.high_watermark()
-            && self.next_seq.saturating_sub(self.last_decided + 1) < self.cfg.max_in_flight
+        self.k.room_to_propose() && self.next_sign == self.k.next_seq
     }
 
     /// Primary: order `value` at the next sequence number.
     pub fn propose(&mut self, value: V, out: &mut Actions<V>) -> Result<u64, ProposeError> {
-        if !self.is_primary() {
-            return Err(ProposeError::NotPrimary);
-        }
-        if !self.can_propose() {
-            return Err(ProposeError::Full);
-        }
-        if value.size() > self.cfg.max_value_bytes {
-            return Err(ProposeError::TooLarge);
-        }
-        let digest = value.digest(self.crypto.as_ref());
-        let (view, seq) = (self.view, self.next_seq);
+        let digest = self.k.admit_proposal(&value, self.can_propose())?;
+        let (view, seq) = (self.k.view, self.k.next_seq);
         let Some(st) = self.order_statement(view, seq, digest) else { return Err(ProposeError::Full) };
         let Some(share) = self.sign(&st) else { return Err(ProposeError::Full) };
         // §4.2 step 1, S4.2 Uniqueness: one PREPARE per (view, seq) (noted once
         // signed: a refused attempt votes nothing).
         self.own_votes.cast((seq, view, VoteKind::Prepare), digest, "hybster: PREPARE");
-        self.next_seq += 1;
-        self.next_sign = self.next_seq;
-        self.values.insert(digest, value.clone());
-        let stored = self.durable_value(digest);
-        self.persist(
+        self.k.next_seq += 1;
+        self.next_sign = self.k.next_seq;
+        self.k.values.insert(digest, value.clone());
+        let stored = self.k.durable_value(digest);
+        self.k.persist(
             Record::Signed { view, seq, digest, prepare: Some(share.clone()), own: share.clone(), value: stored },
             out,
         );
@@ -61,38 +47,28 @@ impl<V: Value> Engine<V> {
         slot.proposal = Some(digest);
         slot.signed = Some(share.clone());
         slot.prepare = Some(share.clone());
-        slot.shares.insert(self.id, share.clone());
-        self.broadcast(HybMsg::Prepare { view, seq, value, share }, out);
+        slot.shares.insert(self.k.id, share.clone());
+        self.k.broadcast(HybMsg::Prepare { view, seq, value, share }, out);
         self.check_commit(seq, out);
         Ok(seq)
-    }
-
-    /// The value to write into a record of `digest`: the value the first
-    /// time since the last durable base, None after.
-    pub(crate) fn durable_value(&mut self, digest: Digest) -> Option<V> {
-        if digest == NULL_DIGEST || self.replaying {
-            return None;
-        }
-        let v = self.values.get(&digest)?;
-        self.durable.insert(digest).then(|| v.clone())
     }
 
     /// Checks shared by PREPARE and COMMIT-SHARE: installed view, window.
     /// Messages of a later view are held until it is installed.
     fn admit(&mut self, from: ReplicaId, view: u64, seq: u64, msg: impl FnOnce() -> HybMsg<V>) -> Admit {
-        if view > self.view || (view == self.view && !self.active) {
+        if view > self.k.view || (view == self.k.view && !self.k.active) {
             let m = msg();
-            self.hold(from, m);
+            self.k.hold(from, m);
             return Admit::No;
         }
-        if view < self.view {
+        if view < self.k.view {
             return Admit::No;
         }
-        if seq > self.high_watermark() {
-            self.heard_beyond = true;
+        if seq > self.k.high_watermark() {
+            self.k.heard_beyond = true;
             return Admit::No;
         }
-        if seq <= self.stable {
+        if seq <= self.k.stable {
             return Admit::No;
         }
         Admit::Yes
@@ -101,7 +77,7 @@ impl<V: Value> Engine<V> {
     /// The top of the installed view's NEW-VIEW entries: fresh proposals of
     /// this view come after it.
     pub(crate) fn new_view_top(&self) -> u64 {
-        self.new_view.as_ref().filter(|nv| nv.signed.core.view == self.view).map_or(0, |nv| nv.signed.core.top())
+        self.new_view.as_ref().filter(|nv| nv.signed.core.view == self.k.view).map_or(0, |nv| nv.signed.core.top())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -115,7 +91,7 @@ impl<V: Value> Engine<V> {
         validity: &dyn Validity<V>,
         out: &mut Actions<V>,
     ) {
-        if from != self.primary_of(view) || share.signer != from {
+        if from != self.k.primary_of(view) || share.signer != from {
             out.reject(from, "PREPARE from a non-primary");
             return;
         }
@@ -123,16 +99,16 @@ impl<V: Value> Engine<V> {
             out.reject(from, "PREPARE at sequence number 0 or oversized");
             return;
         }
-        let digest = value.digest(self.crypto.as_ref());
+        let digest = value.digest(self.k.crypto.as_ref());
         let Some(st) = self.order_statement(view, seq, digest).filter(|st| *st == share.statement) else {
             out.reject(from, "PREPARE share on another statement");
             self.primary_proven_faulty(view, out);
             return;
         };
-        if view > self.view || (view == self.view && !self.active) {
+        if view > self.k.view || (view == self.k.view && !self.k.active) {
             // Checked now, held for the view's installation (replayed unchecked).
             match validity.check(seq, &value) {
-                Ok(()) => self.hold(from, HybMsg::Prepare { view, seq, value, share }),
+                Ok(()) => self.k.hold(from, HybMsg::Prepare { view, seq, value, share }),
                 Err(why) => out.reject(from, why),
             }
             return;
@@ -152,7 +128,7 @@ impl<V: Value> Engine<V> {
             Some(d) if d == digest => {
                 // The primary repeats itself when stuck: repeat our share.
                 if let Some(own) = slot.signed.clone() {
-                    self.send(from, HybMsg::CommitShare { view, seq, digest, share: own }, out);
+                    self.k.send(from, HybMsg::CommitShare { view, seq, digest, share: own }, out);
                 }
                 return;
             }
@@ -175,7 +151,7 @@ impl<V: Value> Engine<V> {
             self.primary_proven_faulty(view, out);
             return;
         }
-        self.values.insert(digest, value);
+        self.k.values.insert(digest, value);
         let slot = self.slots.entry(seq).or_default();
         slot.proposal = Some(digest);
         slot.prepare = Some(share.clone());
@@ -189,8 +165,9 @@ impl<V: Value> Engine<V> {
     /// (the channel authenticates the sender), so this proves it faulty
     /// (§4.2's "proof that the leader is faulty"): move on at once.
     fn primary_proven_faulty(&mut self, view: u64, out: &mut Actions<V>) {
-        if self.active && view == self.view {
-            self.note(format!("instance {}: the primary of view {view} sent a forged PREPARE", self.cfg.instance), out);
+        if self.k.active && view == self.k.view {
+            self.k
+                .note(format!("instance {}: the primary of view {view} sent a forged PREPARE", self.cfg.instance), out);
             self.start_view_change(out);
         }
     }
@@ -198,13 +175,13 @@ impl<V: Value> Engine<V> {
     /// Sign the proposals of this view that are next in order, and send
     /// the shares to the collector.
     pub(crate) fn sign_ready(&mut self, out: &mut Actions<V>) {
-        if !self.active || self.replaying {
+        if !self.k.active || self.k.replaying {
             return;
         }
-        let view = self.view;
-        let collector = self.primary_of(view);
+        let view = self.k.view;
+        let collector = self.k.primary_of(view);
         // Decided slots need no share of ours (their certificates travel).
-        self.next_sign = self.next_sign.max(self.stable + 1).max(self.last_decided + 1);
+        self.next_sign = self.next_sign.max(self.k.stable + 1).max(self.k.last_decided + 1);
         loop {
             let seq = self.next_sign;
             let Some(slot) = self.slots.get(&seq) else { break };
@@ -219,7 +196,7 @@ impl<V: Value> Engine<V> {
             let Some(st) = self.order_statement(view, seq, digest) else { break };
             let prepare = slot.prepare.clone().filter(|p| p.statement == st);
             let Some(own) = self.sign(&st) else {
-                self.note(
+                self.k.note(
                     format!("instance {}: trusted subsystem refused to sign {seq} in view {view}", self.cfg.instance),
                     out,
                 );
@@ -229,14 +206,14 @@ impl<V: Value> Engine<V> {
             // primary's on a NEW-VIEW entry, a backup's COMMIT to the collector.
             let (kind, what) = self.share_kind(view);
             self.own_votes.cast((seq, view, kind), digest, what);
-            let stored = self.durable_value(digest);
-            self.persist(Record::Signed { view, seq, digest, prepare, own: own.clone(), value: stored }, out);
+            let stored = self.k.durable_value(digest);
+            self.k.persist(Record::Signed { view, seq, digest, prepare, own: own.clone(), value: stored }, out);
             if let Some(slot) = self.slots.get_mut(&seq) {
                 slot.signed = Some(own.clone());
-                slot.shares.insert(self.id, own.clone());
+                slot.shares.insert(self.k.id, own.clone());
             }
-            if collector != self.id {
-                self.send(collector, HybMsg::CommitShare { view, seq, digest, share: own }, out);
+            if collector != self.k.id {
+                self.k.send(collector, HybMsg::CommitShare { view, seq, digest, share: own }, out);
             }
             self.next_sign = seq + 1;
             self.check_commit(seq, out);
@@ -256,7 +233,7 @@ impl<V: Value> Engine<V> {
             out.reject(from, "COMMIT-SHARE on another statement");
             return;
         }
-        if seq <= self.last_decided {
+        if seq <= self.k.last_decided {
             return; // a late share (a replica that missed the COMMIT learns it from STATUS)
         }
         if let Admit::No =
@@ -277,12 +254,12 @@ impl<V: Value> Engine<V> {
     /// f+1 shares on one digest in this view: combine them (a forged share
     /// is set aside and its signer's entry dropped) and send the COMMIT.
     pub(crate) fn check_commit(&mut self, seq: u64, out: &mut Actions<V>) {
-        let (view, need) = (self.view, self.quorum());
+        let (view, need) = (self.k.view, self.quorum());
         if !self.may_collect() {
             return;
         }
         let Some(slot) = self.slots.get(&seq) else { return };
-        if slot.votes_view != view || slot.proof.is_some() || seq <= self.last_decided {
+        if slot.votes_view != view || slot.proof.is_some() || seq <= self.k.last_decided {
             return;
         }
         if slot.shares.len() < need {
@@ -300,12 +277,12 @@ impl<V: Value> Engine<V> {
                 self.own_votes.cast((seq, view, VoteKind::Certificate), digest, "hybster: COMMIT certificate");
                 self.drop_shares(seq, &bad);
                 let proof = CommitProof { view, cert: cert.clone() };
-                self.broadcast(HybMsg::Commit { view, seq, digest, cert }, out);
+                self.k.broadcast(HybMsg::Commit { view, seq, digest, cert }, out);
                 self.committed(seq, proof, out);
             }
             Err(e) => {
                 let bad = super::set_aside(&e);
-                self.note(format!("instance {}: shares for {seq} do not combine ({e})", self.cfg.instance), out);
+                self.k.note(format!("instance {}: shares for {seq} do not combine ({e})", self.cfg.instance), out);
                 self.drop_shares(seq, &bad);
             }
         }
@@ -316,7 +293,7 @@ impl<V: Value> Engine<V> {
     /// f = 1 a backup holds f+1 shares at once, and combining them all
     /// over would undo the collector's linearity).
     pub(crate) fn may_collect(&self) -> bool {
-        self.primary() == self.id || self.stuck_ticks >= 2
+        self.k.primary() == self.k.id || self.k.stuck_ticks >= 2
     }
 
     fn drop_shares(&mut self, seq: u64, bad: &[ReplicaId]) {
@@ -336,11 +313,11 @@ impl<V: Value> Engine<V> {
         cert: ThresholdSig,
         out: &mut Actions<V>,
     ) {
-        if seq <= self.last_decided || seq <= self.stable {
+        if seq <= self.k.last_decided || seq <= self.k.stable {
             return;
         }
-        if seq > self.high_watermark() {
-            self.heard_beyond = true;
+        if seq > self.k.high_watermark() {
+            self.k.heard_beyond = true;
             return;
         }
         if self.slots.get(&seq).is_some_and(|s| s.proof.is_some()) {
@@ -360,7 +337,7 @@ impl<V: Value> Engine<V> {
     /// A valid COMMIT certificate for `seq` (of any view: f+1 signed it, so
     /// every later view keeps its value): decided once the value is known.
     pub(crate) fn committed(&mut self, seq: u64, proof: CommitProof, out: &mut Actions<V>) {
-        if seq <= self.last_decided {
+        if seq <= self.k.last_decided {
             return;
         }
         let digest = proof.cert.statement.msg_hash;
@@ -371,7 +348,7 @@ impl<V: Value> Engine<V> {
         slot.proof = Some(proof);
         // Combined or not, the shares are of no more use: the certificate is.
         slot.shares.clear();
-        if self.known(&digest) {
+        if self.k.known(&digest) {
             self.decide(seq, out);
         } else {
             self.want(seq, digest, out);
@@ -390,53 +367,37 @@ impl<V: Value> Engine<V> {
     /// what is in order.
     pub(crate) fn decide(&mut self, seq: u64, out: &mut Actions<V>) {
         let Some(slot) = self.slots.get(&seq) else { return };
-        if slot.decided.is_some() || seq <= self.last_decided {
+        if slot.decided.is_some() || seq <= self.k.last_decided {
             return;
         }
         let Some(proof) = slot.proof.clone() else { return };
         let digest = proof.cert.statement.msg_hash;
-        if !self.known(&digest) {
+        if !self.k.known(&digest) {
             return;
         }
         if let Some(slot) = self.slots.get_mut(&seq) {
             slot.decided = Some(digest);
         }
-        self.wanted.remove(&seq);
-        let stored = self.durable_value(digest);
-        self.persist(Record::Decided { seq, proof, value: stored }, out);
-        if self.active {
-            self.failed_views = 0;
+        self.k.wanted.remove(&seq);
+        let stored = self.k.durable_value(digest);
+        self.k.persist(Record::Decided { seq, proof, value: stored }, out);
+        if self.k.active {
+            self.k.failed_views = 0;
         }
         self.report_decided(out);
     }
 
     /// Report decided sequence numbers in order, as far as there is no gap.
     pub(crate) fn report_decided(&mut self, out: &mut Actions<V>) {
-        loop {
-            let seq = self.last_decided + 1;
-            let Some(digest) = self.slots.get(&seq).and_then(|s| s.decided) else { break };
-            let value = if digest == NULL_DIGEST {
-                None
-            } else {
-                match self.values.get(&digest) {
-                    Some(v) => Some(v.clone()),
-                    None => break,
-                }
-            };
-            // Decisions are executed in sequence order, each once (SMR safety).
-            self.reported.report(seq, "hybster: decided seq");
-            self.last_decided = seq;
-            out.push(Action::Decided { seq, value });
-        }
-        if self.state_target.is_some_and(|(s, _)| s <= self.last_decided) {
-            self.state_target = None;
-        }
+        // Decisions are executed in sequence order, each once (SMR safety).
+        let slots = &self.slots;
+        self.k.report_decided(|seq| slots.get(&seq).and_then(|s| s.decided), "hybster: decided seq", out);
         self.sign_ready(out);
     }
 
     /// Which of our votes a share of ours in `view` is, and its name.
     pub(crate) fn share_kind(&self, view: u64) -> (VoteKind, &'static str) {
-        if self.primary_of(view) == self.id {
+        if self.k.primary_of(view) == self.k.id {
             (VoteKind::Prepare, "hybster: PREPARE")
         } else {
             (VoteKind::Commit, "hybster: COMMIT")
@@ -445,32 +406,32 @@ impl<V: Value> Engine<V> {
 
     /// Ask the others for the value of `digest` at `seq` (once; the tick repeats).
     pub(crate) fn want(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if self.wanted.insert(seq, digest) != Some(digest) {
-            self.broadcast(HybMsg::Fetch { seq, digest }, out);
+        if self.k.wanted.insert(seq, digest) != Some(digest) {
+            self.k.broadcast(HybMsg::Fetch { seq, digest }, out);
         }
     }
 
     pub(crate) fn on_fetch(&mut self, from: ReplicaId, seq: u64, digest: Digest, out: &mut Actions<V>) {
-        if let Some(value) = self.values.get(&digest) {
-            self.send(from, HybMsg::Value { seq, value: value.clone() }, out);
+        if let Some(value) = self.k.values.get(&digest) {
+            self.k.send(from, HybMsg::Value { seq, value: value.clone() }, out);
         }
     }
 
     pub(crate) fn on_value(&mut self, from: ReplicaId, seq: u64, value: V, out: &mut Actions<V>) {
-        let Some(&wanted) = self.wanted.get(&seq) else { return };
+        let Some(&wanted) = self.k.wanted.get(&seq) else { return };
         if value.size() > self.cfg.max_value_bytes {
             out.reject(from, "oversized value");
             return;
         }
-        let digest = value.digest(self.crypto.as_ref());
+        let digest = value.digest(self.k.crypto.as_ref());
         if digest != wanted {
             out.reject(from, "VALUE does not match its digest");
             return;
         }
-        self.values.insert(digest, value);
-        let waiting: Vec<u64> = self.wanted.iter().filter(|(_, d)| **d == digest).map(|(s, _)| *s).collect();
+        self.k.values.insert(digest, value);
+        let waiting: Vec<u64> = self.k.wanted.iter().filter(|(_, d)| **d == digest).map(|(s, _)| *s).collect();
         for s in &waiting {
-            self.wanted.remove(s);
+            self.k.wanted.remove(s);
         }
         for s in waiting {
             self.decide(s, out);
@@ -483,34 +444,34 @@ impl<V: Value> Engine<V> {
     /// collector: any replica holding f+1 combines them (a slow or faulty
     /// collector then delays, but does not block, the view).
     pub(crate) fn retransmit_votes(&mut self, out: &mut Actions<V>) {
-        if !self.active {
+        if !self.k.active {
             return;
         }
-        let view = self.view;
-        let collector = self.primary_of(view);
-        let to_all = self.stuck_ticks >= 2;
+        let view = self.k.view;
+        let collector = self.k.primary_of(view);
+        let to_all = self.k.stuck_ticks >= 2;
         let undecided: Vec<(u64, Box<Slot>)> = self
             .slots
-            .range(self.last_decided + 1..)
+            .range(self.k.last_decided + 1..)
             .filter(|(_, s)| s.votes_view == view && s.proof.is_none())
             .take(self.cfg.window as usize)
             .map(|(k, s)| (*k, s.clone()))
             .collect();
         for (seq, slot) in undecided {
             let (Some(digest), Some(share), prepare) = (slot.proposal, slot.signed, slot.prepare) else { continue };
-            if self.is_primary() {
+            if self.k.is_primary() {
                 // Our own fresh PREPARE (NEW-VIEW entries have none).
                 if prepare.as_ref() == Some(&share) {
-                    if let Some(value) = self.values.get(&digest).cloned() {
-                        self.broadcast(HybMsg::Prepare { view, seq, value, share: share.clone() }, out);
+                    if let Some(value) = self.k.values.get(&digest).cloned() {
+                        self.k.broadcast(HybMsg::Prepare { view, seq, value, share: share.clone() }, out);
                     }
                 }
             }
             let msg = HybMsg::CommitShare { view, seq, digest, share };
             if to_all {
-                self.broadcast(msg, out);
-            } else if collector != self.id {
-                self.send(collector, msg, out);
+                self.k.broadcast(msg, out);
+            } else if collector != self.k.id {
+                self.k.send(collector, msg, out);
             }
         }
     }

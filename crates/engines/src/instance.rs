@@ -3,12 +3,13 @@
 //! engine orders ([`Value`]), how the embedder vetoes proposals
 //! ([`Validity`]), the engine's timers, and the [`Action`]s an engine call
 //! asks its embedder to carry out, generic over the engine's message type
-//! `M` and durable record type `R`. The PBFT engine (`quorate-pbft`) and the
-//! Linear Hybster engine (`quorate-hybster`) both follow it, so an embedder
+//! `M` and durable record type `R`. The PBFT engine ([`crate::pbft`]) and the
+//! Linear Hybster engine ([`crate::hybster`]) both follow it, so an embedder
 //! carries out either's actions the same way.
 
-use crate::crypto::{Crypto, Digest};
-use crate::ids::ReplicaId;
+use crate::kit::Kit;
+use quorate_core::crypto::{Crypto, Digest};
+use quorate_core::ids::ReplicaId;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt::Debug;
 use std::time::Duration;
@@ -20,7 +21,7 @@ pub trait Value: Clone + Debug + PartialEq + Serialize + DeserializeOwned + Send
     fn digest(&self, crypto: &dyn Crypto) -> Digest;
     /// Encoded size in bytes (bounds the values a replica accepts and sends).
     fn size(&self) -> usize {
-        crate::wire::encoded_len(self)
+        quorate_core::wire::encoded_len(self)
     }
 }
 
@@ -191,14 +192,14 @@ pub enum ProposeError {
 /// The digest `value` is ordered under (a helper for [`Value`] implementations):
 /// SHA-256 of a domain tag and the value's encoding.
 pub fn digest_encoded<T: Serialize>(domain: &[u8], value: &T, crypto: &dyn Crypto) -> Digest {
-    let mut b = Vec::with_capacity(domain.len() + crate::wire::encoded_len(value) + 8);
+    let mut b = Vec::with_capacity(domain.len() + quorate_core::wire::encoded_len(value) + 8);
     b.extend_from_slice(domain);
-    b.extend_from_slice(&crate::wire::encode(value));
+    b.extend_from_slice(&quorate_core::wire::encode(value));
     crypto.digest(&b)
 }
 
 /// A consensus-instance engine as its embedder drives it. The PBFT engine
-/// (`quorate-pbft`) and the Linear Hybster engine (`quorate-hybster`)
+/// ([`crate::pbft`]) and the Linear Hybster engine ([`crate::hybster`])
 /// implement it, so a replica that runs instances (DQBFT's D- and
 /// O-instances) is written once for both. Each method is the engine's own,
 /// documented there.
@@ -208,26 +209,52 @@ pub trait Instance<V: Value>: Send {
     /// The engine's durable records.
     type Record: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
 
+    /// The state the engine keeps through the kit (decision 0017): the
+    /// accessors below read it.
+    fn kit(&self) -> &Kit<V, Self::Msg>;
+    /// The same, to change.
+    fn kit_mut(&mut self) -> &mut Kit<V, Self::Msg>;
+
     /// Arm the retransmission timer.
-    fn start(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>);
+    fn start(&mut self, out: &mut Actions<V, Self::Msg, Self::Record>) {
+        self.kit_mut().start(out)
+    }
     /// The current view.
-    fn view(&self) -> u64;
+    fn view(&self) -> u64 {
+        self.kit().view()
+    }
     /// Whether the current view is installed.
-    fn active(&self) -> bool;
+    fn active(&self) -> bool {
+        self.kit().active()
+    }
     /// Primary of the current view.
-    fn primary(&self) -> ReplicaId;
+    fn primary(&self) -> ReplicaId {
+        self.kit().primary()
+    }
     /// Whether this replica is the primary of an installed view.
-    fn is_primary(&self) -> bool;
+    fn is_primary(&self) -> bool {
+        self.kit().is_primary()
+    }
     /// Last sequence number decided and reported.
-    fn last_decided(&self) -> u64;
+    fn last_decided(&self) -> u64 {
+        self.kit().last_decided()
+    }
     /// Stable checkpoint.
-    fn stable_checkpoint(&self) -> (u64, Digest);
+    fn stable_checkpoint(&self) -> (u64, Digest) {
+        self.kit().stable_checkpoint()
+    }
     /// Sequence numbers accepted above the stable checkpoint.
-    fn window(&self) -> u64;
+    fn window(&self) -> u64 {
+        self.kit().window()
+    }
     /// Timeout growth after view changes that decided nothing.
-    fn backoff(&self) -> u32;
+    fn backoff(&self) -> u32 {
+        self.kit().backoff()
+    }
     /// The sequence number of the primary's next proposal.
-    fn next_proposal(&self) -> u64;
+    fn next_proposal(&self) -> u64 {
+        self.kit().next_proposal()
+    }
     /// Whether `seq` holds a proposal of the current view or a decision.
     fn has_proposal(&self, seq: u64) -> bool;
     /// The value decided or proposed at `seq`, if held.
@@ -280,148 +307,4 @@ pub trait InstanceMsg<V>: Clone + Debug + PartialEq + Serialize + DeserializeOwn
     fn values(&self) -> Vec<&V>;
     /// A message offering `value` for `seq` to a replica that may miss it.
     fn offer(seq: u64, value: V) -> Self;
-}
-
-/// Implements [`Instance`] and [`InstanceMsg`] for an engine whose inherent
-/// methods already follow the contract (the PBFT and Linear Hybster
-/// engines): `$engine<V>` with messages `$msg<V>` (its proposal variant
-/// `$proposal { view, seq, value, .. }`, and `Value { seq, value }` and
-/// `Decided { entries }` variants) and records `$record<V>`.
-#[macro_export]
-macro_rules! impl_instance {
-    ($engine:ident, $msg:ident, $record:ident, $proposal:ident) => {
-        impl<V: $crate::instance::Value> $crate::instance::Instance<V> for $engine<V> {
-            type Msg = $msg<V>;
-            type Record = $record<V>;
-
-            fn start(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
-                $engine::start(self, out)
-            }
-            fn view(&self) -> u64 {
-                $engine::view(self)
-            }
-            fn active(&self) -> bool {
-                $engine::active(self)
-            }
-            fn primary(&self) -> $crate::ids::ReplicaId {
-                $engine::primary(self)
-            }
-            fn is_primary(&self) -> bool {
-                $engine::is_primary(self)
-            }
-            fn last_decided(&self) -> u64 {
-                $engine::last_decided(self)
-            }
-            fn stable_checkpoint(&self) -> (u64, $crate::crypto::Digest) {
-                $engine::stable_checkpoint(self)
-            }
-            fn window(&self) -> u64 {
-                self.cfg.window
-            }
-            fn backoff(&self) -> u32 {
-                $engine::backoff(self)
-            }
-            fn next_proposal(&self) -> u64 {
-                $engine::next_proposal(self)
-            }
-            fn has_proposal(&self, seq: u64) -> bool {
-                $engine::has_proposal(self, seq)
-            }
-            fn value_at(&self, seq: u64) -> Option<&V> {
-                $engine::value_at(self, seq)
-            }
-            fn can_propose(&self) -> bool {
-                $engine::can_propose(self)
-            }
-            fn propose(
-                &mut self,
-                value: V,
-                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
-            ) -> Result<u64, $crate::instance::ProposeError> {
-                $engine::propose(self, value, out)
-            }
-            fn on_message(
-                &mut self,
-                from: $crate::ids::ReplicaId,
-                msg: $msg<V>,
-                validity: &dyn $crate::instance::Validity<V>,
-                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
-            ) {
-                $engine::on_message(self, from, msg, validity, out)
-            }
-            fn on_timer(
-                &mut self,
-                timer: $crate::instance::EngineTimer,
-                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
-            ) {
-                $engine::on_timer(self, timer, out)
-            }
-            fn start_view_change(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
-                $engine::start_view_change(self, out)
-            }
-            fn view_change_to(&mut self, view: u64, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
-                $engine::view_change_to(self, view, out)
-            }
-            fn checkpoint_taken(
-                &mut self,
-                seq: u64,
-                digest: $crate::crypto::Digest,
-                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
-            ) {
-                $engine::checkpoint_taken(self, seq, digest, out)
-            }
-            fn wants_state(&self, seq: u64, digest: $crate::crypto::Digest) -> bool {
-                $engine::wants_state(self, seq, digest)
-            }
-            fn state_installed(
-                &mut self,
-                seq: u64,
-                digest: $crate::crypto::Digest,
-                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
-            ) {
-                $engine::state_installed(self, seq, digest, out)
-            }
-            fn vouches(&self, seq: u64, digest: $crate::crypto::Digest) -> bool {
-                $engine::vouches(self, seq, digest)
-            }
-            fn behind(&self) -> bool {
-                $engine::behind(self)
-            }
-            fn ask_peers(&mut self, out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>) {
-                $engine::ask_peers(self, out)
-            }
-            fn live_records(&mut self) -> Vec<$record<V>> {
-                $engine::live_records(self)
-            }
-            fn recover(
-                &mut self,
-                records: Vec<$record<V>>,
-                out: &mut $crate::instance::Actions<V, $msg<V>, $record<V>>,
-            ) {
-                $engine::recover(self, records, out)
-            }
-        }
-
-        impl<V: $crate::instance::Value> $crate::instance::InstanceMsg<V> for $msg<V> {
-            fn kind(&self) -> &'static str {
-                $msg::kind(self)
-            }
-            fn proposal(&self) -> Option<(u64, u64, &V)> {
-                match self {
-                    $msg::$proposal { view, seq, value, .. } => Some((*view, *seq, value)),
-                    _ => None,
-                }
-            }
-            fn values(&self) -> Vec<&V> {
-                match self {
-                    $msg::$proposal { value, .. } | $msg::Value { value, .. } => vec![value],
-                    $msg::Decided { entries, .. } => entries.iter().filter_map(|e| e.value.as_ref()).collect(),
-                    _ => Vec::new(),
-                }
-            }
-            fn offer(seq: u64, value: V) -> Self {
-                $msg::Value { seq, value }
-            }
-        }
-    };
 }

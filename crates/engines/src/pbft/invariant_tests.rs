@@ -27,7 +27,7 @@ fn engine(id: u32) -> (Engine<V>, Vec<Arc<Ed25519Crypto>>) {
 }
 
 fn digest(e: &Engine<V>, v: u64) -> Digest {
-    V(v).digest(e.crypto.as_ref())
+    V(v).digest(e.k.crypto.as_ref())
 }
 
 #[test]
@@ -45,7 +45,7 @@ fn a_second_pre_prepare_at_one_seq_fires() {
     let mut out = Actions::new();
     assert_eq!(e.propose(V(1), &mut out), Ok(1));
     // A bug that hands out sequence number 1 again.
-    e.next_seq = 1;
+    e.k.next_seq = 1;
     let _ = e.propose(V(2), &mut out);
 }
 
@@ -109,7 +109,7 @@ fn durable_records_that_contradict_on_a_commit_fire() {
 fn pre_prepared_backup() -> Engine<V> {
     let (mut e, _) = engine(1);
     let d = digest(&e, 1);
-    e.values.insert(d, V(1));
+    e.k.values.insert(d, V(1));
     e.accept_pre_prepare(0, 1, d, &mut Actions::new());
     e
 }
@@ -150,11 +150,11 @@ fn a_seq_reported_twice_fires() {
     let (mut e, _) = engine(1);
     let mut out = Actions::new();
     let d = digest(&e, 1);
-    e.values.insert(d, V(1));
+    e.k.values.insert(d, V(1));
     e.decide(1, d, &mut out);
     assert_eq!(e.last_decided(), 1);
     // A bug that moves the engine back behind what it reported.
-    e.last_decided = 0;
+    e.k.last_decided = 0;
     e.report_decided(&mut out);
 }
 
@@ -163,10 +163,10 @@ fn a_seq_reported_twice_fires() {
 fn a_seq_reported_past_a_gap_fires() {
     let (mut e, _) = engine(1);
     let d = digest(&e, 3);
-    e.values.insert(d, V(3));
+    e.k.values.insert(d, V(3));
     e.slots.entry(3).or_default().decided = Some(d);
     // A bug that skips seqs 1 and 2 without a state install.
-    e.last_decided = 2;
+    e.k.last_decided = 2;
     e.report_decided(&mut Actions::new());
 }
 

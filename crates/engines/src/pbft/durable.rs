@@ -15,7 +15,7 @@
 //! it ([`Engine::recover`]); replaying is idempotent.
 
 use super::{Actions, NewView, Signed, Value, NULL_DIGEST};
-use crate::engine::Engine;
+use crate::pbft::Engine;
 use quorate_core::crypto::Digest;
 use serde::{Deserialize, Serialize};
 
@@ -74,14 +74,14 @@ impl<V: Value> Engine<V> {
     /// checkpoint, the view, and the log above the checkpoint (each value
     /// once). The embedder writes these right after its checkpoint record.
     pub fn live_records(&mut self) -> Vec<Record<V>> {
-        let mut recs = vec![Record::Stable { seq: self.stable, digest: self.stable_digest }];
+        let mut recs = vec![Record::Stable { seq: self.k.stable, digest: self.k.stable_digest }];
         if let Some(nv) = &self.new_view {
             recs.push(Record::NewView(Box::new(nv.clone())));
         }
-        if !self.active {
-            recs.push(Record::View { view: self.view });
+        if !self.k.active {
+            recs.push(Record::View { view: self.k.view });
         }
-        self.durable.clear();
+        self.k.durable.clear();
         let mut written = std::collections::HashSet::new();
         let mut value_once = |d: &Digest, values: &std::collections::HashMap<Digest, V>| {
             if *d == NULL_DIGEST || !written.insert(*d) {
@@ -89,22 +89,22 @@ impl<V: Value> Engine<V> {
             }
             values.get(d).cloned()
         };
-        for (&seq, slot) in self.slots.range(self.stable + 1..) {
+        for (&seq, slot) in self.slots.range(self.k.stable + 1..) {
             let mut q = slot.pre_prepared.clone();
             q.sort_by_key(|(_, v)| *v);
             for (digest, view) in q {
-                let value = value_once(&digest, &self.values);
+                let value = value_once(&digest, &self.k.values);
                 recs.push(Record::PrePrepared { view, seq, digest, value });
             }
             if let Some((view, digest)) = slot.prepared {
                 recs.push(Record::Prepared { view, seq, digest });
             }
             if let Some(digest) = slot.decided {
-                let value = value_once(&digest, &self.values);
+                let value = value_once(&digest, &self.k.values);
                 recs.push(Record::Decided { seq, digest, value });
             }
         }
-        self.durable = written;
+        self.k.durable = written;
         recs
     }
 
@@ -114,21 +114,21 @@ impl<V: Value> Engine<V> {
     /// decisions after it are reported again (to be executed again), and the
     /// instance starts (its tick armed).
     pub fn recover(&mut self, records: Vec<Record<V>>, out: &mut Actions<V>) {
-        self.replaying = true;
+        self.k.replaying = true;
         for rec in records {
             self.replay(rec, out);
         }
-        self.replaying = false;
-        self.decided_at_tick = self.last_decided;
+        self.k.replaying = false;
+        self.k.decided_at_tick = self.k.last_decided;
         self.report_decided(out);
-        if !self.started {
-            self.start(out);
+        if !self.k.started {
+            self.k.start(out);
         }
-        if !self.active {
+        if !self.k.active {
             // Still moving to `view`: send our VIEW-CHANGE again (with what we know now).
-            let target = self.view;
-            self.view -= 1;
-            self.active = true;
+            let target = self.k.view;
+            self.k.view -= 1;
+            self.k.active = true;
             self.move_to_view(target, out);
         }
         self.send_status(out);
@@ -137,34 +137,34 @@ impl<V: Value> Engine<V> {
     fn replay(&mut self, rec: Record<V>, out: &mut Actions<V>) {
         match rec {
             Record::Stable { seq, digest } => {
-                if seq > self.stable {
+                if seq > self.k.stable {
                     self.truncate(seq, digest);
                 }
-                if seq > self.last_decided {
-                    self.last_decided = seq;
-                    self.reported.skip_to(seq + 1, "pbft: recovered checkpoint");
+                if seq > self.k.last_decided {
+                    self.k.last_decided = seq;
+                    self.k.reported.skip_to(seq + 1, "pbft: recovered checkpoint");
                 }
             }
             Record::View { view } => {
-                if view > self.view {
-                    self.view = view;
-                    self.active = false;
+                if view > self.k.view {
+                    self.k.view = view;
+                    self.k.active = false;
                 }
             }
             Record::NewView(nv) => {
-                if nv.body.view > self.view || (nv.body.view == self.view && !self.active) {
+                if nv.body.view > self.k.view || (nv.body.view == self.k.view && !self.k.active) {
                     self.install_new_view(*nv, out);
                 }
             }
             Record::PrePrepared { view, seq, digest, value } => {
                 if let Some(v) = value {
-                    self.values.insert(digest, v);
-                    self.durable.insert(digest);
+                    self.k.values.insert(digest, v);
+                    self.k.durable.insert(digest);
                 }
-                if seq <= self.stable {
+                if seq <= self.k.stable {
                     return;
                 }
-                let (current, backup) = (view == self.view && self.active, self.primary_of(view) != self.id);
+                let (current, backup) = (view == self.k.view && self.k.active, self.k.primary_of(view) != self.k.id);
                 if current {
                     let kind = if backup { super::VoteKind::Prepare } else { super::VoteKind::PrePrepare };
                     self.own_votes.cast((seq, view, kind), digest, "pbft: recovered PRE-PREPARE or PREPARE");
@@ -176,33 +176,33 @@ impl<V: Value> Engine<V> {
                     slot.pre_prepare = Some(digest);
                     if backup {
                         slot.sent_prepare = Some(digest);
-                        slot.prepares.insert(self.id, digest);
+                        slot.prepares.insert(self.k.id, digest);
                     } else {
-                        self.next_seq = self.next_seq.max(seq + 1);
+                        self.k.next_seq = self.k.next_seq.max(seq + 1);
                     }
                 }
             }
             Record::Prepared { view, seq, digest } => {
-                if seq <= self.stable {
+                if seq <= self.k.stable {
                     return;
                 }
-                if view == self.view && self.active {
+                if view == self.k.view && self.k.active {
                     self.own_votes.cast((seq, view, super::VoteKind::Commit), digest, "pbft: recovered COMMIT");
                 }
                 let slot = self.slots.entry(seq).or_default();
                 slot.note_prepared(digest, view);
-                if view == self.view && self.active {
+                if view == self.k.view && self.k.active {
                     slot.enter_view(view);
                     slot.sent_commit = Some(digest);
-                    slot.commits.insert(self.id, digest);
+                    slot.commits.insert(self.k.id, digest);
                 }
             }
             Record::Decided { seq, digest, value } => {
                 if let Some(v) = value {
-                    self.values.insert(digest, v);
-                    self.durable.insert(digest);
+                    self.k.values.insert(digest, v);
+                    self.k.durable.insert(digest);
                 }
-                if seq > self.stable && seq > self.last_decided {
+                if seq > self.k.stable && seq > self.k.last_decided {
                     self.slots.entry(seq).or_default().decided = Some(digest);
                 }
             }

@@ -4,40 +4,27 @@
 
 use super::messages::bytes;
 use super::*;
+use crate::kit::testnet::{r, TestNet, V};
 use quorate_core::crypto::{Ed25519Crypto, Signature};
 use quorate_core::membership::FaultModel;
-use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct V(u64);
+/// The shared test network, with every replica's keys (to forge MACs).
+struct Net {
+    t: TestNet<Engine<V>>,
+    keys: Vec<Arc<Ed25519Crypto>>,
+}
 
-impl Value for V {
-    fn digest(&self, crypto: &dyn Crypto) -> Digest {
-        digest_encoded(b"test-value", self, crypto)
+impl std::ops::Deref for Net {
+    type Target = TestNet<Engine<V>>;
+    fn deref(&self) -> &Self::Target {
+        &self.t
     }
 }
 
-type Drop = Box<dyn Fn(ReplicaId, ReplicaId, &PbftMsg<V>) -> bool>;
-
-/// Four engines and what they did.
-struct Net {
-    engines: Vec<Engine<V>>,
-    keys: Vec<Arc<Ed25519Crypto>>,
-    queue: VecDeque<(ReplicaId, ReplicaId, PbftMsg<V>)>,
-    /// Messages matching this are dropped.
-    drop: Drop,
-    decided: Vec<Vec<(u64, Option<V>)>>,
-    rejected: Vec<Vec<&'static str>>,
-    timers: Vec<BTreeMap<EngineTimer, Duration>>,
-    persisted: Vec<Vec<Record<V>>>,
-    stable: Vec<Vec<u64>>,
-    need_state: Vec<Vec<(u64, Digest)>>,
-    views: Vec<Vec<u64>>,
-    /// Every message sent: (from, to, kind).
-    log: Vec<(ReplicaId, ReplicaId, &'static str)>,
-    /// Replicas whose inputs are ignored (crashed).
-    down: Vec<bool>,
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.t
+    }
 }
 
 const N: usize = 4;
@@ -53,10 +40,6 @@ fn cfg() -> EngineConfig {
     }
 }
 
-fn r(i: u32) -> ReplicaId {
-    ReplicaId(i)
-}
-
 impl Net {
     fn new() -> Net {
         Self::with(cfg())
@@ -66,131 +49,10 @@ impl Net {
         let m = Membership::new(N, 1, FaultModel::Byzantine, N).unwrap();
         let nodes: Vec<NodeId> = (0..N as u32).map(|i| NodeId::Replica(r(i))).collect();
         let keys: Vec<Arc<Ed25519Crypto>> = Ed25519Crypto::deterministic(3, &nodes).into_iter().map(Arc::new).collect();
+        let period = cfg.checkpoint_period;
         let engines =
             (0..N).map(|i| Engine::new(r(i as u32), m.clone(), keys[i].clone(), cfg.clone())).collect::<Vec<_>>();
-        let mut net = Net {
-            engines,
-            keys,
-            queue: VecDeque::new(),
-            drop: Box::new(|_, _, _| false),
-            decided: vec![Vec::new(); N],
-            rejected: vec![Vec::new(); N],
-            timers: vec![BTreeMap::new(); N],
-            persisted: vec![Vec::new(); N],
-            stable: vec![Vec::new(); N],
-            need_state: vec![Vec::new(); N],
-            views: vec![Vec::new(); N],
-            log: Vec::new(),
-            down: vec![false; N],
-        };
-        for i in 0..N {
-            let mut a = Actions::new();
-            net.engines[i].start(&mut a);
-            net.apply(i, a);
-        }
-        net
-    }
-
-    /// Carry out replica `i`'s actions; a decision at the end of a period
-    /// takes a checkpoint whose digest is that of the decided prefix.
-    fn apply(&mut self, i: usize, actions: Actions<V>) {
-        let me = r(i as u32);
-        let mut queue: VecDeque<Action<V>> = actions.into_vec().into();
-        while let Some(a) = queue.pop_front() {
-            match a {
-                Action::Send { to, msg } => self.queue.push_back((me, to, msg)),
-                Action::Broadcast { msg } => {
-                    for j in (0..N as u32).filter(|j| *j != me.0) {
-                        self.queue.push_back((me, r(j), msg.clone()));
-                    }
-                }
-                Action::SetTimer { timer, after } => {
-                    self.timers[i].insert(timer, after);
-                }
-                Action::CancelTimer { timer } => {
-                    self.timers[i].remove(&timer);
-                }
-                Action::Persist(rec) => self.persisted[i].push(rec),
-                Action::Decided { seq, value } => {
-                    self.decided[i].push((seq, value));
-                    if seq % self.engines[i].cfg.checkpoint_period == 0 {
-                        let d = Digest::of(format!("{:?}", self.decided[i]).as_bytes());
-                        let mut more = Actions::new();
-                        self.engines[i].checkpoint_taken(seq, d, &mut more);
-                        queue.extend(more.into_vec());
-                    }
-                }
-                Action::Stable { seq, .. } => self.stable[i].push(seq),
-                Action::NeedState { seq, digest } => self.need_state[i].push((seq, digest)),
-                Action::ViewChanged { view, .. } => self.views[i].push(view),
-                Action::Rejected { reason, .. } => self.rejected[i].push(reason),
-                Action::Note(_) => {}
-            }
-        }
-    }
-
-    fn input(&mut self, i: usize, from: ReplicaId, msg: PbftMsg<V>) {
-        if self.down[i] {
-            return;
-        }
-        let mut a = Actions::new();
-        self.engines[i].on_message(from, msg, &AnyValue, &mut a);
-        self.apply(i, a);
-    }
-
-    /// Deliver queued messages until none is left.
-    fn run(&mut self) {
-        let mut steps = 0;
-        while let Some((from, to, msg)) = self.queue.pop_front() {
-            steps += 1;
-            assert!(steps < 200_000, "message storm");
-            self.log.push((from, to, msg.kind()));
-            if (self.drop)(from, to, &msg) {
-                continue;
-            }
-            self.input(to.index(), from, msg);
-        }
-    }
-
-    fn propose(&mut self, i: usize, v: u64) -> u64 {
-        let mut a = Actions::new();
-        let seq = self.engines[i].propose(V(v), &mut a).expect("can propose");
-        self.apply(i, a);
-        seq
-    }
-
-    fn timer(&mut self, i: usize, t: EngineTimer) {
-        if self.down[i] {
-            return;
-        }
-        let mut a = Actions::new();
-        self.engines[i].on_timer(t, &mut a);
-        self.apply(i, a);
-    }
-
-    fn tick_all(&mut self) {
-        for i in 0..N {
-            self.timer(i, EngineTimer::Tick);
-        }
-        self.run();
-    }
-
-    fn view_change(&mut self, i: usize) {
-        let mut a = Actions::new();
-        self.engines[i].start_view_change(&mut a);
-        self.apply(i, a);
-    }
-
-    fn values(&self, i: usize) -> Vec<Option<u64>> {
-        self.decided[i].iter().map(|(_, v)| v.as_ref().map(|x| x.0)).collect()
-    }
-
-    fn rejections(&self, i: usize, reason: &str) -> usize {
-        self.rejected[i].iter().filter(|x| **x == reason).count()
-    }
-
-    fn sent(&self, kind: &str) -> usize {
-        self.log.iter().filter(|(_, _, k)| *k == kind).count()
+        Net { t: TestNet::new(engines, period), keys }
     }
 
     fn digest(&self, v: u64) -> Digest {
@@ -335,7 +197,7 @@ fn forged_macs_and_malformed_input_are_refused_without_panic() {
     net.input(1, r(9), PbftMsg::Fetch { seq: 1, digest: d });
     assert_eq!(net.rejections(1, "not a peer"), 2);
     // A VALUE that does not match the digest asked for is refused.
-    net.engines[1].wanted.insert(1, d);
+    net.engines[1].k.wanted.insert(1, d);
     net.input(1, r(2), PbftMsg::Value { seq: 1, value: V(6) });
     assert_eq!(net.rejections(1, "VALUE does not match its digest"), 1);
     // Nothing was accepted.
@@ -462,7 +324,7 @@ fn watermarks_bound_the_log_and_checkpoints_move_them() {
         assert!(net.engines[i].slots.keys().all(|s| *s > 8), "the log below the stable checkpoint is gone");
     }
     assert!(net.engines[0].can_propose());
-    assert_eq!(net.engines[0].high_watermark(), 16);
+    assert_eq!(net.engines[0].k.high_watermark(), 16);
     // Below the low watermark: ignored.
     let old = net.digest(1);
     let stale = PbftMsg::Prepare { view: 0, seq: 3, digest: old, auth: net.auth(2, 1, &bytes::prepare(7, 0, 3, &old)) };

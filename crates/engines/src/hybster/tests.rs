@@ -3,40 +3,30 @@
 //! (same counter rules and checks as the BLS one).
 
 use super::*;
+use crate::kit::testnet::{r, TestNet, V};
 use quorate_core::crypto::Ed25519Crypto;
 use quorate_core::ids::NodeId;
 use quorate_core::membership::FaultModel;
 use quorate_threshsign::{GroupSpec, Provision};
-use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct V(u64);
+/// The shared test network, with every replica's trusted subsystem.
+struct Net {
+    t: TestNet<Engine<V>>,
+    trusted: Vec<Trusted>,
+    crypto: Arc<Ed25519Crypto>,
+}
 
-impl Value for V {
-    fn digest(&self, crypto: &dyn Crypto) -> Digest {
-        digest_encoded(b"test-value", self, crypto)
+impl std::ops::Deref for Net {
+    type Target = TestNet<Engine<V>>;
+    fn deref(&self) -> &Self::Target {
+        &self.t
     }
 }
 
-type Filter = Box<dyn Fn(ReplicaId, ReplicaId, &HybMsg<V>) -> bool>;
-
-struct Net {
-    n: usize,
-    engines: Vec<Engine<V>>,
-    trusted: Vec<Trusted>,
-    crypto: Arc<Ed25519Crypto>,
-    queue: VecDeque<(ReplicaId, ReplicaId, HybMsg<V>)>,
-    /// Messages matching this are dropped.
-    drop: Filter,
-    decided: Vec<Vec<(u64, Option<V>)>>,
-    rejected: Vec<Vec<&'static str>>,
-    persisted: Vec<Vec<Record<V>>>,
-    stable: Vec<Vec<u64>>,
-    need_state: Vec<Vec<(u64, Digest)>>,
-    views: Vec<Vec<u64>>,
-    log: Vec<(ReplicaId, ReplicaId, &'static str)>,
-    down: Vec<bool>,
+impl std::ops::DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.t
+    }
 }
 
 fn cfg() -> EngineConfig {
@@ -48,10 +38,6 @@ fn cfg() -> EngineConfig {
         view_change_timeout: Duration::from_secs(1),
         ..EngineConfig::default()
     }
-}
-
-fn r(i: u32) -> ReplicaId {
-    ReplicaId(i)
 }
 
 impl Net {
@@ -69,124 +55,11 @@ impl Net {
             trusted.push(t.clone());
             engines.push(Engine::new(r(i as u32), m.clone(), crypto.clone(), t, p.scheme, cfg()));
         }
-        let mut net = Net {
-            n,
-            engines,
-            trusted,
-            crypto,
-            queue: VecDeque::new(),
-            drop: Box::new(|_, _, _| false),
-            decided: vec![Vec::new(); n],
-            rejected: vec![Vec::new(); n],
-            persisted: vec![Vec::new(); n],
-            stable: vec![Vec::new(); n],
-            need_state: vec![Vec::new(); n],
-            views: vec![Vec::new(); n],
-            log: Vec::new(),
-            down: vec![false; n],
-        };
-        for i in 0..n {
-            let mut a = Actions::new();
-            net.engines[i].start(&mut a);
-            net.apply(i, a);
-        }
-        net
-    }
-
-    fn apply(&mut self, i: usize, actions: Actions<V>) {
-        let me = r(i as u32);
-        let mut queue: VecDeque<Action<V>> = actions.into_vec().into();
-        while let Some(a) = queue.pop_front() {
-            match a {
-                Action::Send { to, msg } => self.queue.push_back((me, to, msg)),
-                Action::Broadcast { msg } => {
-                    for j in (0..self.n as u32).filter(|j| *j != me.0) {
-                        self.queue.push_back((me, r(j), msg.clone()));
-                    }
-                }
-                Action::Persist(rec) => self.persisted[i].push(rec),
-                Action::Decided { seq, value } => {
-                    self.decided[i].push((seq, value));
-                    if seq % self.engines[i].cfg.checkpoint_period == 0 {
-                        let d = Digest::of(format!("{:?}", self.decided[i]).as_bytes());
-                        let mut more = Actions::new();
-                        self.engines[i].checkpoint_taken(seq, d, &mut more);
-                        queue.extend(more.into_vec());
-                    }
-                }
-                Action::Stable { seq, .. } => self.stable[i].push(seq),
-                Action::NeedState { seq, digest } => self.need_state[i].push((seq, digest)),
-                Action::ViewChanged { view, .. } => self.views[i].push(view),
-                Action::Rejected { reason, .. } => self.rejected[i].push(reason),
-                Action::SetTimer { .. } | Action::CancelTimer { .. } | Action::Note(_) => {}
-            }
-        }
-    }
-
-    fn input(&mut self, i: usize, from: ReplicaId, msg: HybMsg<V>) {
-        if self.down[i] {
-            return;
-        }
-        let mut a = Actions::new();
-        self.engines[i].on_message(from, msg, &AnyValue, &mut a);
-        self.apply(i, a);
-    }
-
-    fn run(&mut self) {
-        let mut steps = 0;
-        while let Some((from, to, msg)) = self.queue.pop_front() {
-            steps += 1;
-            assert!(steps < 100_000, "message storm");
-            self.log.push((from, to, msg.kind()));
-            if self.down[from.index()] || (self.drop)(from, to, &msg) {
-                continue;
-            }
-            self.input(to.index(), from, msg);
-        }
-    }
-
-    fn propose(&mut self, i: usize, v: u64) -> u64 {
-        let mut a = Actions::new();
-        let seq = self.engines[i].propose(V(v), &mut a).expect("can propose");
-        self.apply(i, a);
-        seq
-    }
-
-    fn timer(&mut self, i: usize, t: EngineTimer) {
-        if self.down[i] {
-            return;
-        }
-        let mut a = Actions::new();
-        self.engines[i].on_timer(t, &mut a);
-        self.apply(i, a);
-    }
-
-    fn tick_all(&mut self) {
-        for i in 0..self.n {
-            self.timer(i, EngineTimer::Tick);
-        }
-        self.run();
-    }
-
-    fn view_change(&mut self, i: usize) {
-        if self.down[i] {
-            return;
-        }
-        let mut a = Actions::new();
-        self.engines[i].start_view_change(&mut a);
-        self.apply(i, a);
-    }
-
-    fn values(&self, i: usize) -> Vec<Option<u64>> {
-        self.decided[i].iter().map(|(_, v)| v.as_ref().map(|x| x.0)).collect()
-    }
-
-    fn sent(&self, kind: &str) -> usize {
-        self.log.iter().filter(|(_, _, k)| *k == kind).count()
-    }
-
-    fn rejections(&self, i: usize, reason: &str) -> usize {
-        self.rejected[i].iter().filter(|x| **x == reason).count()
+        let mut t = TestNet::new(engines, cfg().checkpoint_period);
+        // A crashed replica's queued messages are lost with it.
+        t.mute_down = true;
+        t.storm = 100_000;
+        Net { t, trusted, crypto }
     }
 
     fn digest(&self, v: u64) -> Digest {
@@ -437,7 +310,7 @@ fn recovery_replays_decisions_and_signatures() {
     }
     net.run();
     let records = net.persisted[1].clone();
-    let m = net.engines[1].m.clone();
+    let m = net.engines[1].k.m.clone();
     let spec = GroupSpec { n: 3, threshold: 2, instances: destiny::instances(3) };
     let p = Provision::modelled(r(1), &spec, net.crypto.clone()).unwrap();
     let t: Trusted = Arc::new(Mutex::new(p.trusted));

@@ -238,10 +238,12 @@ pub mod bytes {
     pub fn pre_prepare(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
         three(instance, b"pre-prepare", view, seq, digest)
     }
-    pub(crate) fn prepare(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
+    /// The bytes a PREPARE's MACs cover.
+    pub fn prepare(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
         three(instance, b"prepare", view, seq, digest)
     }
-    pub(crate) fn commit(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
+    /// The bytes a COMMIT's MACs cover.
+    pub fn commit(instance: u64, view: u64, seq: u64, digest: &Digest) -> Vec<u8> {
         three(instance, b"commit", view, seq, digest)
     }
     pub(crate) fn checkpoint(instance: u64, seq: u64, digest: &Digest) -> Vec<u8> {

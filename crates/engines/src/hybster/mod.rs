@@ -14,7 +14,7 @@
 //! feeds checkpoint digests back ([`Engine::checkpoint_taken`]), fetches
 //! state when asked ([`Action::NeedState`]) and decides when to suspect the
 //! primary ([`Engine::start_view_change`]) — the same contract as
-//! `quorate_pbft::engine`, so an embedder can run either.
+//! [`crate::pbft`]'s, so an embedder can run either.
 //!
 //! - `normal.rs`: PREPARE, COMMIT-SHARE, COMMIT; in-order signing; decisions.
 //! - `checkpoint.rs`: CHECKPOINT-SHARE and certificates, truncation,
@@ -36,19 +36,22 @@ mod invariant_tests;
 #[cfg(test)]
 mod tests;
 
+pub use crate::instance::{
+    self, digest_encoded, AnyValue, EngineTimer, Instance, InstanceMsg, ProposeError, Validity, Value,
+};
+use crate::kit::{Kit, Settings};
 pub use durable::Record;
 pub use messages::{
     CheckpointCert, CommitProof, DecidedEntry, HybMsg, NewView, NewViewCore, SignedNewView, ViewChange, ViewChangeBody,
     NULL_DIGEST,
 };
-pub use quorate_core::instance::{self, digest_encoded, AnyValue, EngineTimer, ProposeError, Validity, Value};
 
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::ids::ReplicaId;
-use quorate_core::invariant::{InOrder, OwnVotes};
+use quorate_core::invariant::OwnVotes;
 use quorate_core::membership::Membership;
 use quorate_threshsign::{counter, destiny, InstanceId, Scheme, Share, Statement, ThreshSign};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,6 +112,18 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// What the kit's shared rules read.
+    pub(crate) fn kit(&self) -> Settings {
+        Settings {
+            window: self.window,
+            max_in_flight: self.max_in_flight,
+            status_interval: self.status_interval,
+            max_value_bytes: self.max_value_bytes,
+            max_held: self.max_held,
+            primary_offset: self.primary_offset,
+        }
+    }
+
     /// Check the settings; the error names the wrong one.
     pub fn validate(&self) -> Result<(), String> {
         if self.checkpoint_period == 0 {
@@ -199,18 +214,12 @@ pub(crate) fn set_aside(e: &quorate_threshsign::CombineError) -> Vec<ReplicaId> 
 
 /// One Linear Hybster instance at one replica.
 pub struct Engine<V: Value> {
-    pub(crate) id: ReplicaId,
-    pub(crate) m: Membership,
-    pub(crate) crypto: Arc<dyn Crypto>,
+    /// What every engine keeps (identity, view, values, decisions, hold, replay).
+    pub(crate) k: Kit<V, HybMsg<V>>,
     pub(crate) trusted: Trusted,
     pub(crate) scheme: Arc<dyn Scheme>,
     pub(crate) cfg: EngineConfig,
-    /// The view we are in, or moving to when `!active`.
-    pub(crate) view: u64,
-    pub(crate) active: bool,
-    /// Stable checkpoint (low watermark), its digest and certificate.
-    pub(crate) stable: u64,
-    pub(crate) stable_digest: Digest,
+    /// The stable checkpoint's certificate.
     pub(crate) stable_cert: Option<CheckpointCert>,
     /// Our checkpoints above `stable`, and our shares on them.
     pub(crate) own_checkpoints: BTreeMap<u64, (Digest, Option<Share>)>,
@@ -221,18 +230,11 @@ pub struct Engine<V: Value> {
     /// Boxed: a B-tree node holds eleven entries, and most instances hold a
     /// few slots at a time (N instances in every one of N replicas).
     pub(crate) slots: BTreeMap<u64, Box<Slot>>,
-    pub(crate) values: HashMap<Digest, V>,
-    /// Digests whose values are in the durable log since its last base.
-    pub(crate) durable: HashSet<Digest>,
     /// Decisions just below `stable`, kept to help peers slightly behind.
     pub(crate) retained: BTreeMap<u64, (Digest, CommitProof)>,
-    pub(crate) last_decided: u64,
-    /// Primary: the sequence number of its next proposal.
-    pub(crate) next_seq: u64,
     /// The next sequence number we sign in this view (in order: signing
     /// s + 1 makes s unsignable for our counter).
     pub(crate) next_sign: u64,
-    pub(crate) wanted: BTreeMap<u64, Digest>,
     /// Each replica's latest VIEW-CHANGE.
     pub(crate) view_changes: BTreeMap<ReplicaId, ViewChange>,
     /// The NEW-VIEW of the installed view (None in view 0).
@@ -243,21 +245,10 @@ pub struct Engine<V: Value> {
     /// Our VIEW-CHANGE certificates since we last signed in an installed
     /// view, newest first.
     pub(crate) history: Vec<quorate_threshsign::Cert>,
-    pub(crate) vc_timer: bool,
-    pub(crate) failed_views: u32,
-    pub(crate) held: Vec<(ReplicaId, HybMsg<V>)>,
-    pub(crate) decided_at_tick: u64,
-    pub(crate) stuck_ticks: u32,
-    pub(crate) heard_beyond: bool,
-    pub(crate) state_target: Option<(u64, Digest)>,
-    pub(crate) replaying: bool,
-    pub(crate) started: bool,
     // Invariants (decision 0016).
     /// The shares this replica signed on proposals, by (seq, view, kind):
     /// one digest each.
     pub(crate) own_votes: OwnVotes<(u64, u64, VoteKind), Digest>,
-    /// The next sequence number to report decided.
-    pub(crate) reported: InOrder,
 }
 
 /// The kinds of message a replica sends once per (view, seq).
@@ -282,120 +273,50 @@ impl<V: Value> Engine<V> {
         scheme: Arc<dyn Scheme>,
         cfg: EngineConfig,
     ) -> Self {
+        let k = Kit::new(id, membership, crypto, cfg.kit(), NULL_DIGEST);
         Engine {
-            id,
-            m: membership,
-            crypto,
+            k,
             trusted,
             scheme,
             cfg,
-            view: 0,
-            active: true,
-            stable: 0,
-            stable_digest: Digest::default(),
             stable_cert: None,
             own_checkpoints: BTreeMap::new(),
             checkpoint_shares: BTreeMap::new(),
             certified: BTreeMap::new(),
             slots: BTreeMap::new(),
-            values: HashMap::new(),
-            durable: HashSet::new(),
             retained: BTreeMap::new(),
-            last_decided: 0,
-            next_seq: 1,
             next_sign: 1,
-            wanted: BTreeMap::new(),
             view_changes: BTreeMap::new(),
             new_view: None,
             log_new_view: None,
             history: Vec::new(),
-            vc_timer: false,
-            failed_views: 0,
-            held: Vec::new(),
-            decided_at_tick: 0,
-            stuck_ticks: 0,
-            heard_beyond: false,
-            state_target: None,
-            replaying: false,
-            started: false,
             own_votes: OwnVotes::default(),
-            reported: InOrder::starting_at(1),
         }
     }
 
-    /// Arm the retransmission timer (once, at start or after recovery).
-    pub fn start(&mut self, out: &mut Actions<V>) {
-        self.started = true;
-        out.push(Action::SetTimer { timer: EngineTimer::Tick, after: self.cfg.status_interval });
-    }
-
-    /// The current view (the one being moved to during a view change).
-    pub fn view(&self) -> u64 {
-        self.view
-    }
-    /// Whether the current view is installed.
-    pub fn active(&self) -> bool {
-        self.active
-    }
-    /// Primary (and collector) of `view`.
-    pub fn primary_of(&self, view: u64) -> ReplicaId {
-        ReplicaId((view.wrapping_add(self.cfg.primary_offset) % self.m.n() as u64) as u32)
-    }
-    /// Primary of the current view.
-    pub fn primary(&self) -> ReplicaId {
-        self.primary_of(self.view)
-    }
-    /// Whether this replica is the primary of an installed view.
-    pub fn is_primary(&self) -> bool {
-        self.active && self.primary() == self.id
-    }
-    /// Last sequence number decided and reported.
-    pub fn last_decided(&self) -> u64 {
-        self.last_decided
-    }
-    /// Stable checkpoint (low watermark).
-    pub fn stable_checkpoint(&self) -> (u64, Digest) {
-        (self.stable, self.stable_digest)
-    }
-    /// Highest sequence number accepted now.
-    pub fn high_watermark(&self) -> u64 {
-        self.stable.saturating_add(self.cfg.window)
-    }
-    /// Factor by which timeouts grow after view changes that decided nothing.
-    pub fn backoff(&self) -> u32 {
-        1u32 << self.failed_views.min(6)
-    }
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
     }
-    /// This replica.
-    pub fn id(&self) -> ReplicaId {
-        self.id
-    }
-    /// The sequence number the primary's next proposal takes.
-    pub fn next_proposal(&self) -> u64 {
-        self.next_seq
-    }
     /// Whether `seq` holds a proposal here: one accepted in the current
     /// view, or a decision.
     pub fn has_proposal(&self, seq: u64) -> bool {
-        seq <= self.last_decided
+        seq <= self.k.last_decided
             || self
                 .slots
                 .get(&seq)
-                .is_some_and(|s| s.decided.is_some() || (s.votes_view == self.view && s.proposal.is_some()))
+                .is_some_and(|s| s.decided.is_some() || (s.votes_view == self.k.view && s.proposal.is_some()))
     }
     /// The value decided or proposed at `seq`, if held.
     pub fn value_at(&self, seq: u64) -> Option<&V> {
         let slot = self.slots.get(&seq)?;
         let d = slot.decided.or(slot.proposal)?;
-        self.values.get(&d)
+        self.k.values.get(&d)
     }
 
     /// f+1 of 2f+1: a quorum, and at least one correct replica ([`quorum_system`]).
     pub(crate) fn quorum(&self) -> usize {
-        self.m.quorum()
+        self.k.m.quorum()
     }
 
     /// What a PREPARE, COMMIT-SHARE and COMMIT at (`view`, `seq`) sign.
@@ -421,39 +342,10 @@ impl<V: Value> Engine<V> {
         t.independent_share(st.instance, st.counter, st.value, &st.msg_hash).ok()
     }
 
-    pub(crate) fn send(&self, to: ReplicaId, msg: HybMsg<V>, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.push(Action::Send { to, msg });
-        }
-    }
-
-    pub(crate) fn broadcast(&self, msg: HybMsg<V>, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.push(Action::Broadcast { msg });
-        }
-    }
-
-    pub(crate) fn persist(&self, rec: Record<V>, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.push(Action::Persist(rec));
-        }
-    }
-
-    pub(crate) fn note(&self, text: String, out: &mut Actions<V>) {
-        if !self.replaying {
-            out.push(Action::Note(text));
-        }
-    }
-
-    /// The value of `digest`, if known (a null request always is).
-    pub(crate) fn known(&self, digest: &Digest) -> bool {
-        *digest == NULL_DIGEST || self.values.contains_key(digest)
-    }
-
     /// Handle a message from replica `from` (authenticated by the channel).
     /// `validity` is consulted before a fresh proposal is signed.
     pub fn on_message(&mut self, from: ReplicaId, msg: HybMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
-        if !self.m.contains(from) || from == self.id {
+        if !self.k.m.contains(from) || from == self.k.id {
             out.reject(from, "not a peer");
             return;
         }
@@ -485,16 +377,89 @@ impl<V: Value> Engine<V> {
             EngineTimer::ViewChange => self.on_view_change_timeout(out),
         }
     }
+}
 
-    /// Keep a message of a view not installed yet (bounded).
-    pub(crate) fn hold(&mut self, from: ReplicaId, msg: HybMsg<V>) {
-        if self.held.len() < self.cfg.max_held {
-            self.held.push((from, msg));
-        }
+impl<V: Value> Instance<V> for Engine<V> {
+    type Msg = HybMsg<V>;
+    type Record = Record<V>;
+
+    fn kit(&self) -> &Kit<V, HybMsg<V>> {
+        &self.k
+    }
+    fn kit_mut(&mut self) -> &mut Kit<V, HybMsg<V>> {
+        &mut self.k
+    }
+    fn has_proposal(&self, seq: u64) -> bool {
+        Engine::has_proposal(self, seq)
+    }
+    fn value_at(&self, seq: u64) -> Option<&V> {
+        Engine::value_at(self, seq)
+    }
+    fn can_propose(&self) -> bool {
+        Engine::can_propose(self)
+    }
+    fn propose(&mut self, value: V, out: &mut Actions<V>) -> Result<u64, ProposeError> {
+        Engine::propose(self, value, out)
+    }
+    fn on_message(&mut self, from: ReplicaId, msg: HybMsg<V>, validity: &dyn Validity<V>, out: &mut Actions<V>) {
+        Engine::on_message(self, from, msg, validity, out)
+    }
+    fn on_timer(&mut self, timer: EngineTimer, out: &mut Actions<V>) {
+        Engine::on_timer(self, timer, out)
+    }
+    fn start_view_change(&mut self, out: &mut Actions<V>) {
+        Engine::start_view_change(self, out)
+    }
+    fn view_change_to(&mut self, view: u64, out: &mut Actions<V>) {
+        Engine::view_change_to(self, view, out)
+    }
+    fn checkpoint_taken(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        Engine::checkpoint_taken(self, seq, digest, out)
+    }
+    fn wants_state(&self, seq: u64, digest: Digest) -> bool {
+        Engine::wants_state(self, seq, digest)
+    }
+    fn state_installed(&mut self, seq: u64, digest: Digest, out: &mut Actions<V>) {
+        Engine::state_installed(self, seq, digest, out)
+    }
+    fn vouches(&self, seq: u64, digest: Digest) -> bool {
+        Engine::vouches(self, seq, digest)
+    }
+    fn behind(&self) -> bool {
+        Engine::behind(self)
+    }
+    fn ask_peers(&mut self, out: &mut Actions<V>) {
+        Engine::ask_peers(self, out)
+    }
+    fn live_records(&mut self) -> Vec<Record<V>> {
+        Engine::live_records(self)
+    }
+    fn recover(&mut self, records: Vec<Record<V>>, out: &mut Actions<V>) {
+        Engine::recover(self, records, out)
     }
 }
 
-quorate_core::impl_instance!(Engine, HybMsg, Record, Prepare);
+impl<V: Value> InstanceMsg<V> for HybMsg<V> {
+    fn kind(&self) -> &'static str {
+        HybMsg::kind(self)
+    }
+    fn proposal(&self) -> Option<(u64, u64, &V)> {
+        match self {
+            HybMsg::Prepare { view, seq, value, .. } => Some((*view, *seq, value)),
+            _ => None,
+        }
+    }
+    fn values(&self) -> Vec<&V> {
+        match self {
+            HybMsg::Prepare { value, .. } | HybMsg::Value { value, .. } => vec![value],
+            HybMsg::Decided { entries, .. } => entries.iter().filter_map(|e| e.value.as_ref()).collect(),
+            _ => Vec::new(),
+        }
+    }
+    fn offer(seq: u64, value: V) -> Self {
+        HybMsg::Value { seq, value }
+    }
+}
 
 /// The quorums of a Linear Hybster engine of `n` replicas tolerating `f`
 /// faults, for `protocol` (Destiny): n = 2f+1 exactly. Its prepare, commit,

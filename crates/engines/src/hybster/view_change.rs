@@ -27,7 +27,7 @@ use super::{
     Action, Actions, CheckpointCert, CommitProof, EngineTimer, HybMsg, NewView, NewViewCore, Record, SignedNewView,
     Value, ViewChange, ViewChangeBody, NULL_DIGEST,
 };
-use crate::engine::Engine;
+use crate::hybster::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::ReplicaId;
 use quorate_threshsign::{counter, destiny, Cert, CertStatement, Share, Statement};
@@ -50,18 +50,18 @@ impl<V: Value> Engine<V> {
     /// Suspect the primary: move to the next view (ignored while a view
     /// change is under way; its timer moves on from there).
     pub fn start_view_change(&mut self, out: &mut Actions<V>) {
-        if self.active {
-            let target = self.view + 1;
+        if self.k.active {
+            let target = self.k.view + 1;
             self.move_to_view(target, out);
         }
     }
 
     fn view_change_hash(&self, body: &ViewChangeBody) -> Digest {
-        digest_encoded(b"quorate-hybster/view-change", body, self.crypto.as_ref())
+        digest_encoded(b"quorate-hybster/view-change", body, self.k.crypto.as_ref())
     }
 
     fn new_view_hash(&self, core: &NewViewCore) -> Digest {
-        digest_encoded(b"quorate-hybster/new-view", core, self.crypto.as_ref())
+        digest_encoded(b"quorate-hybster/new-view", core, self.k.crypto.as_ref())
     }
 
     pub(crate) fn new_view_statement(&self, core: &NewViewCore) -> Statement {
@@ -76,14 +76,14 @@ impl<V: Value> Engine<V> {
     /// Move to `target` at once if it is later than our view, skipping the
     /// views between (f+1 VIEW-CHANGEs for it make the others join).
     pub fn view_change_to(&mut self, target: u64, out: &mut Actions<V>) {
-        if target > self.view {
+        if target > self.k.view {
             self.move_to_view(target, out);
         }
     }
 
     /// Leave the current view for `target`.
     pub(crate) fn move_to_view(&mut self, target: u64, out: &mut Actions<V>) {
-        if target <= self.view && !(self.active && target == self.view + 1) {
+        if target <= self.k.view && !(self.k.active && target == self.k.view + 1) {
             return;
         }
         let Some(entry) = counter::pack_view_seq(target, 0) else { return };
@@ -96,39 +96,39 @@ impl<V: Value> Engine<V> {
         let cert = match cert {
             Ok(c) => c,
             Err(e) => {
-                self.note(format!("instance {}: no view change to {target}: {e}", self.cfg.instance), out);
+                self.k.note(format!("instance {}: no view change to {target}: {e}", self.cfg.instance), out);
                 return;
             }
         };
-        self.view = target;
-        self.active = false;
-        self.vc_timer = false;
-        if !self.replaying {
+        self.k.view = target;
+        self.k.active = false;
+        self.k.vc_timer = false;
+        if !self.k.replaying {
             out.push(Action::CancelTimer { timer: EngineTimer::ViewChange });
         }
         self.history.insert(0, cert.clone());
         self.history.truncate(MAX_HISTORY + 1);
         let vc = ViewChange { body, cert };
-        self.persist(Record::ViewChangeSent(Box::new(vc.clone())), out);
-        self.view_changes.insert(self.id, vc.clone());
-        self.note(format!("instance {}: view change to {target}", self.cfg.instance), out);
-        self.broadcast(HybMsg::ViewChange(Box::new(vc)), out);
+        self.k.persist(Record::ViewChangeSent(Box::new(vc.clone())), out);
+        self.view_changes.insert(self.k.id, vc.clone());
+        self.k.note(format!("instance {}: view change to {target}", self.cfg.instance), out);
+        self.k.broadcast(HybMsg::ViewChange(Box::new(vc)), out);
         self.after_view_change_vote(out);
     }
 
     /// Our VIEW-CHANGE for `view`: checkpoint, the NEW-VIEW our log belongs
     /// to, every PREPARE we hold above the checkpoint, our earlier certificates.
     fn build_view_change(&self, view: u64) -> ViewChangeBody {
-        let top = self.stable + self.cfg.window;
+        let top = self.k.stable + self.cfg.window;
         let prepares: Vec<Share> =
-            self.slots.range(self.stable + 1..=top).filter_map(|(_, s)| s.prepare.clone()).collect();
+            self.slots.range(self.k.stable + 1..=top).filter_map(|(_, s)| s.prepare.clone()).collect();
         let commits: Vec<(u64, CommitProof)> =
-            self.slots.range(self.stable + 1..=top).filter_map(|(s, slot)| Some((*s, slot.proof.clone()?))).collect();
+            self.slots.range(self.k.stable + 1..=top).filter_map(|(s, slot)| Some((*s, slot.proof.clone()?))).collect();
         let mut history = self.history.clone();
         history.truncate(MAX_HISTORY);
         ViewChangeBody {
             view,
-            replica: self.id,
+            replica: self.k.id,
             checkpoint: self.stable_cert.clone(),
             new_view: self.log_new_view.clone(),
             prepares,
@@ -157,7 +157,7 @@ impl<V: Value> Engine<V> {
     /// Whether `nv` is a NEW-VIEW its view's primary signed, well formed.
     fn check_signed_new_view(&self, nv: &SignedNewView) -> Result<(), &'static str> {
         let core = &nv.core;
-        if core.view == 0 || nv.share.signer != self.primary_of(core.view) {
+        if core.view == 0 || nv.share.signer != self.k.primary_of(core.view) {
             return Err("NEW-VIEW not from its view's primary");
         }
         let base = core.base();
@@ -249,7 +249,7 @@ impl<V: Value> Engine<V> {
             if st.instance != self.cfg.ts_instance
                 || st.counter != destiny::AGREEMENT
                 || s == 0
-                || p.signer != self.primary_of(v)
+                || p.signer != self.k.primary_of(v)
                 || s > low + self.cfg.window
                 // A view's fresh PREPAREs come after its NEW-VIEW's entries,
                 // and none of a view later than the NEW-VIEW shown (a correct
@@ -307,10 +307,10 @@ impl<V: Value> Engine<V> {
             return;
         }
         let v = vc.body.view;
-        if v < self.view || (v == self.view && self.active) {
-            if self.active {
+        if v < self.k.view || (v == self.k.view && self.k.active) {
+            if self.k.active {
                 if let Some(nv) = self.new_view.clone() {
-                    self.send(from, HybMsg::NewView(Box::new(nv)), out);
+                    self.k.send(from, HybMsg::NewView(Box::new(nv)), out);
                 }
             }
             return;
@@ -324,20 +324,10 @@ impl<V: Value> Engine<V> {
         }
         self.view_changes.insert(from, vc);
         // f+1 replicas ask for later views: at least one correct one does.
-        let current = self.view;
-        let mut later: Vec<u64> = self
-            .view_changes
-            .iter()
-            .filter(|(r, vc)| **r != self.id && vc.body.view > current)
-            .map(|(_, vc)| vc.body.view)
-            .collect();
-        if later.len() >= self.quorum() {
-            later.sort_unstable_by(|a, b| b.cmp(a));
-            let target = later[self.quorum() - 1];
-            if target > self.view {
-                self.move_to_view(target, out);
-                return;
-            }
+        let asked = self.view_changes.iter().map(|(r, vc)| (*r, vc.body.view));
+        if let Some(target) = self.k.join_target(asked, self.quorum()) {
+            self.move_to_view(target, out);
+            return;
         }
         self.after_view_change_vote(out);
     }
@@ -345,39 +335,39 @@ impl<V: Value> Engine<V> {
     /// At f+1 VIEW-CHANGEs for our target start the timer; as its primary,
     /// try to make the NEW-VIEW.
     fn after_view_change_vote(&mut self, out: &mut Actions<V>) {
-        if self.active {
+        if self.k.active {
             return;
         }
-        let target = self.view;
+        let target = self.k.view;
         let count = self.view_changes.values().filter(|vc| vc.body.view == target).count();
         if count < self.quorum() {
             return;
         }
-        if !self.vc_timer {
-            self.vc_timer = true;
-            if !self.replaying {
-                let after = self.cfg.view_change_timeout.saturating_mul(self.backoff());
+        if !self.k.vc_timer {
+            self.k.vc_timer = true;
+            if !self.k.replaying {
+                let after = self.cfg.view_change_timeout.saturating_mul(self.k.backoff());
                 out.push(Action::SetTimer { timer: EngineTimer::ViewChange, after });
             }
         }
-        if self.primary_of(target) == self.id && !self.replaying {
+        if self.k.primary_of(target) == self.k.id && !self.k.replaying {
             self.try_new_view(out);
         }
     }
 
     pub(crate) fn on_view_change_timeout(&mut self, out: &mut Actions<V>) {
-        if self.active || !self.vc_timer {
+        if self.k.active || !self.k.vc_timer {
             return;
         }
-        self.failed_views = self.failed_views.saturating_add(1);
-        let target = self.view + 1;
+        self.k.failed_views = self.k.failed_views.saturating_add(1);
+        let target = self.k.view + 1;
         self.move_to_view(target, out);
     }
 
     /// New primary: from the valid VIEW-CHANGEs at hand, decide and send the
     /// NEW-VIEW (invalid ones are dropped and reported).
     fn try_new_view(&mut self, out: &mut Actions<V>) {
-        let target = self.view;
+        let target = self.k.view;
         let vcs: Vec<ViewChange> = self.view_changes.values().filter(|vc| vc.body.view == target).cloned().collect();
         let mut verified = BTreeSet::new();
         let mut valid = Vec::new();
@@ -400,7 +390,7 @@ impl<V: Value> Engine<V> {
         let core = self.decide_new_view(target, &knowledge);
         let st = self.new_view_statement(&core);
         let Some(share) = self.sign(&st) else {
-            self.note(
+            self.k.note(
                 format!("instance {}: trusted subsystem refused the NEW-VIEW of {target}", self.cfg.instance),
                 out,
             );
@@ -408,7 +398,7 @@ impl<V: Value> Engine<V> {
         };
         let nv = NewView { signed: SignedNewView { core, share }, view_changes: valid };
         self.install_new_view(nv.clone(), out);
-        self.broadcast(HybMsg::NewView(Box::new(nv)), out);
+        self.k.broadcast(HybMsg::NewView(Box::new(nv)), out);
     }
 
     /// Move our ordering counter to (`view`, 0) if it is below, as a
@@ -422,7 +412,7 @@ impl<V: Value> Engine<V> {
         if t.current_value(inst, ctr).is_ok_and(|c| c < entry) {
             if let Err(e) = t.continuing_certificate(inst, ctr, entry, hash) {
                 drop(t);
-                self.note(format!("instance {}: counter not moved to view {view}: {e}", self.cfg.instance), out);
+                self.k.note(format!("instance {}: counter not moved to view {view}: {e}", self.cfg.instance), out);
             }
         }
     }
@@ -446,7 +436,7 @@ impl<V: Value> Engine<V> {
 
     pub(crate) fn on_new_view(&mut self, from: ReplicaId, nv: NewView, out: &mut Actions<V>) {
         let v = nv.signed.core.view;
-        if v < self.view || (v == self.view && self.active) || v == 0 {
+        if v < self.k.view || (v == self.k.view && self.k.active) || v == 0 {
             return;
         }
         if let Err(why) = self.check_new_view(&nv) {
@@ -492,15 +482,15 @@ impl<V: Value> Engine<V> {
         // §4.2: after its VIEW-CHANGE a replica takes no more part in the old
         // view: views only increase.
         quorate_core::invariant!(
-            v > self.view || (v == self.view && !self.active),
+            v > self.k.view || (v == self.k.view && !self.k.active),
             "hybster: installs view {v} in view {}",
-            self.view
+            self.k.view
         );
-        self.persist(Record::NewView(Box::new(nv.clone())), out);
-        self.view = v;
-        self.active = true;
-        self.vc_timer = false;
-        if !self.replaying {
+        self.k.persist(Record::NewView(Box::new(nv.clone())), out);
+        self.k.view = v;
+        self.k.active = true;
+        self.k.vc_timer = false;
+        if !self.k.replaying {
             out.push(Action::CancelTimer { timer: EngineTimer::ViewChange });
         }
         self.view_changes.retain(|_, vc| vc.body.view > v);
@@ -511,29 +501,27 @@ impl<V: Value> Engine<V> {
         if let Some(cp) = core.checkpoint.clone() {
             self.accept_checkpoint_cert(cp, out);
         }
-        let high = self.high_watermark();
+        let high = self.k.high_watermark();
         for (seq, digest) in &core.entries {
             if *seq > high {
-                self.heard_beyond = true;
-            } else if *seq > self.stable {
+                self.k.heard_beyond = true;
+            } else if *seq > self.k.stable {
                 let slot = self.slots.entry(*seq).or_default();
                 slot.enter_view(v);
                 slot.proposal = Some(*digest);
-                if !self.known(digest) && !self.replaying {
+                if !self.k.known(digest) && !self.k.replaying {
                     self.want(*seq, *digest, out);
                 }
             }
         }
-        self.next_seq = core.top().max(self.last_decided).max(self.stable) + 1;
-        self.next_sign = self.stable.max(core.base()) + 1;
+        self.k.next_seq = core.top().max(self.k.last_decided).max(self.k.stable) + 1;
+        self.next_sign = self.k.stable.max(core.base()) + 1;
         self.collect_values();
-        if !self.replaying {
-            out.push(Action::ViewChanged { view: v, primary: self.primary_of(v) });
+        if !self.k.replaying {
+            out.push(Action::ViewChanged { view: v, primary: self.k.primary_of(v) });
         }
-        let held = std::mem::take(&mut self.held);
-        let (now, later): (Vec<_>, Vec<_>) = held.into_iter().partition(|(_, m)| msg_view(m) == Some(v));
-        self.held = later.into_iter().filter(|(_, m)| msg_view(m).is_some_and(|mv| mv > v)).collect();
-        if !self.replaying {
+        let now = self.k.release_held(v, msg_view);
+        if !self.k.replaying {
             self.sign_ready(out);
         }
         for (from, msg) in now {

@@ -24,7 +24,7 @@ use super::{
     Action, Actions, EngineTimer, NewView, PbftMsg, PrePrepareClaim, PrepareClaim, Record, Signed, Value, ViewChange,
     NULL_DIGEST,
 };
-use crate::engine::Engine;
+use crate::pbft::Engine;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{NodeId, ReplicaId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,8 +36,8 @@ impl<V: Value> Engine<V> {
     /// Suspect the primary: move to the next view. Ignored while a view
     /// change is under way (the view-change timer moves on from there).
     pub fn start_view_change(&mut self, out: &mut Actions<V>) {
-        if self.active {
-            let target = self.view + 1;
+        if self.k.active {
+            let target = self.k.view + 1;
             self.move_to_view(target, out);
         }
     }
@@ -45,7 +45,7 @@ impl<V: Value> Engine<V> {
     /// Move to `target` at once if it is later than our view, skipping the
     /// views between (f+1 VIEW-CHANGEs for it make the others join).
     pub fn view_change_to(&mut self, target: u64, out: &mut Actions<V>) {
-        if target > self.view {
+        if target > self.k.view {
             self.move_to_view(target, out);
         }
     }
@@ -53,33 +53,37 @@ impl<V: Value> Engine<V> {
     /// Leave the current view for `target`: stop taking part in the old
     /// one, send a signed VIEW-CHANGE with what we know.
     pub(crate) fn move_to_view(&mut self, target: u64, out: &mut Actions<V>) {
-        if target <= self.view && !(self.active && target == self.view + 1) {
+        if target <= self.k.view && !(self.k.active && target == self.k.view + 1) {
             return;
         }
-        self.view = target;
-        self.active = false;
-        self.vc_timer = false;
-        if !self.replaying {
+        self.k.view = target;
+        self.k.active = false;
+        self.k.vc_timer = false;
+        if !self.k.replaying {
             out.push(Action::CancelTimer { timer: EngineTimer::ViewChange });
         }
-        self.persist(Record::View { view: target }, out);
+        self.k.persist(Record::View { view: target }, out);
         let body = self.build_view_change(target);
-        let sig = self.crypto.sign(&bytes::view_change(self.cfg.instance, &body));
+        let sig = self.k.crypto.sign(&bytes::view_change(self.cfg.instance, &body));
         let vc = Signed { body, sig };
-        self.view_changes.insert(self.id, vc.clone());
-        self.note(format!("view change to {target}"), out);
-        self.broadcast(PbftMsg::ViewChange(Box::new(vc)), out);
+        self.view_changes.insert(self.k.id, vc.clone());
+        self.k.note(format!("view change to {target}"), out);
+        self.k.broadcast(PbftMsg::ViewChange(Box::new(vc)), out);
         self.after_view_change_vote(out);
     }
 
     /// Our VIEW-CHANGE for `view`: stable checkpoint, C, P and Q.
     pub(crate) fn build_view_change(&self, view: u64) -> ViewChange {
-        let checkpoints: Vec<(u64, Digest)> =
-            self.own_checkpoints.iter().filter(|(s, _)| **s >= self.stable && **s > 0).map(|(s, d)| (*s, *d)).collect();
-        let top = self.stable + self.cfg.window;
+        let checkpoints: Vec<(u64, Digest)> = self
+            .own_checkpoints
+            .iter()
+            .filter(|(s, _)| **s >= self.k.stable && **s > 0)
+            .map(|(s, d)| (*s, *d))
+            .collect();
+        let top = self.k.stable + self.cfg.window;
         let mut prepared = Vec::new();
         let mut pre_prepared = Vec::new();
-        for (&seq, slot) in self.slots.range(self.stable + 1..=top) {
+        for (&seq, slot) in self.slots.range(self.k.stable + 1..=top) {
             if let Some((v, d)) = slot.prepared {
                 prepared.push(PrepareClaim { seq, digest: d, view: v });
             }
@@ -88,7 +92,7 @@ impl<V: Value> Engine<V> {
             q.sort();
             pre_prepared.extend(q);
         }
-        ViewChange { view, replica: self.id, stable: self.stable, checkpoints, prepared, pre_prepared }
+        ViewChange { view, replica: self.k.id, stable: self.k.stable, checkpoints, prepared, pre_prepared }
     }
 
     pub(crate) fn on_view_change(&mut self, from: ReplicaId, vc: Signed<ViewChange>, out: &mut Actions<V>) {
@@ -96,16 +100,16 @@ impl<V: Value> Engine<V> {
             out.reject(from, "VIEW-CHANGE of another replica");
             return;
         }
-        if let Err(why) = check_view_change(&vc.body, self.m.n(), self.cfg.checkpoint_period, self.cfg.window) {
+        if let Err(why) = check_view_change(&vc.body, self.k.m.n(), self.cfg.checkpoint_period, self.cfg.window) {
             out.reject(from, why);
             return;
         }
         let v = vc.body.view;
-        if v < self.view || (v == self.view && self.active) {
+        if v < self.k.view || (v == self.k.view && self.k.active) {
             // The sender missed the NEW-VIEW of a view we installed: send it.
-            if self.active {
+            if self.k.active {
                 if let Some(nv) = self.new_view.clone() {
-                    self.send(from, PbftMsg::NewView(Box::new(nv)), out);
+                    self.k.send(from, PbftMsg::NewView(Box::new(nv)), out);
                 }
             }
             return;
@@ -113,27 +117,17 @@ impl<V: Value> Engine<V> {
         if self.view_changes.get(&from).is_some_and(|old| old.body.view >= v) {
             return; // a repeat, or older than what we have from it
         }
-        if !self.crypto.verify(NodeId::Replica(from), &bytes::view_change(self.cfg.instance, &vc.body), &vc.sig) {
+        if !self.k.crypto.verify(NodeId::Replica(from), &bytes::view_change(self.cfg.instance, &vc.body), &vc.sig) {
             out.reject(from, "bad VIEW-CHANGE signature");
             return;
         }
         self.view_changes.insert(from, vc);
         // f+1 replicas ask for views later than ours: at least one correct
         // one does; join the lowest view that f+1 of them ask for.
-        let current = self.view;
-        let mut later: Vec<u64> = self
-            .view_changes
-            .iter()
-            .filter(|(r, vc)| **r != self.id && vc.body.view > current)
-            .map(|(_, vc)| vc.body.view)
-            .collect();
-        if later.len() >= self.weak() {
-            later.sort_unstable_by(|a, b| b.cmp(a));
-            let target = later[self.weak() - 1];
-            if target > self.view {
-                self.move_to_view(target, out);
-                return;
-            }
+        let asked = self.view_changes.iter().map(|(r, vc)| (*r, vc.body.view));
+        if let Some(target) = self.k.join_target(asked, self.weak()) {
+            self.move_to_view(target, out);
+            return;
         }
         self.after_view_change_vote(out);
     }
@@ -141,40 +135,40 @@ impl<V: Value> Engine<V> {
     /// Another VIEW-CHANGE for the view we move to: at 2f+1 start the timer;
     /// as its primary, try to compute the NEW-VIEW.
     fn after_view_change_vote(&mut self, out: &mut Actions<V>) {
-        if self.active {
+        if self.k.active {
             return;
         }
-        let target = self.view;
+        let target = self.k.view;
         let count = self.view_changes.values().filter(|vc| vc.body.view == target).count();
         if count < self.quorum() {
             return;
         }
-        if !self.vc_timer {
-            self.vc_timer = true;
-            if !self.replaying {
-                let after = self.cfg.view_change_timeout.saturating_mul(self.backoff());
+        if !self.k.vc_timer {
+            self.k.vc_timer = true;
+            if !self.k.replaying {
+                let after = self.cfg.view_change_timeout.saturating_mul(self.k.backoff());
                 out.push(Action::SetTimer { timer: EngineTimer::ViewChange, after });
             }
         }
-        if self.primary_of(target) == self.id && !self.replaying {
+        if self.k.primary_of(target) == self.k.id && !self.k.replaying {
             self.try_new_view(out);
         }
     }
 
     /// The view-change timer expired without a NEW-VIEW: next view, longer timeout.
     pub(crate) fn on_view_change_timeout(&mut self, out: &mut Actions<V>) {
-        if self.active || !self.vc_timer {
+        if self.k.active || !self.k.vc_timer {
             return;
         }
-        self.failed_views = self.failed_views.saturating_add(1);
-        let target = self.view + 1;
+        self.k.failed_views = self.k.failed_views.saturating_add(1);
+        let target = self.k.view + 1;
         self.move_to_view(target, out);
     }
 
     /// New primary: decide from the VIEW-CHANGEs at hand; send the NEW-VIEW
     /// if every sequence number is decided.
     fn try_new_view(&mut self, out: &mut Actions<V>) {
-        let target = self.view;
+        let target = self.k.view;
         let vcs: Vec<Signed<ViewChange>> =
             self.view_changes.values().filter(|vc| vc.body.view == target).cloned().collect();
         let Some((checkpoint, chosen)) = self.decide_new_view(&vcs) else { return };
@@ -186,10 +180,10 @@ impl<V: Value> Engine<V> {
             "pbft: own NEW-VIEW for view {target} fails the backups' check: {:?}",
             self.check_new_view(&body)
         );
-        let sig = self.crypto.sign(&bytes::new_view(self.cfg.instance, &body));
+        let sig = self.k.crypto.sign(&bytes::new_view(self.cfg.instance, &body));
         let nv = Signed { body, sig };
         self.install_new_view(nv.clone(), out);
-        self.broadcast(PbftMsg::NewView(Box::new(nv)), out);
+        self.k.broadcast(PbftMsg::NewView(Box::new(nv)), out);
     }
 
     /// The decision procedure over a set of VIEW-CHANGEs for one view (all
@@ -260,11 +254,11 @@ impl<V: Value> Engine<V> {
 
     pub(crate) fn on_new_view(&mut self, from: ReplicaId, nv: Signed<NewView>, out: &mut Actions<V>) {
         let v = nv.body.view;
-        if v < self.view || (v == self.view && self.active) || v == 0 {
+        if v < self.k.view || (v == self.k.view && self.k.active) || v == 0 {
             return;
         }
-        let primary = self.primary_of(v);
-        if !self.crypto.verify(NodeId::Replica(primary), &bytes::new_view(self.cfg.instance, &nv.body), &nv.sig) {
+        let primary = self.k.primary_of(v);
+        if !self.k.crypto.verify(NodeId::Replica(primary), &bytes::new_view(self.cfg.instance, &nv.body), &nv.sig) {
             out.reject(from, "bad NEW-VIEW signature");
             return;
         }
@@ -282,12 +276,12 @@ impl<V: Value> Engine<V> {
             if vc.body.view != nv.view {
                 return Err("NEW-VIEW with a VIEW-CHANGE for another view");
             }
-            check_view_change(&vc.body, self.m.n(), self.cfg.checkpoint_period, self.cfg.window)?;
+            check_view_change(&vc.body, self.k.m.n(), self.cfg.checkpoint_period, self.cfg.window)?;
             if !senders.insert(vc.body.replica) {
                 return Err("NEW-VIEW with two VIEW-CHANGEs of one replica");
             }
             let signer = NodeId::Replica(vc.body.replica);
-            if !self.crypto.verify(signer, &bytes::view_change(self.cfg.instance, &vc.body), &vc.sig) {
+            if !self.k.crypto.verify(signer, &bytes::view_change(self.cfg.instance, &vc.body), &vc.sig) {
                 return Err("NEW-VIEW with a badly signed VIEW-CHANGE");
             }
         }
@@ -304,44 +298,42 @@ impl<V: Value> Engine<V> {
         let v = nv.body.view;
         // §4.4: views only increase.
         quorate_core::invariant!(
-            v > self.view || (v == self.view && !self.active),
+            v > self.k.view || (v == self.k.view && !self.k.active),
             "pbft: installs view {v} in view {}",
-            self.view
+            self.k.view
         );
-        self.persist(Record::NewView(Box::new(nv.clone())), out);
-        self.view = v;
-        self.active = true;
-        self.vc_timer = false;
-        if !self.replaying {
+        self.k.persist(Record::NewView(Box::new(nv.clone())), out);
+        self.k.view = v;
+        self.k.active = true;
+        self.k.vc_timer = false;
+        if !self.k.replaying {
             out.push(Action::CancelTimer { timer: EngineTimer::ViewChange });
         }
         self.view_changes.retain(|_, vc| vc.body.view > v);
         let (cp, cd) = nv.body.checkpoint;
-        if cp > self.stable {
+        if cp > self.k.stable {
             self.vouched = Some((cp, cd));
         }
         let chosen = nv.body.chosen.clone();
         self.new_view = Some(nv);
-        let mut top = self.last_decided.max(self.base());
-        let high = self.high_watermark();
+        let mut top = self.k.last_decided.max(self.base());
+        let high = self.k.high_watermark();
         for (seq, digest) in &chosen {
             top = top.max(*seq);
             if *seq > high {
-                self.heard_beyond = true; // behind the view's checkpoint: catch up first
-            } else if *seq > self.stable {
+                self.k.heard_beyond = true; // behind the view's checkpoint: catch up first
+            } else if *seq > self.k.stable {
                 self.accept_pre_prepare(v, *seq, *digest, out);
             }
         }
-        self.next_seq = top.saturating_add(1);
+        self.k.next_seq = top.saturating_add(1);
         // Values only older views' proposals referred to can go (a faulty
         // primary's proposals must not pile up across view changes).
         self.collect_values();
-        if !self.replaying {
-            out.push(Action::ViewChanged { view: v, primary: self.primary_of(v) });
+        if !self.k.replaying {
+            out.push(Action::ViewChanged { view: v, primary: self.k.primary_of(v) });
         }
-        let held = std::mem::take(&mut self.held);
-        let (now, later): (Vec<_>, Vec<_>) = held.into_iter().partition(|(_, m)| msg_view(m) == Some(v));
-        self.held = later.into_iter().filter(|(_, m)| msg_view(m).is_some_and(|mv| mv > v)).collect();
+        let now = self.k.release_held(v, msg_view);
         for (from, msg) in now {
             // Held PRE-PREPAREs passed the validity check before they were held.
             self.on_message(from, msg, &super::AnyValue, out);
