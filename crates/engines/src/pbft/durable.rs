@@ -176,7 +176,7 @@ impl<V: Value> Engine<V> {
                     slot.pre_prepare = Some(digest);
                     if backup {
                         slot.sent_prepare = Some(digest);
-                        slot.prepares.insert(self.k.id, digest);
+                        slot.prepares.insert(&self.k.m, self.k.id, digest);
                     } else {
                         self.k.next_seq = self.k.next_seq.max(seq + 1);
                     }
@@ -194,7 +194,7 @@ impl<V: Value> Engine<V> {
                 if view == self.k.view && self.k.active {
                     slot.enter_view(view);
                     slot.sent_commit = Some(digest);
-                    slot.commits.insert(self.k.id, digest);
+                    slot.commits.insert(&self.k.m, self.k.id, digest);
                 }
             }
             Record::Decided { seq, digest, value } => {

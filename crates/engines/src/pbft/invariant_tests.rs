@@ -120,7 +120,7 @@ fn a_second_commit_at_one_seq_fires() {
     let mut e = pre_prepared_backup();
     let mut out = Actions::new();
     let d1 = digest(&e, 1);
-    e.slots.get_mut(&1).unwrap().prepares.insert(ReplicaId(2), d1);
+    e.slots.get_mut(&1).unwrap().prepares.insert(&e.k.m, ReplicaId(2), d1);
     e.check_prepared(1, &mut out);
     assert!(e.slots[&1].sent_commit.is_some(), "prepared: COMMIT sent");
     // A bug that replaces the slot's PRE-PREPARE and forgets the COMMIT sent.
@@ -129,7 +129,7 @@ fn a_second_commit_at_one_seq_fires() {
     slot.pre_prepare = Some(d2);
     slot.sent_commit = None;
     for r in 1..4 {
-        slot.prepares.insert(ReplicaId(r), d2);
+        slot.prepares.insert(&e.k.m, ReplicaId(r), d2);
     }
     e.check_prepared(1, &mut out);
 }
@@ -140,7 +140,7 @@ fn a_prepared_certificate_counting_the_primary_fires() {
     let mut e = pre_prepared_backup();
     // A bug that counts a PREPARE of the primary (on_prepare refuses them).
     let d1 = digest(&e, 1);
-    e.slots.get_mut(&1).unwrap().prepares.insert(ReplicaId(0), d1);
+    e.slots.get_mut(&1).unwrap().prepares.insert(&e.k.m, ReplicaId(0), d1);
     e.check_prepared(1, &mut Actions::new());
 }
 

@@ -153,7 +153,7 @@ impl<V: Value> Engine<V> {
         slot.note_pre_prepared(digest, view);
         if backup {
             slot.sent_prepare = Some(digest);
-            slot.prepares.insert(self.k.id, digest);
+            slot.prepares.insert(&self.k.m, self.k.id, digest);
         }
         if !self.k.known(&digest) {
             self.want(seq, digest, out);
@@ -193,7 +193,7 @@ impl<V: Value> Engine<V> {
         if slot.decided.is_some() {
             return;
         }
-        if slot.prepares.record(from, digest, "conflicting PREPARE", out) {
+        if slot.prepares.record(&self.k.m, from, digest, "conflicting PREPARE", out) {
             self.check_prepared(seq, out);
         }
     }
@@ -219,7 +219,7 @@ impl<V: Value> Engine<V> {
         if slot.decided.is_some() {
             return;
         }
-        if slot.commits.record(from, digest, "conflicting COMMIT", out) {
+        if slot.commits.record(&self.k.m, from, digest, "conflicting COMMIT", out) {
             self.check_committed(seq, out);
         }
     }
@@ -247,7 +247,7 @@ impl<V: Value> Engine<V> {
         let Some(slot) = self.slots.get_mut(&seq) else { return };
         slot.note_prepared(digest, view);
         slot.sent_commit = Some(digest);
-        slot.commits.insert(self.k.id, digest);
+        slot.commits.insert(&self.k.m, self.k.id, digest);
         self.k.persist(Record::Prepared { view, seq, digest }, out);
         let b = bytes::commit(self.cfg.instance, view, seq, &digest);
         self.broadcast_macd(&b, |auth| PbftMsg::Commit { view, seq, digest, auth }, out);
