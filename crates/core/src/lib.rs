@@ -11,6 +11,7 @@ pub mod executor;
 pub mod ids;
 pub mod instance;
 pub mod invariant;
+pub mod keys;
 pub mod machine;
 pub mod membership;
 pub mod quorum;

@@ -385,7 +385,7 @@ mod tests {
 
     #[test]
     fn rule_error_names_the_rule() {
-        let e = ConfigError::rule("destiny", "n = 2f+1", 4, 1);
-        assert_eq!(e.to_string(), "destiny needs n = 2f+1; got n = 4, f = 1");
+        let e = ConfigError::rule("hybrid", "n = 2f+1", 4, 1);
+        assert_eq!(e.to_string(), "hybrid needs n = 2f+1; got n = 4, f = 1");
     }
 }

@@ -73,6 +73,7 @@ use crate::queue::EventQueue;
 use crate::report::{Dropped, KindStats, Latency, Report};
 use crate::workload::{check_history, OpGenerator, OpRecord, WorkloadSpec};
 use bytes::Bytes;
+use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, Message, ReplicaContext};
 use quorate_core::membership::MembershipError;
 use quorate_core::service::ServiceFactory;
@@ -771,8 +772,8 @@ impl<P: Protocol> Simulation<P> {
                 nearest,
                 membership: sim.membership.clone(),
                 crypto: Arc::clone(&crypto) as Arc<dyn Crypto>,
-                // Protocols that need threshold keys use their modelled stand-in.
-                threshold_public: None,
+                // Protocols with key material use its model.
+                public_keys: P::Keys::modelled_public(n, sim.membership.f()),
             };
             let correct = i < sim.sc.clients;
             let machine = if correct {
@@ -819,8 +820,8 @@ impl<P: Protocol> Simulation<P> {
             membership: self.membership.clone(),
             crypto: Arc::clone(crypto) as Arc<dyn Crypto>,
             service: (self.service)(),
-            // Protocols that need threshold keys use their modelled stand-in.
-            threshold: None,
+            // Protocols with key material use its model.
+            keys: P::Keys::modelled(ReplicaId(r as u32), self.membership.n(), self.membership.f()),
         };
         match &self.byzantine[r] {
             None => Ok(P::replica(ctx, &self.sc.config)),

@@ -37,6 +37,7 @@ pub use messages::Msg;
 use messages::{DBatch, OBatch};
 use quorate_core::ids::ReplicaId;
 use quorate_core::instance::{EngineTimer, Instance};
+use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
@@ -69,8 +70,8 @@ pub enum Timer {
 pub trait Flavor: Sized + Send + Sync + 'static {
     /// Name on the command line.
     const NAME: &'static str;
-    /// Whether it needs threshold keys ([`Protocol::THRESHOLD_KEYS`]).
-    const THRESHOLD_KEYS: bool;
+    /// Key material beyond the signing keys ([`Protocol::Keys`]).
+    type Material: KeyMaterial;
     /// A D-instance's engine.
     type D: Instance<DBatch>;
     /// The O-instance's engine.
@@ -81,18 +82,17 @@ pub trait Flavor: Sized + Send + Sync + 'static {
     fn replicas_for(f: usize) -> usize;
     /// The quorums of every instance (D and O) with `n` replicas and f faults.
     fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError>;
-    /// A replica's keys (from [`ReplicaContext::threshold`] if the flavor
-    /// uses threshold keys).
-    fn keys(ctx: &ReplicaContext) -> Self::Keys;
+    /// A replica's keys (from [`ReplicaContext::keys`], its key material).
+    fn keys(ctx: &ReplicaContext<Self::Material>) -> Self::Keys;
     /// D-instance `i`.
-    fn d_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config, i: u32) -> Self::D;
+    fn d_engine(ctx: &ReplicaContext<Self::Material>, keys: &Self::Keys, cfg: &Config, i: u32) -> Self::D;
     /// The O-instance.
-    fn o_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config) -> Self::O;
+    fn o_engine(ctx: &ReplicaContext<Self::Material>, keys: &Self::Keys, cfg: &Config) -> Self::O;
     /// How replicas answer clients: None for MAC'd replies (f+1 matching),
     /// or the untrusted signer and scheme of aggregated answers.
     fn answers(keys: &Self::Keys) -> Option<(&dyn PlainSign, &Arc<dyn Scheme>)>;
     /// A client's scheme for aggregated answers (None: MAC'd replies).
-    fn client_scheme(ctx: &ClientContext) -> Option<Arc<dyn Scheme>>;
+    fn client_scheme(ctx: &ClientContext<Self::Material>) -> Option<Arc<dyn Scheme>>;
     /// Adversaries: `original`, a proposal of D-instance `i`, made for `to`
     /// with `value` instead, as well as the replica's own keys allow.
     fn forge_d(r: &Replica<Self>, i: u32, original: &DMsg<Self>, to: ReplicaId, value: DBatch) -> Option<DMsg<Self>>;
@@ -124,7 +124,7 @@ pub type Destiny = Dq<flavor::Hybster>;
 
 impl<F: Flavor> Protocol for Dq<F> {
     const NAME: &'static str = F::NAME;
-    const THRESHOLD_KEYS: bool = F::THRESHOLD_KEYS;
+    type Keys = F::Material;
     type Message = FMsg<F>;
     type Timer = Timer;
     type Config = Config;
@@ -156,11 +156,11 @@ impl<F: Flavor> Protocol for Dq<F> {
         config.validate()
     }
 
-    fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
+    fn replica(ctx: ReplicaContext<F::Material>, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
         Box::new(replica::Replica::<F>::new(ctx, config.clone()))
     }
 
-    fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
+    fn client(ctx: ClientContext<F::Material>, config: &Config) -> Box<dyn ClientMachine<Self>> {
         Box::new(client::Client::<F>::new(ctx, config.clone()))
     }
 
@@ -170,7 +170,7 @@ impl<F: Flavor> Protocol for Dq<F> {
 
     fn byzantine(
         strategy: &str,
-        ctx: ReplicaContext,
+        ctx: ReplicaContext<F::Material>,
         config: &Config,
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         byzantine::replica::<F>(strategy, ctx, config)
@@ -182,7 +182,7 @@ impl<F: Flavor> Protocol for Dq<F> {
 
     fn byzantine_client(
         strategy: &str,
-        ctx: ClientContext,
+        ctx: ClientContext<F::Material>,
         config: &Config,
     ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
         byzantine::client::<F>(strategy, ctx, config)

@@ -288,7 +288,8 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
     use quorate_apps::{KvOp, KvReply, KvStore};
     use quorate_core::crypto::Ed25519Crypto;
     use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-    use quorate_core::machine::{ClientContext, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, ThresholdKeys};
+    use crate::flavor::DestinyKeys;
+    use quorate_core::machine::{ClientContext, Effect, Input, Outbox, ReplicaContext, ReplicaMachine};
     use quorate_core::membership::FaultModel;
     use quorate_core::time::Time;
     use quorate_threshsign::{destiny, keygen_seeded};
@@ -317,11 +318,11 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
                 membership: m.clone(),
                 crypto: Arc::new(cryptos[i].clone()),
                 service: Box::new(KvStore::new()),
-                threshold: Some(ThresholdKeys {
+                keys: DestinyKeys::Dealt {
                     trusted: t.to_secret_bytes(),
                     untrusted: u.to_secret_bytes(),
                     public: Arc::clone(&public),
-                }),
+                },
             };
             Destiny::replica(ctx, &cfg)
         })
@@ -332,7 +333,7 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
         nearest: m.round_from(ReplicaId(1)),
         membership: m.clone(),
         crypto: Arc::new(cryptos[n].clone()),
-        threshold_public: Some(Arc::clone(&public)),
+        public_keys: Some(Arc::clone(&public)),
     };
     let mut client = Destiny::client(ctx, &cfg);
 

@@ -153,7 +153,7 @@ fn the_spurious_future_deps_strategy_names_slots_nobody_ordered() {
             membership: m.clone(),
             crypto: keys[0].clone(),
             service: Box::new(KvStore::new()),
-            threshold: None,
+            keys: (),
         };
         let mut r: Box<dyn ReplicaMachine<Ezbft>> = match strategy {
             None => Box::new(crate::replica::Replica::new(ctx, Config::default())),

@@ -79,6 +79,7 @@ pub struct Ezbft;
 
 impl Protocol for Ezbft {
     const NAME: &'static str = "ezbft";
+    type Keys = ();
     const ORDER: OrderGuarantee = OrderGuarantee::Interfering;
     type Message = Msg;
     type Timer = Timer;

@@ -45,6 +45,7 @@ pub struct ModSmart;
 
 impl Protocol for ModSmart {
     const NAME: &'static str = "mod-smart";
+    type Keys = ();
     type Message = Msg;
     type Timer = Timer;
     type Config = Config;

@@ -53,6 +53,7 @@ pub struct Pbft;
 
 impl Protocol for Pbft {
     const NAME: &'static str = "pbft";
+    type Keys = ();
     type Message = Msg;
     type Timer = Timer;
     type Config = Config;
