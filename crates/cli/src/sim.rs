@@ -5,7 +5,7 @@ use clap::{Args, ValueEnum};
 use quorate_core::{FaultModel, Protocol};
 use quorate_sim::cpu::CostModel;
 use quorate_sim::net::Placement;
-use quorate_sim::{campaign_scenario, fault_window, parse_duration, run, run_campaign, Fault, Scenario, WorkloadSpec};
+use quorate_sim::{campaign_scenario, fault_window, parse_duration, run, run_campaign, workload, Fault, Scenario};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -435,11 +435,15 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
         sc.client_weights = client_weights(&args.client_weight, &sc.regions, sc.n())?;
     }
     sc.workload = match args.workload {
-        Workload::Kv => {
-            WorkloadSpec::Kv { payload: args.payload, contention: args.contention, read_only_gets: args.read_only_gets }
+        Workload::Kv => std::sync::Arc::new(workload::Kv {
+            payload: args.payload,
+            contention: args.contention,
+            read_only_gets: args.read_only_gets,
+        }),
+        Workload::KvPuts => {
+            std::sync::Arc::new(workload::KvPuts { payload: args.payload, keys_per_client: args.keys_per_client })
         }
-        Workload::KvPuts => WorkloadSpec::KvPuts { payload: args.payload, keys_per_client: args.keys_per_client },
-        Workload::Counter => WorkloadSpec::Counter { read_only_gets: args.read_only_gets },
+        Workload::Counter => std::sync::Arc::new(workload::Counter { read_only_gets: args.read_only_gets }),
     };
     sc.faults.extend(args.byzantine.iter().cloned());
     sc.faults.extend(args.crash.iter().cloned());

@@ -5,7 +5,7 @@
 
 use crate::{Destiny, Dqbft};
 use quorate_core::machine::Protocol;
-use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Fault, Report, Scenario};
 use std::time::Duration;
 
 fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Dqbft> {
@@ -14,7 +14,7 @@ fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Dqbft> {
 
 fn scenario_of<P: Protocol>(seed: u64, clients: usize, secs: u64) -> Scenario<P> {
     let mut sc = Scenario::<P>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     sc
 }
 
