@@ -77,7 +77,7 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
             Some(f) => f,
             None => {
                 // Name the rule at the f the default size would give.
-                let f = (0..n).take_while(|f| P::replicas_for(*f, model) <= n).last().unwrap_or(0);
+                let f = crate::protocols::max_faults::<P>(n, model);
                 let rule = quorate_core::membership_for::<P>(n, f, model).err().map(|e| e.to_string());
                 return Err(format!("{} accepts no f for {n} replicas: {}", P::NAME, rule.unwrap_or_default()));
             }

@@ -17,6 +17,7 @@ pub mod membership;
 pub mod quorum;
 pub mod request;
 pub mod service;
+pub mod settings;
 pub mod time;
 pub mod wire;
 

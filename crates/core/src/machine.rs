@@ -14,6 +14,7 @@ use crate::time::Time;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
 use crate::keys::KeyMaterial;
+use crate::settings::GenericSettings;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -401,6 +402,16 @@ pub trait Protocol: Sized + Send + 'static {
     /// bound (decision 0012), so it must hold for every run within f, and it
     /// must be finite so that a stalled run fails.
     fn liveness_bound(config: &Self::Config, faulty: usize) -> Duration;
+    /// The protocol's config with the generic settings applied (defaults
+    /// for anything not set); an error names a setting it does not take.
+    /// The default (test protocols) takes none.
+    fn apply_settings(settings: &GenericSettings) -> Result<Self::Config, String> {
+        if settings.is_default() {
+            Ok(Self::Config::default())
+        } else {
+            Err(format!("{} takes no generic settings", Self::NAME))
+        }
+    }
     /// Check settings; the error names the wrong field.
     fn validate_config(config: &Self::Config) -> Result<(), String> {
         let _ = config;

@@ -35,6 +35,7 @@ pub use config::Config;
 pub use messages::Msg;
 
 use messages::{DBatch, OBatch};
+use quorate_core::settings::{set, GenericSettings};
 use quorate_core::ids::ReplicaId;
 use quorate_core::instance::{EngineTimer, Instance};
 use quorate_core::keys::KeyMaterial;
@@ -150,6 +151,19 @@ impl<F: Flavor> Protocol for Dq<F> {
         let round =
             config.request_timeout.saturating_add(config.payload_timeout).saturating_add(config.view_change_timeout);
         config.client_retransmit.saturating_add(round.saturating_mul(rounds(faulty)))
+    }
+
+    /// The timeout is how long a request may wait before replicas suspect
+    /// its coordinator (or the O-primary); round robin orders the
+    /// D-instances without the O-instance.
+    fn apply_settings(s: &GenericSettings) -> Result<Config, String> {
+        let mut c = Config::default();
+        set(&mut c.request_timeout, s.timeout);
+        set(&mut c.client_retransmit, s.client_retransmit);
+        set(&mut c.max_batch, s.max_batch);
+        set(&mut c.checkpoint_period, s.checkpoint_period);
+        c.round_robin = s.round_robin;
+        Ok(c)
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {
