@@ -128,7 +128,8 @@ pub fn write_secret(path: &Path, secret: &[u8]) -> Result<(), KeyError> {
 
 /// Write public bytes as hex.
 pub fn write_public(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    std::fs::write(path, format!("{}\n", hex::encode(bytes))).map_err(|source| KeyError::Io { path: path.into(), source })
+    std::fs::write(path, format!("{}\n", hex::encode(bytes)))
+        .map_err(|source| KeyError::Io { path: path.into(), source })
 }
 
 /// Read a file of hex bytes.

@@ -7,14 +7,14 @@
 
 use crate::crypto::{Crypto, Digest};
 use crate::ids::{ClientId, NodeId, ReplicaId};
+use crate::keys::KeyMaterial;
 use crate::membership::{FaultModel, Membership};
 use crate::quorum::{ConfigError, QuorumSystem};
 use crate::service::Service;
+use crate::settings::GenericSettings;
 use crate::time::Time;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
-use crate::keys::KeyMaterial;
-use crate::settings::GenericSettings;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;

@@ -129,4 +129,3 @@ pub fn keygen<K: KeyMaterial>(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, 
     std::fs::write(&path, text).map_err(|source| KeyError::Io { path: path.clone(), source })?;
     Ok(path)
 }
-

@@ -130,11 +130,8 @@ impl Workload for KvPuts {
         kv_store()
     }
     fn client(&self, _client: u64, faulty: bool) -> Box<dyn ClientOps> {
-        let w = KvWorkload {
-            puts_only: true,
-            keys_per_client: self.keys_per_client,
-            ..KvWorkload::new(0.0, self.payload)
-        };
+        let w =
+            KvWorkload { puts_only: true, keys_per_client: self.keys_per_client, ..KvWorkload::new(0.0, self.payload) };
         Box::new(if faulty { w.faulty() } else { w })
     }
     fn check(&self, ops: &[OpRecord], _faulty_clients: bool, budget: u64) -> HistoryCheck {

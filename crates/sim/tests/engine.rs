@@ -314,7 +314,8 @@ fn campaign_runs_and_replays() {
 #[test]
 fn undecided_linearizability_fails_the_run_and_the_campaign() {
     let mut sc = base(11);
-    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 1.0, read_only_gets: false });
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 1.0, read_only_gets: false });
     sc.clients = 16;
     sc.net.loss = 0.05;
     sc.linearizability_budget = 0;

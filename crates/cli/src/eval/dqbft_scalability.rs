@@ -13,9 +13,9 @@
 //! the source's text). Why it is set up this way:
 //! docs/decisions/0005-experiments.md.
 
-use crate::protocols::max_faults_of;
 use super::svg::{BarChart, Bars, Markers};
 use super::{checks_section, columns, Csv, Experiment, Judged, Options, Outcome};
+use crate::protocols::max_faults_of;
 use crate::protocols::{with_protocol, WithProtocol};
 use crate::sim::{parse_sim_args, scenario, CliProtocol};
 use quorate_sim::{run as simulate, Report};

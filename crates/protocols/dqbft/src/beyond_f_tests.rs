@@ -19,7 +19,8 @@ use std::time::Duration;
 
 fn collusion<P: Protocol>(colluders: &[u32], seed: u64) -> Report {
     let mut sc = Scenario::<P>::new(1).with_seed(seed).with_clients(16).with_duration(Duration::from_secs(4));
-    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     for r in colluders {
         sc.faults.push(Fault::Byzantine { replica: *r, strategy: "collude-split".into() });
     }

@@ -8,6 +8,7 @@ use crate::Flavor;
 use quorate_core::crypto::{Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::instance::{InstanceMsg, Value};
+use quorate_core::keys::{self, KeyError, KeyFiles, KeyMaterial};
 use quorate_core::machine::{ClientContext, ReplicaContext};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
@@ -15,8 +16,9 @@ use quorate_hybster::engine::{self as hyb, HybMsg, Trusted};
 use quorate_pbft::byzantine::Collusion;
 use quorate_pbft::engine::messages::bytes;
 use quorate_pbft::engine::{self as pbft, Auth, PbftMsg};
-use quorate_core::keys::{self, KeyError, KeyFiles, KeyMaterial};
-use quorate_threshsign::{destiny, BlsScheme, GroupSpec, ModelledScheme, PlainSign, Provision, ProvisionError, Scheme, Share};
+use quorate_threshsign::{
+    destiny, BlsScheme, GroupSpec, ModelledScheme, PlainSign, Provision, ProvisionError, Scheme, Share,
+};
 use rand::{CryptoRng, RngCore};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -228,7 +230,11 @@ impl KeyMaterial for DestinyKeys {
     fn load_public(dir: &Path, n: usize, f: usize) -> Result<Self::Public, KeyError> {
         let path = dir.join(THRESHOLD_PUBLIC_FILE);
         let bytes = keys::read_hex(&path)?;
-        let bad = |e: ProvisionError| KeyError::Protocol { kind: KIND, files: path.display().to_string(), msg: e.to_string() };
+        let bad = |e: ProvisionError| KeyError::Protocol {
+            kind: KIND,
+            files: path.display().to_string(),
+            msg: e.to_string(),
+        };
         let public = Provision::public_for(&group(n, f), &bytes).map_err(bad)?;
         if !public.check_key_shares() {
             return Err(bad(ProvisionError::BadKeyShares));

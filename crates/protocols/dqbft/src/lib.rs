@@ -35,13 +35,13 @@ pub use config::Config;
 pub use messages::Msg;
 
 use messages::{DBatch, OBatch};
-use quorate_core::settings::{set, GenericSettings};
 use quorate_core::ids::ReplicaId;
 use quorate_core::instance::{EngineTimer, Instance};
 use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
+use quorate_core::settings::{set, GenericSettings};
 use quorate_pbft::byzantine::Collusion;
 use quorate_threshsign::{PlainSign, Scheme};
 use replica::Replica;

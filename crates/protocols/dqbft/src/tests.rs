@@ -14,7 +14,8 @@ fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Dqbft> {
 
 fn scenario_of<P: Protocol>(seed: u64, clients: usize, secs: u64) -> Scenario<P> {
     let mut sc = Scenario::<P>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
-    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     sc
 }
 
@@ -285,10 +286,10 @@ fn destiny_a_replica_killed_and_restarted_catches_up() {
 /// threshold signatures are real BLS (a modelled share does not verify).
 #[test]
 fn destiny_with_dealt_bls_keys_answers_a_client() {
+    use crate::flavor::DestinyKeys;
     use quorate_apps::{KvOp, KvReply, KvStore};
     use quorate_core::crypto::Ed25519Crypto;
     use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-    use crate::flavor::DestinyKeys;
     use quorate_core::machine::{ClientContext, Effect, Input, Outbox, ReplicaContext, ReplicaMachine};
     use quorate_core::membership::FaultModel;
     use quorate_core::time::Time;

@@ -24,13 +24,13 @@ pub mod replica;
 pub use config::Config;
 pub use messages::Msg;
 
-use quorate_core::settings::{set, GenericSettings};
 use quorate_core::ids::{ClientId, ReplicaId};
 use quorate_core::machine::{
     ClientContext, ClientMachine, OrderGuarantee, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy,
 };
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
+use quorate_core::settings::{set, GenericSettings};
 use serde::{Deserialize, Serialize};
 
 /// Timers of EZBFT machines.

@@ -28,10 +28,10 @@ pub mod replica;
 pub use config::Config;
 pub use messages::Msg;
 
-use quorate_core::settings::{set, GenericSettings};
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
+use quorate_core::settings::{set, GenericSettings};
 use serde::{Deserialize, Serialize};
 
 /// Timers of PBFT machines.
