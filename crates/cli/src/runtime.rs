@@ -77,7 +77,7 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
             Some(f) => f,
             None => {
                 // Name the rule at the f the default size would give.
-                let f = (0..n).take_while(|f| P::replicas_for(*f, model) <= n).last().unwrap_or(0);
+                let f = crate::protocols::max_faults::<P>(n, model);
                 let rule = quorate_core::membership_for::<P>(n, f, model).err().map(|e| e.to_string());
                 return Err(format!("{} accepts no f for {n} replicas: {}", P::NAME, rule.unwrap_or_default()));
             }
@@ -98,7 +98,6 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
             t
         },
         node,
-        threshold_keys: P::THRESHOLD_KEYS,
     })
 }
 
@@ -107,16 +106,25 @@ fn spec_for<P: Protocol>(args: &KeygenArgs, node: NodeSettings, overrides: &toml
 pub fn run_keygen(args: &KeygenArgs, node: NodeSettings, overrides: &toml::Table) -> Result<PathBuf, String> {
     struct Spec<'a>(&'a KeygenArgs, NodeSettings, &'a toml::Table);
     impl WithProtocol for Spec<'_> {
-        type Output = Result<KeygenSpec, String>;
+        type Output = Result<PathBuf, String>;
         fn run<P: CliProtocol>(self) -> Self::Output {
-            spec_for::<P>(self.0, self.1, self.2)
+            let spec = spec_for::<P>(self.0, self.1, self.2)?;
+            keygen::<P::Keys>(&self.0.out, &spec).map_err(|e| e.to_string())
         }
     }
-    let spec = with_protocol(&args.protocol, Spec(args, node, overrides))??;
-    let path = keygen(&args.out, &spec).map_err(|e| e.to_string())?;
+    let path = with_protocol(&args.protocol, Spec(args, node, overrides))??;
     // Check what we wrote the way a replica will read it.
     ClusterConfig::load(&path).map_err(|e| e.to_string())?;
     Ok(path)
+}
+
+/// The files of a protocol's own key material.
+struct KeyFilesOf;
+impl WithProtocol for KeyFilesOf {
+    type Output = Option<quorate_core::keys::KeyFiles>;
+    fn run<P: CliProtocol>(self) -> Self::Output {
+        <P::Keys as quorate_core::keys::KeyMaterial>::FILES
+    }
 }
 
 /// `quorate keygen`.
@@ -124,11 +132,8 @@ pub fn keygen_main(args: &KeygenArgs) -> Result<ExitCode, String> {
     let path = run_keygen(args, NodeSettings::default(), &toml::Table::new())?;
     let keys = args.out.join("keys");
     println!("wrote {} and {} keys in {}", path.display(), args.replicas + args.clients, keys.display());
-    if keys.join(quorate_node::keys::THRESHOLD_PUBLIC_FILE).exists() {
-        println!(
-            "and threshold keys: replica-<i>.threshold-{{trusted,untrusted}}.key for each replica, {} for all",
-            quorate_node::keys::THRESHOLD_PUBLIC_FILE
-        );
+    if let Some(files) = with_protocol(&args.protocol, KeyFilesOf)? {
+        println!("and {}: {} for each replica, {} for all", files.kind, files.per_replica, files.shared);
     }
     Ok(ExitCode::SUCCESS)
 }

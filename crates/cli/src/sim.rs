@@ -2,10 +2,11 @@
 
 use crate::protocols::{with_protocol, WithProtocol};
 use clap::{Args, ValueEnum};
+use quorate_core::settings::GenericSettings;
 use quorate_core::{FaultModel, Protocol};
 use quorate_sim::cpu::CostModel;
 use quorate_sim::net::Placement;
-use quorate_sim::{campaign_scenario, fault_window, parse_duration, run, run_campaign, Fault, Scenario, WorkloadSpec};
+use quorate_sim::{campaign_scenario, fault_window, parse_duration, run, run_campaign, workload, Fault, Scenario};
 use serde::Serialize;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,82 +24,11 @@ fn dispatch(args: &SimArgs) -> Result<ExitCode, String> {
     with_protocol(&args.protocol, Sim(args))?
 }
 
-/// A protocol the CLI can run: how the generic protocol flags map to its settings.
-pub trait CliProtocol: Protocol {
-    /// The protocol's config from the flags (defaults for anything not given).
-    fn config(args: &SimArgs) -> Result<Self::Config, String>;
-}
+/// A protocol the CLI can run: any [`Protocol`] (each maps the generic
+/// flags onto its own settings, [`Protocol::apply_settings`]).
+pub trait CliProtocol: Protocol {}
 
-/// Overwrite a setting with a flag's value, if the flag was given.
-fn set<T>(setting: &mut T, flag: Option<T>) {
-    if let Some(v) = flag {
-        *setting = v;
-    }
-}
-
-impl CliProtocol for quorate_modsmart::ModSmart {
-    fn config(args: &SimArgs) -> Result<quorate_modsmart::Config, String> {
-        args.no_round_robin()?;
-        let mut c = quorate_modsmart::Config::default();
-        set(&mut c.request_timeout, args.timeout()?);
-        set(&mut c.client_retransmit, args.client_retransmit()?);
-        set(&mut c.max_batch, args.batch()?);
-        set(&mut c.checkpoint_period, args.checkpoint_period()?);
-        Ok(c)
-    }
-}
-
-impl CliProtocol for quorate_ezbft::Ezbft {
-    fn config(args: &SimArgs) -> Result<quorate_ezbft::Config, String> {
-        if args.batch.is_some() {
-            return Err("ezbft has no batching: drop --batch".into());
-        }
-        args.no_round_robin()?;
-        let mut c = quorate_ezbft::Config::default();
-        // The paper's timeout: how long a client waits before suspecting its command-leader.
-        set(&mut c.suspect_timeout, args.timeout()?);
-        set(&mut c.client_retransmit, args.client_retransmit()?);
-        set(&mut c.checkpoint_interval, args.checkpoint_period()?);
-        Ok(c)
-    }
-}
-
-impl CliProtocol for quorate_pbft::Pbft {
-    fn config(args: &SimArgs) -> Result<quorate_pbft::Config, String> {
-        args.no_round_robin()?;
-        let mut c = quorate_pbft::Config::default();
-        // The backups' request timer: how long a request may wait before they suspect the primary.
-        set(&mut c.request_timeout, args.timeout()?);
-        set(&mut c.client_retransmit, args.client_retransmit()?);
-        set(&mut c.max_batch, args.batch()?);
-        set(&mut c.checkpoint_period, args.checkpoint_period()?);
-        Ok(c)
-    }
-}
-
-impl CliProtocol for quorate_dqbft::Dqbft {
-    fn config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
-        dq_config(args)
-    }
-}
-
-impl CliProtocol for quorate_dqbft::Destiny {
-    fn config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
-        dq_config(args)
-    }
-}
-
-/// DQPBFT's and Destiny's settings from the flags.
-fn dq_config(args: &SimArgs) -> Result<quorate_dqbft::Config, String> {
-    let mut c = quorate_dqbft::Config::default();
-    // How long a request may wait before replicas suspect its coordinator (or the O-primary).
-    set(&mut c.request_timeout, args.timeout()?);
-    set(&mut c.client_retransmit, args.client_retransmit()?);
-    set(&mut c.max_batch, args.batch()?);
-    set(&mut c.checkpoint_period, args.checkpoint_period()?);
-    c.round_robin = args.round_robin;
-    Ok(c)
-}
+impl<P: Protocol> CliProtocol for P {}
 
 /// The generic protocol flags, checked once for every protocol.
 impl SimArgs {
@@ -126,20 +56,25 @@ impl SimArgs {
         }
     }
 
-    /// `--round-robin` is DQBFT's (DQPBFT and Destiny) only.
-    pub fn no_round_robin(&self) -> Result<(), String> {
-        if self.round_robin {
-            return Err("--round-robin is a DQBFT option (dqbft, destiny)".into());
-        }
-        Ok(())
-    }
-
     /// `--checkpoint-period`, if given (at least 1).
     pub fn checkpoint_period(&self) -> Result<Option<u64>, String> {
         match self.checkpoint_period {
             Some(0) => Err("--checkpoint-period must be at least 1".into()),
             p => Ok(p),
         }
+    }
+
+    /// The generic protocol flags, checked, for [`Protocol::apply_settings`].
+    pub fn generic_settings(&self) -> Result<GenericSettings, String> {
+        let settings = GenericSettings {
+            timeout: self.timeout()?,
+            client_retransmit: self.client_retransmit()?,
+            max_batch: self.batch()?,
+            checkpoint_period: self.checkpoint_period()?,
+            round_robin: self.round_robin,
+        };
+        settings.validate()?;
+        Ok(settings)
     }
 }
 
@@ -415,7 +350,7 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
         Mode::Cft => FaultModel::Crash,
     };
     let mut sc = Scenario::<P>::new(args.f);
-    sc.config = P::config(args)?;
+    sc.config = P::apply_settings(&args.generic_settings()?)?;
     sc.model = model;
     sc.n = args.n;
     sc.clients = args.clients;
@@ -441,11 +376,15 @@ pub fn scenario<P: CliProtocol>(args: &SimArgs) -> Result<Scenario<P>, String> {
         sc.client_weights = client_weights(&args.client_weight, &sc.regions, sc.n())?;
     }
     sc.workload = match args.workload {
-        Workload::Kv => {
-            WorkloadSpec::Kv { payload: args.payload, contention: args.contention, read_only_gets: args.read_only_gets }
+        Workload::Kv => std::sync::Arc::new(workload::Kv {
+            payload: args.payload,
+            contention: args.contention,
+            read_only_gets: args.read_only_gets,
+        }),
+        Workload::KvPuts => {
+            std::sync::Arc::new(workload::KvPuts { payload: args.payload, keys_per_client: args.keys_per_client })
         }
-        Workload::KvPuts => WorkloadSpec::KvPuts { payload: args.payload, keys_per_client: args.keys_per_client },
-        Workload::Counter => WorkloadSpec::Counter { read_only_gets: args.read_only_gets },
+        Workload::Counter => std::sync::Arc::new(workload::Counter { read_only_gets: args.read_only_gets }),
     };
     sc.faults.extend(args.byzantine.iter().cloned());
     sc.faults.extend(args.crash.iter().cloned());

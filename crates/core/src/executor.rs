@@ -307,6 +307,7 @@ mod tests {
     struct T;
     impl Protocol for T {
         const NAME: &'static str = "t";
+        type Keys = ();
         type Message = M;
         type Timer = ();
         type Config = ();

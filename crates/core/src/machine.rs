@@ -7,9 +7,11 @@
 
 use crate::crypto::{Crypto, Digest};
 use crate::ids::{ClientId, NodeId, ReplicaId};
+use crate::keys::KeyMaterial;
 use crate::membership::{FaultModel, Membership, MembershipError};
 use crate::quorum::{ConfigError, QuorumSystem};
 use crate::service::Service;
+use crate::settings::GenericSettings;
 use crate::time::Time;
 use bytes::Bytes;
 use serde::{de::DeserializeOwned, Serialize};
@@ -293,32 +295,8 @@ pub trait ClientMachine<P: Protocol>: Send {
     fn handle(&mut self, now: Time, input: Input<P>, out: &mut Outbox<P>);
 }
 
-/// A replica's threshold key material, as its key files hold it: opaque
-/// bytes whose format is the protocol's (Destiny: `quorate-threshsign`'s
-/// `TrustedKeys::to_secret_bytes`, `UntrustedKeys::to_secret_bytes` and
-/// `GroupPublic::to_bytes`). The two secret parts are secrets like a
-/// signing key: `Debug` prints their lengths only, and there is no `Clone`.
-pub struct ThresholdKeys {
-    /// The secret keys of the replica's trusted subsystem.
-    pub trusted: Vec<u8>,
-    /// The replica's untrusted secret keys.
-    pub untrusted: Vec<u8>,
-    /// The group's public material (the same for every replica and client).
-    pub public: Arc<Vec<u8>>,
-}
-
-impl Debug for ThresholdKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThresholdKeys")
-            .field("trusted", &format_args!("{} secret bytes", self.trusted.len()))
-            .field("untrusted", &format_args!("{} secret bytes", self.untrusted.len()))
-            .field("public", &format_args!("{} bytes", self.public.len()))
-            .finish()
-    }
-}
-
 /// Everything a replica machine is built from.
-pub struct ReplicaContext {
+pub struct ReplicaContext<K = ()> {
     /// This replica.
     pub id: ReplicaId,
     /// The configuration.
@@ -327,17 +305,14 @@ pub struct ReplicaContext {
     pub crypto: Arc<dyn Crypto>,
     /// The replicated service (fresh state).
     pub service: Box<dyn Service>,
-    /// This replica's threshold keys, for protocols with
-    /// [`Protocol::THRESHOLD_KEYS`]; None: no threshold keys. The simulator
-    /// passes None, and such a protocol then uses its modelled stand-in (a
-    /// public key: never in a deployment). The runtime always passes them
-    /// for such a protocol, checked against the cluster, and refuses to
-    /// start without them.
-    pub threshold: Option<ThresholdKeys>,
+    /// This replica's protocol key material ([`Protocol::Keys`]): loaded
+    /// and checked by the runtime, which refuses to start without it;
+    /// [`KeyMaterial::modelled`] in the simulator.
+    pub keys: K,
 }
 
 /// Everything a client machine is built from.
-pub struct ClientContext {
+pub struct ClientContext<K: KeyMaterial = ()> {
     /// This client.
     pub id: ClientId,
     /// The sequence number the client's first request must exceed. Replicas
@@ -354,10 +329,9 @@ pub struct ClientContext {
     pub membership: Membership,
     /// This client's crypto provider.
     pub crypto: Arc<dyn Crypto>,
-    /// The group's public threshold material ([`ThresholdKeys::public`]),
-    /// for protocols with [`Protocol::THRESHOLD_KEYS`]; None as for
-    /// [`ReplicaContext::threshold`] (the simulator: the modelled stand-in).
-    pub threshold_public: Option<Arc<Vec<u8>>>,
+    /// The public part of the protocol's key material
+    /// ([`KeyMaterial::Public`]), as [`ReplicaContext::keys`].
+    pub public_keys: K::Public,
 }
 
 /// The membership of `n` replicas tolerating `f` faults in `model` for
@@ -420,15 +394,10 @@ pub trait Protocol: Sized + Send + 'static {
     /// live. Off until a protocol's every quorum (view change included) is
     /// weighted, as WHEAT's are; unit weights are accepted either way.
     const WEIGHTED_VOTES: bool = false;
-    /// Whether replicas need threshold keys ([`ReplicaContext::threshold`])
-    /// and clients the group's public material
-    /// ([`ClientContext::threshold_public`]): ThreshSign keys
-    /// (`quorate-threshsign`, decision 0008) dealt for the group
-    /// `quorate_threshsign::destiny::group(n, f)`. `quorate keygen` deals
-    /// them for such a protocol, and the runtime loads and checks them
-    /// before building a machine (it refuses to start without them); the
-    /// simulator passes None (the protocol's modelled stand-in).
-    const THRESHOLD_KEYS: bool = false;
+    /// Key material beyond each node's signing key (`()`: none), see
+    /// [`KeyMaterial`]: `quorate keygen` deals it, the runtime loads and
+    /// checks it before building a machine, the simulator models it.
+    type Keys: KeyMaterial;
     /// Message enum (replica-replica and client-replica).
     type Message: Message;
     /// Timer names.
@@ -461,15 +430,25 @@ pub trait Protocol: Sized + Send + 'static {
     /// bound (decision 0012), so it must hold for every run within f, and it
     /// must be finite so that a stalled run fails.
     fn liveness_bound(config: &Self::Config, faulty: usize) -> Duration;
+    /// The protocol's config with the generic settings applied (defaults
+    /// for anything not set); an error names a setting it does not take.
+    /// The default (test protocols) takes none.
+    fn apply_settings(settings: &GenericSettings) -> Result<Self::Config, String> {
+        if settings.is_default() {
+            Ok(Self::Config::default())
+        } else {
+            Err(format!("{} takes no generic settings", Self::NAME))
+        }
+    }
     /// Check settings; the error names the wrong field.
     fn validate_config(config: &Self::Config) -> Result<(), String> {
         let _ = config;
         Ok(())
     }
     /// Build a replica machine.
-    fn replica(ctx: ReplicaContext, config: &Self::Config) -> Box<dyn ReplicaMachine<Self>>;
+    fn replica(ctx: ReplicaContext<Self::Keys>, config: &Self::Config) -> Box<dyn ReplicaMachine<Self>>;
     /// Build a client machine.
-    fn client(ctx: ClientContext, config: &Self::Config) -> Box<dyn ClientMachine<Self>>;
+    fn client(ctx: ClientContext<Self::Keys>, config: &Self::Config) -> Box<dyn ClientMachine<Self>>;
     /// Adversary strategies this protocol provides: (name, description).
     fn strategies() -> &'static [(&'static str, &'static str)] {
         &[]
@@ -477,7 +456,7 @@ pub trait Protocol: Sized + Send + 'static {
     /// Wrap a correct replica into a Byzantine one following `strategy`.
     fn byzantine(
         strategy: &str,
-        ctx: ReplicaContext,
+        ctx: ReplicaContext<Self::Keys>,
         config: &Self::Config,
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         let _ = (ctx, config);
@@ -490,7 +469,7 @@ pub trait Protocol: Sized + Send + 'static {
     /// Build a faulty client following `strategy`.
     fn byzantine_client(
         strategy: &str,
-        ctx: ClientContext,
+        ctx: ClientContext<Self::Keys>,
         config: &Self::Config,
     ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
         let _ = (ctx, config);

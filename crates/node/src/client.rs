@@ -19,6 +19,7 @@ use crate::session;
 use bytes::Bytes;
 use parking_lot::RwLock;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, ClientMachine, Effect, Input, Outbox, Protocol};
 use quorate_core::time::Time;
 use quorate_core::Membership;
@@ -72,8 +73,8 @@ struct Shared<P: Protocol> {
     key: ed25519_dalek::SigningKey,
     membership: Membership,
     settings: P::Config,
-    /// The group's public threshold material (protocols with `Protocol::THRESHOLD_KEYS`).
-    threshold_public: Option<Arc<Vec<u8>>>,
+    /// The public part of the protocol's key material.
+    public_keys: <P::Keys as KeyMaterial>::Public,
     timeout: Duration,
     peers: Vec<mpsc::Sender<Bytes>>,
     sessions: Sessions<P>,
@@ -112,7 +113,7 @@ impl<P: Protocol> ClientHost<P> {
     ) -> Result<Self, ConfigError> {
         let membership = cfg.membership::<P>()?;
         let settings = cfg.settings::<P>()?;
-        let threshold_public = if P::THRESHOLD_KEYS { Some(cfg.threshold_public()?) } else { None };
+        let public_keys = cfg.protocol_public_keys::<P>()?;
         let node = &cfg.file.node;
         let limits = Limits { max_frame: node.max_frame, handshake_timeout: node.handshake_timeout };
         let identity = Arc::new(Identity { me: NodeId::Client(owner), key: key.clone() });
@@ -140,7 +141,7 @@ impl<P: Protocol> ClientHost<P> {
             key,
             membership,
             settings,
-            threshold_public,
+            public_keys,
             timeout: opts.timeout,
             peers,
             sessions,
@@ -188,7 +189,7 @@ impl<P: Protocol> ClientHost<P> {
             nearest,
             membership: s.membership.clone(),
             crypto: Arc::new(crypto),
-            threshold_public: s.threshold_public.clone(),
+            public_keys: s.public_keys.clone(),
         };
         Ok(Client {
             machine: P::client(ctx, &s.settings),
@@ -221,6 +222,11 @@ impl<P: Protocol> Drop for Client<P> {
 }
 
 impl<P: Protocol> Client<P> {
+    /// How many sessions share this client's connections (itself included).
+    pub fn sessions_on_connections(&self) -> usize {
+        self.host.sessions.read().len()
+    }
+
     /// A client with id `id` on connections of its own; its key file is in
     /// the cluster's keys directory. Must be called inside a tokio runtime;
     /// connections open in the background.
@@ -386,45 +392,5 @@ async fn connection<P: Protocol>(
             Err(e) => debug!(replica = r.0, "connect failed: {e}"),
         }
         backoff.wait().await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{ModelName, NodeSettings};
-    use crate::keys::{keygen, KeygenSpec};
-    use quorate_modsmart::ModSmart;
-
-    #[tokio::test]
-    async fn sessions_need_the_connections_key_and_one_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = KeygenSpec {
-            protocol: "mod-smart".into(),
-            fault_model: ModelName::Byzantine,
-            replicas: 4,
-            f: 1,
-            clients: 3,
-            clients_per_key: 2,
-            base_port: 1,
-            metrics_base_port: None,
-            settings: toml::Table::new(),
-            node: NodeSettings::default(),
-            threshold_keys: false,
-        };
-        let cfg = ClusterConfig::load(&keygen(dir.path(), &spec).unwrap()).unwrap();
-        let host = ClientHost::<ModSmart>::connect(&cfg, ClientId(1), ClientOptions::default()).unwrap();
-        let one = host.client(ClientId(1)).unwrap();
-        let two = host.client(ClientId(2)).unwrap();
-        let other_key = host.client(ClientId(3)).err().unwrap().to_string();
-        assert!(other_key.contains("does not have the key of client 1"), "{other_key}");
-        let twice = host.client(ClientId(2)).err().unwrap().to_string();
-        assert!(twice.contains("already has a session"), "{twice}");
-        drop(two);
-        // Its session ended: the id is free again.
-        let _again = host.client(ClientId(2)).unwrap();
-        // The connections outlive the host handle while sessions use them.
-        drop(host);
-        assert_eq!(one.host.sessions.read().len(), 2);
     }
 }

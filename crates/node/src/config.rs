@@ -9,14 +9,13 @@
 use crate::keys::{self, KeyError};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::machine::{Protocol, ThresholdKeys};
+use quorate_core::keys::KeyMaterial;
+use quorate_core::machine::Protocol;
 use quorate_core::membership::{FaultModel, Membership};
 use quorate_core::time::human;
-use quorate_threshsign::{destiny, GroupSpec, Provision, ProvisionError};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -109,9 +108,8 @@ pub struct NodeSettings {
     /// Durable state: replica i keeps its log in `<data_dir>/replica-<i>`
     /// (relative paths are relative to the cluster file).
     pub data_dir: PathBuf,
-    /// Where key files are (`replica-<i>.key`, `client-<id>.key`, and for protocols with
-    /// threshold keys `replica-<i>.threshold-trusted.key`, `replica-<i>.threshold-untrusted.key`,
-    /// `threshold-group.pub`), relative to the cluster file.
+    /// Where key files are (`replica-<i>.key`, `client-<id>.key`, and the files of the
+    /// protocol's own key material if it has any), relative to the cluster file.
     pub keys_dir: PathBuf,
     /// Largest frame between replicas, in bytes (state transfer carries whole checkpoints).
     pub max_frame: usize,
@@ -326,44 +324,16 @@ impl ClusterConfig {
         Ok(key)
     }
 
-    /// The threshold group dealt for this cluster (protocols with
-    /// `Protocol::THRESHOLD_KEYS`): [`destiny::group`]`(n, f)`.
-    pub fn threshold_group(&self) -> GroupSpec {
-        destiny::group(self.n() as u32, self.file.f as u32)
+    /// Replica `id`'s protocol key material ([`Protocol::Keys`]), loaded
+    /// from the keys directory and checked before any machine sees it.
+    pub fn protocol_keys<P: Protocol>(&self, id: ReplicaId) -> Result<P::Keys, ConfigError> {
+        Ok(P::Keys::load(&self.keys_dir(), id, self.n(), self.file.f)?)
     }
 
-    /// Replica `id`'s threshold keys, checked before any machine sees them:
-    /// the files are hex, decode, belong together and to `id`, and their group
-    /// is this cluster's ([`ClusterConfig::threshold_public`]).
-    pub fn threshold_keys(&self, id: ReplicaId) -> Result<ThresholdKeys, ConfigError> {
-        let public = self.threshold_public()?;
-        let dir = self.keys_dir();
-        let (trusted_file, untrusted_file) = keys::threshold_file_names(id);
-        let (trusted_path, untrusted_path) = (dir.join(trusted_file), dir.join(untrusted_file));
-        let trusted = keys::read_hex(&trusted_path)?;
-        let untrusted = keys::read_hex(&untrusted_path)?;
-        Provision::from_bytes_for(id, &self.threshold_group(), &trusted, &untrusted, &public).map_err(|e| {
-            let files = [&trusted_path, &untrusted_path, &dir.join(keys::THRESHOLD_PUBLIC_FILE)]
-                .map(|p| p.display().to_string())
-                .join(", ");
-            KeyError::Threshold { files, msg: e.to_string() }
-        })?;
-        Ok(ThresholdKeys { trusted, untrusted, public })
-    }
-
-    /// The group's public threshold material, checked: hex, decodes, is of a
-    /// deal for this cluster's group ([`ClusterConfig::threshold_group`]), and
-    /// its public key shares match its commitment (O(n·t) group operations:
-    /// milliseconds at small n, seconds at n = 301).
-    pub fn threshold_public(&self) -> Result<Arc<Vec<u8>>, ConfigError> {
-        let path = self.keys_dir().join(keys::THRESHOLD_PUBLIC_FILE);
-        let bytes = keys::read_hex(&path)?;
-        let bad = |e: ProvisionError| KeyError::Threshold { files: path.display().to_string(), msg: e.to_string() };
-        let public = Provision::public_for(&self.threshold_group(), &bytes).map_err(bad)?;
-        if !public.check_key_shares() {
-            return Err(bad(ProvisionError::BadKeyShares).into());
-        }
-        Ok(Arc::new(bytes))
+    /// The public part of the protocol's key material, checked as
+    /// [`ClusterConfig::protocol_keys`].
+    pub fn protocol_public_keys<P: Protocol>(&self) -> Result<<P::Keys as KeyMaterial>::Public, ConfigError> {
+        Ok(P::Keys::load_public(&self.keys_dir(), self.n(), self.file.f)?)
     }
 
     /// Clients whose key file is present, lowest id first.

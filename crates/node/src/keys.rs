@@ -2,61 +2,19 @@
 //! `<keys_dir>/replica-<i>.key` or `client-<id>.key` (readable only by the
 //! owner), public keys in the cluster file.
 //!
-//! Protocols with [`Protocol::THRESHOLD_KEYS`] (Destiny) also get ThreshSign
-//! keys from a trusted dealer ([`quorate_threshsign::keygen`] with the OS's
-//! CSPRNG, for the group [`destiny::group`]`(n, f)`), hex in the same
-//! directory: per replica its trusted subsystem's secret keys
-//! (`replica-<i>.threshold-trusted.key`) and its untrusted (π) secret keys
-//! (`replica-<i>.threshold-untrusted.key`), both readable only by the owner,
-//! and the group's public material (`threshold-group.pub`) for replicas and
-//! clients.
+//! A protocol's own key material ([`Protocol::Keys`], e.g. Destiny's
+//! ThreshSign keys) is dealt into the same directory by [`KeyMaterial`],
+//! whose file names and formats are the protocol's.
 //!
-//! [`Protocol::THRESHOLD_KEYS`]: quorate_core::machine::Protocol::THRESHOLD_KEYS
+//! [`Protocol::Keys`]: quorate_core::machine::Protocol::Keys
 
 use crate::config::{ClientEntry, ClusterFile, ModelName, NodeSettings, ReplicaEntry};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use quorate_core::ids::{NodeId, ReplicaId};
-use quorate_threshsign::destiny;
+use quorate_core::ids::NodeId;
+use quorate_core::keys::KeyMaterial;
 use std::path::{Path, PathBuf};
-use thiserror::Error;
 
-/// A key file that cannot be used.
-#[derive(Debug, Error)]
-pub enum KeyError {
-    /// Cannot be read or written.
-    #[error("key file {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Not 64 hex digits.
-    #[error("key file {path}: {msg}")]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        msg: String,
-    },
-    /// The key does not belong to the public key the cluster file lists.
-    #[error("key file {path} does not match the public key of {node} in the cluster file")]
-    Mismatch {
-        /// The file.
-        path: PathBuf,
-        /// Whose key it should be.
-        node: String,
-    },
-    /// Threshold key files that do not decode, do not belong together, are
-    /// another replica's, or are of a group other than the cluster's.
-    #[error("threshold keys {files}: {msg}")]
-    Threshold {
-        /// The files, as one string.
-        files: String,
-        /// What is wrong.
-        msg: String,
-    },
-}
+pub use quorate_core::keys::KeyError;
 
 /// File name of a node's key.
 pub fn file_name(node: NodeId) -> String {
@@ -65,14 +23,6 @@ pub fn file_name(node: NodeId) -> String {
         NodeId::Client(c) => format!("client-{}.key", c.0),
     }
 }
-
-/// File names of replica `r`'s threshold secret keys: (trusted, untrusted).
-pub fn threshold_file_names(r: ReplicaId) -> (String, String) {
-    (format!("replica-{}.threshold-trusted.key", r.0), format!("replica-{}.threshold-untrusted.key", r.0))
-}
-
-/// File name of the group's public threshold material.
-pub const THRESHOLD_PUBLIC_FILE: &str = "threshold-group.pub";
 
 /// 32 bytes written as 64 hex digits.
 fn hex32(text: &str) -> Result<[u8; 32], String> {
@@ -93,44 +43,7 @@ pub fn read_signing(path: &Path) -> Result<SigningKey, KeyError> {
 }
 
 fn write_signing(path: &Path, key: &SigningKey) -> Result<(), KeyError> {
-    write_secret(path, &key.to_bytes())
-}
-
-/// Write secret bytes as hex, readable only by the owner.
-fn write_secret(path: &Path, secret: &[u8]) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io { path: path.into(), source };
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path).map_err(io)?;
-    std::io::Write::write_all(&mut f, format!("{}\n", hex::encode(secret)).as_bytes()).map_err(io)
-}
-
-/// Read a file of hex bytes (a threshold key file).
-pub fn read_hex(path: &Path) -> Result<Vec<u8>, KeyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.into(), source })?;
-    hex::decode(text.trim()).map_err(|e| KeyError::Malformed { path: path.into(), msg: format!("not hex: {e}") })
-}
-
-/// Deal fresh threshold keys for `n` replicas tolerating `f` faults
-/// ([`destiny::group`]) and write them into `keys_dir`.
-fn deal_threshold(keys_dir: &Path, n: usize, f: usize) -> Result<(), KeyError> {
-    let group = destiny::group(n as u32, f as u32);
-    let deal = quorate_threshsign::keygen(&group, &mut rand::rngs::OsRng).map_err(|e| KeyError::Threshold {
-        files: keys_dir.display().to_string(),
-        msg: format!("the dealer refused the group: {e}"),
-    })?;
-    let path = keys_dir.join(THRESHOLD_PUBLIC_FILE);
-    std::fs::write(&path, format!("{}\n", hex::encode(deal.public.to_bytes())))
-        .map_err(|source| KeyError::Io { path, source })?;
-    for k in deal.replicas {
-        let (trusted_file, untrusted_file) = threshold_file_names(k.replica());
-        let (trusted, untrusted) = k.into_parts();
-        write_secret(&keys_dir.join(trusted_file), &trusted.to_secret_bytes())?;
-        write_secret(&keys_dir.join(untrusted_file), &untrusted.to_secret_bytes())?;
-    }
-    Ok(())
+    quorate_core::keys::write_secret(path, &key.to_bytes())
 }
 
 /// What `quorate keygen` makes.
@@ -157,12 +70,12 @@ pub struct KeygenSpec {
     pub settings: toml::Table,
     /// Runtime settings.
     pub node: NodeSettings,
-    /// Deal threshold keys too (the protocol's `Protocol::THRESHOLD_KEYS`).
-    pub threshold_keys: bool,
 }
 
-/// Write fresh keys into `<out>/keys` and a ready cluster file `<out>/cluster.toml`.
-pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
+/// Write fresh keys into `<out>/keys` (signing keys, then the key material
+/// `K` dealt by [`KeyMaterial::deal_into`]) and a ready cluster file
+/// `<out>/cluster.toml`.
+pub fn keygen<K: KeyMaterial>(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
     let keys_dir = out.join("keys");
     std::fs::create_dir_all(&keys_dir).map_err(|source| KeyError::Io { path: keys_dir.clone(), source })?;
     let mut rng = rand::rngs::OsRng;
@@ -190,9 +103,7 @@ pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
         }
         clients.push(ClientEntry { id, public_key: write(NodeId::Client(quorate_core::ClientId(id)), &key)? });
     }
-    if spec.threshold_keys {
-        deal_threshold(&keys_dir, spec.replicas, spec.f)?;
-    }
+    K::deal_into(&keys_dir, spec.replicas, spec.f, &mut rand::rngs::OsRng)?;
     let file = ClusterFile {
         protocol: spec.protocol.clone(),
         fault_model: spec.fault_model,
@@ -204,10 +115,9 @@ pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
         settings: spec.settings.clone(),
     };
     let body = toml::to_string(&file).expect("the cluster file serializes");
-    let copy = if spec.threshold_keys {
-        format!(" (replica-<i>.*), and {THRESHOLD_PUBLIC_FILE} to every replica and client")
-    } else {
-        String::new()
+    let copy = match K::FILES {
+        Some(files) => format!(" (replica-<i>.*), and {} to every replica and client", files.shared),
+        None => String::new(),
     };
     let text = format!(
         "# quorate cluster file, written by `quorate keygen`.\n\
@@ -219,58 +129,4 @@ pub fn keygen(out: &Path, spec: &KeygenSpec) -> Result<PathBuf, KeyError> {
     let path = out.join("cluster.toml");
     std::fs::write(&path, text).map_err(|source| KeyError::Io { path: path.clone(), source })?;
     Ok(path)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ClusterConfig;
-
-    fn spec(threshold_keys: bool) -> KeygenSpec {
-        KeygenSpec {
-            protocol: "destiny".into(),
-            fault_model: ModelName::Byzantine,
-            replicas: 3,
-            f: 1,
-            clients: 1,
-            clients_per_key: 1,
-            base_port: 1,
-            metrics_base_port: None,
-            settings: toml::Table::new(),
-            node: NodeSettings::default(),
-            threshold_keys,
-        }
-    }
-
-    #[test]
-    fn threshold_keys_are_dealt_owner_only_and_load_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = ClusterConfig::load(&keygen(dir.path(), &spec(true)).unwrap()).unwrap();
-        let public = cfg.threshold_public().unwrap();
-        for r in 0..3 {
-            let k = cfg.threshold_keys(ReplicaId(r)).unwrap();
-            assert_eq!(k.public, public);
-            assert!(!format!("{k:?}").contains(&format!("{:?}", &k.trusted[..8])), "no secret in Debug");
-            #[cfg(unix)]
-            for file in <[String; 2]>::from(threshold_file_names(ReplicaId(r))) {
-                let meta = std::fs::metadata(cfg.keys_dir().join(file)).unwrap();
-                assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600);
-            }
-        }
-        let e = cfg.threshold_keys(ReplicaId(3)).unwrap_err().to_string();
-        assert!(e.contains("replica-3.threshold-trusted.key"), "{e}");
-        // A cluster file that says f = 0 (n = 3 would allow it): not the group dealt.
-        let mut other = cfg.clone();
-        other.file.f = 0;
-        let e = other.threshold_keys(ReplicaId(0)).unwrap_err().to_string();
-        assert!(e.contains("threshold-group.pub") && e.contains("expected n = 3 and threshold 1"), "{e}");
-    }
-
-    #[test]
-    fn no_threshold_keys_unless_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = ClusterConfig::load(&keygen(dir.path(), &spec(false)).unwrap()).unwrap();
-        assert!(!cfg.keys_dir().join(THRESHOLD_PUBLIC_FILE).exists());
-        assert!(cfg.threshold_public().is_err());
-    }
 }

@@ -33,9 +33,9 @@ pub struct Metrics {
     pub decided: Counter,
     /// Requests executed.
     pub executed: Counter,
-    /// Current view / regency.
-    pub regency: Gauge,
-    /// View / regency changes installed.
+    /// Current view (Mod-SMaRt: regency).
+    pub view: Gauge,
+    /// View changes installed.
     pub view_changes: Counter,
     /// States installed by state transfer.
     pub state_transfers: Counter,
@@ -77,7 +77,7 @@ impl Metrics {
             registry: Registry::default(),
             decided: Counter::default(),
             executed: Counter::default(),
-            regency: Gauge::default(),
+            view: Gauge::default(),
             view_changes: Counter::default(),
             state_transfers: Counter::default(),
             checkpoints: Counter::default(),
@@ -94,8 +94,8 @@ impl Metrics {
         };
         registry.register("decided_instances", "Consensus instances decided", m.decided.clone());
         registry.register("executed_requests", "Requests executed", m.executed.clone());
-        registry.register("regency", "Current regency (view)", m.regency.clone());
-        registry.register("view_changes", "Regency (view) changes installed", m.view_changes.clone());
+        registry.register("view", "Current view", m.view.clone());
+        registry.register("view_changes", "View changes installed", m.view_changes.clone());
         registry.register(
             "state_transfers",
             "States installed from a checkpoint (state transfer, or recovery where the protocol reports it)",

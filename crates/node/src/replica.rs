@@ -16,6 +16,7 @@ use crate::net::{self, HostInput, Inbound, Routes};
 use crate::session;
 use bytes::Bytes;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{Effect, Event, Input, Outbox, Protocol, ReplicaContext, ReplicaMachine};
 use quorate_core::service::Service;
 use quorate_core::time::Time;
@@ -109,9 +110,9 @@ pub fn start<P: Protocol>(
     let me = NodeId::Replica(id);
     let entry = cfg.replica(id)?.clone();
     let key = cfg.signing_key(me)?;
-    // A protocol that needs threshold keys never runs here without them (no
-    // fallback to a simulator's stand-in): missing or bad files stop the start.
-    let threshold = if P::THRESHOLD_KEYS { Some(cfg.threshold_keys(id)?) } else { None };
+    // A protocol with key material never runs here without it (no fallback
+    // to the simulator's model): missing or bad files stop the start.
+    let protocol_keys = cfg.protocol_keys::<P>(id)?;
     let node = cfg.file.node.clone();
     let metrics = Arc::new(Metrics::new());
     let crypto = RuntimeCrypto::new(me, &key, &cfg.directory);
@@ -169,10 +170,10 @@ pub fn start<P: Protocol>(
             .spawn(move || durability_stage(log, egress_rx, routes, metrics))
             .map_err(NodeError::Runtime)?
     };
-    if threshold.is_some() {
-        info!("threshold keys loaded and checked");
+    if let Some(files) = <P::Keys as KeyMaterial>::FILES {
+        info!("{} loaded and checked", files.kind);
     }
-    let ctx = ReplicaContext { id, membership, crypto: Arc::new(crypto), service, threshold };
+    let ctx = ReplicaContext { id, membership, crypto: Arc::new(crypto), service, keys: protocol_keys };
     let machine = P::replica(ctx, &settings);
     let machine = {
         let metrics = Arc::clone(&metrics);
@@ -319,8 +320,8 @@ impl<P: Protocol> ProtocolThread<P> {
             }
             Event::ViewChanged { view, leader } => {
                 m.view_changes.inc();
-                m.regency.set(view as i64);
-                info!(view, leader = leader.0, "regency installed");
+                m.view.set(view as i64);
+                info!(view, leader = leader.0, "view installed");
             }
             Event::Rejected { reason, from } => {
                 m.reject(reason);

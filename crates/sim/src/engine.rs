@@ -71,8 +71,9 @@ use crate::faults::{format_duration, Fault};
 use crate::net::{NetConfig, NetError, Network, Placement};
 use crate::queue::EventQueue;
 use crate::report::{Dropped, KindStats, Latency, Report};
-use crate::workload::{check_history, OpGenerator, OpRecord, WorkloadSpec};
+use crate::workload::{Kv, OpGenerator, OpRecord, Workload};
 use bytes::Bytes;
+use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, Message, ReplicaContext};
 use quorate_core::membership::MembershipError;
 use quorate_core::service::ServiceFactory;
@@ -172,7 +173,7 @@ pub struct Scenario<P: Protocol> {
     /// Empty: every replica weight 1 (client i at replica i mod n).
     pub client_weights: Vec<u32>,
     /// Service and operation mix.
-    pub workload: WorkloadSpec,
+    pub workload: Arc<dyn Workload>,
     /// Faults to inject.
     pub faults: Vec<Fault>,
     /// CPU costs ([`CostModel::zero`] turns the CPU model off).
@@ -214,7 +215,7 @@ impl<P: Protocol> Clone for Scenario<P> {
             net: self.net.clone(),
             regions: self.regions.clone(),
             client_weights: self.client_weights.clone(),
-            workload: self.workload.clone(),
+            workload: Arc::clone(&self.workload),
             faults: self.faults.clone(),
             cost_model: Arc::clone(&self.cost_model),
             liveness_bound: self.liveness_bound,
@@ -270,7 +271,7 @@ impl<P: Protocol> Scenario<P> {
             net: NetConfig::default(),
             regions: Vec::new(),
             client_weights: Vec::new(),
-            workload: WorkloadSpec::default(),
+            workload: Arc::new(Kv::default()),
             faults: Vec::new(),
             cost_model: Arc::new(CostModel::default()),
             liveness_bound: None,
@@ -787,8 +788,8 @@ impl<P: Protocol> Simulation<P> {
                 nearest,
                 membership: sim.membership.clone(),
                 crypto: Arc::clone(&crypto) as Arc<dyn Crypto>,
-                // Protocols that need threshold keys use their modelled stand-in.
-                threshold_public: None,
+                // Protocols with key material use its model.
+                public_keys: P::Keys::modelled_public(n, sim.membership.f()),
             };
             let correct = i < sim.sc.clients;
             let machine = if correct {
@@ -799,7 +800,7 @@ impl<P: Protocol> Simulation<P> {
                     .map_err(|e| SimError::Invalid(format!("faulty client: {e}")))?
             };
             let label = if correct { "workload" } else { "faulty-workload" };
-            let gen = sim.sc.workload.generator(i as u64, stream(seed, label, i as u64), !correct);
+            let gen = OpGenerator::new(sim.sc.workload.as_ref(), i as u64, stream(seed, label, i as u64), !correct);
             sim.nodes.push(Node::new(id, MachineSlot::Client(machine), crypto, correct, 1));
             sim.clients.push(ClientState { gen, current: None, correct });
             let offset = if stagger_ns == 0 { 0 } else { stagger.gen_range(0..stagger_ns) };
@@ -835,8 +836,8 @@ impl<P: Protocol> Simulation<P> {
             membership: self.membership.clone(),
             crypto: Arc::clone(crypto) as Arc<dyn Crypto>,
             service: (self.service)(),
-            // Protocols that need threshold keys use their modelled stand-in.
-            threshold: None,
+            // Protocols with key material use its model.
+            keys: P::Keys::modelled(ReplicaId(r as u32), self.membership.n(), self.membership.f()),
         };
         match &self.byzantine[r] {
             None => Ok(P::replica(ctx, &self.sc.config)),
@@ -1385,7 +1386,7 @@ impl<P: Protocol> Simulation<P> {
         let lin = if sc.clients == 0 {
             None
         } else {
-            Some(check_history(&sc.workload, &self.ops, faulty_clients > 0, sc.linearizability_budget))
+            Some(sc.workload.check(&self.ops, faulty_clients > 0, sc.linearizability_budget))
         };
         let (linearizable, linearizability, mut lin_detail, lin_ops) = match &lin {
             None => (true, "linearizable", None, 0),

@@ -33,4 +33,4 @@ pub use campaign::{campaign_scenario, fault_window, run_campaign, CampaignPlan};
 pub use engine::{run, stream_seed, Scenario, SimError, Simulation};
 pub use faults::{format_duration, parse_duration, Fault};
 pub use report::{CampaignReport, Report};
-pub use workload::{WorkloadSpec, DEFAULT_CONTENTION};
+pub use workload::{Workload, DEFAULT_CONTENTION};

@@ -1,53 +1,92 @@
 //! Workloads the simulated clients run, and the linearizability check of
 //! what they observed.
 //!
-//! A [`WorkloadSpec`] names the replicated service (the KV store or the
-//! counter of `quorate_apps`) and how clients draw operations from it
-//! (`quorate_apps::workload`). Every client draws from its own seeded random
+//! A [`Workload`] names the replicated service, how clients draw operations
+//! from it and how their history is judged; [`Kv`], [`KvPuts`] and
+//! [`Counter`] run the KV store and the counter of `quorate_apps` (with
+//! `quorate_apps::workload`). Every client draws from its own seeded random
 //! stream, so the operations of one client do not depend on anything else in
 //! the run. Faulty clients of the KV workload use the faulty key namespace,
 //! which no correct client touches.
 //!
-//! [`check_history`] maps the recorded client history (encoded operations and
+//! Their [`Workload::check`] maps the recorded client history (encoded operations and
 //! replies with their invoke and return times) to the linearizability
 //! checker's types and runs it: per key for the KV store, with a counter
 //! [`Model`] for the counter.
 
 use crate::linearizability::{self as lin, Model, Operation, Outcome};
 use bytes::Bytes;
-use quorate_apps::counter::{Counter, CounterOp, CounterReply};
+use quorate_apps::counter::{Counter as CounterService, CounterOp, CounterReply};
 use quorate_apps::kv::{KvOp, KvReply, KvStore};
 use quorate_apps::workload::{is_faulty_key, CounterWorkload, KvWorkload};
 use quorate_core::service::{Service, ServiceFactory};
 use rand_chacha::ChaCha8Rng;
 use std::sync::Arc;
 
-/// Which service the replicas run and which operations the clients send.
+/// Which service the replicas run, which operations the clients send, and
+/// how the history the clients observed is judged. The simulator knows no
+/// service: a new one (a pub/sub, ...) implements this trait outside it.
+pub trait Workload: Send + Sync + std::fmt::Debug + 'static {
+    /// Short name, in reports ("kv", "counter", ...).
+    fn name(&self) -> &str;
+    /// Builds fresh instances of the service (one per replica, and one per
+    /// recovery).
+    fn service_factory(&self) -> ServiceFactory;
+    /// The operation stream of client `client`. Faulty clients should keep
+    /// to operations the check can tell apart (the KV store: the faulty key
+    /// namespace).
+    fn client(&self, client: u64, faulty: bool) -> Box<dyn ClientOps>;
+    /// Judge the correct clients' operations in `ops` (linearizability within
+    /// `budget` dead ends). `faulty_clients` says whether faulty clients ran.
+    fn check(&self, ops: &[OpRecord], faulty_clients: bool, budget: u64) -> HistoryCheck;
+}
+
+/// One client's operation stream.
+pub trait ClientOps: Send {
+    /// The next operation of client `client`, drawn from its own seeded
+    /// stream: encoding and read-only flag.
+    fn next_op(&mut self, rng: &mut ChaCha8Rng, client: u64) -> (Bytes, bool);
+}
+
+impl ClientOps for KvWorkload {
+    fn next_op(&mut self, rng: &mut ChaCha8Rng, client: u64) -> (Bytes, bool) {
+        KvWorkload::next_op(self, rng, client)
+    }
+}
+
+impl ClientOps for CounterWorkload {
+    fn next_op(&mut self, rng: &mut ChaCha8Rng, client: u64) -> (Bytes, bool) {
+        CounterWorkload::next_op(self, rng, client)
+    }
+}
+
+/// The key-value store (the default workload).
 #[derive(Clone, Debug, PartialEq)]
-pub enum WorkloadSpec {
-    /// The key-value store.
-    Kv {
-        /// Size in bytes of written values.
-        payload: usize,
-        /// Share of operations on the one shared hot key; the rest go to each
-        /// client's own keys.
-        contention: f64,
-        /// Whether gets are sent as read-only operations.
-        read_only_gets: bool,
-    },
-    /// The key-value store with puts only (the DQBFT evaluation's workload:
-    /// "100% put operations"), each client on its own keys.
-    KvPuts {
-        /// Size in bytes of written values.
-        payload: usize,
-        /// Keys of each client (its puts go to them uniformly).
-        keys_per_client: usize,
-    },
-    /// The counter: 70% add(1), 30% get.
-    Counter {
-        /// Whether gets are sent as read-only operations.
-        read_only_gets: bool,
-    },
+pub struct Kv {
+    /// Size in bytes of written values.
+    pub payload: usize,
+    /// Share of operations on the one shared hot key; the rest go to each
+    /// client's own keys.
+    pub contention: f64,
+    /// Whether gets are sent as read-only operations.
+    pub read_only_gets: bool,
+}
+
+/// The key-value store with puts only (the DQBFT evaluation's workload:
+/// "100% put operations"), each client on its own keys.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KvPuts {
+    /// Size in bytes of written values.
+    pub payload: usize,
+    /// Keys of each client (its puts go to them uniformly).
+    pub keys_per_client: usize,
+}
+
+/// The counter: 70% add(1), 30% get.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Counter {
+    /// Whether gets are sent as read-only operations.
+    pub read_only_gets: bool,
 }
 
 /// Share of operations on the shared hot key in the default workload. At 0
@@ -55,75 +94,92 @@ pub enum WorkloadSpec {
 /// (issue 17); 0.2 keeps most operations on private keys.
 pub const DEFAULT_CONTENTION: f64 = 0.2;
 
-impl Default for WorkloadSpec {
-    /// KV, 16-byte values, contention 0.2 (so the linearizability checker
-    /// sees clients meet on a key), gets ordered.
+impl Default for Kv {
+    /// 16-byte values, contention 0.2 (so the linearizability checker sees
+    /// clients meet on a key), gets ordered.
     fn default() -> Self {
-        WorkloadSpec::Kv { payload: 16, contention: DEFAULT_CONTENTION, read_only_gets: false }
+        Kv { payload: 16, contention: DEFAULT_CONTENTION, read_only_gets: false }
     }
 }
 
-impl WorkloadSpec {
-    /// Short name ("kv" or "counter").
-    pub fn name(&self) -> &'static str {
-        match self {
-            WorkloadSpec::Kv { .. } => "kv",
-            WorkloadSpec::KvPuts { .. } => "kv-puts",
-            WorkloadSpec::Counter { .. } => "counter",
-        }
-    }
+fn kv_store() -> ServiceFactory {
+    Arc::new(|| Box::new(KvStore::new()) as Box<dyn Service>)
+}
 
-    /// Builds fresh instances of the service (one per replica, and one per
-    /// recovery).
-    pub fn service_factory(&self) -> ServiceFactory {
-        match self {
-            WorkloadSpec::Kv { .. } | WorkloadSpec::KvPuts { .. } => {
-                Arc::new(|| Box::new(KvStore::new()) as Box<dyn Service>)
-            }
-            WorkloadSpec::Counter { .. } => Arc::new(|| Box::new(Counter::new()) as Box<dyn Service>),
-        }
+impl Workload for Kv {
+    fn name(&self) -> &str {
+        "kv"
     }
-
-    /// The operation stream of one client, drawing from `rng`. Faulty
-    /// clients get the faulty key namespace.
-    pub(crate) fn generator(&self, client: u64, rng: ChaCha8Rng, faulty: bool) -> OpGenerator {
-        let kind = match self {
-            WorkloadSpec::Kv { payload, contention, read_only_gets } => {
-                let w = KvWorkload { read_only_gets: *read_only_gets, ..KvWorkload::new(*contention, *payload) };
-                GenKind::Kv(if faulty { w.faulty() } else { w })
-            }
-            WorkloadSpec::KvPuts { payload, keys_per_client } => {
-                let w =
-                    KvWorkload { puts_only: true, keys_per_client: *keys_per_client, ..KvWorkload::new(0.0, *payload) };
-                GenKind::Kv(if faulty { w.faulty() } else { w })
-            }
-            WorkloadSpec::Counter { read_only_gets } => {
-                GenKind::Counter(CounterWorkload { read_only_gets: *read_only_gets })
-            }
-        };
-        OpGenerator { kind, rng, client }
+    fn service_factory(&self) -> ServiceFactory {
+        kv_store()
+    }
+    fn client(&self, _client: u64, faulty: bool) -> Box<dyn ClientOps> {
+        let w = KvWorkload { read_only_gets: self.read_only_gets, ..KvWorkload::new(self.contention, self.payload) };
+        Box::new(if faulty { w.faulty() } else { w })
+    }
+    fn check(&self, ops: &[OpRecord], _faulty_clients: bool, budget: u64) -> HistoryCheck {
+        check_kv_history(ops, budget)
     }
 }
 
-enum GenKind {
-    Kv(KvWorkload),
-    Counter(CounterWorkload),
+impl Workload for KvPuts {
+    fn name(&self) -> &str {
+        "kv-puts"
+    }
+    fn service_factory(&self) -> ServiceFactory {
+        kv_store()
+    }
+    fn client(&self, _client: u64, faulty: bool) -> Box<dyn ClientOps> {
+        let w =
+            KvWorkload { puts_only: true, keys_per_client: self.keys_per_client, ..KvWorkload::new(0.0, self.payload) };
+        Box::new(if faulty { w.faulty() } else { w })
+    }
+    fn check(&self, ops: &[OpRecord], _faulty_clients: bool, budget: u64) -> HistoryCheck {
+        check_kv_history(ops, budget)
+    }
+}
+
+impl Workload for Counter {
+    fn name(&self) -> &str {
+        "counter"
+    }
+    fn service_factory(&self) -> ServiceFactory {
+        Arc::new(|| Box::new(CounterService::new()) as Box<dyn Service>)
+    }
+    fn client(&self, _client: u64, _faulty: bool) -> Box<dyn ClientOps> {
+        Box::new(CounterWorkload { read_only_gets: self.read_only_gets })
+    }
+    /// Faulty clients share the counter, so a history with them cannot be judged.
+    fn check(&self, ops: &[OpRecord], faulty_clients: bool, budget: u64) -> HistoryCheck {
+        if faulty_clients {
+            return HistoryCheck {
+                outcome: Outcome::Unknown {
+                    reason: "faulty clients write the shared counter with operations nobody observed".into(),
+                },
+                operations: 0,
+                notes: Vec::new(),
+            };
+        }
+        check_counter_history(ops, budget)
+    }
 }
 
 /// One client's seeded operation stream.
 pub(crate) struct OpGenerator {
-    kind: GenKind,
+    ops: Box<dyn ClientOps>,
     rng: ChaCha8Rng,
     client: u64,
 }
 
 impl OpGenerator {
+    /// Client `client`'s stream of `workload`, drawing from `rng`.
+    pub(crate) fn new(workload: &dyn Workload, client: u64, rng: ChaCha8Rng, faulty: bool) -> Self {
+        OpGenerator { ops: workload.client(client, faulty), rng, client }
+    }
+
     /// The next operation: encoding and read-only flag.
     pub(crate) fn next_op(&mut self) -> (Bytes, bool) {
-        match &self.kind {
-            GenKind::Kv(w) => w.next_op(&mut self.rng, self.client),
-            GenKind::Counter(w) => w.next_op(&mut self.rng, self.client),
-        }
+        self.ops.next_op(&mut self.rng, self.client)
     }
 }
 
@@ -184,27 +240,6 @@ pub struct HistoryCheck {
     pub operations: usize,
     /// Remarks about the mapping.
     pub notes: Vec<String>,
-}
-
-/// Check the linearizability of the correct clients' operations in `ops`.
-/// `faulty_clients` says whether faulty clients ran (they share the counter,
-/// so a counter history with faulty clients cannot be judged).
-pub fn check_history(spec: &WorkloadSpec, ops: &[OpRecord], faulty_clients: bool, budget: u64) -> HistoryCheck {
-    match spec {
-        WorkloadSpec::Kv { .. } | WorkloadSpec::KvPuts { .. } => check_kv_history(ops, budget),
-        WorkloadSpec::Counter { .. } => {
-            if faulty_clients {
-                return HistoryCheck {
-                    outcome: Outcome::Unknown {
-                        reason: "faulty clients write the shared counter with operations nobody observed".into(),
-                    },
-                    operations: 0,
-                    notes: Vec::new(),
-                };
-            }
-            check_counter_history(ops, budget)
-        }
-    }
 }
 
 fn check_kv_history(ops: &[OpRecord], budget: u64) -> HistoryCheck {
@@ -325,11 +360,11 @@ mod tests {
             rec(0, 11, Some(30), get.clone(), v(2)),
             rec(1, 21, None, add.clone(), None),
         ];
-        let spec = WorkloadSpec::Counter { read_only_gets: false };
-        assert_eq!(check_history(&spec, &ok, false, 100_000).outcome, Outcome::Linearizable);
+        let spec = Counter { read_only_gets: false };
+        assert_eq!(spec.check(&ok, false, 100_000).outcome, Outcome::Linearizable);
         let bad = vec![rec(0, 0, Some(10), add.clone(), v(1)), rec(1, 11, Some(20), get, v(0))];
-        assert!(check_history(&spec, &bad, false, 100_000).outcome.is_violation());
-        assert!(check_history(&spec, &bad, true, 100_000).outcome.is_unknown());
+        assert!(spec.check(&bad, false, 100_000).outcome.is_violation());
+        assert!(spec.check(&bad, true, 100_000).outcome.is_unknown());
     }
 
     #[test]
@@ -339,16 +374,16 @@ mod tests {
         let get = KvOp::Get { key: k }.encode();
         let fput = KvOp::Put { key: Bytes::from_static(b"faulty/c0/k0"), value: Bytes::from_static(b"y") }.encode();
         let val = |v: Option<&'static [u8]>| Some(KvReply::Value(v.map(Bytes::from_static)).encode());
-        let spec = WorkloadSpec::default();
+        let spec = Kv::default();
         let h = vec![
             rec(0, 0, Some(10), put, val(None)),
             rec(1, 1, Some(2), fput, val(Some(b"zzz"))),
             rec(0, 11, Some(20), get.clone(), val(Some(b"x"))),
         ];
-        let c = check_history(&spec, &h, true, 100_000);
+        let c = spec.check(&h, true, 100_000);
         assert_eq!(c.outcome, Outcome::Linearizable);
         assert_eq!(c.operations, 2);
         let garbage = vec![rec(0, 0, Some(1), get, Some(Bytes::from_static(b"\xff\xff\xff")))];
-        assert!(check_history(&spec, &garbage, false, 100).outcome.is_violation());
+        assert!(spec.check(&garbage, false, 100).outcome.is_violation());
     }
 }

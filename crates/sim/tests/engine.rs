@@ -5,7 +5,7 @@ mod toy;
 
 use quorate_core::FaultModel;
 use quorate_sim::cpu::CostModel;
-use quorate_sim::{campaign_scenario, run, run_campaign, Fault, Scenario, Simulation, WorkloadSpec};
+use quorate_sim::{campaign_scenario, run, run_campaign, Fault, Scenario, Simulation};
 use std::sync::Arc;
 use std::time::Duration;
 use toy::{Toy, ToyConfig};
@@ -56,7 +56,7 @@ fn same_seed_same_trace() {
 fn counter_workload_and_cft_mode() {
     let mut sc = base(3);
     sc.model = FaultModel::Crash;
-    sc.workload = WorkloadSpec::Counter { read_only_gets: false };
+    sc.workload = std::sync::Arc::new(quorate_sim::workload::Counter { read_only_gets: false });
     let r = run(sc).unwrap();
     assert_eq!(r.n, 3);
     assert_eq!(r.mode, "cft");
@@ -314,7 +314,8 @@ fn campaign_runs_and_replays() {
 #[test]
 fn undecided_linearizability_fails_the_run_and_the_campaign() {
     let mut sc = base(11);
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 1.0, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 1.0, read_only_gets: false });
     sc.clients = 16;
     sc.net.loss = 0.05;
     sc.linearizability_budget = 0;

@@ -35,6 +35,7 @@ struct Probe;
 
 impl Protocol for Probe {
     const NAME: &'static str = "probe";
+    type Keys = ();
     type Message = Ping;
     type Timer = char;
     type Config = ProbeConfig;

@@ -43,7 +43,7 @@ fn fault_free_cft() {
 #[test]
 fn contention_on_one_key() {
     let mut sc = scenario(3);
-    sc.workload = quorate_sim::WorkloadSpec::Kv { contention: 1.0, payload: 64, read_only_gets: true };
+    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { contention: 1.0, payload: 64, read_only_gets: true });
     check(&run(sc).unwrap());
 }
 

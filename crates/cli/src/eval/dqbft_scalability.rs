@@ -15,6 +15,7 @@
 
 use super::svg::{BarChart, Bars, Markers};
 use super::{checks_section, columns, Csv, Experiment, Judged, Options, Outcome};
+use crate::protocols::max_faults_of;
 use crate::protocols::{with_protocol, WithProtocol};
 use crate::sim::{parse_sim_args, scenario, CliProtocol};
 use quorate_sim::{run as simulate, Report};
@@ -559,14 +560,11 @@ fn destiny_claim(res: &Results, crashed: bool, at: &'static str, claim: &'static
     c
 }
 
-/// Faults tolerated by `protocol` at `n` replicas: (N−1)/2 for Destiny
-/// (hybrid, 2f+1), (N−1)/3 for the others (the source's Destiny f = 9 at N = 19).
+/// Faults tolerated by `protocol` at `n` replicas, as the protocol says
+/// ([`max_faults_of`]): (N−1)/2 for Destiny (hybrid, 2f+1), (N−1)/3 for the
+/// others (the source's Destiny f = 9 at N = 19).
 fn faults(protocol: &str, n: usize) -> usize {
-    if protocol == "destiny" {
-        (n - 1) / 2
-    } else {
-        (n - 1) / 3
-    }
+    max_faults_of(protocol, n, quorate_core::FaultModel::Byzantine).expect("a protocol of the series")
 }
 
 fn run(opts: &Options) -> Result<Outcome, String> {

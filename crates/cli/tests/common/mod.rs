@@ -234,15 +234,15 @@ impl Cluster {
         self.metric_now(i, &format!("quorate_rejected_total{{reason=\"{reason}\"}}")) as u64
     }
 
-    /// The current leader, by the highest regency among running replicas.
+    /// The current leader, by the highest view among running replicas.
     pub fn leader(&mut self) -> usize {
-        let mut regency = 0;
+        let mut view = 0;
         for i in 0..self.n {
             if self.children[i].is_some() {
-                regency = regency.max(self.metric(i, "quorate_regency").unwrap_or(0.0) as u64);
+                view = view.max(self.metric(i, "quorate_view").unwrap_or(0.0) as u64);
             }
         }
-        (regency % self.n as u64) as usize
+        (view % self.n as u64) as usize
     }
 
     /// Whether replica `i` has been started and not killed.

@@ -14,12 +14,13 @@
 
 use crate::{Destiny, Dqbft};
 use quorate_core::machine::Protocol;
-use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Fault, Report, Scenario};
 use std::time::Duration;
 
 fn collusion<P: Protocol>(colluders: &[u32], seed: u64) -> Report {
     let mut sc = Scenario::<P>::new(1).with_seed(seed).with_clients(16).with_duration(Duration::from_secs(4));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     for r in colluders {
         sc.faults.push(Fault::Byzantine { replica: *r, strategy: "collude-split".into() });
     }

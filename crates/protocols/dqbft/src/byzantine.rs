@@ -80,7 +80,7 @@ enum Kind {
 /// Build a Byzantine replica.
 pub fn replica<F: Flavor>(
     strategy: &str,
-    ctx: ReplicaContext,
+    ctx: ReplicaContext<F::Material>,
     cfg: &Config,
 ) -> Result<Box<dyn ReplicaMachine<Dq<F>>>, UnknownStrategy> {
     let kind = match strategy {
@@ -120,7 +120,7 @@ pub fn replica<F: Flavor>(
 /// Build a Byzantine client.
 pub fn client<F: Flavor>(
     strategy: &str,
-    mut ctx: ClientContext,
+    mut ctx: ClientContext<F::Material>,
     cfg: &Config,
 ) -> Result<Box<dyn ClientMachine<Dq<F>>>, UnknownStrategy> {
     if strategy != "duplicate-requests" {

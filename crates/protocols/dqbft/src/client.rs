@@ -69,7 +69,7 @@ pub struct Client<F> {
 
 impl<F: Flavor> Client<F> {
     /// A client.
-    pub fn new(ctx: ClientContext, cfg: Config) -> Self {
+    pub fn new(ctx: ClientContext<F::Material>, cfg: Config) -> Self {
         let n = ctx.membership.n() as u64;
         let instance = (ctx.id.0 % n) as u32;
         let wanted = ctx.nearest.first().map_or(instance, |r| r.0);

@@ -7,6 +7,7 @@ use crate::replica::Replica;
 use crate::Flavor;
 use quorate_core::crypto::{Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
+use quorate_core::keys::{self, KeyError, KeyFiles, KeyMaterial};
 use quorate_core::machine::{ClientContext, ReplicaContext};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
@@ -15,7 +16,11 @@ use quorate_engines::instance::{InstanceMsg, Value};
 use quorate_engines::pbft::collusion::Collusion;
 use quorate_engines::pbft::messages::bytes;
 use quorate_engines::pbft::{self as pbft, Auth, PbftMsg};
-use quorate_threshsign::{destiny, BlsScheme, GroupSpec, ModelledScheme, PlainSign, Provision, Scheme, Share};
+use quorate_threshsign::{
+    destiny, BlsScheme, GroupSpec, ModelledScheme, PlainSign, Provision, ProvisionError, Scheme, Share,
+};
+use rand::{CryptoRng, RngCore};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// DQPBFT: PBFT (MAC authenticators) in every instance, 3f+1 replicas, MAC'd
@@ -25,7 +30,7 @@ pub struct Pbft;
 
 impl Flavor for Pbft {
     const NAME: &'static str = "dqbft";
-    const THRESHOLD_KEYS: bool = false;
+    type Material = ();
     type D = pbft::Engine<DBatch>;
     type O = pbft::Engine<OBatch>;
     type Keys = ();
@@ -126,6 +131,126 @@ pub struct HybsterKeys {
     pub scheme: Arc<dyn Scheme>,
 }
 
+/// A Destiny replica's ThreshSign key material, as its key files hold it:
+/// opaque bytes in `quorate-threshsign`'s formats
+/// (`TrustedKeys::to_secret_bytes`, `UntrustedKeys::to_secret_bytes` and
+/// `GroupPublic::to_bytes`), dealt by a trusted dealer
+/// ([`quorate_threshsign::keygen`]) for the group [`destiny::group`]`(n, f)`.
+/// In the key directory: per replica its trusted subsystem's secret keys
+/// (`replica-<i>.threshold-trusted.key`) and its untrusted (π) secret keys
+/// (`replica-<i>.threshold-untrusted.key`), both readable only by the owner,
+/// and the group's public material (`threshold-group.pub`) for replicas and
+/// clients. The secret parts are secrets like a signing key: `Debug` prints
+/// their lengths only, and there is no `Clone`.
+pub enum DestinyKeys {
+    /// Dealt keys, checked by the host against the cluster.
+    Dealt {
+        /// The secret keys of the replica's trusted subsystem.
+        trusted: Vec<u8>,
+        /// The replica's untrusted secret keys.
+        untrusted: Vec<u8>,
+        /// The group's public material (the same for every replica and client).
+        public: Arc<Vec<u8>>,
+    },
+    /// The simulator's modelled ThreshSign (decision 0008: a public key).
+    Modelled,
+}
+
+impl std::fmt::Debug for DestinyKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DestinyKeys::Dealt { trusted, untrusted, public } => f
+                .debug_struct("Dealt")
+                .field("trusted", &format_args!("{} secret bytes", trusted.len()))
+                .field("untrusted", &format_args!("{} secret bytes", untrusted.len()))
+                .field("public", &format_args!("{} bytes", public.len()))
+                .finish(),
+            DestinyKeys::Modelled => f.write_str("Modelled"),
+        }
+    }
+}
+
+/// File names of replica `r`'s threshold secret keys: (trusted, untrusted).
+pub fn threshold_file_names(r: ReplicaId) -> (String, String) {
+    (format!("replica-{}.threshold-trusted.key", r.0), format!("replica-{}.threshold-untrusted.key", r.0))
+}
+
+/// File name of the group's public threshold material.
+pub const THRESHOLD_PUBLIC_FILE: &str = "threshold-group.pub";
+
+const KIND: &str = "threshold keys";
+
+impl KeyMaterial for DestinyKeys {
+    /// The group's public material (None: the modelled scheme).
+    type Public = Option<Arc<Vec<u8>>>;
+    const FILES: Option<KeyFiles> = Some(KeyFiles {
+        kind: KIND,
+        per_replica: "replica-<i>.threshold-{trusted,untrusted}.key",
+        shared: THRESHOLD_PUBLIC_FILE,
+    });
+
+    /// A trusted dealer ([`quorate_threshsign::keygen`]) for
+    /// [`destiny::group`]`(n, f)`.
+    fn deal_into<R: RngCore + CryptoRng>(dir: &Path, n: usize, f: usize, rng: &mut R) -> Result<(), KeyError> {
+        let deal = quorate_threshsign::keygen(&group(n, f), rng).map_err(|e| KeyError::Protocol {
+            kind: KIND,
+            files: dir.display().to_string(),
+            msg: format!("the dealer refused the group: {e}"),
+        })?;
+        keys::write_public(&dir.join(THRESHOLD_PUBLIC_FILE), &deal.public.to_bytes())?;
+        for k in deal.replicas {
+            let (trusted_file, untrusted_file) = threshold_file_names(k.replica());
+            let (trusted, untrusted) = k.into_parts();
+            keys::write_secret(&dir.join(trusted_file), &trusted.to_secret_bytes())?;
+            keys::write_secret(&dir.join(untrusted_file), &untrusted.to_secret_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The files are hex, decode, belong together and to `id`, and their
+    /// group is this cluster's ([`KeyMaterial::load_public`] first).
+    fn load(dir: &Path, id: ReplicaId, n: usize, f: usize) -> Result<Self, KeyError> {
+        let public = Self::load_public(dir, n, f)?.expect("loaded, not modelled");
+        let (trusted_file, untrusted_file) = threshold_file_names(id);
+        let (trusted_path, untrusted_path) = (dir.join(trusted_file), dir.join(untrusted_file));
+        let trusted = keys::read_hex(&trusted_path)?;
+        let untrusted = keys::read_hex(&untrusted_path)?;
+        Provision::from_bytes_for(id, &group(n, f), &trusted, &untrusted, &public).map_err(|e| {
+            let files = [&trusted_path, &untrusted_path, &dir.join(THRESHOLD_PUBLIC_FILE)]
+                .map(|p| p.display().to_string())
+                .join(", ");
+            KeyError::Protocol { kind: KIND, files, msg: e.to_string() }
+        })?;
+        Ok(DestinyKeys::Dealt { trusted, untrusted, public })
+    }
+
+    /// Hex, decodes, is of a deal for this cluster's group, and its public
+    /// key shares match its commitment (O(n·t) group operations:
+    /// milliseconds at small n, seconds at n = 301).
+    fn load_public(dir: &Path, n: usize, f: usize) -> Result<Self::Public, KeyError> {
+        let path = dir.join(THRESHOLD_PUBLIC_FILE);
+        let bytes = keys::read_hex(&path)?;
+        let bad = |e: ProvisionError| KeyError::Protocol {
+            kind: KIND,
+            files: path.display().to_string(),
+            msg: e.to_string(),
+        };
+        let public = Provision::public_for(&group(n, f), &bytes).map_err(bad)?;
+        if !public.check_key_shares() {
+            return Err(bad(ProvisionError::BadKeyShares));
+        }
+        Ok(Some(Arc::new(bytes)))
+    }
+
+    fn modelled(_id: ReplicaId, _n: usize, _f: usize) -> Self {
+        DestinyKeys::Modelled
+    }
+
+    fn modelled_public(_n: usize, _f: usize) -> Self::Public {
+        None
+    }
+}
+
 /// Destiny's dealer table for `n` replicas: f+1 of 2f+1.
 fn group(n: usize, f: usize) -> GroupSpec {
     destiny::group(n as u32, f as u32)
@@ -133,7 +258,7 @@ fn group(n: usize, f: usize) -> GroupSpec {
 
 impl Flavor for Hybster {
     const NAME: &'static str = "destiny";
-    const THRESHOLD_KEYS: bool = true;
+    type Material = DestinyKeys;
     type D = hyb::Engine<DBatch>;
     type O = hyb::Engine<OBatch>;
     type Keys = HybsterKeys;
@@ -156,23 +281,27 @@ impl Flavor for Hybster {
     /// Panics on keys that are not this replica's for this group: a host
     /// must check them before building a replica (`quorate_node` does, and
     /// refuses to start).
-    fn keys(ctx: &ReplicaContext) -> HybsterKeys {
+    fn keys(ctx: &ReplicaContext<DestinyKeys>) -> HybsterKeys {
         let spec = group(ctx.membership.n(), ctx.membership.f());
-        let p = match &ctx.threshold {
-            Some(k) => Provision::from_bytes_for(ctx.id, &spec, &k.trusted, &k.untrusted, &k.public)
-                .unwrap_or_else(|e| panic!("{:?}'s threshold keys, unchecked by the host: {e}", ctx.id)),
+        let p = match &ctx.keys {
+            DestinyKeys::Dealt { trusted, untrusted, public } => {
+                Provision::from_bytes_for(ctx.id, &spec, trusted, untrusted, public)
+                    .unwrap_or_else(|e| panic!("{:?}'s threshold keys, unchecked by the host: {e}", ctx.id))
+            }
             // The membership holds n >= 2f+1 >= 1 replicas, so the table is valid.
-            None => Provision::modelled(ctx.id, &spec, ctx.crypto.clone()).expect("a valid Destiny group"),
+            DestinyKeys::Modelled => {
+                Provision::modelled(ctx.id, &spec, ctx.crypto.clone()).expect("a valid Destiny group")
+            }
         };
         HybsterKeys { trusted: Arc::new(Mutex::new(p.trusted)), plain: p.plain, scheme: p.scheme }
     }
 
-    fn d_engine(ctx: &ReplicaContext, keys: &HybsterKeys, cfg: &Config, i: u32) -> Self::D {
+    fn d_engine(ctx: &ReplicaContext<DestinyKeys>, keys: &HybsterKeys, cfg: &Config, i: u32) -> Self::D {
         let (m, c) = (ctx.membership.clone(), ctx.crypto.clone());
         hyb::Engine::new(ctx.id, m, c, keys.trusted.clone(), keys.scheme.clone(), cfg.d_hybster(i))
     }
 
-    fn o_engine(ctx: &ReplicaContext, keys: &HybsterKeys, cfg: &Config) -> Self::O {
+    fn o_engine(ctx: &ReplicaContext<DestinyKeys>, keys: &HybsterKeys, cfg: &Config) -> Self::O {
         let (m, c) = (ctx.membership.clone(), ctx.crypto.clone());
         hyb::Engine::new(ctx.id, m, c, keys.trusted.clone(), keys.scheme.clone(), cfg.o_hybster())
     }
@@ -185,9 +314,9 @@ impl Flavor for Hybster {
     /// runtime, checked with the same [`Provision::public_for`]); the
     /// modelled scheme only when it gives none (the simulator). Panics on
     /// material that is not of this group's deal (hosts check it first).
-    fn client_scheme(ctx: &ClientContext) -> Option<Arc<dyn Scheme>> {
+    fn client_scheme(ctx: &ClientContext<DestinyKeys>) -> Option<Arc<dyn Scheme>> {
         let spec = group(ctx.membership.n(), ctx.membership.f());
-        Some(match &ctx.threshold_public {
+        Some(match &ctx.public_keys {
             Some(bytes) => {
                 let public = Provision::public_for(&spec, bytes)
                     .unwrap_or_else(|e| panic!("the group's public threshold material, unchecked by the host: {e}"));

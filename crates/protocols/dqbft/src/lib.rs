@@ -36,9 +36,11 @@ pub use messages::Msg;
 
 use messages::{DBatch, OBatch};
 use quorate_core::ids::ReplicaId;
+use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem};
+use quorate_core::settings::{set, GenericSettings};
 use quorate_engines::instance::{EngineTimer, Instance};
 use quorate_engines::pbft::collusion::Collusion;
 use quorate_threshsign::{PlainSign, Scheme};
@@ -69,8 +71,8 @@ pub enum Timer {
 pub trait Flavor: Sized + Send + Sync + 'static {
     /// Name on the command line.
     const NAME: &'static str;
-    /// Whether it needs threshold keys ([`Protocol::THRESHOLD_KEYS`]).
-    const THRESHOLD_KEYS: bool;
+    /// Key material beyond the signing keys ([`Protocol::Keys`]).
+    type Material: KeyMaterial;
     /// A D-instance's engine.
     type D: Instance<DBatch>;
     /// The O-instance's engine.
@@ -81,18 +83,17 @@ pub trait Flavor: Sized + Send + Sync + 'static {
     fn replicas_for(f: usize) -> usize;
     /// The quorums of every instance (D and O) with `n` replicas and f faults.
     fn quorum_system(n: usize, f: usize, model: FaultModel) -> Result<QuorumSystem, ConfigError>;
-    /// A replica's keys (from [`ReplicaContext::threshold`] if the flavor
-    /// uses threshold keys).
-    fn keys(ctx: &ReplicaContext) -> Self::Keys;
+    /// A replica's keys (from [`ReplicaContext::keys`], its key material).
+    fn keys(ctx: &ReplicaContext<Self::Material>) -> Self::Keys;
     /// D-instance `i`.
-    fn d_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config, i: u32) -> Self::D;
+    fn d_engine(ctx: &ReplicaContext<Self::Material>, keys: &Self::Keys, cfg: &Config, i: u32) -> Self::D;
     /// The O-instance.
-    fn o_engine(ctx: &ReplicaContext, keys: &Self::Keys, cfg: &Config) -> Self::O;
+    fn o_engine(ctx: &ReplicaContext<Self::Material>, keys: &Self::Keys, cfg: &Config) -> Self::O;
     /// How replicas answer clients: None for MAC'd replies (f+1 matching),
     /// or the untrusted signer and scheme of aggregated answers.
     fn answers(keys: &Self::Keys) -> Option<(&dyn PlainSign, &Arc<dyn Scheme>)>;
     /// A client's scheme for aggregated answers (None: MAC'd replies).
-    fn client_scheme(ctx: &ClientContext) -> Option<Arc<dyn Scheme>>;
+    fn client_scheme(ctx: &ClientContext<Self::Material>) -> Option<Arc<dyn Scheme>>;
     /// Adversaries: `original`, a proposal of D-instance `i`, made for `to`
     /// with `value` instead, as well as the replica's own keys allow.
     fn forge_d(r: &Replica<Self>, i: u32, original: &DMsg<Self>, to: ReplicaId, value: DBatch) -> Option<DMsg<Self>>;
@@ -124,7 +125,7 @@ pub type Destiny = Dq<flavor::Hybster>;
 
 impl<F: Flavor> Protocol for Dq<F> {
     const NAME: &'static str = F::NAME;
-    const THRESHOLD_KEYS: bool = F::THRESHOLD_KEYS;
+    type Keys = F::Material;
     type Message = FMsg<F>;
     type Timer = Timer;
     type Config = Config;
@@ -152,15 +153,28 @@ impl<F: Flavor> Protocol for Dq<F> {
         config.client_retransmit.saturating_add(round.saturating_mul(rounds(faulty)))
     }
 
+    /// The timeout is how long a request may wait before replicas suspect
+    /// its coordinator (or the O-primary); round robin orders the
+    /// D-instances without the O-instance.
+    fn apply_settings(s: &GenericSettings) -> Result<Config, String> {
+        let mut c = Config::default();
+        set(&mut c.request_timeout, s.timeout);
+        set(&mut c.client_retransmit, s.client_retransmit);
+        set(&mut c.max_batch, s.max_batch);
+        set(&mut c.checkpoint_period, s.checkpoint_period);
+        c.round_robin = s.round_robin;
+        Ok(c)
+    }
+
     fn validate_config(config: &Config) -> Result<(), String> {
         config.validate()
     }
 
-    fn replica(ctx: ReplicaContext, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
+    fn replica(ctx: ReplicaContext<F::Material>, config: &Config) -> Box<dyn ReplicaMachine<Self>> {
         Box::new(replica::Replica::<F>::new(ctx, config.clone()))
     }
 
-    fn client(ctx: ClientContext, config: &Config) -> Box<dyn ClientMachine<Self>> {
+    fn client(ctx: ClientContext<F::Material>, config: &Config) -> Box<dyn ClientMachine<Self>> {
         Box::new(client::Client::<F>::new(ctx, config.clone()))
     }
 
@@ -170,7 +184,7 @@ impl<F: Flavor> Protocol for Dq<F> {
 
     fn byzantine(
         strategy: &str,
-        ctx: ReplicaContext,
+        ctx: ReplicaContext<F::Material>,
         config: &Config,
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         byzantine::replica::<F>(strategy, ctx, config)
@@ -182,7 +196,7 @@ impl<F: Flavor> Protocol for Dq<F> {
 
     fn byzantine_client(
         strategy: &str,
-        ctx: ClientContext,
+        ctx: ClientContext<F::Material>,
         config: &Config,
     ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
         byzantine::client::<F>(strategy, ctx, config)

@@ -10,14 +10,15 @@ use crate::replica::Replica;
 use crate::{Dq, Flavor};
 use quorate_core::crypto::Digest;
 use quorate_core::time::Time;
-use quorate_sim::{Fault, Report, Scenario, Simulation, WorkloadSpec};
+use quorate_sim::{Fault, Report, Scenario, Simulation};
 use std::time::Duration;
 
 const OWNER: u32 = 2;
 
 fn scenario<F: Flavor>(seed: u64, secs: u64) -> Scenario<Dq<F>> {
     let mut sc = Scenario::<Dq<F>>::new(1).with_seed(seed).with_clients(12).with_duration(Duration::from_secs(secs));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     // Within the runs: a request timeout (2 s) and a view change.
     sc.liveness_bound = Some(Duration::from_secs(8));
     sc
@@ -195,7 +196,8 @@ fn a_faulty_coordinator_is_replaced_and_reinstated_ever_more_rarely<F: Flavor>(s
     const FAULTY: u32 = 1;
     let run = |seed: u64, backoff: Duration| {
         let mut sc = Scenario::<Dq<F>>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(22));
-        sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+        sc.workload =
+            std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
         sc.liveness_bound = Some(Duration::from_secs(8));
         sc.config.reinstate_backoff = backoff;
         sc.faults.push(Fault::Byzantine { replica: FAULTY, strategy: strategy.into() });

@@ -10,12 +10,13 @@ use crate::flavor::Pbft;
 use crate::replica::Replica;
 use crate::{Config, Dqbft};
 use quorate_core::time::Time;
-use quorate_sim::{Report, Scenario, Simulation, WorkloadSpec};
+use quorate_sim::{Report, Scenario, Simulation};
 use std::time::Duration;
 
 fn scenario(seed: u64, round_robin: bool) -> Scenario<Dqbft> {
     let mut sc = Scenario::<Dqbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(6));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     sc.config = Config { round_robin, ..Config::default() };
     sc
 }

@@ -5,7 +5,7 @@
 
 use crate::{Destiny, Dqbft};
 use quorate_core::machine::Protocol;
-use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Fault, Report, Scenario};
 use std::time::Duration;
 
 fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Dqbft> {
@@ -14,7 +14,8 @@ fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Dqbft> {
 
 fn scenario_of<P: Protocol>(seed: u64, clients: usize, secs: u64) -> Scenario<P> {
     let mut sc = Scenario::<P>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     sc
 }
 
@@ -285,10 +286,11 @@ fn destiny_a_replica_killed_and_restarted_catches_up() {
 /// threshold signatures are real BLS (a modelled share does not verify).
 #[test]
 fn destiny_with_dealt_bls_keys_answers_a_client() {
+    use crate::flavor::DestinyKeys;
     use quorate_apps::{KvOp, KvReply, KvStore};
     use quorate_core::crypto::Ed25519Crypto;
     use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-    use quorate_core::machine::{ClientContext, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, ThresholdKeys};
+    use quorate_core::machine::{ClientContext, Effect, Input, Outbox, ReplicaContext, ReplicaMachine};
     use quorate_core::membership::FaultModel;
     use quorate_core::time::Time;
     use quorate_threshsign::{destiny, keygen_seeded};
@@ -317,11 +319,11 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
                 membership: m.clone(),
                 crypto: Arc::new(cryptos[i].clone()),
                 service: Box::new(KvStore::new()),
-                threshold: Some(ThresholdKeys {
+                keys: DestinyKeys::Dealt {
                     trusted: t.to_secret_bytes(),
                     untrusted: u.to_secret_bytes(),
                     public: Arc::clone(&public),
-                }),
+                },
             };
             Destiny::replica(ctx, &cfg)
         })
@@ -332,7 +334,7 @@ fn destiny_with_dealt_bls_keys_answers_a_client() {
         nearest: m.round_from(ReplicaId(1)),
         membership: m.clone(),
         crypto: Arc::new(cryptos[n].clone()),
-        threshold_public: Some(Arc::clone(&public)),
+        public_keys: Some(Arc::clone(&public)),
     };
     let mut client = Destiny::client(ctx, &cfg);
 

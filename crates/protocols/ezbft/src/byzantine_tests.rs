@@ -13,7 +13,7 @@ use quorate_core::membership::{FaultModel, Membership};
 use quorate_core::request::{Request, SignedRequest};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
-use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Fault, Report, Scenario};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,7 +42,8 @@ fn run_with(strategy: &str, replica: u32, trigger: Trigger, seed: u64) -> Report
 fn run_for(strategy: &str, replica: u32, trigger: Trigger, seed: u64, secs: u64, bound: u64) -> Report {
     // 8 correct clients sit round-robin at the replicas: the faulty one (the 9th) at replica 0.
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(secs));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     sc.liveness_bound = Some(Duration::from_secs(bound));
     sc.timeline = true;
     sc.faults.push(Fault::Byzantine { replica, strategy: strategy.to_string() });
@@ -153,7 +154,7 @@ fn the_spurious_future_deps_strategy_names_slots_nobody_ordered() {
             membership: m.clone(),
             crypto: keys[0].clone(),
             service: Box::new(KvStore::new()),
-            threshold: None,
+            keys: (),
         };
         let mut r: Box<dyn ReplicaMachine<Ezbft>> = match strategy {
             None => Box::new(crate::replica::Replica::new(ctx, Config::default())),

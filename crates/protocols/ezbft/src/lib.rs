@@ -30,6 +30,7 @@ use quorate_core::machine::{
 };
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
+use quorate_core::settings::{set, GenericSettings};
 use serde::{Deserialize, Serialize};
 
 /// Timers of EZBFT machines.
@@ -79,6 +80,7 @@ pub struct Ezbft;
 
 impl Protocol for Ezbft {
     const NAME: &'static str = "ezbft";
+    type Keys = ();
     const ORDER: OrderGuarantee = OrderGuarantee::Interfering;
     type Message = Msg;
     type Timer = Timer;
@@ -118,6 +120,22 @@ impl Protocol for Ezbft {
         let round = config.commit_timeout.saturating_mul(2).saturating_add(config.new_owner_timeout);
         let client = config.client_retransmit.saturating_add(config.suspect_timeout.saturating_mul(2));
         client.saturating_add(round.saturating_mul(rounds(faulty)))
+    }
+
+    /// The timeout is the paper's: how long a client waits before
+    /// suspecting its command-leader. No batching, no round robin.
+    fn apply_settings(s: &GenericSettings) -> Result<Config, String> {
+        if s.max_batch.is_some() {
+            return Err("ezbft has no batching: drop --batch".into());
+        }
+        if s.round_robin {
+            return Err("--round-robin is a DQBFT option (dqbft, destiny)".into());
+        }
+        let mut c = Config::default();
+        set(&mut c.suspect_timeout, s.timeout);
+        set(&mut c.client_retransmit, s.client_retransmit);
+        set(&mut c.checkpoint_interval, s.checkpoint_period);
+        Ok(c)
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {

@@ -2,12 +2,12 @@
 //! state, linearizable KV histories and liveness, from no contention to full.
 
 use crate::Ezbft;
-use quorate_sim::{run, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Report, Scenario};
 use std::time::Duration;
 
 fn kv(contention: f64, seed: u64, clients: usize) -> Report {
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(5));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention, read_only_gets: false };
+    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention, read_only_gets: false });
     run(sc.judged()).expect("valid scenario")
 }
 
@@ -47,7 +47,8 @@ fn partial_contention_is_safe_and_live() {
 
 fn with_byzantine(strategy: &str, seed: u64) -> Report {
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(20));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.02, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.02, read_only_gets: false });
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: strategy.to_string() });
     run(sc.judged()).expect("valid scenario")
 }
@@ -83,7 +84,8 @@ fn lying_or_absent_participants_push_commands_to_the_slow_path() {
 fn faulty_clients_do_not_break_correct_ones() {
     for strategy in ["never-commit", "conflicting-commits", "reuse-timestamps"] {
         let mut sc = Scenario::<Ezbft>::new(1).with_seed(3).with_clients(4).with_duration(Duration::from_secs(8));
-        sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.5, read_only_gets: false };
+        sc.workload =
+            std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.5, read_only_gets: false });
         sc.faults.push(quorate_sim::Fault::FaultyClient { strategy: strategy.to_string() });
         let r = run(sc.judged()).expect("valid scenario");
         assert_eq!(r.faulty_clients, 1);
@@ -94,7 +96,8 @@ fn faulty_clients_do_not_break_correct_ones() {
 fn kv_scenario(seed: u64, clients: usize, secs: u64, checkpoint_interval: u64) -> Scenario<Ezbft> {
     let mut sc =
         Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.02, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.02, read_only_gets: false });
     sc.config = crate::Config { checkpoint_interval, ..crate::Config::default() };
     sc
 }
@@ -166,7 +169,8 @@ fn a_replica_cut_off_long_enough_to_lose_its_space_reopens_it() {
 #[test]
 fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
     let mut sc = Scenario::<Ezbft>::new(1).with_seed(12).with_clients(8).with_duration(Duration::from_secs(5));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 1.0, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 1.0, read_only_gets: false });
     let hour = Duration::from_secs(3600);
     sc.config = crate::Config {
         commit_timeout: hour,

@@ -25,6 +25,7 @@ pub use messages::Msg;
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
+use quorate_core::settings::{set, GenericSettings};
 use serde::{Deserialize, Serialize};
 
 /// Timers of Mod-SMaRt machines.
@@ -45,6 +46,7 @@ pub struct ModSmart;
 
 impl Protocol for ModSmart {
     const NAME: &'static str = "mod-smart";
+    type Keys = ();
     type Message = Msg;
     type Timer = Timer;
     type Config = Config;
@@ -85,6 +87,20 @@ impl Protocol for ModSmart {
     fn liveness_bound(config: &Config, faulty: usize) -> std::time::Duration {
         use quorate_core::machine::recovery_rounds as rounds;
         config.client_retransmit.saturating_add(config.request_timeout.saturating_mul(2).saturating_mul(rounds(faulty)))
+    }
+
+    /// The request timeout, client retransmission, batch and checkpoint
+    /// period; no round robin.
+    fn apply_settings(s: &GenericSettings) -> Result<Config, String> {
+        if s.round_robin {
+            return Err("--round-robin is a DQBFT option (dqbft, destiny)".into());
+        }
+        let mut c = Config::default();
+        set(&mut c.request_timeout, s.timeout);
+        set(&mut c.client_retransmit, s.client_retransmit);
+        set(&mut c.max_batch, s.max_batch);
+        set(&mut c.checkpoint_period, s.checkpoint_period);
+        Ok(c)
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {

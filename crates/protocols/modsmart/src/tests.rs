@@ -46,7 +46,7 @@ impl Net {
                 membership: m.clone(),
                 crypto: key.clone(),
                 service: Box::new(KvStore::new()),
-                threshold: None,
+                keys: (),
             };
             replicas.push(Box::new(Replica::new(ctx, cfg.clone())));
         }

@@ -31,6 +31,7 @@ use quorate_engines::pbft as engine;
 use quorate_core::machine::{ClientContext, ClientMachine, Protocol, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::membership::FaultModel;
 use quorate_core::quorum::{ConfigError, QuorumSystem, Role};
+use quorate_core::settings::{set, GenericSettings};
 use serde::{Deserialize, Serialize};
 
 /// Timers of PBFT machines.
@@ -53,6 +54,7 @@ pub struct Pbft;
 
 impl Protocol for Pbft {
     const NAME: &'static str = "pbft";
+    type Keys = ();
     type Message = Msg;
     type Timer = Timer;
     type Config = Config;
@@ -77,6 +79,20 @@ impl Protocol for Pbft {
         use quorate_core::machine::recovery_rounds as rounds;
         let round = config.request_timeout.saturating_add(config.view_change_timeout);
         config.client_retransmit.saturating_add(round.saturating_mul(rounds(faulty)))
+    }
+
+    /// The timeout is the backups' request timer: how long a request may
+    /// wait before they suspect the primary. No round robin.
+    fn apply_settings(s: &GenericSettings) -> Result<Config, String> {
+        if s.round_robin {
+            return Err("--round-robin is a DQBFT option (dqbft, destiny)".into());
+        }
+        let mut c = Config::default();
+        set(&mut c.request_timeout, s.timeout);
+        set(&mut c.client_retransmit, s.client_retransmit);
+        set(&mut c.max_batch, s.max_batch);
+        set(&mut c.checkpoint_period, s.checkpoint_period);
+        Ok(c)
     }
 
     fn validate_config(config: &Config) -> Result<(), String> {

@@ -3,13 +3,14 @@
 //! and recovery, and with a partitioned replica catching up.
 
 use crate::Pbft;
-use quorate_sim::{run, Fault, Report, Scenario, WorkloadSpec};
+use quorate_sim::{run, Fault, Report, Scenario};
 use std::time::Duration;
 
 fn scenario(seed: u64, clients: usize, secs: u64) -> Scenario<Pbft> {
     let mut sc =
         Scenario::<Pbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
-    sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.2, read_only_gets: false };
+    sc.workload =
+        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
     sc
 }
 
@@ -134,7 +135,8 @@ fn runs_are_deterministic() {
 fn faulty_clients_do_not_break_correct_ones() {
     for strategy in ["bad-signature", "reuse-seq", "split-requests"] {
         let mut sc = scenario(3, 4, 8);
-        sc.workload = WorkloadSpec::Kv { payload: 16, contention: 0.5, read_only_gets: false };
+        sc.workload =
+            std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.5, read_only_gets: false });
         sc.faults.push(Fault::FaultyClient { strategy: strategy.to_string() });
         let r = run(sc.judged()).expect("valid scenario");
         assert_eq!(r.faulty_clients, 1);

@@ -61,6 +61,7 @@ pub struct Toy;
 
 impl Protocol for Toy {
     const NAME: &'static str = "toy";
+    type Keys = ();
     type Message = ToyMsg;
     type Timer = ToyTimer;
     type Config = ToyConfig;

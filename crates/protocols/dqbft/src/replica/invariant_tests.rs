@@ -29,7 +29,7 @@ fn replica(id: u32) -> (Replica<Pbft>, Arc<Ed25519Crypto>) {
         membership: Membership::new(N, 1, FaultModel::Byzantine, N).unwrap(),
         crypto: keys[id as usize].clone(),
         service: Box::new(KvStore::new()),
-        threshold: None,
+        keys: (),
     };
     let mut r = Replica::<Pbft>::new(ctx, Config::default());
     r.handle(Time(1), Input::Start, &mut Out::new());

@@ -211,7 +211,7 @@ pub struct Replica<F: Flavor> {
 
 impl<F: Flavor> Replica<F> {
     /// A replica with fresh state.
-    pub fn new(ctx: ReplicaContext, cfg: Config) -> Self {
+    pub fn new(ctx: ReplicaContext<F::Material>, cfg: Config) -> Self {
         let n = ctx.membership.n();
         let keys = F::keys(&ctx);
         let d = (0..n as u32).map(|i| F::d_engine(&ctx, &keys, &cfg, i)).collect();

@@ -35,7 +35,7 @@ fn replica(id: u32) -> Replica {
         membership: Membership::new(N, 1, FaultModel::Byzantine, N).unwrap(),
         crypto: keys()[id as usize].clone(),
         service: Box::new(KvStore::new()),
-        threshold: None,
+        keys: (),
     };
     Replica::new(ctx, Config::default())
 }

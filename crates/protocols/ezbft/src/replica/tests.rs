@@ -44,7 +44,7 @@ impl Net {
                     membership: m.clone(),
                     crypto: keys[i].clone(),
                     service: Box::new(KvStore::new()),
-                    threshold: None,
+                    keys: (),
                 };
                 Replica::new(ctx, Config::default())
             })

@@ -24,7 +24,7 @@ fn replica(model: FaultModel) -> (Replica, Arc<Ed25519Crypto>) {
         membership: quorate_core::membership_for::<crate::ModSmart>(n, 1, model).unwrap(),
         crypto: keys[1].clone(),
         service: Box::new(KvStore::new()),
-        threshold: None,
+        keys: (),
     };
     let mut r = Replica::new(ctx, Config::default());
     r.handle(Time(1), Input::Start, &mut Outbox::new());
