@@ -8,6 +8,7 @@
 
 pub mod crypto;
 pub mod executor;
+pub mod faulty_client;
 pub mod ids;
 pub mod invariant;
 pub mod keys;

@@ -257,3 +257,12 @@ impl Message for Msg {
         }
     }
 }
+
+impl quorate_core::faulty_client::CarriesRequest for Msg {
+    fn request_mut(&mut self) -> Option<&mut SignedRequest> {
+        match self {
+            Msg::Request(r) => Some(r),
+            _ => None,
+        }
+    }
+}

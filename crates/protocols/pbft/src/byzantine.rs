@@ -12,9 +12,7 @@ use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::machine::{
     ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
 };
-use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
-use quorate_core::Bytes;
 use quorate_engines::instance::Instance;
 use quorate_engines::pbft::collusion::Collusion;
 use quorate_engines::pbft::messages::bytes;
@@ -42,12 +40,8 @@ pub const STRATEGIES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Client strategies: (name, description).
-pub const CLIENT_STRATEGIES: &[(&str, &str)] = &[
-    ("bad-signature", "signs its requests wrongly"),
-    ("reuse-seq", "sends the previous sequence number again with each new operation"),
-    ("split-requests", "sends different operations under one sequence number to different replicas"),
-];
+/// Client strategies: (name, description): the generic ones only.
+pub const CLIENT_STRATEGIES: &[(&str, &str)] = quorate_core::faulty_client::STRATEGIES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -259,99 +253,13 @@ impl ReplicaMachine<Pbft> for Adversary {
     }
 }
 
-/// Build a faulty client.
+/// Build a faulty client (the generic strategies of the core).
 pub fn client(
     strategy: &str,
     ctx: ClientContext,
     cfg: &Config,
 ) -> Result<Box<dyn ClientMachine<Pbft>>, UnknownStrategy> {
-    let kind = match strategy {
-        "bad-signature" => ClientKind::BadSignature,
-        "reuse-seq" => ClientKind::ReuseSeq,
-        "split-requests" => ClientKind::Split,
-        _ => return Err(UnknownStrategy(strategy.to_string())),
-    };
-    let n = ctx.membership.n() as u32;
-    let crypto = ctx.crypto.clone();
-    Ok(Box::new(FaultyClient { inner: Client::new(ctx, cfg.clone()), kind, n, crypto, last: None }))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ClientKind {
-    BadSignature,
-    ReuseSeq,
-    Split,
-}
-
-struct FaultyClient {
-    inner: Client,
-    kind: ClientKind,
-    n: u32,
-    crypto: Arc<dyn Crypto>,
-    last: Option<SignedRequest>,
-}
-
-impl FaultyClient {
-    fn rewrite(&mut self, effects: Vec<Effect<Pbft>>, out: &mut Out) {
-        for e in effects {
-            let (to, req) = match &e {
-                Effect::Send { to, msg: Msg::Request(req) } => (Some(*to), req.clone()),
-                Effect::Broadcast { msg: Msg::Request(req) } => (None, req.clone()),
-                _ => {
-                    out.push(e);
-                    continue;
-                }
-            };
-            let send = |out: &mut Out, m: Msg| match to {
-                Some(to) => out.send(to, m),
-                None => out.broadcast(m),
-            };
-            match self.kind {
-                ClientKind::BadSignature => {
-                    let mut bad = req;
-                    bad.sig = quorate_core::crypto::Signature(vec![0; bad.sig.0.len().max(64)]);
-                    send(out, Msg::Request(bad));
-                }
-                ClientKind::ReuseSeq => {
-                    if let Some(prev) = &self.last {
-                        let mut again = req.req.clone();
-                        again.seq = prev.req.seq;
-                        send(out, Msg::Request(SignedRequest::sign(again, self.crypto.as_ref())));
-                    }
-                    self.last = Some(req);
-                    out.push(e);
-                }
-                ClientKind::Split => {
-                    for r in 0..self.n {
-                        let mut variant = req.req.clone();
-                        if r % 2 == 1 {
-                            let mut op = variant.op.to_vec();
-                            op.push(r as u8);
-                            variant.op = Bytes::from(op);
-                        }
-                        out.send(
-                            NodeId::Replica(ReplicaId(r)),
-                            Msg::Request(SignedRequest::sign(variant, self.crypto.as_ref())),
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl ClientMachine<Pbft> for FaultyClient {
-    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Out) {
-        let mut inner_out = Out::new();
-        self.inner.invoke(now, op, read_only, &mut inner_out);
-        let effects: Vec<_> = inner_out.drain().collect();
-        self.rewrite(effects, out);
-    }
-
-    fn handle(&mut self, now: Time, input: Input<Pbft>, out: &mut Out) {
-        let mut inner_out = Out::new();
-        self.inner.handle(now, input, &mut inner_out);
-        let effects: Vec<_> = inner_out.drain().collect();
-        self.rewrite(effects, out);
-    }
+    let (n, crypto) = (ctx.membership.n(), ctx.crypto.clone());
+    quorate_core::faulty_client::wrap(strategy, Box::new(Client::new(ctx, cfg.clone())), n, crypto)
+        .ok_or_else(|| UnknownStrategy(strategy.to_string()))
 }

@@ -1,0 +1,310 @@
+//! Generic faulty clients: strategies that only tamper with the client
+//! REQUESTs a correct client sends, written once for every protocol whose
+//! message enum implements [`CarriesRequest`].
+//!
+//! A protocol's [`Protocol::byzantine_client`] builds its correct client and
+//! hands it to [`wrap`] for the names in [`STRATEGIES`]; its own
+//! [`Protocol::client_strategies`] lists [`STRATEGIES`] first, then any
+//! protocol-specific ones.
+
+use crate::crypto::{Crypto, Signature};
+use crate::ids::{NodeId, ReplicaId};
+use crate::machine::{ClientMachine, Effect, Input, Outbox, Protocol};
+use crate::request::SignedRequest;
+use crate::time::Time;
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// The generic client strategies: (name, description).
+pub const STRATEGIES: &[(&str, &str)] = &[
+    ("bad-signature", "signs its requests wrongly"),
+    ("reuse-seq", "sends the previous sequence number again with each new operation"),
+    ("split-requests", "sends different operations under one sequence number to different replicas"),
+];
+
+/// Length of the all-zero signature `bad-signature` puts on a request (at
+/// least; a longer real signature keeps its length).
+pub const BAD_SIGNATURE_LEN: usize = 64;
+
+/// A protocol message that may carry one client REQUEST.
+pub trait CarriesRequest {
+    /// The request this message carries, if it is a client REQUEST.
+    fn request_mut(&mut self) -> Option<&mut SignedRequest>;
+}
+
+/// Which generic strategy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `bad-signature`: every request goes out with a zero signature.
+    BadSignature,
+    /// `reuse-seq`: before each request, the same operation under the
+    /// previous request's sequence number (signed), to the same destination.
+    ReuseSeq,
+    /// `split-requests`: each request to every replica, odd replicas getting
+    /// the operation with their index appended (each variant signed).
+    SplitRequests,
+}
+
+impl Kind {
+    /// The strategy named `name`, if it is a generic one.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        match name {
+            "bad-signature" => Some(Kind::BadSignature),
+            "reuse-seq" => Some(Kind::ReuseSeq),
+            "split-requests" => Some(Kind::SplitRequests),
+            _ => None,
+        }
+    }
+}
+
+/// Wraps a correct client and tampers with the REQUESTs it sends.
+pub struct FaultyClient<P: Protocol> {
+    inner: Box<dyn ClientMachine<P>>,
+    kind: Kind,
+    n: u32,
+    crypto: Arc<dyn Crypto>,
+    last: Option<SignedRequest>,
+}
+
+/// `inner` (a correct client) made faulty following `strategy`, if it is a
+/// generic one; `n` replicas; `crypto` is the client's own provider.
+pub fn wrap<P: Protocol>(
+    strategy: &str,
+    inner: Box<dyn ClientMachine<P>>,
+    n: usize,
+    crypto: Arc<dyn Crypto>,
+) -> Option<Box<dyn ClientMachine<P>>>
+where
+    P::Message: CarriesRequest,
+{
+    let kind = Kind::from_name(strategy)?;
+    Some(Box::new(FaultyClient::new(kind, inner, n, crypto)))
+}
+
+impl<P: Protocol> FaultyClient<P>
+where
+    P::Message: CarriesRequest,
+{
+    /// Wrap `inner` following `kind`.
+    pub fn new(kind: Kind, inner: Box<dyn ClientMachine<P>>, n: usize, crypto: Arc<dyn Crypto>) -> Self {
+        FaultyClient { inner, kind, n: n as u32, crypto, last: None }
+    }
+
+    fn rewrite(&mut self, inner_out: &mut Outbox<P>, out: &mut Outbox<P>) {
+        for e in inner_out.drain() {
+            let (to, mut msg) = match e {
+                Effect::Send { to, msg } => (Some(to), msg),
+                Effect::Broadcast { msg } => (None, msg),
+                e => {
+                    out.push(e);
+                    continue;
+                }
+            };
+            let Some(req) = msg.request_mut().cloned() else {
+                out.push(match to {
+                    Some(to) => Effect::Send { to, msg },
+                    None => Effect::Broadcast { msg },
+                });
+                continue;
+            };
+            let send = |out: &mut Outbox<P>, m: P::Message| match to {
+                Some(to) => out.send(to, m),
+                None => out.broadcast(m),
+            };
+            match self.kind {
+                Kind::BadSignature => {
+                    let r = msg.request_mut().expect("checked above");
+                    r.sig = Signature(vec![0; r.sig.0.len().max(BAD_SIGNATURE_LEN)]);
+                    send(out, msg);
+                }
+                Kind::ReuseSeq => {
+                    if let Some(prev) = &self.last {
+                        let mut again = req.req.clone();
+                        again.seq = prev.req.seq;
+                        let mut m = msg.clone();
+                        *m.request_mut().expect("checked above") = SignedRequest::sign(again, self.crypto.as_ref());
+                        send(out, m);
+                    }
+                    self.last = Some(req);
+                    send(out, msg);
+                }
+                Kind::SplitRequests => {
+                    for r in 0..self.n {
+                        let mut variant = req.req.clone();
+                        if r % 2 == 1 {
+                            let mut op = variant.op.to_vec();
+                            op.push(r as u8);
+                            variant.op = Bytes::from(op);
+                        }
+                        let mut m = msg.clone();
+                        *m.request_mut().expect("checked above") = SignedRequest::sign(variant, self.crypto.as_ref());
+                        out.send(NodeId::Replica(ReplicaId(r)), m);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<P: Protocol> ClientMachine<P> for FaultyClient<P>
+where
+    P::Message: CarriesRequest,
+{
+    fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Outbox<P>) {
+        let mut inner_out = Outbox::new();
+        self.inner.invoke(now, op, read_only, &mut inner_out);
+        self.rewrite(&mut inner_out, out);
+    }
+
+    fn handle(&mut self, now: Time, input: Input<P>, out: &mut Outbox<P>) {
+        let mut inner_out = Outbox::new();
+        self.inner.handle(now, input, &mut inner_out);
+        self.rewrite(&mut inner_out, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Ed25519Crypto;
+    use crate::ids::ClientId;
+    use crate::request::Request;
+
+    /// A clientless test protocol whose messages are bare requests or pings.
+    struct T;
+    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+    enum M {
+        Req(SignedRequest),
+        Ping,
+    }
+    impl crate::machine::Message for M {
+        fn kind(&self) -> &'static str {
+            "M"
+        }
+    }
+    impl CarriesRequest for M {
+        fn request_mut(&mut self) -> Option<&mut SignedRequest> {
+            match self {
+                M::Req(r) => Some(r),
+                M::Ping => None,
+            }
+        }
+    }
+    impl Protocol for T {
+        const NAME: &'static str = "t";
+        type Keys = ();
+        type Message = M;
+        type Timer = ();
+        type Config = ();
+        fn replicas_for(f: usize, _: crate::FaultModel) -> usize {
+            3 * f + 1
+        }
+        fn liveness_bound(_: &(), _: usize) -> std::time::Duration {
+            std::time::Duration::from_secs(1)
+        }
+        fn replica(_: crate::machine::ReplicaContext, _: &()) -> Box<dyn crate::ReplicaMachine<T>> {
+            unimplemented!()
+        }
+        fn client(_: crate::machine::ClientContext, _: &()) -> Box<dyn ClientMachine<T>> {
+            unimplemented!()
+        }
+    }
+
+    /// Sends each operation (seq 1, 2, ...) to replica 0 and a ping to all.
+    struct Correct {
+        seq: u64,
+        crypto: Arc<dyn Crypto>,
+    }
+    impl ClientMachine<T> for Correct {
+        fn invoke(&mut self, _: Time, op: Bytes, read_only: bool, out: &mut Outbox<T>) {
+            self.seq += 1;
+            let req = Request { client: ClientId(7), seq: self.seq, op, read_only };
+            out.send(ReplicaId(0), M::Req(SignedRequest::sign(req, self.crypto.as_ref())));
+            out.broadcast(M::Ping);
+        }
+        fn handle(&mut self, _: Time, _: Input<T>, _: &mut Outbox<T>) {}
+    }
+
+    fn run(strategy: &str) -> (Vec<(Option<NodeId>, SignedRequest)>, usize, Arc<dyn Crypto>) {
+        let nodes: Vec<NodeId> =
+            (0..4).map(|r| NodeId::Replica(ReplicaId(r))).chain([NodeId::Client(ClientId(7))]).collect();
+        let keys = Ed25519Crypto::deterministic(3, &nodes);
+        let client: Arc<dyn Crypto> = Arc::new(keys[4].clone());
+        let replica: Arc<dyn Crypto> = Arc::new(keys[0].clone());
+        let inner = Box::new(Correct { seq: 0, crypto: client.clone() });
+        let mut c = wrap::<T>(strategy, inner, 4, client).expect("a generic strategy");
+        let mut out = Outbox::new();
+        c.invoke(Time::ZERO, Bytes::from_static(b"a"), false, &mut out);
+        c.invoke(Time::ZERO, Bytes::from_static(b"b"), false, &mut out);
+        let (mut reqs, mut pings) = (Vec::new(), 0);
+        for e in out.drain() {
+            match e {
+                Effect::Send { to, msg: M::Req(r) } => reqs.push((Some(to), r)),
+                Effect::Broadcast { msg: M::Req(r) } => reqs.push((None, r)),
+                Effect::Broadcast { msg: M::Ping } => pings += 1,
+                _ => panic!("unexpected effect"),
+            }
+        }
+        (reqs, pings, replica)
+    }
+
+    #[test]
+    fn strategies_are_named_and_others_refused() {
+        for (name, _) in STRATEGIES {
+            assert!(Kind::from_name(name).is_some(), "{name}");
+        }
+        let keys = Ed25519Crypto::deterministic(3, &[NodeId::Client(ClientId(7))]);
+        let crypto: Arc<dyn Crypto> = Arc::new(keys[0].clone());
+        let inner = Box::new(Correct { seq: 0, crypto: crypto.clone() });
+        assert!(wrap::<T>("duplicate-requests", inner, 4, crypto).is_none());
+    }
+
+    #[test]
+    fn bad_signature_spoils_every_request_and_nothing_else() {
+        let (reqs, pings, replica) = run("bad-signature");
+        assert_eq!(pings, 2);
+        assert_eq!(reqs.len(), 2);
+        for (i, (to, r)) in reqs.iter().enumerate() {
+            assert_eq!(*to, Some(NodeId::Replica(ReplicaId(0))));
+            assert_eq!(r.req.seq, i as u64 + 1);
+            assert_eq!(r.sig.0, vec![0; BAD_SIGNATURE_LEN]);
+            assert!(!r.verify(replica.as_ref()));
+        }
+    }
+
+    #[test]
+    fn reuse_seq_sends_the_previous_number_with_the_new_operation() {
+        let (reqs, pings, replica) = run("reuse-seq");
+        assert_eq!(pings, 2);
+        let got: Vec<_> = reqs.iter().map(|(to, r)| (*to, r.req.seq, r.req.op.clone())).collect();
+        let r0 = Some(NodeId::Replica(ReplicaId(0)));
+        assert_eq!(
+            got,
+            vec![
+                (r0, 1, Bytes::from_static(b"a")),
+                (r0, 1, Bytes::from_static(b"b")),
+                (r0, 2, Bytes::from_static(b"b"))
+            ]
+        );
+        assert!(reqs.iter().all(|(_, r)| r.verify(replica.as_ref())));
+    }
+
+    #[test]
+    fn split_requests_sends_odd_replicas_another_operation() {
+        let (reqs, pings, replica) = run("split-requests");
+        assert_eq!(pings, 2);
+        assert_eq!(reqs.len(), 8);
+        for (i, (to, r)) in reqs.iter().enumerate() {
+            let replica_idx = (i % 4) as u32;
+            assert_eq!(*to, Some(NodeId::Replica(ReplicaId(replica_idx))));
+            assert_eq!(r.req.seq, i as u64 / 4 + 1);
+            let base: &[u8] = if i < 4 { b"a" } else { b"b" };
+            let mut op = base.to_vec();
+            if replica_idx % 2 == 1 {
+                op.push(replica_idx as u8);
+            }
+            assert_eq!(r.req.op.as_ref(), op.as_slice());
+            assert!(r.verify(replica.as_ref()));
+        }
+    }
+}
