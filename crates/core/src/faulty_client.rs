@@ -225,7 +225,10 @@ mod tests {
         fn handle(&mut self, _: Time, _: Input<T>, _: &mut Outbox<T>) {}
     }
 
-    fn run(strategy: &str) -> (Vec<(Option<NodeId>, SignedRequest)>, usize, Arc<dyn Crypto>) {
+    /// Requests sent (to one replica, or broadcast when None).
+    type Sent = Vec<(Option<NodeId>, SignedRequest)>;
+
+    fn run(strategy: &str) -> (Sent, usize, Arc<dyn Crypto>) {
         let nodes: Vec<NodeId> =
             (0..4).map(|r| NodeId::Replica(ReplicaId(r))).chain([NodeId::Client(ClientId(7))]).collect();
         let keys = Ed25519Crypto::deterministic(3, &nodes);
