@@ -275,7 +275,6 @@ mod tests {
     use super::*;
     use crate::ids::ClientId;
     use crate::machine::*;
-    use crate::membership::FaultModel;
 
     /// A log of operations: state = concatenation, reply = length.
     #[derive(Default)]
@@ -297,33 +296,7 @@ mod tests {
         }
     }
 
-    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-    struct M;
-    impl Message for M {
-        fn kind(&self) -> &'static str {
-            "M"
-        }
-    }
-    struct T;
-    impl Protocol for T {
-        const NAME: &'static str = "t";
-        type Keys = ();
-        type Message = M;
-        type Timer = ();
-        type Config = ();
-        fn replicas_for(f: usize, _: FaultModel) -> usize {
-            3 * f + 1
-        }
-        fn liveness_bound(_: &(), _: usize) -> std::time::Duration {
-            std::time::Duration::from_secs(1)
-        }
-        fn replica(_: ReplicaContext, _: &()) -> Box<dyn ReplicaMachine<Self>> {
-            unimplemented!()
-        }
-        fn client(_: ClientContext, _: &()) -> Box<dyn ClientMachine<Self>> {
-            unimplemented!()
-        }
-    }
+    use crate::testing::T;
 
     fn req(c: u64, seq: u64, op: &[u8]) -> Request {
         Request { client: ClientId(c), seq, op: Bytes::copy_from_slice(op), read_only: false }

@@ -170,45 +170,7 @@ mod tests {
     use crate::ids::ClientId;
     use crate::request::Request;
 
-    /// A clientless test protocol whose messages are bare requests or pings.
-    struct T;
-    #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-    enum M {
-        Req(SignedRequest),
-        Ping,
-    }
-    impl crate::machine::Message for M {
-        fn kind(&self) -> &'static str {
-            "M"
-        }
-    }
-    impl CarriesRequest for M {
-        fn request_mut(&mut self) -> Option<&mut SignedRequest> {
-            match self {
-                M::Req(r) => Some(r),
-                M::Ping => None,
-            }
-        }
-    }
-    impl Protocol for T {
-        const NAME: &'static str = "t";
-        type Keys = ();
-        type Message = M;
-        type Timer = ();
-        type Config = ();
-        fn replicas_for(f: usize, _: crate::FaultModel) -> usize {
-            3 * f + 1
-        }
-        fn liveness_bound(_: &(), _: usize) -> std::time::Duration {
-            std::time::Duration::from_secs(1)
-        }
-        fn replica(_: crate::machine::ReplicaContext, _: &()) -> Box<dyn crate::ReplicaMachine<T>> {
-            unimplemented!()
-        }
-        fn client(_: crate::machine::ClientContext, _: &()) -> Box<dyn ClientMachine<T>> {
-            unimplemented!()
-        }
-    }
+    use crate::testing::{M, T};
 
     /// Sends each operation (seq 1, 2, ...) to replica 0 and a ping to all.
     struct Correct {

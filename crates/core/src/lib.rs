@@ -19,6 +19,8 @@ pub mod request;
 pub mod service;
 pub mod settings;
 pub mod tally;
+#[cfg(test)]
+mod testing;
 pub mod time;
 pub mod wire;
 
