@@ -27,6 +27,7 @@ pub mod linearizability;
 pub mod net;
 mod queue;
 pub mod report;
+pub mod testnet;
 pub mod workload;
 
 pub use campaign::{campaign_scenario, fault_window, run_campaign, CampaignPlan};
