@@ -234,9 +234,7 @@ impl<P: Protocol> Builder<P> {
         let keys = Ed25519Crypto::deterministic(self.seed, &nodes).into_iter().map(Arc::new).collect();
         let (keys_of, public_keys) = match self.keys {
             Some(k) => k,
-            None => {
-                (Box::new(|id, n, f| P::Keys::modelled(id, n, f)) as KeysOf<P>, P::Keys::modelled_public(n, self.f))
-            }
+            None => (Box::new(P::Keys::modelled) as KeysOf<P>, P::Keys::modelled_public(n, self.f)),
         };
         let mut strategies = vec![None; n];
         for (r, s) in self.strategies {

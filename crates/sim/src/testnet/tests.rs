@@ -161,7 +161,7 @@ impl ReplicaMachine<Toy> for ToyReplica {
                 }
                 self.executed += 1;
                 out.push(Effect::Persist(req.req.op.clone()));
-                if self.executed % 3 == 0 {
+                if self.executed.is_multiple_of(3) {
                     out.push(Effect::PersistCheckpoint(Bytes::from(self.executed.to_le_bytes().to_vec())));
                 }
                 out.event(Event::Decided { instance: self.executed, requests: 1 });
