@@ -546,11 +546,25 @@ fn stream(seed: u64, label: &str, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(stream_seed(seed, label, index))
 }
 
-/// Durable records of one replica.
+/// Durable records of one replica: what [`Effect::Persist`] and
+/// [`Effect::PersistCheckpoint`] made durable, given back in
+/// [`Input::Recover`] (also the test network's, [`crate::testnet`]).
 #[derive(Default, Clone)]
-struct Durable {
-    checkpoint: Option<Bytes>,
-    records: Vec<Bytes>,
+pub(crate) struct Durable {
+    pub(crate) checkpoint: Option<Bytes>,
+    pub(crate) records: Vec<Bytes>,
+}
+
+impl Durable {
+    /// Keep a record after the others.
+    pub(crate) fn persist(&mut self, record: Bytes) {
+        self.records.push(record);
+    }
+    /// Keep a checkpoint record: it replaces all earlier records.
+    pub(crate) fn persist_checkpoint(&mut self, record: Bytes) {
+        self.checkpoint = Some(record);
+        self.records.clear();
+    }
 }
 
 enum MachineSlot<P: Protocol> {
@@ -1201,7 +1215,7 @@ impl<P: Protocol> Simulation<P> {
                     return;
                 }
                 if let Some(d) = self.durable.get_mut(x) {
-                    d.records.push(record);
+                    d.persist(record);
                 }
             }
             Effect::PersistCheckpoint(record) => {
@@ -1209,8 +1223,7 @@ impl<P: Protocol> Simulation<P> {
                     return;
                 }
                 if let Some(d) = self.durable.get_mut(x) {
-                    d.checkpoint = Some(record);
-                    d.records.clear();
+                    d.persist_checkpoint(record);
                 }
             }
             Effect::Complete { result } => {

@@ -16,7 +16,9 @@
 //! assert!(report.ok(), "{}", report.summary());
 //! ```
 //!
-//! [`campaign`] runs many seeds with random faults within f.
+//! [`campaign`] runs many seeds with random faults within f; [`testnet`] is
+//! the protocol crates' machine-level test network (no virtual network, no
+//! checkers: a queue the test delivers).
 
 pub mod campaign;
 pub mod check;
@@ -27,6 +29,7 @@ pub mod linearizability;
 pub mod net;
 mod queue;
 pub mod report;
+pub mod testnet;
 pub mod workload;
 
 pub use campaign::{campaign_scenario, fault_window, run_campaign, CampaignPlan};

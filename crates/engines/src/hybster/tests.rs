@@ -9,25 +9,14 @@ use quorate_core::ids::NodeId;
 use quorate_core::membership::FaultModel;
 use quorate_threshsign::{GroupSpec, Provision};
 
-/// The shared test network, with every replica's trusted subsystem.
-struct Net {
-    t: TestNet<Engine<V>>,
+/// Every replica's trusted subsystem and the crypto provider, kept by the
+/// shared test network.
+struct Trust {
     trusted: Vec<Trusted>,
     crypto: Arc<Ed25519Crypto>,
 }
 
-impl std::ops::Deref for Net {
-    type Target = TestNet<Engine<V>>;
-    fn deref(&self) -> &Self::Target {
-        &self.t
-    }
-}
-
-impl std::ops::DerefMut for Net {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.t
-    }
-}
+type Net = TestNet<Engine<V>, Trust>;
 
 fn cfg() -> EngineConfig {
     EngineConfig {
@@ -55,11 +44,11 @@ impl Net {
             trusted.push(t.clone());
             engines.push(Engine::new(r(i as u32), m.clone(), crypto.clone(), t, p.scheme, cfg()));
         }
-        let mut t = TestNet::new(engines, cfg().checkpoint_period);
+        let mut net = TestNet::over(engines, cfg().checkpoint_period, Trust { trusted, crypto });
         // A crashed replica's queued messages are lost with it.
-        t.mute_down = true;
-        t.storm = 100_000;
-        Net { t, trusted, crypto }
+        net.mute_down = true;
+        net.storm = 100_000;
+        net
     }
 
     fn digest(&self, v: u64) -> Digest {

@@ -1,7 +1,8 @@
 //! One in-memory test network for the engines' unit tests: n engines of any
 //! kind ([`Instance`]) over a queue that delivers what the test lets
-//! through, recording every action. Each engine's tests wrap it with what
-//! only they need (keys to forge MACs, trusted subsystems).
+//! through, recording every action. Each engine's tests keep what only
+//! they need (keys to forge MACs, trusted subsystems) in its `extra`, which
+//! the net dereferences to (`net.keys` is `net.extra.keys`).
 
 use crate::instance::{Action, Actions, AnyValue, EngineTimer, Instance, InstanceMsg, Value};
 use quorate_core::crypto::{Crypto, Digest};
@@ -28,8 +29,8 @@ pub(crate) fn r(i: u32) -> ReplicaId {
 /// Which messages the network drops: (from, to, message).
 pub(crate) type Filter<M> = Box<dyn Fn(ReplicaId, ReplicaId, &M) -> bool>;
 
-/// n engines and what they did.
-pub(crate) struct TestNet<E: Instance<V>> {
+/// n engines and what they did, with the tests' own `extra`.
+pub(crate) struct TestNet<E: Instance<V>, X = ()> {
     pub n: usize,
     pub engines: Vec<E>,
     pub queue: VecDeque<(ReplicaId, ReplicaId, E::Msg)>,
@@ -53,11 +54,26 @@ pub(crate) struct TestNet<E: Instance<V>> {
     pub checkpoint_period: u64,
     /// More deliveries than this in one `run` fail the test.
     pub storm: usize,
+    /// What the engine's tests need besides (reached through `Deref`).
+    pub extra: X,
 }
 
-impl<E: Instance<V>> TestNet<E> {
-    /// The network over `engines`, each started.
-    pub fn new(engines: Vec<E>, checkpoint_period: u64) -> Self {
+impl<E: Instance<V>, X> std::ops::Deref for TestNet<E, X> {
+    type Target = X;
+    fn deref(&self) -> &X {
+        &self.extra
+    }
+}
+
+impl<E: Instance<V>, X> std::ops::DerefMut for TestNet<E, X> {
+    fn deref_mut(&mut self) -> &mut X {
+        &mut self.extra
+    }
+}
+
+impl<E: Instance<V>, X> TestNet<E, X> {
+    /// The network over `engines`, each started, with the tests' `extra`.
+    pub fn over(engines: Vec<E>, checkpoint_period: u64, extra: X) -> Self {
         let n = engines.len();
         let mut net = TestNet {
             n,
@@ -76,6 +92,7 @@ impl<E: Instance<V>> TestNet<E> {
             mute_down: false,
             checkpoint_period,
             storm: 200_000,
+            extra,
         };
         for i in 0..n {
             let mut a = Actions::new();

@@ -8,24 +8,12 @@ use crate::kit::testnet::{r, TestNet, V};
 use quorate_core::crypto::{Ed25519Crypto, Signature};
 use quorate_core::membership::FaultModel;
 
-/// The shared test network, with every replica's keys (to forge MACs).
-struct Net {
-    t: TestNet<Engine<V>>,
+/// Every replica's keys (to forge MACs), kept by the shared test network.
+struct Keys {
     keys: Vec<Arc<Ed25519Crypto>>,
 }
 
-impl std::ops::Deref for Net {
-    type Target = TestNet<Engine<V>>;
-    fn deref(&self) -> &Self::Target {
-        &self.t
-    }
-}
-
-impl std::ops::DerefMut for Net {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.t
-    }
-}
+type Net = TestNet<Engine<V>, Keys>;
 
 const N: usize = 4;
 
@@ -52,7 +40,7 @@ impl Net {
         let period = cfg.checkpoint_period;
         let engines =
             (0..N).map(|i| Engine::new(r(i as u32), m.clone(), keys[i].clone(), cfg.clone())).collect::<Vec<_>>();
-        Net { t: TestNet::new(engines, period), keys }
+        TestNet::over(engines, period, Keys { keys })
     }
 
     fn digest(&self, v: u64) -> Digest {

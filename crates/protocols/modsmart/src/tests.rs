@@ -1,195 +1,91 @@
-//! Machine-level tests: feed inputs, assert effects; and a small in-memory
-//! network that delivers every message instantly, for end-to-end checks
-//! without the simulator.
+//! Machine-level tests: feed inputs, assert effects; over the shared
+//! in-memory test network (`quorate_sim::testnet`), which delivers every
+//! message instantly, for end-to-end checks without the simulator.
 
 use crate::messages::*;
-use crate::replica::Replica;
-use crate::{Config, ModSmart, Timer};
-use quorate_apps::kv::{KvOp, KvReply, KvStore};
-use quorate_core::crypto::{Crypto, Ed25519Crypto, Signature};
+use crate::{Config, ModSmart};
+use quorate_apps::kv::{KvOp, KvReply};
+use quorate_core::crypto::{Crypto, Signature};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::*;
-use quorate_core::membership::{FaultModel, Membership};
-use quorate_core::request::{Request, SignedRequest};
-use quorate_core::time::Time;
+use quorate_core::membership::FaultModel;
 use quorate_core::Bytes;
-use std::collections::VecDeque;
-use std::sync::Arc;
+use quorate_sim::testnet::TestNet;
+use std::time::Duration;
 
-struct Net {
-    replicas: Vec<Box<dyn ReplicaMachine<ModSmart>>>,
-    keys: Vec<Arc<Ed25519Crypto>>,
-    m: Membership,
-    queue: VecDeque<(NodeId, NodeId, Msg)>,
-    down: Vec<bool>,
-    to_clients: Vec<(ReplicaId, ClientId, Msg)>,
-    events: Vec<(ReplicaId, Event)>,
-    now: Time,
+type Net = TestNet<ModSmart>;
+
+/// `f` faults in `model`, the replicas `ModSmart::replicas_for` needs, started.
+fn net(model: FaultModel, f: usize, cfg: Config) -> Net {
+    TestNet::builder(f)
+        .model(model)
+        .config(cfg)
+        .requests(Msg::Request)
+        .replies(|m| match m {
+            Msg::Reply(rep) => Some((rep.seq, rep.result.clone())),
+            _ => None,
+        })
+        .build()
 }
 
-fn nodes(n: usize, clients: u64) -> Vec<NodeId> {
-    let mut v: Vec<NodeId> = (0..n as u32).map(|i| ReplicaId(i).into()).collect();
-    v.extend((1..=clients).map(|c| NodeId::Client(ClientId(c))));
-    v
+/// One request tick (`request_timeout / 4`) of every replica, and what follows.
+fn tick(net: &mut Net) {
+    let d = net.config().request_timeout / 4;
+    net.run_for(d);
 }
 
-impl Net {
-    fn new(model: FaultModel, f: usize, cfg: Config) -> Net {
-        let n = <ModSmart as Protocol>::replicas_for(f, model);
-        let m = quorate_core::membership_for::<crate::ModSmart>(n, f, model).unwrap();
-        let keys: Vec<Arc<Ed25519Crypto>> =
-            Ed25519Crypto::deterministic(7, &nodes(n, 4)).into_iter().map(Arc::new).collect();
-        let mut replicas: Vec<Box<dyn ReplicaMachine<ModSmart>>> = Vec::new();
-        for (i, key) in keys.iter().enumerate().take(n) {
-            let ctx = ReplicaContext {
-                id: ReplicaId(i as u32),
-                membership: m.clone(),
-                crypto: key.clone(),
-                service: Box::new(KvStore::new()),
-                keys: (),
-            };
-            replicas.push(Box::new(Replica::new(ctx, cfg.clone())));
-        }
-        let mut net = Net {
-            replicas,
-            keys,
-            m,
-            queue: VecDeque::new(),
-            down: vec![false; n],
-            to_clients: Vec::new(),
-            events: Vec::new(),
-            now: Time(1),
-        };
-        for i in 0..n {
-            net.input(ReplicaId(i as u32), Input::Start);
-        }
-        net
-    }
+const C1: ClientId = ClientId(1);
+const C2: ClientId = ClientId(2);
 
-    fn input(&mut self, r: ReplicaId, input: Input<ModSmart>) {
-        if self.down[r.index()] {
-            return;
-        }
-        let mut out = Outbox::new();
-        self.replicas[r.index()].handle(self.now, input, &mut out);
-        for e in out.drain() {
-            match e {
-                Effect::Send { to: NodeId::Client(c), msg } => self.to_clients.push((r, c, msg)),
-                Effect::Send { to, msg } => self.queue.push_back((r.into(), to, msg)),
-                Effect::Broadcast { msg } => {
-                    for i in 0..self.m.n() as u32 {
-                        if i != r.0 {
-                            self.queue.push_back((r.into(), ReplicaId(i).into(), msg.clone()));
-                        }
-                    }
-                }
-                Effect::Event(ev) => self.events.push((r, ev)),
-                _ => {}
-            }
-        }
-    }
-
-    fn run(&mut self) {
-        let mut steps = 0;
-        while let Some((from, to, msg)) = self.queue.pop_front() {
-            steps += 1;
-            assert!(steps < 1_000_000, "message storm");
-            if let NodeId::Replica(r) = to {
-                self.input(r, Input::Message { from, msg });
-            }
-        }
-    }
-
-    fn tick(&mut self, ms: u64) {
-        self.now = Time(self.now.0 + ms * 1_000_000);
-        for i in 0..self.m.n() as u32 {
-            self.input(ReplicaId(i), Input::Timer(Timer::RequestTick));
-        }
-        self.run();
-    }
-
-    fn request(&self, c: u64, seq: u64, op: KvOp) -> SignedRequest {
-        let client_key = &self.keys[self.m.n() + c as usize - 1];
-        SignedRequest::sign(
-            Request { client: ClientId(c), seq, op: op.encode(), read_only: false },
-            client_key.as_ref(),
-        )
-    }
-
-    fn submit(&mut self, req: SignedRequest, to: &[u32]) {
-        for r in to {
-            self.input(
-                ReplicaId(*r),
-                Input::Message { from: NodeId::Client(req.req.client), msg: Msg::Request(req.clone()) },
-            );
-        }
-        self.run();
-    }
-
-    fn replies(&self, c: u64, seq: u64) -> Vec<(ReplicaId, Bytes)> {
-        self.to_clients
-            .iter()
-            .filter_map(|(r, cl, m)| match m {
-                Msg::Reply(rep) if cl.0 == c && rep.seq == seq => Some((*r, rep.result.clone())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn rejected(&self, reason: &str) -> usize {
-        self.events.iter().filter(|(_, e)| matches!(e, Event::Rejected { reason: x, .. } if *x == reason)).count()
-    }
+fn r(i: u32) -> ReplicaId {
+    ReplicaId(i)
 }
 
-fn put(k: &str, v: &str) -> KvOp {
-    KvOp::Put { key: Bytes::copy_from_slice(k.as_bytes()), value: Bytes::copy_from_slice(v.as_bytes()) }
-}
-
-fn all(n: usize) -> Vec<u32> {
-    (0..n as u32).collect()
+fn put(k: &str, v: &str) -> Bytes {
+    KvOp::Put { key: Bytes::copy_from_slice(k.as_bytes()), value: Bytes::copy_from_slice(v.as_bytes()) }.encode()
 }
 
 #[test]
 fn fault_free_bft_orders_and_replies() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
     for seq in 1..=5 {
-        let req = net.request(1, seq, put("a", &format!("v{seq}")));
-        net.submit(req, &all(4));
-        let reps = net.replies(1, seq);
+        let req = net.request(C1, seq, put("a", &format!("v{seq}")));
+        net.submit_all(req);
+        let reps = net.replies(C1, seq);
         assert_eq!(reps.len(), 4, "every replica replies to seq {seq}");
         assert!(reps.iter().all(|(_, r)| *r == reps[0].1));
     }
-    let last = KvReply::decode(&net.replies(1, 5)[0].1).unwrap();
+    let last = KvReply::decode(&net.replies(C1, 5)[0].1).unwrap();
     assert_eq!(last, KvReply::Value(Some(Bytes::from_static(b"v4"))));
-    let d: Vec<_> = net.replicas.iter().map(|r| r.state_digest()).collect();
+    let d: Vec<_> = net.replicas().map(|r| r.state_digest()).collect();
     assert!(d.iter().all(|x| *x == d[0]));
 }
 
 #[test]
 fn fault_free_cft() {
-    let mut net = Net::new(FaultModel::Crash, 1, Config::default());
-    let req = net.request(1, 1, put("a", "x"));
-    net.submit(req, &all(3));
-    assert_eq!(net.replies(1, 1).len(), 3);
+    let mut net = net(FaultModel::Crash, 1, Config::default());
+    let req = net.request(C1, 1, put("a", "x"));
+    net.submit_all(req);
+    assert_eq!(net.replies(C1, 1).len(), 3);
 }
 
 #[test]
 fn silent_leader_causes_regency_change() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
-    net.down[0] = true;
-    let req = net.request(1, 1, put("a", "x"));
-    net.submit(req, &all(4));
-    assert!(net.replies(1, 1).is_empty());
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
+    net.crash(r(0));
+    let req = net.request(C1, 1, put("a", "x"));
+    net.submit_all(req);
+    assert!(net.replies(C1, 1).is_empty());
     // First expiry forwards, second starts the regency change.
     for _ in 0..12 {
-        net.tick(600);
+        net.run_for(Duration::from_millis(600));
     }
-    assert_eq!(net.replies(1, 1).len(), 3, "decided in regency 1 by the three others");
-    assert!(net.events.iter().any(|(_, e)| matches!(e, Event::ViewChanged { view: 1, .. })));
+    assert_eq!(net.replies(C1, 1).len(), 3, "decided in regency 1 by the three others");
+    assert!(net.events().iter().any(|(_, e)| matches!(e, Event::ViewChanged { view: 1, .. })));
     // And the next request goes through the new leader.
-    let req = net.request(1, 2, put("a", "y"));
-    net.submit(req, &all(4));
-    assert_eq!(net.replies(1, 2).len(), 3);
+    let req = net.request(C1, 2, put("a", "y"));
+    net.submit_all(req);
+    assert_eq!(net.replies(C1, 2).len(), 3);
     // A message of the old regency is refused.
     let value = quorate_core::crypto::Digest([3; 32]);
     net.input(
@@ -199,7 +95,7 @@ fn silent_leader_causes_regency_change() {
     assert_eq!(net.rejected("stale regency"), 1);
     // So is a STOPDATA sent to a replica that does not lead that regency.
     let data = StopData { regency: 1, replica: ReplicaId(3), last_decided: None, state: InstanceState::default() };
-    let sig = net.keys[3].sign(&data.signing_bytes());
+    let sig = net.key(r(3)).sign(&data.signing_bytes());
     net.input(
         ReplicaId(2),
         Input::Message { from: ReplicaId(3).into(), msg: Msg::StopData(SignedStopData { data, sig }) },
@@ -209,26 +105,26 @@ fn silent_leader_causes_regency_change() {
 
 #[test]
 fn bad_request_signature_is_rejected() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
-    let mut req = net.request(1, 1, put("a", "x"));
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
+    let mut req = net.request(C1, 1, put("a", "x"));
     req.sig = Signature(vec![0; 64]);
-    net.submit(req, &all(4));
-    assert!(net.replies(1, 1).is_empty());
+    net.submit_all(req);
+    assert!(net.replies(C1, 1).is_empty());
     assert_eq!(net.rejected("bad request signature"), 4);
 }
 
 #[test]
 fn request_from_another_client_is_rejected() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
-    let req = net.request(1, 1, put("a", "x"));
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(C1, 1, put("a", "x"));
     net.input(ReplicaId(1), Input::Message { from: NodeId::Client(ClientId(2)), msg: Msg::Request(req) });
     assert_eq!(net.rejected("request names another client"), 1);
 }
 
 #[test]
 fn propose_validation() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
-    let req = net.request(1, 1, put("a", "x"));
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(C1, 1, put("a", "x"));
     let leader = NodeId::Replica(ReplicaId(0));
     let batch = Batch { timestamp: 5, requests: vec![req.clone()] };
     // Not from the leader.
@@ -245,7 +141,7 @@ fn propose_validation() {
         ReplicaId(2),
         Input::Message { from: leader, msg: Msg::Propose { regency: 0, instance: 3, batch: batch.clone() } },
     );
-    assert!(net.queue.iter().all(|(_, _, m)| !matches!(m, Msg::Write { .. })));
+    assert!(net.queued().iter().all(|e| !matches!(e.msg, Msg::Write { .. })));
     // Empty batch.
     net.input(
         ReplicaId(2),
@@ -257,7 +153,7 @@ fn propose_validation() {
     assert_eq!(net.rejected("empty batch"), 1);
     // Forged request inside the batch.
     let mut forged = req.clone();
-    forged.req.op = put("a", "evil").encode();
+    forged.req.op = put("a", "evil");
     net.input(
         ReplicaId(2),
         Input::Message {
@@ -267,7 +163,7 @@ fn propose_validation() {
     );
     assert_eq!(net.rejected("bad request signature"), 1);
     // Unfair: the same client twice.
-    let req2 = net.request(1, 2, put("b", "y"));
+    let req2 = net.request(C1, 2, put("b", "y"));
     net.input(
         ReplicaId(2),
         Input::Message {
@@ -282,7 +178,7 @@ fn propose_validation() {
     assert_eq!(net.rejected("unfair batch"), 1);
     // A valid one is written; a second one for the same instance is a duplicate.
     net.input(ReplicaId(2), Input::Message { from: leader, msg: Msg::Propose { regency: 0, instance: 0, batch } });
-    assert!(net.queue.iter().any(|(_, _, m)| matches!(m, Msg::Write { .. })));
+    assert!(net.queued().iter().any(|e| matches!(e.msg, Msg::Write { .. })));
     let other = Batch { timestamp: 6, requests: vec![req] };
     net.input(
         ReplicaId(2),
@@ -293,7 +189,7 @@ fn propose_validation() {
 
 #[test]
 fn accept_validation() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
     let v = quorate_core::crypto::Digest([1; 32]);
     // Bad signature.
     net.input(
@@ -305,7 +201,7 @@ fn accept_validation() {
     );
     assert_eq!(net.rejected("bad ACCEPT signature"), 1);
     // Signed by the sender: counted once; the duplicate is rejected.
-    let sig = net.keys[1].sign(&accept_bytes(0, 1, &v));
+    let sig = net.key(r(1)).sign(&accept_bytes(0, 1, &v));
     for _ in 0..2 {
         net.input(
             ReplicaId(2),
@@ -316,7 +212,7 @@ fn accept_validation() {
         );
     }
     assert_eq!(net.rejected("conflicting ACCEPT"), 0, "an exact repeat is ignored silently");
-    let sig_other = net.keys[1].sign(&accept_bytes(0, 1, &quorate_core::crypto::Digest([2; 32])));
+    let sig_other = net.key(r(1)).sign(&accept_bytes(0, 1, &quorate_core::crypto::Digest([2; 32])));
     net.input(
         ReplicaId(2),
         Input::Message {
@@ -326,7 +222,7 @@ fn accept_validation() {
     );
     assert_eq!(net.rejected("conflicting ACCEPT"), 1);
     // Signed by another replica than the sender: rejected.
-    let sig3 = net.keys[3].sign(&accept_bytes(0, 1, &v));
+    let sig3 = net.key(r(3)).sign(&accept_bytes(0, 1, &v));
     net.input(
         ReplicaId(2),
         Input::Message { from: ReplicaId(0).into(), msg: Msg::Accept { regency: 0, instance: 0, value: v, sig: sig3 } },
@@ -336,10 +232,10 @@ fn accept_validation() {
 
 #[test]
 fn stopdata_and_sync_validation() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
     // STOPDATA to a replica that is not the leader of that regency (regency 1's leader is 1).
     let data = StopData { regency: 1, replica: ReplicaId(2), last_decided: None, state: InstanceState::default() };
-    let sig = net.keys[2].sign(&data.signing_bytes());
+    let sig = net.key(r(2)).sign(&data.signing_bytes());
     let sd = SignedStopData { data: data.clone(), sig };
     // Sender mismatch.
     net.input(ReplicaId(1), Input::Message { from: ReplicaId(3).into(), msg: Msg::StopData(sd.clone()) });
@@ -388,7 +284,7 @@ fn stopdata_and_sync_validation() {
     d2.last_decided = Some(Decision {
         instance: 0,
         epoch: 1,
-        batch: Batch { timestamp: 0, requests: vec![net.request(1, 1, put("a", "b"))] },
+        batch: Batch { timestamp: 0, requests: vec![net.request(C1, 1, put("a", "b"))] },
         proof: vec![
             (ReplicaId(0), Signature(vec![0; 64])),
             (ReplicaId(1), Signature(vec![0; 64])),
@@ -396,7 +292,7 @@ fn stopdata_and_sync_validation() {
         ],
     });
     d2.state.instance = 1;
-    let sig = net.keys[3].sign(&d2.signing_bytes());
+    let sig = net.key(r(3)).sign(&d2.signing_bytes());
     net.input(
         ReplicaId(2),
         Input::Message {
@@ -409,44 +305,44 @@ fn stopdata_and_sync_validation() {
 
 #[test]
 fn retransmitted_request_gets_cached_reply_and_replays_are_not_reexecuted() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
-    let req = net.request(1, 1, put("a", "x"));
-    net.submit(req.clone(), &all(4));
-    let slots: Vec<u64> = net.replicas.iter().map(|r| r.executed()).collect();
-    net.submit(req, &all(4));
-    assert_eq!(net.replies(1, 1).len(), 8, "the cached reply is sent again");
-    let slots2: Vec<u64> = net.replicas.iter().map(|r| r.executed()).collect();
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(C1, 1, put("a", "x"));
+    net.submit_all(req.clone());
+    let slots: Vec<u64> = net.replicas().map(|r| r.executed()).collect();
+    net.submit_all(req);
+    assert_eq!(net.replies(C1, 1).len(), 8, "the cached reply is sent again");
+    let slots2: Vec<u64> = net.replicas().map(|r| r.executed()).collect();
     assert_eq!(slots, slots2, "nothing executed twice");
 }
 
 #[test]
 fn lagging_replica_catches_up_by_state_transfer() {
     let cfg = Config { checkpoint_period: 4, ..Config::default() };
-    let mut net = Net::new(FaultModel::Byzantine, 1, cfg);
-    net.down[3] = true;
+    let mut net = net(FaultModel::Byzantine, 1, cfg);
+    net.disconnect(r(3));
     for seq in 1..=10 {
-        let req = net.request(1, seq, put("k", &format!("{seq}")));
-        net.submit(req, &all(4));
+        let req = net.request(C1, seq, put("k", &format!("{seq}")));
+        net.submit_all(req);
     }
-    assert_eq!(net.replicas[3].executed(), 0);
-    net.down[3] = false;
+    assert_eq!(net.executed(r(3)), Some(0));
+    net.reconnect(r(3));
     // It hears of a later instance, asks for the decision, learns it was truncated, transfers state.
-    let req = net.request(2, 1, put("z", "1"));
-    net.submit(req, &all(4));
-    net.tick(10);
-    let d: Vec<_> = net.replicas.iter().map(|r| (r.executed(), r.state_digest())).collect();
+    let req = net.request(C2, 1, put("z", "1"));
+    net.submit_all(req);
+    tick(&mut net);
+    let d: Vec<_> = net.replicas().map(|r| (r.executed(), r.state_digest())).collect();
     assert!(d.iter().all(|x| *x == d[0]), "{d:?}");
-    assert!(net.events.iter().any(|(r, e)| r.0 == 3 && matches!(e, Event::StateInstalled { .. })));
+    assert!(net.events().iter().any(|(r, e)| r.0 == 3 && matches!(e, Event::StateInstalled { .. })));
 }
 
 #[test]
 fn decision_forwarded_stop_and_state_reply_validation() {
-    let mut net = Net::new(FaultModel::Byzantine, 1, Config::default());
-    let req = net.request(1, 1, put("a", "x"));
+    let mut net = net(FaultModel::Byzantine, 1, Config::default());
+    let req = net.request(C1, 1, put("a", "x"));
     // A decision whose proof does not match its batch.
     let batch = Batch { timestamp: 1, requests: vec![req.clone()] };
-    let v = batch.digest(net.keys[0].as_ref());
-    let proof: Vec<_> = (0..3).map(|i| (ReplicaId(i), net.keys[i as usize].sign(&accept_bytes(0, 1, &v)))).collect();
+    let v = batch.digest(net.key(r(0)));
+    let proof: Vec<_> = (0..3).map(|i| (ReplicaId(i), net.key(r(i)).sign(&accept_bytes(0, 1, &v)))).collect();
     let mut tampered = Decision { instance: 0, epoch: 1, batch: batch.clone(), proof: proof.clone() };
     tampered.batch.timestamp = 2;
     net.input(ReplicaId(3), Input::Message { from: ReplicaId(1).into(), msg: Msg::Decision(tampered) });
@@ -467,10 +363,10 @@ fn decision_forwarded_stop_and_state_reply_validation() {
     // A valid one, from anybody, is executed.
     let good = Decision { instance: 0, epoch: 1, batch, proof };
     net.input(ReplicaId(3), Input::Message { from: ReplicaId(2).into(), msg: Msg::Decision(good) });
-    assert_eq!(net.replicas[3].executed(), 1);
+    assert_eq!(net.executed(r(3)), Some(1));
     // FORWARDED with a forged request.
-    let mut forged = net.request(2, 1, put("b", "y"));
-    forged.req.op = put("b", "evil").encode();
+    let mut forged = net.request(C2, 1, put("b", "y"));
+    forged.req.op = put("b", "evil");
     net.input(
         ReplicaId(3),
         Input::Message { from: ReplicaId(1).into(), msg: Msg::Forwarded { requests: vec![forged] } },
@@ -505,13 +401,13 @@ fn decision_forwarded_stop_and_state_reply_validation() {
 #[test]
 fn state_reply_with_inconsistent_checkpoint_is_rejected() {
     let cfg = Config { checkpoint_period: 2, ..Config::default() };
-    let mut net = Net::new(FaultModel::Byzantine, 1, cfg);
-    net.down[3] = true;
+    let mut net = net(FaultModel::Byzantine, 1, cfg);
+    net.disconnect(r(3));
     for seq in 1..=3 {
-        let req = net.request(1, seq, put("k", "v"));
-        net.submit(req, &[0, 1, 2]);
+        let req = net.request(C1, seq, put("k", "v"));
+        net.submit(req, [0, 1, 2].map(r));
     }
-    net.down[3] = false;
+    net.reconnect(r(3));
     // Replica 3 starts a state transfer (as if told its log was truncated).
     net.input(
         ReplicaId(3),
@@ -535,7 +431,7 @@ fn state_reply_with_inconsistent_checkpoint_is_rejected() {
     net.input(ReplicaId(3), Input::Message { from: ReplicaId(1).into(), msg: Msg::StateReply(Box::new(rep)) });
     assert_eq!(net.rejected("inconsistent checkpoint"), 1);
     // The genuine transfer still completes.
-    net.run();
-    let d: Vec<_> = net.replicas.iter().map(|r| (r.executed(), r.state_digest())).collect();
+    net.deliver_all();
+    let d: Vec<_> = net.replicas().map(|r| (r.executed(), r.state_digest())).collect();
     assert_eq!(d[3], d[0]);
 }

@@ -445,6 +445,11 @@ impl ReplicaMachine<Ezbft> for Replica {
     fn executed(&self) -> u64 {
         self.exec.checkpoint_slot()
     }
+
+    /// For tests that look at the agreements and the log.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
 }
 
 impl Replica {

@@ -6,120 +6,62 @@ use super::Replica;
 use crate::config::Config;
 use crate::messages::{canonical_deps, CommitBody, InstanceId, Msg, Phase, Signed, SpecReply, SpecReplyBody, VoteBody};
 use crate::Ezbft;
-use quorate_apps::kv::{KvOp, KvStore};
-use quorate_core::crypto::{Digest, Ed25519Crypto};
+use quorate_apps::kv::KvOp;
+use quorate_core::crypto::Digest;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::machine::{Effect, Input, Outbox, ReplicaContext, ReplicaMachine};
-use quorate_core::membership::{FaultModel, Membership};
-use quorate_core::request::{Request, SignedRequest};
-use quorate_core::time::Time;
+use quorate_core::request::SignedRequest;
 use quorate_core::Bytes;
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::Arc;
+use quorate_sim::testnet::{Builder, TestNet};
+use std::collections::BTreeSet;
 
 const N: usize = 4;
 
-struct Net {
-    replicas: Vec<Replica>,
-    keys: Vec<Arc<Ed25519Crypto>>,
-    /// (from, to, message) between replicas, delivered in order.
-    queue: VecDeque<(ReplicaId, ReplicaId, Msg)>,
-    /// Replicas whose incoming and outgoing messages the test handles itself.
-    byzantine: BTreeSet<ReplicaId>,
-    /// What replicas sent clients.
-    to_clients: Vec<(ClientId, Msg)>,
+type Net = TestNet<Ezbft>;
+
+/// Four replicas (f = 1) and two clients over the shared test network;
+/// messages to a replica marked `byzantine` are only captured (the test
+/// speaks for it).
+fn builder() -> Builder<Ezbft> {
+    TestNet::builder(1).clients(2).requests(Msg::Request)
 }
 
-impl Net {
-    fn new() -> Net {
-        let m = Membership::new(N, 1, FaultModel::Byzantine, N).unwrap();
-        let mut nodes: Vec<NodeId> = (0..N as u32).map(|i| ReplicaId(i).into()).collect();
-        nodes.extend((1..=2).map(|c| NodeId::Client(ClientId(c))));
-        let keys: Vec<Arc<Ed25519Crypto>> =
-            Ed25519Crypto::deterministic(11, &nodes).into_iter().map(Arc::new).collect();
-        let replicas = (0..N)
-            .map(|i| {
-                let ctx = ReplicaContext {
-                    id: ReplicaId(i as u32),
-                    membership: m.clone(),
-                    crypto: keys[i].clone(),
-                    service: Box::new(KvStore::new()),
-                    keys: (),
-                };
-                Replica::new(ctx, Config::default())
-            })
-            .collect();
-        Net { replicas, keys, queue: VecDeque::new(), byzantine: BTreeSet::new(), to_clients: Vec::new() }
-    }
+/// Replica `r`'s machine.
+fn replica(net: &Net, r: u32) -> &Replica {
+    net.machine::<Replica>(ReplicaId(r))
+}
 
-    fn input(&mut self, r: ReplicaId, from: NodeId, msg: Msg) {
-        let mut out: Outbox<Ezbft> = Outbox::new();
-        self.replicas[r.index()].handle(Time(1), Input::Message { from, msg }, &mut out);
-        for e in out.drain() {
-            match e {
-                Effect::Send { to: NodeId::Client(c), msg } => self.to_clients.push((c, msg)),
-                Effect::Send { to: NodeId::Replica(to), msg } => self.queue.push_back((r, to, msg)),
-                Effect::Broadcast { msg } => {
-                    for to in (0..N as u32).map(ReplicaId).filter(|t| *t != r) {
-                        self.queue.push_back((r, to, msg.clone()));
-                    }
-                }
-                Effect::Multicast { to, msg } => {
-                    for to in to {
-                        self.queue.push_back((r, to, msg.clone()));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
+fn request(net: &Net, c: u64, seq: u64, key: &str) -> SignedRequest {
+    let op = KvOp::Put { key: Bytes::copy_from_slice(key.as_bytes()), value: Bytes::from_static(b"v") };
+    net.request(ClientId(c), seq, op.encode())
+}
 
-    /// Deliver everything between correct replicas; messages to or from a
-    /// Byzantine one are dropped (the test speaks for it).
-    fn run(&mut self) {
-        while let Some((from, to, msg)) = self.queue.pop_front() {
-            if !self.byzantine.contains(&from) && !self.byzantine.contains(&to) {
-                self.input(to, from.into(), msg);
-            }
-        }
-    }
+/// The SPECREPLYs client `c` received.
+fn replies(net: &Net, c: u64) -> Vec<SpecReply> {
+    net.to_client(ClientId(c))
+        .filter_map(|(_, m)| match m {
+            Msg::SpecReply(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .collect()
+}
 
-    fn request(&self, c: u64, seq: u64, key: &str) -> SignedRequest {
-        let op = KvOp::Put { key: Bytes::copy_from_slice(key.as_bytes()), value: Bytes::from_static(b"v") };
-        let req = Request { client: ClientId(c), seq, op: op.encode(), read_only: false };
-        SignedRequest::sign(req, self.keys[N + c as usize - 1].as_ref())
-    }
-
-    /// The SPECREPLYs client `c` received.
-    fn replies(&self, c: u64) -> Vec<SpecReply> {
-        self.to_clients
-            .iter()
-            .filter_map(|(to, m)| match m {
-                Msg::SpecReply(r) if *to == ClientId(c) => Some((**r).clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Client 1's COMMIT over `cert`, signed.
-    fn commit(&self, cert: &[SpecReply]) -> Signed<CommitBody> {
-        let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
-        let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap();
-        let body = CommitBody { client: ClientId(1), inst: cert[0].reply.body.inst, deps: canonical_deps(deps), seq };
-        Signed::sign(body, self.keys[N].as_ref())
-    }
+/// Client 1's COMMIT over `cert`, signed.
+fn commit(net: &Net, cert: &[SpecReply]) -> Signed<CommitBody> {
+    let deps: BTreeSet<InstanceId> = cert.iter().flat_map(|r| r.reply.body.deps.iter().copied()).collect();
+    let seq = cert.iter().map(|r| r.reply.body.seq).max().unwrap();
+    let body = CommitBody { client: ClientId(1), inst: cert[0].reply.body.inst, deps: canonical_deps(deps), seq };
+    Signed::sign(body, net.key(ClientId(1)))
 }
 
 #[test]
 fn two_valid_proposals_for_one_slot_commit_one_of_them_everywhere() {
-    let mut net = Net::new();
     let byz = ReplicaId(3);
-    net.byzantine.insert(byz);
-    let request = net.request(1, 1, "x");
-    net.input(ReplicaId(0), NodeId::Client(ClientId(1)), Msg::Request(request.clone()));
+    let mut net = builder().byzantine(byz).build();
+    let request = request(&net, 1, 1, "x");
+    net.message(ReplicaId(0), NodeId::Client(ClientId(1)), Msg::Request(request.clone()));
     // The Byzantine replica's order arrives too, so that it holds the slot like the others.
-    net.run();
-    let replies = net.replies(1);
+    net.deliver_all();
+    let replies = replies(&net, 1);
     assert_eq!(replies.len(), 3, "the three correct replicas reply");
     let inst = replies[0].reply.body.inst;
 
@@ -131,42 +73,41 @@ fn two_valid_proposals_for_one_slot_commit_one_of_them_everywhere() {
     deps.push(extra);
     let body =
         SpecReplyBody { replica: byz, deps: canonical_deps(deps.into_iter().collect()), ..honest.reply.body.clone() };
-    let twisted = SpecReply { reply: Signed::sign(body, net.keys[3].as_ref()), ..honest.clone() };
+    let twisted = SpecReply { reply: Signed::sign(body, net.key(byz)), ..honest.clone() };
     let by = |r: u32| replies.iter().find(|x| x.reply.body.replica == ReplicaId(r)).unwrap().clone();
     let cert_a = vec![by(0), by(1), by(2)];
     let cert_b = vec![by(0), by(2), twisted];
-    let (commit_a, commit_b) = (net.commit(&cert_a), net.commit(&cert_b));
+    let (commit_a, commit_b) = (commit(&net, &cert_a), commit(&net, &cert_b));
     assert_ne!(commit_a.body.deps, commit_b.body.deps, "two proposals with different dependencies");
 
     // The client sends proposal A to r0 and r1, proposal B to r2.
     let client = NodeId::Client(ClientId(1));
     let a = Msg::Commit { commit: commit_a, request: request.clone(), cert: cert_a };
     let b = Msg::Commit { commit: commit_b, request: request.clone(), cert: cert_b };
-    net.input(ReplicaId(0), client, a.clone());
-    net.input(ReplicaId(1), client, a);
-    net.input(ReplicaId(2), client, b);
+    net.message(ReplicaId(0), client, a.clone());
+    net.message(ReplicaId(1), client, a);
+    net.message(ReplicaId(2), client, b);
     // The faulty replica accepts both: A towards r0 and r1, B towards r2.
-    let digest_of = |net: &Net, r: usize| net.replicas[r].agreements.get(&inst).and_then(|a| a.accepted);
+    let digest_of = |net: &Net, r: u32| replica(net, r).agreements.get(&inst).and_then(|a| a.accepted);
     let (da, db) = (digest_of(&net, 0).unwrap(), digest_of(&net, 2).unwrap());
     assert_ne!(da, db);
-    let vote = |net: &Net, phase, commit: Digest| {
-        Signed::sign(VoteBody { replica: byz, inst, phase, commit }, net.keys[3].as_ref())
-    };
+    let vote =
+        |net: &Net, phase, commit: Digest| Signed::sign(VoteBody { replica: byz, inst, phase, commit }, net.key(byz));
     for (to, d) in [(0, da), (1, da), (2, db)] {
         let v = vote(&net, Phase::Accept, d);
-        net.input(ReplicaId(to), byz.into(), Msg::Accept(Box::new(v)));
+        net.message(ReplicaId(to), byz, Msg::Accept(Box::new(v)));
     }
-    net.run();
+    net.deliver_all();
     // And confirms A everywhere, to help it along.
     for to in 0..3 {
         let v = vote(&net, Phase::Confirm, da);
-        net.input(ReplicaId(to), byz.into(), Msg::Confirm(Box::new(v)));
+        net.message(ReplicaId(to), byz, Msg::Confirm(Box::new(v)));
     }
-    net.run();
+    net.deliver_all();
 
     let committed: Vec<Vec<InstanceId>> = (0..3)
         .map(|r| {
-            let e = net.replicas[r].log.get(&inst).expect("slot known");
+            let e = replica(&net, r).log.get(&inst).expect("slot known");
             assert!(e.committed, "replica {r} committed the slot");
             e.deps.clone()
         })
@@ -177,24 +118,24 @@ fn two_valid_proposals_for_one_slot_commit_one_of_them_everywhere() {
 
 #[test]
 fn a_vote_signed_by_another_replica_or_repeated_differently_is_refused() {
-    let mut net = Net::new();
+    let mut net = builder().build();
     let inst = InstanceId { space: ReplicaId(0), slot: 0 };
     let body =
         |replica: u32, commit: Digest| VoteBody { replica: ReplicaId(replica), inst, phase: Phase::Accept, commit };
     // Claims to be replica 2, sent by replica 1.
-    let forged = Signed::sign(body(2, Digest::of(b"a")), net.keys[1].as_ref());
-    net.input(ReplicaId(0), ReplicaId(1).into(), Msg::Accept(Box::new(forged)));
-    assert!(net.replicas[0].agreements.get(&inst).is_none_or(|a| a.accepts.is_empty()));
+    let forged = Signed::sign(body(2, Digest::of(b"a")), net.key(ReplicaId(1)));
+    net.message(ReplicaId(0), ReplicaId(1), Msg::Accept(Box::new(forged)));
+    assert!(replica(&net, 0).agreements.get(&inst).is_none_or(|a| a.accepts.is_empty()));
     // Signed by replica 1 with replica 2's key.
-    let bad = Signed::sign(body(1, Digest::of(b"a")), net.keys[2].as_ref());
-    net.input(ReplicaId(0), ReplicaId(1).into(), Msg::Accept(Box::new(bad)));
-    assert!(net.replicas[0].agreements.get(&inst).is_none_or(|a| a.accepts.is_empty()));
+    let bad = Signed::sign(body(1, Digest::of(b"a")), net.key(ReplicaId(2)));
+    net.message(ReplicaId(0), ReplicaId(1), Msg::Accept(Box::new(bad)));
+    assert!(replica(&net, 0).agreements.get(&inst).is_none_or(|a| a.accepts.is_empty()));
     // A second, different ACCEPT from one replica does not replace its first.
-    let first = Signed::sign(body(1, Digest::of(b"a")), net.keys[1].as_ref());
-    let second = Signed::sign(body(1, Digest::of(b"b")), net.keys[1].as_ref());
-    net.input(ReplicaId(0), ReplicaId(1).into(), Msg::Accept(Box::new(first)));
-    net.input(ReplicaId(0), ReplicaId(1).into(), Msg::Accept(Box::new(second)));
-    let a = &net.replicas[0].agreements[&inst];
+    let first = Signed::sign(body(1, Digest::of(b"a")), net.key(ReplicaId(1)));
+    let second = Signed::sign(body(1, Digest::of(b"b")), net.key(ReplicaId(1)));
+    net.message(ReplicaId(0), ReplicaId(1), Msg::Accept(Box::new(first)));
+    net.message(ReplicaId(0), ReplicaId(1), Msg::Accept(Box::new(second)));
+    let a = &replica(&net, 0).agreements[&inst];
     assert_eq!(a.accepts.len(), 1);
     assert_eq!(a.accepts[&ReplicaId(1)].body.commit, Digest::of(b"a"));
 }
@@ -204,8 +145,9 @@ fn a_vote_signed_by_another_replica_or_repeated_differently_is_refused() {
 /// commands that dependencies must wait for.
 #[test]
 fn a_frozen_space_voids_its_own_epoch_only() {
-    let mut net = Net::new();
-    let space = &mut net.replicas[0].spaces[1];
+    let net = builder().build();
+    let mut replica = Replica::new(net.context(ReplicaId(0)), Config::default());
+    let space = &mut replica.spaces[1];
     space.frozen = Some(7);
     let next_epoch = crate::messages::epoch_base(ReplicaId(1), 1 + N as u64, N);
     assert!(!space.void(6));
