@@ -26,6 +26,7 @@ pub mod cpu;
 pub mod engine;
 pub mod faults;
 pub mod linearizability;
+pub mod messages_table;
 pub mod net;
 mod queue;
 pub mod report;
