@@ -16,13 +16,36 @@
 //! primary ([`Engine::start_view_change`]) — the same contract as
 //! [`crate::pbft`]'s, so an embedder can run either.
 //!
-//! - `normal.rs`: PREPARE, COMMIT-SHARE, COMMIT; in-order signing; decisions.
+//! - `normal.rs`: PREPARE, COMMIT-SHARE, COMMIT; in-order signing; decisions;
+//!   FETCH and VALUE (values asked for by digest).
 //! - `checkpoint.rs`: CHECKPOINT-SHARE and certificates, truncation,
-//!   STATUS-driven retransmission, DECIDED, values, state need.
+//!   STATUS-driven retransmission, DECIDED, state need.
 //! - `view_change.rs`: VIEW-CHANGE with continuing certificates, NEW-VIEW.
 //! - `durable.rs`: what is persisted, and recovery.
 //!
 //! Decisions where the sources are silent: `docs/decisions/0010-destiny.md`.
+//!
+//! # MESSAGES
+//!
+//! Every [`HybMsg`] kind, who sends it, and the engine fn that handles it
+//! ([`Engine::on_message`] dispatches). Hybster (EuroSys'17) is not among
+//! the project's seed sources: sections are those of the Destiny paper
+//! (seed 002, PVLDB 15 §4.2, digest `specs/dqbft-destiny.md` S4.3–S4.4),
+//! and what it defers to Hybster cites decision 0010.
+//!
+//! | message | from → to | handler | file | source section |
+//! |---|---|---|---|---|
+//! | `PREPARE` | primary → all | `on_prepare` | `src/hybster/normal.rs` | Destiny §4.2 (Linear Hybster step 1, Fig. 6a) |
+//! | `COMMIT-SHARE` | backup → collector (all, when it is slow) | `on_commit_share` | `src/hybster/normal.rs` | Destiny §4.2 (step 2; the commit share); collector fallback: decision 0010 (Normal case) |
+//! | `COMMIT` | collector → all | `on_commit` | `src/hybster/normal.rs` | Destiny §4.2 (step 3, f+1 shares combined) |
+//! | `CHECKPOINT-SHARE` | any → collector (all, when it is slow) | `on_checkpoint_share` | `src/hybster/checkpoint.rs` | deferred to Hybster: decision 0010 (Checkpoints) |
+//! | `CHECKPOINT` | collector → all (any → one behind) | `on_checkpoint` | `src/hybster/checkpoint.rs` | deferred to Hybster: decision 0010 (Checkpoints) |
+//! | `VIEW-CHANGE` | any → all | `on_view_change` | `src/hybster/view_change.rs` | Destiny §4.2 (VIEWCHANGE, continuing certificate); contents: decision 0010 (View change) |
+//! | `NEW-VIEW` | new primary → all (any → one that missed it) | `on_new_view` | `src/hybster/view_change.rs` | deferred to Hybster: decision 0010 (View change, NEW-VIEW) |
+//! | `STATUS` | any → all, when stalled | `on_status` | `src/hybster/checkpoint.rs` | neither paper: decision 0010 (Asking peers), as PBFT's (decision 0007) |
+//! | `DECIDED` | any → a replica that decided less | `on_decided` | `src/hybster/checkpoint.rs` | neither paper: decision 0010 (Decided) |
+//! | `FETCH` | any → one holder | `on_fetch` | `src/hybster/normal.rs` | neither paper: as PBFT's engine (decision 0007) |
+//! | `VALUE` | holder → asker | `on_value` | `src/hybster/normal.rs` | neither paper: as PBFT's engine (decision 0007) |
 
 pub mod messages;
 

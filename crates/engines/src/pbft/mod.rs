@@ -11,11 +11,33 @@
 //! an embedder running several instances over one network wraps them with
 //! the instance id and routes them back.
 //!
-//! - `normal.rs`: PRE-PREPARE, PREPARE, COMMIT, decisions in order.
+//! - `normal.rs`: PRE-PREPARE, PREPARE, COMMIT, decisions in order; FETCH
+//!   and VALUE (values asked for by digest).
 //! - `checkpoint.rs`: CHECKPOINT, stable checkpoints, watermarks, truncation,
-//!   STATUS-driven retransmission, fetching decided values and values, state need.
+//!   STATUS-driven retransmission, decided values (DECIDED), state need.
 //! - `view_change.rs`: VIEW-CHANGE, NEW-VIEW and the new primary's decision procedure.
 //! - `durable.rs`: what is persisted, and recovery.
+//!
+//! # MESSAGES
+//!
+//! Every [`PbftMsg`] kind, who sends it, and the engine fn that handles it
+//! ([`Engine::on_message`] dispatches). PBFT's papers are not among the
+//! project's seed sources: sections are those of Castro and Liskov's
+//! OSDI'99 paper (TOCS 2002 where OSDI'99 has no MAC form), and messages
+//! neither paper names cite decision 0007 (`docs/decisions/0007-pbft.md`).
+//!
+//! | message | from → to | handler | file | source section |
+//! |---|---|---|---|---|
+//! | `PRE-PREPARE` | primary → backups | `on_pre_prepare` | `src/pbft/normal.rs` | OSDI'99 §4.2 (pre-prepare phase); authenticators §5.2 |
+//! | `PREPARE` | backup → all | `on_prepare` | `src/pbft/normal.rs` | OSDI'99 §4.2 (prepare phase) |
+//! | `COMMIT` | any → all | `on_commit` | `src/pbft/normal.rs` | OSDI'99 §4.2 (commit phase) |
+//! | `CHECKPOINT` | any → all | `on_checkpoint` | `src/pbft/checkpoint.rs` | OSDI'99 §4.3 (garbage collection) |
+//! | `VIEW-CHANGE` | any → all | `on_view_change` | `src/pbft/view_change.rs` | OSDI'99 §4.4; claims instead of certificates: TOCS 2002 view changes (decision 0007, View change) |
+//! | `NEW-VIEW` | new primary → all (any → one that missed it) | `on_new_view` | `src/pbft/view_change.rs` | OSDI'99 §4.4; decision procedure: TOCS 2002 (decision 0007, View change) |
+//! | `STATUS` | any → all, when stalled | `on_status` | `src/pbft/checkpoint.rs` | not in OSDI'99: TOCS 2002 status messages (decision 0007, Checkpoints: Retransmission) |
+//! | `DECIDED` | any → a replica that decided less | `on_decided` | `src/pbft/checkpoint.rs` | neither paper: decision 0007 (Answering STATUS, Trusting DECIDED) |
+//! | `FETCH` | any → one holder | `on_fetch` | `src/pbft/normal.rs` | neither paper (replaces TOCS's A3): decision 0007 (View change) |
+//! | `VALUE` | holder → asker | `on_value` | `src/pbft/normal.rs` | neither paper: decision 0007 (View change, FETCH) |
 
 pub mod collusion;
 pub mod messages;
