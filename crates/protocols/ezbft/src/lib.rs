@@ -14,6 +14,42 @@
 //!
 //! Decisions taken where the paper is silent or ambiguous are in
 //! `docs/decisions/0006-ezbft-open-points.md`.
+//!
+//! # MESSAGES
+//!
+//! Every message kind an EZBFT machine reports ([`Msg`]), who sends it, the
+//! fn that handles it and where the paper (seed 000's ICDCS'19 text, digest
+//! `specs/ezbft.md` §3) describes it; messages the paper does not name (the
+//! commit agreement, queries, checkpoints) cite decision 0006. A kind two
+//! kinds of machine receive has a row for each.
+//!
+//! | message | from → to | handler | file | source section |
+//! |---|---|---|---|---|
+//! | `REQUEST` | client → its command-leader | `on_request` | `src/replica/order.rs` | §IV-A step 1 |
+//! | `SPECORDER` | command-leader → replicas | `on_spec_order` | `src/replica/order.rs` | §IV-A step 2 |
+//! | `SPECREPLY` | replica → client | `on_spec_reply` | `src/client.rs` | §IV-A steps 3–4 |
+//! | `SPECREPLY` | replica → a barrier's owner | `on_barrier_reply` | `src/replica/checkpoint.rs` | not in the paper (barriers): decision 0006 (Checkpoints, Committing a barrier) |
+//! | `COMMITFAST` | client (a barrier's owner) → replicas | `on_commit_fast` | `src/replica/commit.rs` | §IV-A step 4.1 |
+//! | `COMMIT` | client (a barrier's owner) → replicas | `on_commit` | `src/replica/commit.rs` | §IV-C step 4.2 |
+//! | `ACCEPT` | replica → replicas | `on_vote` | `src/replica/agree.rs` | not in the paper: decision 0006 (Commit agreement; Agreement on NEWOWNER) |
+//! | `CONFIRM` | replica → replicas | `on_vote` | `src/replica/agree.rs` | not in the paper: decision 0006 (Commit agreement) |
+//! | `COMMITREPLY` | replica → client | `on_commit_reply` | `src/client.rs` | §IV-C step 5.2 |
+//! | `REQUEST-ALL` | client → all replicas | `on_request_all` | `src/replica/owner.rs` | §IV-D 4.3 (the REQUEST carrying R_i) |
+//! | `RESENDREQ` | replica → command-leader | `on_resend_req` | `src/replica/owner.rs` | §IV-D 4.3 |
+//! | `CACHEDREPLY` | replica → client | `on_cached_reply` | `src/client.rs` | §IV-D 4.3 (the cached response); decision 0006 (Client, Results from elsewhere) |
+//! | `POM` | client → replicas | `on_pom` | `src/replica/owner.rs` | §IV-D 4.4 |
+//! | `STARTOWNERCHANGE` | replica → replicas | `on_start_owner_change` | `src/replica/owner.rs` | §IV-E OC1–OC2 |
+//! | `OWNERCHANGE` | replica → new owner | `on_owner_change` | `src/replica/owner.rs` | §IV-E OC3–OC4 |
+//! | `NEWOWNER` | new owner → replicas (relayed by any that installed it) | `on_new_owner` | `src/replica/owner.rs` | §IV-E OC5–OC6 |
+//! | `NEWOWNER-VOTE` | replica → replicas | `on_new_owner_vote` | `src/replica/owner.rs` | not in the paper: decision 0006 (Agreement on NEWOWNER) |
+//! | `NEWOWNER-AGREED` | replica → one that missed it | `on_new_owner_agreed` | `src/replica/owner.rs` | not in the paper: decision 0006 (A missed NEWOWNER) |
+//! | `COMMITQUERY` | replica → replicas | `on_commit_query` | `src/replica/commit.rs` | not in the paper: decision 0006 (Liveness holes; Commit agreement, Proof) |
+//! | `ORDERQUERY` | replica → replicas | `on_order_query` | `src/replica/order.rs` | not in the paper (h is silent): decision 0006 (Ordering, Slots and h) |
+//! | `COMMITTED` | replica → asker | `on_committed` | `src/replica/commit.rs` | not in the paper: decision 0006 (Commit agreement, Proof) |
+//! | `SPACEFROZEN` | replica → client | `on_space_frozen` | `src/client.rs` | §IV-E OC7 (a frozen space); §V note (next-closest replica) |
+//! | `CHECKPOINT` | replica → replicas | `on_checkpoint` | `src/replica/checkpoint.rs` | not in the paper ("the last checkpoint" only): decision 0006 (Checkpoints) |
+//! | `STATEQUERY` | replica behind → one voter | `on_state_query` | `src/replica/checkpoint.rs` | not in the paper: decision 0006 (Checkpoints, State transfer) |
+//! | `STATE` | voter → asker | `on_state` | `src/replica/checkpoint.rs` | not in the paper: decision 0006 (Checkpoints, State transfer) |
 
 pub mod byzantine;
 pub mod client;

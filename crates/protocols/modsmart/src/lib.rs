@@ -11,6 +11,30 @@
 //!
 //! Decisions taken where the source is silent are in
 //! `docs/decisions/0002-modsmart-open-points.md`.
+//!
+//! # MESSAGES
+//!
+//! Every message kind a Mod-SMaRt machine reports ([`Msg`]), who sends it,
+//! the fn that handles it and where the source (Sousa's thesis, seed 001,
+//! digest `specs/bftsmart-modsmart-wheat.md`) describes it; messages it does
+//! not name cite decision 0002.
+//!
+//! | message | from → to | handler | file | source section |
+//! |---|---|---|---|---|
+//! | `REQUEST` | client → replicas | `on_request` | `src/replica/requests.rs` | Alg. 1 l.9, Alg. 2 l.1 and l.21 (§3.5.2–§3.5.3) |
+//! | `REPLY` | replica → client | `on_reply` | `src/client.rs` | Alg. 2 l.17 and l.28, Alg. 1 l.10–16 (§3.5.2) |
+//! | `PROPOSE` | leader → all | `on_propose` | `src/replica/normal.rs` | Alg. 5 l.22, Alg. 6 l.25 (App. B.1); §4.2.3.1 |
+//! | `WRITE` | all → all | `on_write` | `src/replica/normal.rs` | Alg. 6 l.28–29 (App. B.1); §4.2.3.1 |
+//! | `ACCEPT` | all → all | `on_accept` | `src/replica/normal.rs` | Alg. 6 l.32–36 (App. B.1); §4.2.3.1 |
+//! | `FORWARDED` | replica → all | `on_forwarded` | `src/replica/requests.rs` | Alg. 3 l.3, Alg. 2 l.18 (§3.5.4) |
+//! | `STOP` | replica → all | `on_stop` | `src/replica/regency.rs` | Alg. 3 l.9–10 (§3.5.4) |
+//! | `STOPDATA` | replica → new leader | `on_stopdata` | `src/replica/regency.rs` | Alg. 3 l.25, Alg. 4 l.26 (§3.5.4); consensus state: §3.6.3 |
+//! | `SYNC` | new leader → all | `on_sync` | `src/replica/regency.rs` | Alg. 4 l.31–32 (§3.5.4); safe value: §3.6.3 |
+//! | `DECISION_REQUEST` | replica behind → all | `on_decision_request` | `src/replica/catchup.rs` | not in the thesis (§3.5.1's "participate in i−1" generalized): decision 0002 (Lagging replicas) |
+//! | `DECISION` | replica → one behind | `on_decision` | `src/replica/catchup.rs` | decision 0002 (Lagging replicas); proof Γ: §3.4 |
+//! | `DECISION_UNAVAILABLE` | replica → one behind | `on_decision_unavailable` | `src/replica/catchup.rs` | not in the thesis: decision 0002 (Lagging replicas) |
+//! | `STATE_REQUEST` | replica behind → all | `on_state_request` | `src/replica/catchup.rs` | §4.2.3.2 (STATE_REQUEST); §3.6.2 |
+//! | `STATE_REPLY` | replica → asker | `on_state_reply` | `src/replica/catchup.rs` | §4.2.3.2 (STATE_REPLY, collaborative); §3.6.2 |
 
 pub mod byzantine;
 pub mod client;

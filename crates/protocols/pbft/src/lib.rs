@@ -14,6 +14,33 @@
 //!
 //! Decisions taken where the papers leave room are in
 //! `docs/decisions/0007-pbft.md`.
+//!
+//! # MESSAGES
+//!
+//! Every message kind a PBFT machine reports ([`Msg`]; the consensus
+//! instance's kinds are those of [`quorate_engines::pbft::PbftMsg`], handled
+//! by the engine: files outside this crate are given relative to it). PBFT's
+//! papers are not among the project's seed sources: sections are those of
+//! Castro and Liskov's OSDI'99 paper (TOCS 2002 where OSDI'99 has no MAC
+//! form), and messages neither paper names cite decision 0007.
+//!
+//! | message | from → to | handler | file | source section |
+//! |---|---|---|---|---|
+//! | `REQUEST` | client → primary (→ all when it retransmits) | `on_request` | `src/replica/requests.rs` | OSDI'99 §4.1 (the client) |
+//! | `REPLY` | replica → client | `on_reply` | `src/client.rs` | OSDI'99 §4.1 (f+1 matching replies) |
+//! | `FORWARD` | backup → primary | `on_forward` | `src/replica/requests.rs` | OSDI'99 §4.1 (a backup relays a retransmitted request to the primary); decision 0007 (Timers and the client) |
+//! | `PRE-PREPARE` | primary → backups | `on_pre_prepare` | `../../engines/src/pbft/normal.rs` | OSDI'99 §4.2 (pre-prepare phase) |
+//! | `PREPARE` | backup → all | `on_prepare` | `../../engines/src/pbft/normal.rs` | OSDI'99 §4.2 (prepare phase) |
+//! | `COMMIT` | any → all | `on_commit` | `../../engines/src/pbft/normal.rs` | OSDI'99 §4.2 (commit phase) |
+//! | `CHECKPOINT` | any → all | `on_checkpoint` | `../../engines/src/pbft/checkpoint.rs` | OSDI'99 §4.3 (garbage collection) |
+//! | `VIEW-CHANGE` | any → all | `on_view_change` | `../../engines/src/pbft/view_change.rs` | OSDI'99 §4.4; claims: TOCS 2002 (decision 0007, View change) |
+//! | `NEW-VIEW` | new primary → all (any → one that missed it) | `on_new_view` | `../../engines/src/pbft/view_change.rs` | OSDI'99 §4.4; decision procedure: TOCS 2002 (decision 0007) |
+//! | `STATUS` | any → all, when stalled | `on_status` | `../../engines/src/pbft/checkpoint.rs` | not in OSDI'99: TOCS 2002 status messages (decision 0007, Retransmission) |
+//! | `DECIDED` | any → a replica that decided less | `on_decided` | `../../engines/src/pbft/checkpoint.rs` | neither paper: decision 0007 (Answering STATUS, Trusting DECIDED) |
+//! | `FETCH` | any → one holder | `on_fetch` | `../../engines/src/pbft/normal.rs` | neither paper (replaces TOCS's A3): decision 0007 (View change) |
+//! | `VALUE` | holder → asker | `on_value` | `../../engines/src/pbft/normal.rs` | neither paper: decision 0007 (View change) |
+//! | `STATE-REQUEST` | replica behind → one replica at a time | `on_state_request` | `src/replica/execute.rs` | state transfer: TOCS 2002; how: decision 0007 (Fetching it) |
+//! | `STATE-REPLY` | replica → asker | `on_state_reply` | `src/replica/execute.rs` | TOCS 2002 state transfer; decision 0007 (Fetching it) |
 
 #![warn(missing_docs)]
 
