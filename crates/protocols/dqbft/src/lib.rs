@@ -21,6 +21,56 @@
 //!
 //! Decisions taken where the paper leaves room are in
 //! `docs/decisions/0009-dqbft.md` and `0010-destiny.md`.
+//!
+//! # MESSAGES
+//!
+//! Every message kind a DQBFT machine reports ([`Msg`]), who sends it, the fn
+//! that handles it and where the paper (seed 002, PVLDB 15, digest
+//! `specs/dqbft-destiny.md`) describes it; messages it does not name cite
+//! decisions 0009 and 0010. An instance's message is a D- or O- kind (the
+//! engine's kind under the paper's names): the replica routes it to that
+//! instance's engine, whose handler per kind is in the MESSAGES tables of
+//! `quorate_engines::pbft` (DQPBFT) and `quorate_engines::hybster` (Destiny).
+//! A kind only one flavor sends says so.
+//!
+//! | message | from → to | handler | file | source section |
+//! |---|---|---|---|---|
+//! | `REQUEST` | client → its coordinator (→ all when it retransmits) | `on_request` | `src/replica/requests.rs` | §3.2.1 (ClientCmd), §3.2.5 Case 1, §3.2.6 |
+//! | `REPLY` | replica → client (DQPBFT) | `on_reply` | `src/client.rs` | §2.1 ④ (f+1 identical replies), §3.2.6 |
+//! | `EXECSIG` | replica → execution collector (Destiny) | `on_exec_sig` | `src/replica/answers.rs` | §4.3.1 Fig. 6b step 6 (ExecSig); decision 0010 (Answers) |
+//! | `EXECPROOF` | execution collector → client (Destiny) | `on_exec_proof` | `src/client.rs` | §4.3.1 Fig. 6b step 7, §4.3.2 (ExecProof); decision 0010 (Who gets the ExecProof) |
+//! | `ASSIGN` | client → all replicas (relayed to the O-primary) | `on_assign` | `src/replica/requests.rs` | §3.2.6 (ASSIGN, contents silent); decision 0009 (ASSIGN) |
+//! | `ASSIGNED` | replica → client | `on_assigned` | `src/client.rs` | not in the paper: decision 0009 (ASSIGN) |
+//! | `FORWARD` | replica → an instance's coordinator | `on_forward` | `src/replica/requests.rs` | §3.2.5 Case 1 (forwards the command to the coordinator) |
+//! | `D-PREPREPARE` | coordinator → all (DQPBFT) | `on_d_message` | `src/replica/order.rs` | §3.2.1 Fig. 5 (D-PrePrepare) |
+//! | `D-PREPARE` | backup → all (DQPBFT); coordinator → all (Destiny) | `on_d_message` | `src/replica/order.rs` | §3.2.1 Fig. 5 (D-Prepare); Destiny: §4.3.1 Fig. 6b step 1 |
+//! | `D-COMMITSIG` | replica → D-collector (Destiny) | `on_d_message` | `src/replica/order.rs` | §4.3.1 Fig. 6b step 3 (D-CommitSig) |
+//! | `D-COMMIT` | any → all (DQPBFT); D-collector → all (Destiny) | `on_d_message` | `src/replica/order.rs` | §3.2.1 Fig. 5 (D-Commit); Destiny: §4.3.1 Fig. 6b step 4 |
+//! | `D-CHECKPOINTSIG` | replica → D-collector (Destiny) | `on_d_message` | `src/replica/order.rs` | §3.2.3 (left to the instance protocol); decision 0010 (Checkpoints) |
+//! | `D-CHECKPOINT` | any → all | `on_d_message` | `src/replica/order.rs` | §3.2.3 (left to the instance protocol); decisions 0007, 0010 |
+//! | `D-VIEWCHANGE` | any → all | `on_d_message` | `src/replica/order.rs` | §3.2.5 Case 1 and reinstatement (the instance's view change, unmodified) |
+//! | `D-NEWVIEW` | new coordinator → all | `on_d_message` | `src/replica/order.rs` | §3.2.5 (the instance's view change, unmodified) |
+//! | `D-STATUS` | any → all, when stalled | `on_d_message` | `src/replica/order.rs` | not in the paper: the engines' retransmission (decisions 0007, 0010) |
+//! | `D-DECIDED` | any → a replica that decided less | `on_d_message` | `src/replica/order.rs` | not in the paper: decisions 0007, 0010 |
+//! | `D-FETCH` | any → one holder | `on_d_message` | `src/replica/order.rs` | not in the paper: decision 0007 (FETCH); §3.2.3's Example 3.1 (missing D-payloads) |
+//! | `D-VALUE` | holder → asker | `on_d_message` | `src/replica/order.rs` | not in the paper: decision 0007 (FETCH) |
+//! | `O-PREPREPARE` | O-primary → all (DQPBFT) | `on_o_message` | `src/replica/order.rs` | §3.2.1 Fig. 5 (O-PrePrepare) |
+//! | `O-PREPARE` | backup → all (DQPBFT); O-primary → all (Destiny) | `on_o_message` | `src/replica/order.rs` | §3.2.1 Fig. 5 (O-Prepare); Destiny: §4.3.1 Fig. 6b step 2 |
+//! | `O-COMMITSIG` | replica → O-collector (Destiny) | `on_o_message` | `src/replica/order.rs` | §4.3.1 Fig. 6b step 3′ (O-CommitSig) |
+//! | `O-COMMIT` | any → all (DQPBFT); O-collector → all (Destiny) | `on_o_message` | `src/replica/order.rs` | §3.2.1 Fig. 5 (O-Commit); Destiny: §4.3.1 Fig. 6b step 4′ |
+//! | `O-CHECKPOINTSIG` | replica → O-collector (Destiny) | `on_o_message` | `src/replica/order.rs` | §3.2.3; decision 0010 (Checkpoints) |
+//! | `O-CHECKPOINT` | any → all | `on_o_message` | `src/replica/order.rs` | §3.2.3 (checkpoint and state transfer) |
+//! | `O-VIEWCHANGE` | any → all | `on_o_message` | `src/replica/order.rs` | §3.2.5 Case 2 |
+//! | `O-NEWVIEW` | new O-primary → all | `on_o_message` | `src/replica/order.rs` | §3.2.5 Case 2 |
+//! | `O-STATUS` | any → all, when stalled | `on_o_message` | `src/replica/order.rs` | not in the paper: decisions 0007, 0010 |
+//! | `O-DECIDED` | any → a replica that decided less | `on_o_message` | `src/replica/order.rs` | not in the paper: decisions 0007, 0010; §3.2.3's Example 3.1 (missing O-decisions) |
+//! | `O-FETCH` | any → one holder | `on_o_message` | `src/replica/order.rs` | not in the paper: decision 0007 (FETCH) |
+//! | `O-VALUE` | holder → asker | `on_o_message` | `src/replica/order.rs` | not in the paper: decision 0007 (FETCH) |
+//! | `FLOOD` | replica that accepted a D-proposal → others | `on_flood` | `src/replica/order.rs` | §3.2.4 (flooding); decision 0009 (Flooding) |
+//! | `STATE-REQUEST` | replica behind → one replica | `on_state_request` | `src/replica/execute.rs` | §3.2.3 (state transfer) |
+//! | `STATE-REPLY` | replica → asker | `on_state_reply` | `src/replica/execute.rs` | §3.2.3 (state transfer) |
+//! | `VIEW-NOTICE` | replica → all (the O-primary orders a handover) | `on_view_notice` | `src/replica/reinstate.rs` | not in the paper (§3.2.5 leaves where clients go): decision 0009 (Own instance, handovers) |
+//! | `REINSTATE` | recovered replica → all | `on_reinstate` | `src/replica/reinstate.rs` | §3.2.5 (reinstatement); decision 0009 (Reinstatement request) |
 
 #![warn(missing_docs)]
 
