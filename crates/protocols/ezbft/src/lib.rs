@@ -31,7 +31,7 @@
 //! | `SPECREPLY` | replica → a barrier's owner | `on_barrier_reply` | `src/replica/checkpoint.rs` | not in the paper (barriers): decision 0006 (Checkpoints, Committing a barrier) |
 //! | `COMMITFAST` | client (a barrier's owner) → replicas | `on_commit_fast` | `src/replica/commit.rs` | §IV-A step 4.1 |
 //! | `COMMIT` | client (a barrier's owner) → replicas | `on_commit` | `src/replica/commit.rs` | §IV-C step 4.2 |
-//! | `ACCEPT` | replica → replicas | `on_vote` | `src/replica/agree.rs` | not in the paper: decision 0006 (Commit agreement; Agreement on NEWOWNER) |
+//! | `ACCEPT` | replica → replicas | `on_vote` | `src/replica/agree.rs` | not in the paper: decision 0006 (Commit agreement) |
 //! | `CONFIRM` | replica → replicas | `on_vote` | `src/replica/agree.rs` | not in the paper: decision 0006 (Commit agreement) |
 //! | `COMMITREPLY` | replica → client | `on_commit_reply` | `src/client.rs` | §IV-C step 5.2 |
 //! | `REQUEST-ALL` | client → all replicas | `on_request_all` | `src/replica/owner.rs` | §IV-D 4.3 (the REQUEST carrying R_i) |
