@@ -6,6 +6,7 @@
 //! (the simulator or the runtime) drives with [`machine::Input`]s and whose
 //! [`machine::Effect`]s it carries out.
 
+pub mod admission;
 pub mod crypto;
 pub mod executor;
 pub mod faulty_client;

@@ -129,7 +129,8 @@ impl RequestTable {
 /// What makes client requests fit for ordering (not their freshness: a
 /// request executed meanwhile is skipped at execution, and replicas that
 /// executed different prefixes would otherwise judge one proposal
-/// differently). Shared by the protocols that order batches of signed requests (PBFT, DQPBFT).
+/// differently). Shared by the protocols that order batches of signed
+/// requests (PBFT, DQPBFT, Mod-SMaRt) and by [`crate::admission`].
 pub struct RequestCheck<'a> {
     /// The executor (its service validates operations).
     pub exec: &'a Executor,
@@ -141,7 +142,13 @@ pub struct RequestCheck<'a> {
     pub max_batch: usize,
 }
 
-impl RequestCheck<'_> {
+impl<'a> RequestCheck<'a> {
+    /// The check of a replica with this executor and provider; `signs`:
+    /// whether clients sign in this deployment.
+    pub fn new(exec: &'a Executor, crypto: &'a dyn Crypto, signs: bool, max_batch: usize) -> Self {
+        RequestCheck { exec, crypto, check_signatures: signs, max_batch }
+    }
+
     /// One request: ordered (not read-only), well-formed for the service,
     /// signed by its client.
     pub fn request(&self, r: &SignedRequest) -> Result<(), &'static str> {

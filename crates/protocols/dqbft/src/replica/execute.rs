@@ -109,7 +109,7 @@ impl<F: Flavor> Replica<F> {
                 if self.progress.assigned.get(&a.client).is_none_or(|(_, nonce)| *nonce < a.nonce) {
                     self.progress.assigned.insert(a.client, (a.instance, a.nonce));
                     if let Some(p) = self.pending.get_mut(&a.client) {
-                        p.instance = a.instance;
+                        p.tag = a.instance;
                         self.mark_fresh(a.instance);
                     }
                     self.ack_assign(a.client, a.nonce, a.instance, out);

@@ -28,20 +28,20 @@ mod invariant_tests;
 use crate::config::Config;
 use crate::messages::{Assign, DBatch, DRef, Msg, OBatch, Progress, State};
 use crate::{Dq, Flavor, OMsg, Timer};
+use quorate_core::admission::{self, RequestPool};
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::Executor;
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::invariant::InOrder;
 use quorate_core::machine::{Effect, Event, Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::Membership;
-use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
 use quorate_engines::instance::{Action, Actions, Instance};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
 pub(crate) type Out<F> = Outbox<Dq<F>>;
@@ -73,17 +73,8 @@ pub(crate) struct Base<D, O> {
     pub d: Vec<Vec<D>>,
 }
 
-/// A request waiting to be executed.
-#[derive(Clone, Debug)]
-pub(crate) struct Pending {
-    pub req: SignedRequest,
-    /// The D-instance its client sends to.
-    pub instance: u32,
-    /// When its timer (re)started.
-    pub since: Time,
-    /// Arrival order (batches take the oldest first).
-    pub order: u64,
-}
+/// A request waiting to be executed; its tag is the D-instance its client sends to.
+pub(crate) type Pending = admission::Pending<u32>;
 
 /// Probation of one D-instance (§3.2.4): after its k-th view change its
 /// slots are ordered only once disseminated, for a number of its sequence
@@ -116,8 +107,7 @@ pub struct Replica<F: Flavor> {
     pub(crate) o: F::O,
     pub(crate) exec: Executor,
     /// Requests not executed yet, one per client.
-    pub(crate) pending: HashMap<ClientId, Pending>,
-    pub(crate) arrivals: u64,
+    pub(crate) pending: RequestPool<u32>,
     /// Requests in our D-proposals of the instances' current views.
     pub(crate) proposed: HashSet<(ClientId, u64)>,
     /// Requests seen in a D-PrePrepare or decision: a coordinator has them.
@@ -227,8 +217,7 @@ impl<F: Flavor> Replica<F> {
             d,
             o,
             exec: Executor::new(ctx.service),
-            pending: HashMap::new(),
-            arrivals: 0,
+            pending: RequestPool::new(cfg.max_pending),
             proposed: HashSet::new(),
             in_proposal: HashSet::new(),
             disseminated: HashSet::new(),

@@ -91,12 +91,7 @@ impl<F: Flavor> Replica<F> {
             return;
         }
         let proposal = msg.proposal().map(|(_, seq, value)| (seq, value.clone()));
-        let check = RequestCheck {
-            exec: &self.exec,
-            crypto: self.crypto.as_ref(),
-            check_signatures: self.signs(),
-            max_batch: self.cfg.max_batch,
-        };
+        let check = RequestCheck::new(&self.exec, self.crypto.as_ref(), self.signs(), self.cfg.max_batch);
         let validity = DBatchValidity(check);
         let mut acts = Actions::new();
         self.d[i as usize].on_message(from, msg, &validity, &mut acts);
@@ -335,9 +330,7 @@ impl<F: Flavor> Replica<F> {
         self.assign_ordered.clear();
         self.handed.clear();
         self.parked.clear();
-        for p in self.pending.values_mut() {
-            p.since = now;
-        }
+        self.pending.restart_timers(now);
         if primary != self.id {
             return;
         }

@@ -214,12 +214,12 @@ impl<F: Flavor> Replica<F> {
     /// count: executed only through that instance).
     pub(crate) fn clients_moved(&mut self, now: Time) {
         let mut moved = Vec::new();
-        let keys: Vec<ClientId> = self.pending.keys().copied().collect();
+        let keys: Vec<ClientId> = self.pending.clients().collect();
         for c in keys {
             let i = self.instance_of(c);
             let Some(p) = self.pending.get_mut(&c) else { continue };
-            if p.instance != i {
-                p.instance = i;
+            if p.tag != i {
+                p.tag = i;
                 p.since = now;
                 moved.push((c, p.req.req.seq, i));
             }

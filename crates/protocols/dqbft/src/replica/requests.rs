@@ -7,12 +7,11 @@
 use super::{Out, Pending, Probation, Replica};
 use crate::messages::{Assign, DBatch, Msg};
 use crate::{Flavor, Timer};
-use quorate_core::crypto::Digest;
+use quorate_core::admission::{Admitted, Arrival};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::Event;
 use quorate_core::membership::FaultModel;
-use quorate_core::request::RequestCheck;
-use quorate_core::request::{Freshness, SignedRequest};
+use quorate_core::request::{RequestCheck, SignedRequest};
 use quorate_core::time::Time;
 use quorate_engines::instance::{Actions, Instance, InstanceMsg, Validity};
 use std::collections::HashSet;
@@ -33,16 +32,6 @@ impl<F: Flavor> Replica<F> {
     /// Whether clients sign requests in this deployment.
     pub(crate) fn signs(&self) -> bool {
         self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
-    }
-
-    /// What makes a client request fit for a D-batch.
-    pub(crate) fn request_check(&self) -> RequestCheck<'_> {
-        RequestCheck {
-            exec: &self.exec,
-            crypto: self.crypto.as_ref(),
-            check_signatures: self.signs(),
-            max_batch: self.cfg.max_batch,
-        }
     }
 
     pub(crate) fn tick_interval(&self) -> std::time::Duration {
@@ -103,28 +92,10 @@ impl<F: Flavor> Replica<F> {
     /// request; otherwise keep it, propose it if we coordinate its
     /// instance, or relay it to the coordinator.
     pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out<F>) {
-        if req.req.client != c {
-            out.reject(NodeId::Client(c), "request names another client");
-            return;
-        }
-        match self.exec.table().freshness(c, req.req.seq) {
-            Freshness::Repeat(result) => {
-                if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
-                    out.reject(NodeId::Client(c), "sequence number reused for another operation");
-                } else {
-                    self.answer_again(c, req.req.seq, result, out);
-                }
-                return;
-            }
-            Freshness::Stale => {
-                out.reject(NodeId::Client(c), "stale sequence number");
-                return;
-            }
-            Freshness::New => {}
-        }
-        if self.pending.get(&c).is_some_and(|p| p.req.req.seq == req.req.seq && p.req.req.op != req.req.op) {
-            out.reject(NodeId::Client(c), "sequence number reused for another operation");
-            return;
+        match self.pending.arrival(self.exec.table(), c, &req) {
+            Arrival::New => {}
+            Arrival::Executed(result) => return self.answer_again(c, req.req.seq, result, out),
+            Arrival::Refused(why) => return out.reject(NodeId::Client(c), why),
         }
         let i = self.instance_of(c);
         if !self.admit(now, req.clone(), NodeId::Client(c), out) {
@@ -145,31 +116,15 @@ impl<F: Flavor> Replica<F> {
 
     /// Keep a request for ordering if it is new and valid; true if it is pending.
     pub(crate) fn admit(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out<F>) -> bool {
-        let c = req.req.client;
-        if let Some(p) = self.pending.get(&c) {
-            if p.req.req.seq > req.req.seq {
-                return false;
-            }
-            if p.req == req {
-                return true;
-            }
+        let instance = self.instance_of(req.req.client);
+        let check = RequestCheck::new(&self.exec, self.crypto.as_ref(), self.signs(), self.cfg.max_batch);
+        let admitted = self.pending.admit(now, req, &check, instance);
+        match admitted {
+            Admitted::Added => self.mark_fresh(instance),
+            Admitted::Refused(why) => out.reject(from, why),
+            Admitted::Known | Admitted::Ignored => {}
         }
-        if !matches!(self.exec.table().freshness(c, req.req.seq), Freshness::New) {
-            return false;
-        }
-        if let Err(why) = self.request_check().request(&req) {
-            out.reject(from, why);
-            return false;
-        }
-        if !self.pending.contains_key(&c) && self.pending.len() >= self.cfg.max_pending {
-            out.reject(from, "too many pending requests");
-            return false;
-        }
-        self.arrivals += 1;
-        let instance = self.instance_of(c);
-        self.pending.insert(c, Pending { req, instance, since: now, order: self.arrivals });
-        self.mark_fresh(instance);
-        true
+        admitted.pending()
     }
 
     /// FORWARD from a replica: requests for an instance we coordinate (kept
@@ -222,7 +177,7 @@ impl<F: Flavor> Replica<F> {
                 let mut cands: Vec<&Pending> = self
                     .pending
                     .values()
-                    .filter(|p| p.instance == i)
+                    .filter(|p| p.tag == i)
                     .filter(|p| !self.proposed.contains(&(p.req.req.client, p.req.req.seq)))
                     .filter(|p| !self.in_proposal.contains(&(p.req.req.client, p.req.req.seq)))
                     .collect();
@@ -344,18 +299,18 @@ impl<F: Flavor> Replica<F> {
             // already, but the stall is still the instance's (its view-change
             // timer runs); blaming the O-primary then replaced a correct one
             // each time replicas view-changed a silent coordinator's instance.
-            let d = &self.d[p.instance as usize];
-            let taken_over = d.active() && d.primary().0 != p.instance;
+            let d = &self.d[p.tag as usize];
+            let taken_over = d.active() && d.primary().0 != p.tag;
             if self.disseminated.contains(&key) || taken_over {
                 // Taken over: its clients wait for the O-primary to order the handover.
                 // A stalled round-robin order is its slot's coordinator's doing.
                 let timeout = self.cfg.request_timeout.saturating_mul(self.o.backoff());
                 suspect_o |= now.since(p.since) >= timeout && (!rr_stalled || taken_over);
             } else {
-                let d = &self.d[p.instance as usize];
+                let d = &self.d[p.tag as usize];
                 let timeout = self.cfg.request_timeout.saturating_mul(d.backoff());
-                if now.since(p.since) >= timeout && !suspects.contains(&p.instance) {
-                    suspects.push(p.instance);
+                if now.since(p.since) >= timeout && !suspects.contains(&p.tag) {
+                    suspects.push(p.tag);
                 }
             }
         }
@@ -433,10 +388,9 @@ impl<F: Flavor> Replica<F> {
         if let Some((r, _)) = self.waiting.filter(|(r, _)| r.instance == i) {
             self.waiting = Some((r, now));
         }
-        let mut reqs: Vec<&Pending> = self.pending.values().filter(|p| p.instance == i).collect();
-        reqs.sort_by_key(|p| p.order);
-        let reqs: Vec<SignedRequest> = reqs.into_iter().map(|p| p.req.clone()).collect();
-        for p in self.pending.values_mut().filter(|p| p.instance == i) {
+        let reqs: Vec<SignedRequest> =
+            self.pending.oldest_first().filter(|p| p.tag == i).map(|p| p.req.clone()).collect();
+        for p in self.pending.values_mut().filter(|p| p.tag == i) {
             p.since = now;
         }
         if primary != self.id {
@@ -459,9 +413,7 @@ impl<F: Flavor> Replica<F> {
             if seq > self.exec.table().last_seq(c) {
                 continue;
             }
-            if self.pending.get(&c).is_some_and(|p| p.req.req.seq <= seq) {
-                self.pending.remove(&c);
-            }
+            self.pending.remove_up_to(c, seq);
             self.proposed.remove(&(c, seq));
             self.in_proposal.remove(&(c, seq));
             self.disseminated.remove(&(c, seq));
@@ -471,7 +423,7 @@ impl<F: Flavor> Replica<F> {
     /// Drop pending requests that were executed.
     pub(crate) fn prune_pending(&mut self) {
         let table = self.exec.table();
-        self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
+        self.pending.prune(table);
         self.proposed.retain(|(c, s)| *s > table.last_seq(*c));
         self.in_proposal.retain(|(c, s)| *s > table.last_seq(*c));
         self.disseminated.retain(|(c, s)| *s > table.last_seq(*c));

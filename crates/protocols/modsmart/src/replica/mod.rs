@@ -17,9 +17,10 @@ mod invariant_tests;
 use crate::config::Config;
 use crate::messages::{Batch, Decision, InstanceState, Msg, SignedStopData};
 use crate::{ModSmart, Timer};
+use quorate_core::admission::RequestPool;
 use quorate_core::crypto::{Crypto, Digest, Signature};
 use quorate_core::executor::{Checkpoint, Executor};
-use quorate_core::ids::{ClientId, NodeId, ReplicaId};
+use quorate_core::ids::{NodeId, ReplicaId};
 use quorate_core::invariant::{InOrder, OwnVotes};
 use quorate_core::machine::{Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::{FaultModel, Membership, Threshold};
@@ -31,18 +32,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 type Out = Outbox<ModSmart>;
-
-/// A request waiting to be ordered (an entry of ToOrder).
-#[derive(Clone, Debug)]
-pub(crate) struct Pending {
-    pub req: SignedRequest,
-    /// When its timer (re)started.
-    pub since: Time,
-    /// Expiries so far: 0, then 1 after it was forwarded.
-    pub expiries: u8,
-    /// Position in arrival order (fair batching: oldest first).
-    pub order: u64,
-}
 
 /// VP-Consensus state for the instance in progress.
 #[derive(Debug, Default)]
@@ -173,9 +162,9 @@ pub struct Replica {
     pub(crate) log: BTreeMap<u64, Decision>,
     pub(crate) checkpoint: Option<CheckpointRecord>,
     pub(crate) last_timestamp: u64,
-    // ToOrder.
-    pub(crate) pending: HashMap<ClientId, Pending>,
-    pub(crate) arrivals: u64,
+    /// ToOrder; each request's tag counts its timer's expiries so far: 0,
+    /// then 1 after it was forwarded.
+    pub(crate) pending: RequestPool<u8>,
     // Catch-up.
     pub(crate) transfer: Option<Transfer>,
     /// (peer, instance) whose decision we sent a lagging peer.
@@ -196,6 +185,7 @@ pub struct Replica {
 impl Replica {
     /// A replica with fresh state.
     pub fn new(ctx: ReplicaContext, cfg: Config) -> Self {
+        let pending = RequestPool::new(cfg.max_pending);
         Replica {
             id: ctx.id,
             m: ctx.membership,
@@ -222,8 +212,7 @@ impl Replica {
             log: BTreeMap::new(),
             checkpoint: None,
             last_timestamp: 0,
-            pending: HashMap::new(),
-            arrivals: 0,
+            pending,
             transfer: None,
             helped: HashSet::new(),
             helped_sync: HashSet::new(),

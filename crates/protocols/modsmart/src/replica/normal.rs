@@ -2,7 +2,6 @@
 //! Alg. 5–6; crash mode PROPOSE → ACCEPT), decisions, execution (Alg. 2
 //! l.7–17) and local checkpoints (§3.6.2).
 
-use super::requests::RequestCheck;
 use super::{CheckpointRecord, Instance, Out, Record, Replica};
 use crate::messages::{accept_bytes, Batch, Decision, Msg, Reply};
 use quorate_core::crypto::{Digest, Signature};
@@ -33,12 +32,8 @@ impl Replica {
                 return Err("unfair batch");
             }
             // A request already in ToOrder was validated on arrival.
-            let known = self.pending.get(&r.req.client).is_some_and(|p| p.req == *r);
-            if !known {
-                match self.check_request(r) {
-                    RequestCheck::Ok => {}
-                    bad => return Err(bad.reason()),
-                }
+            if !self.pending.holds(r) {
+                self.check_request(r)?;
             }
         }
         Ok(())
@@ -57,7 +52,7 @@ impl Replica {
         {
             return;
         }
-        let requests = self.pending_requests(self.cfg.max_batch);
+        let requests = self.pending.oldest(self.cfg.max_batch);
         let timestamp = now.as_nanos().max(self.last_timestamp);
         let batch = Batch { timestamp, requests };
         out.broadcast(Msg::Propose { regency: self.creg, instance: self.next(), batch: batch.clone() });

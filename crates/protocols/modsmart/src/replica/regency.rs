@@ -83,7 +83,7 @@ impl Replica {
                 for req in from_stops {
                     self.request_received(now, req, NodeId::Replica(self.id), out);
                 }
-                let requests = self.pending_requests(64);
+                let requests = self.pending.oldest(64);
                 out.broadcast(Msg::Stop { regency: g, requests });
             }
         }
@@ -107,9 +107,7 @@ impl Replica {
         self.stop_regs.retain(|_, g| *g > regency);
         self.stop_requests.clear();
         self.inst.enter_epoch(regency + 1);
-        for p in self.pending.values_mut() {
-            p.since = now;
-        }
+        self.pending.restart_timers(now);
         self.persist(&super::Record::Regency(regency), out);
         out.event(Event::ViewChanged { view: regency, leader: self.leader_of(regency) });
         let data = StopData {
@@ -238,7 +236,7 @@ impl Replica {
             SafeValue::Bound(_) if plan.bound_batch.is_none() => return,
             SafeValue::Bound(_) => None,
             SafeValue::Free => {
-                let requests = self.pending_requests(self.cfg.max_batch);
+                let requests = self.pending.oldest(self.cfg.max_batch);
                 let fresh: Vec<SignedRequest> =
                     requests.into_iter().filter(|r| self.exec.table().last_seq(r.req.client) < r.req.seq).collect();
                 (!fresh.is_empty() && self.next() == plan.instance)
@@ -332,9 +330,7 @@ impl Replica {
         }
         self.execute_decided(now, out);
         self.apply_sync_outcome(now, out);
-        for p in self.pending.values_mut() {
-            p.since = now;
-        }
+        self.pending.restart_timers(now);
         let held = std::mem::take(&mut self.held);
         for (from, msg) in held {
             self.on_replica_message(now, from, msg, out);
@@ -350,9 +346,7 @@ impl Replica {
         self.nreg = regency;
         self.stop_regs.retain(|_, g| *g > regency);
         self.inst.enter_epoch(regency + 1);
-        for p in self.pending.values_mut() {
-            p.since = now;
-        }
+        self.pending.restart_timers(now);
         self.persist(&super::Record::Regency(regency), out);
         out.event(Event::ViewChanged { view: regency, leader: self.leader_of(regency) });
     }

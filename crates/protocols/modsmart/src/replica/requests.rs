@@ -1,115 +1,55 @@
 //! Client requests: REQUEST (Alg. 2 l.1, l.26), FORWARDED (l.18), the request
 //! timers (Alg. 3 l.1–4), and batch selection (Alg. 2 l.4).
 
-use super::{Out, Pending, Replica};
+use super::{Out, Replica};
 use crate::messages::{Msg, Reply};
 use crate::Timer;
-use quorate_core::crypto::Digest;
+use quorate_core::admission::{Admitted, Arrival};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
-use quorate_core::request::{Freshness, SignedRequest};
+use quorate_core::request::{Freshness, RequestCheck, SignedRequest};
 use quorate_core::time::Time;
 
-/// Why a request is not accepted for ordering.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum RequestCheck {
-    Ok,
-    Stale,
-    Repeat,
-    BadSignature,
-    Invalid,
-}
-
-impl RequestCheck {
-    /// The reason counted when a request is refused.
-    pub(crate) fn reason(&self) -> &'static str {
-        match self {
-            RequestCheck::Ok => "ok",
-            RequestCheck::Stale | RequestCheck::Repeat => "stale request",
-            RequestCheck::BadSignature => "bad request signature",
-            RequestCheck::Invalid => "invalid request",
-        }
-    }
-}
-
 impl Replica {
-    /// Validity of a request for ordering: fresh, validly signed (BFT), and
-    /// well-formed for the service (the source's validSig and validCmd).
-    pub(crate) fn check_request(&self, req: &SignedRequest) -> RequestCheck {
-        if req.req.read_only {
-            return RequestCheck::Invalid;
+    /// Whether clients sign requests in this deployment.
+    pub(crate) fn signs(&self) -> bool {
+        self.bft() && self.cfg.sign_requests
+    }
+
+    /// Validity of a request for ordering: fresh, then the core's rules
+    /// (ordered, well-formed for the service, validly signed in BFT mode:
+    /// the source's validCmd and validSig).
+    pub(crate) fn check_request(&self, req: &SignedRequest) -> Result<(), &'static str> {
+        if !matches!(self.exec.table().freshness(req.req.client, req.req.seq), Freshness::New) {
+            return Err("stale request");
         }
-        match self.exec.table().freshness(req.req.client, req.req.seq) {
-            Freshness::Stale => return RequestCheck::Stale,
-            Freshness::Repeat(_) => return RequestCheck::Repeat,
-            Freshness::New => {}
-        }
-        if !self.exec.service().validate(&req.req.op) {
-            return RequestCheck::Invalid;
-        }
-        if self.bft() && self.cfg.sign_requests && !req.verify(self.crypto.as_ref()) {
-            return RequestCheck::BadSignature;
-        }
-        RequestCheck::Ok
+        RequestCheck::new(&self.exec, self.crypto.as_ref(), self.signs(), self.cfg.max_batch).request(req)
     }
 
     /// REQUEST from a client.
     pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
-        if req.req.client != c {
-            out.reject(NodeId::Client(c), "request names another client");
-            return;
-        }
-        if req.req.read_only {
+        if req.req.read_only && req.req.client == c {
             // Unordered path (Alg. 2 l.26–28): answer from the current state.
             let result = self.exec.query(&req.req.op);
             out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: true, result }));
             return;
         }
-        match self.exec.table().freshness(c, req.req.seq) {
-            Freshness::Repeat(result) => {
-                if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
-                    out.reject(NodeId::Client(c), "sequence number reused for another operation");
-                    return;
-                }
-                // A retransmission of an executed request: the cached reply again.
-                out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: false, result }));
-                return;
-            }
-            Freshness::Stale => {
-                out.reject(NodeId::Client(c), "stale sequence number");
-                return;
-            }
-            Freshness::New => {}
+        match self.pending.arrival(self.exec.table(), c, &req) {
+            Arrival::New => self.request_received(now, req, NodeId::Client(c), out),
+            // A retransmission of an executed request: the cached reply again.
+            Arrival::Executed(result) => out.send(c, Msg::Reply(Reply { seq: req.req.seq, read_only: false, result })),
+            Arrival::Refused(why) => out.reject(NodeId::Client(c), why),
         }
-        if self.pending.get(&c).is_some_and(|p| p.req.req.seq == req.req.seq && p.req.req.op != req.req.op) {
-            out.reject(NodeId::Client(c), "sequence number reused for another operation");
-            return;
-        }
-        self.request_received(now, req, NodeId::Client(c), out);
     }
 
     /// RequestReceived (Alg. 2 l.21): validate and add to ToOrder.
-    pub(crate) fn request_received(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) -> bool {
-        // Already pending (a retransmission, a forward, a STOP): nothing to check again.
-        let c = req.req.client;
-        if self.pending.get(&c).is_some_and(|p| p.req.req.seq >= req.req.seq) {
-            return false;
+    pub(crate) fn request_received(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) {
+        let check = RequestCheck::new(&self.exec, self.crypto.as_ref(), self.signs(), self.cfg.max_batch);
+        match self.pending.admit(now, req, &check, 0) {
+            Admitted::Added => self.maybe_propose(now, out),
+            // Already pending (a retransmission, a forward, a STOP) or executed.
+            Admitted::Known | Admitted::Ignored => {}
+            Admitted::Refused(why) => out.reject(from, why),
         }
-        match self.check_request(&req) {
-            RequestCheck::Ok => {}
-            RequestCheck::Stale | RequestCheck::Repeat => return false,
-            bad => {
-                out.reject(from, bad.reason());
-                return false;
-            }
-        }
-        if !self.pending.contains_key(&c) && self.pending.len() >= self.cfg.max_pending {
-            out.reject(from, "too many pending requests");
-            return false;
-        }
-        self.arrivals += 1;
-        self.pending.insert(c, Pending { req, since: now, expiries: 0, order: self.arrivals });
-        self.maybe_propose(now, out);
-        true
     }
 
     /// FORWARDED from a replica (Alg. 2 l.18).
@@ -126,7 +66,7 @@ impl Replica {
     /// Drop pending requests that execution made stale.
     pub(crate) fn prune_pending(&mut self) {
         let table = self.exec.table();
-        self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
+        self.pending.prune(table);
     }
 
     /// The request timer (one periodic tick checks every pending request).
@@ -157,7 +97,7 @@ impl Replica {
         }
         if self.nreg > self.creg {
             // Waiting for others to join our STOP: repeat it (messages may be lost).
-            let requests = self.pending_requests(64);
+            let requests = self.pending.oldest(64);
             out.broadcast(Msg::Stop { regency: self.nreg, requests });
             if stuck {
                 out.broadcast(Msg::DecisionRequest { instance: self.next(), regency: self.creg });
@@ -171,8 +111,8 @@ impl Replica {
             if now.since(p.since) >= timeout {
                 any_expired = true;
                 p.since = now;
-                if p.expiries == 0 {
-                    p.expiries = 1;
+                if p.tag == 0 {
+                    p.tag = 1;
                     first.push(p.req.clone());
                 } else {
                     second.push(p.req.clone());
@@ -210,12 +150,5 @@ impl Replica {
         if let Some((value, sig)) = self.inst.my_accept.clone() {
             out.broadcast(Msg::Accept { regency, instance, value, sig });
         }
-    }
-
-    /// Up to `max` pending requests, oldest first.
-    pub(crate) fn pending_requests(&self, max: usize) -> Vec<SignedRequest> {
-        let mut v: Vec<&super::Pending> = self.pending.values().collect();
-        v.sort_by_key(|p| p.order);
-        v.into_iter().take(max).map(|p| p.req.clone()).collect()
     }
 }

@@ -18,31 +18,21 @@ pub use quorate_core::request::RequestCheck;
 use crate::config::Config;
 use crate::messages::{Batch, Msg};
 use crate::{Pbft, Timer};
+use quorate_core::admission::RequestPool;
 use quorate_core::crypto::{Crypto, Digest};
 use quorate_core::executor::{Checkpoint, Executor};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::machine::{Effect, Event, Input, Outbox, ReplicaContext, ReplicaMachine};
 use quorate_core::membership::Membership;
-use quorate_core::request::SignedRequest;
 use quorate_core::time::Time;
 use quorate_core::{wire, Bytes};
 use quorate_engines::instance::Instance;
 use quorate_engines::pbft::{Action, Actions, Engine, Record};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 type Out = Outbox<Pbft>;
-
-/// A request waiting to be executed.
-#[derive(Clone, Debug)]
-pub(crate) struct Pending {
-    pub req: SignedRequest,
-    /// When its timer (re)started.
-    pub since: Time,
-    /// Arrival order (batches take the oldest first).
-    pub order: u64,
-}
 
 /// A state transfer under way.
 #[derive(Clone, Debug)]
@@ -70,8 +60,7 @@ pub struct Replica {
     pub(crate) engine: Engine<Batch>,
     pub(crate) exec: Executor,
     /// Requests not executed yet, one per client.
-    pub(crate) pending: HashMap<ClientId, Pending>,
-    pub(crate) arrivals: u64,
+    pub(crate) pending: RequestPool<()>,
     /// Requests in our proposals of this view (primary).
     pub(crate) proposed: HashSet<(ClientId, u64)>,
     /// Our checkpoints from the stable one on: seq → state.
@@ -84,6 +73,7 @@ impl Replica {
     /// A replica with fresh state.
     pub fn new(ctx: ReplicaContext, cfg: Config) -> Self {
         let engine = Engine::new(ctx.id, ctx.membership.clone(), ctx.crypto.clone(), cfg.engine());
+        let pending = RequestPool::new(cfg.max_pending);
         Replica {
             id: ctx.id,
             m: ctx.membership,
@@ -91,8 +81,7 @@ impl Replica {
             cfg,
             engine,
             exec: Executor::new(ctx.service),
-            pending: HashMap::new(),
-            arrivals: 0,
+            pending,
             proposed: HashSet::new(),
             checkpoints: BTreeMap::new(),
             transfer: None,
@@ -171,12 +160,8 @@ impl Replica {
                 match msg {
                     Msg::Pbft(m) => {
                         let mut acts = Actions::new();
-                        let check = RequestCheck {
-                            exec: &self.exec,
-                            crypto: self.crypto.as_ref(),
-                            check_signatures: self.signs(),
-                            max_batch: self.cfg.max_batch,
-                        };
+                        let check =
+                            RequestCheck::new(&self.exec, self.crypto.as_ref(), self.signs(), self.cfg.max_batch);
                         let validity = requests::BatchValidity(check);
                         self.engine.on_message(r, m, &validity, &mut acts);
                         self.carry_out(now, acts, out);

@@ -2,13 +2,13 @@
 //! the request timers through which backups suspect the primary, batching
 //! at the primary, and what makes a primary's batch valid.
 
-use super::{Out, Pending, Replica};
+use super::{Out, Replica};
 use crate::messages::{Batch, Msg, Reply};
 use crate::Timer;
-use quorate_core::crypto::Digest;
+use quorate_core::admission::{Admitted, Arrival};
 use quorate_core::ids::{ClientId, NodeId, ReplicaId};
 use quorate_core::membership::FaultModel;
-use quorate_core::request::{Freshness, RequestCheck, SignedRequest};
+use quorate_core::request::{RequestCheck, SignedRequest};
 use quorate_core::time::Time;
 use quorate_engines::instance::Instance;
 use quorate_engines::pbft::{Actions, Validity};
@@ -31,15 +31,6 @@ impl Replica {
         self.m.model() == FaultModel::Byzantine && self.cfg.sign_requests
     }
 
-    pub(crate) fn request_check(&self) -> RequestCheck<'_> {
-        RequestCheck {
-            exec: &self.exec,
-            crypto: self.crypto.as_ref(),
-            check_signatures: self.signs(),
-            max_batch: self.cfg.max_batch,
-        }
-    }
-
     pub(crate) fn tick_interval(&self) -> std::time::Duration {
         (self.cfg.request_timeout / 4).max(std::time::Duration::from_millis(1))
     }
@@ -47,28 +38,10 @@ impl Replica {
     /// REQUEST from a client: answer a retransmission of an executed
     /// request; otherwise keep it, and as a backup relay it to the primary.
     pub(crate) fn on_request(&mut self, now: Time, c: ClientId, req: SignedRequest, out: &mut Out) {
-        if req.req.client != c {
-            out.reject(NodeId::Client(c), "request names another client");
-            return;
-        }
-        match self.exec.table().freshness(c, req.req.seq) {
-            Freshness::Repeat(result) => {
-                if self.exec.table().last_op(c) != Some(Digest::of(&req.req.op)) {
-                    out.reject(NodeId::Client(c), "sequence number reused for another operation");
-                } else {
-                    self.reply(c, req.req.seq, result, out);
-                }
-                return;
-            }
-            Freshness::Stale => {
-                out.reject(NodeId::Client(c), "stale sequence number");
-                return;
-            }
-            Freshness::New => {}
-        }
-        if self.pending.get(&c).is_some_and(|p| p.req.req.seq == req.req.seq && p.req.req.op != req.req.op) {
-            out.reject(NodeId::Client(c), "sequence number reused for another operation");
-            return;
+        match self.pending.arrival(self.exec.table(), c, &req) {
+            Arrival::New => {}
+            Arrival::Executed(result) => return self.reply(c, req.req.seq, result, out),
+            Arrival::Refused(why) => return out.reject(NodeId::Client(c), why),
         }
         if !self.admit(now, req.clone(), NodeId::Client(c), out) {
             return;
@@ -76,35 +49,19 @@ impl Replica {
         if self.engine.is_primary() {
             self.maybe_propose(now, out);
         } else if self.engine.active() {
+            // A retransmission too: the primary may have missed it.
             out.send(self.engine.primary(), Msg::Forward(vec![req]));
         }
     }
 
     /// Keep a request for ordering if it is new and valid; true if it is pending.
     pub(crate) fn admit(&mut self, now: Time, req: SignedRequest, from: NodeId, out: &mut Out) -> bool {
-        let c = req.req.client;
-        if let Some(p) = self.pending.get(&c) {
-            if p.req.req.seq > req.req.seq {
-                return false;
-            }
-            if p.req == req {
-                return true;
-            }
-        }
-        if !matches!(self.exec.table().freshness(c, req.req.seq), Freshness::New) {
-            return false;
-        }
-        if let Err(why) = self.request_check().request(&req) {
+        let check = RequestCheck::new(&self.exec, self.crypto.as_ref(), self.signs(), self.cfg.max_batch);
+        let admitted = self.pending.admit(now, req, &check, ());
+        if let Admitted::Refused(why) = admitted {
             out.reject(from, why);
-            return false;
         }
-        if !self.pending.contains_key(&c) && self.pending.len() >= self.cfg.max_pending {
-            out.reject(from, "too many pending requests");
-            return false;
-        }
-        self.arrivals += 1;
-        self.pending.insert(c, Pending { req, since: now, order: self.arrivals });
-        true
+        admitted.pending()
     }
 
     /// FORWARD from a backup: requests for the primary (kept by anyone: the
@@ -123,14 +80,16 @@ impl Replica {
     /// Primary: propose batches of pending requests while the instance has room.
     pub(crate) fn maybe_propose(&mut self, now: Time, out: &mut Out) {
         while self.engine.can_propose() {
-            let mut cands: Vec<&Pending> =
-                self.pending.values().filter(|p| !self.proposed.contains(&(p.req.req.client, p.req.req.seq))).collect();
-            if cands.is_empty() {
+            let requests: Vec<SignedRequest> = self
+                .pending
+                .oldest_first()
+                .filter(|p| !self.proposed.contains(&(p.req.req.client, p.req.req.seq)))
+                .take(self.cfg.max_batch)
+                .map(|p| p.req.clone())
+                .collect();
+            if requests.is_empty() {
                 return;
             }
-            cands.sort_by_key(|p| p.order);
-            let requests: Vec<SignedRequest> =
-                cands.into_iter().take(self.cfg.max_batch).map(|p| p.req.clone()).collect();
             for r in &requests {
                 self.proposed.insert((r.req.client, r.req.seq));
             }
@@ -154,8 +113,7 @@ impl Replica {
             return;
         }
         let timeout = self.cfg.request_timeout.saturating_mul(self.engine.backoff());
-        let expired = self.pending.values().any(|p| now.since(p.since) >= timeout);
-        if expired {
+        if self.pending.any_expired(now, timeout) {
             out.event(quorate_core::machine::Event::Note("request timer expired: suspecting the primary".into()));
             self.with_engine(now, out, |e, a| e.start_view_change(a));
         }
@@ -166,13 +124,9 @@ impl Replica {
     pub(crate) fn view_changed(&mut self, now: Time, view: u64, primary: ReplicaId, out: &mut Out) {
         out.event(quorate_core::machine::Event::ViewChanged { view, leader: primary });
         self.proposed.clear();
-        for p in self.pending.values_mut() {
-            p.since = now;
-        }
+        self.pending.restart_timers(now);
         if primary != self.id && !self.pending.is_empty() {
-            let mut v: Vec<&Pending> = self.pending.values().collect();
-            v.sort_by_key(|p| p.order);
-            let reqs: Vec<SignedRequest> = v.into_iter().map(|p| p.req.clone()).collect();
+            let reqs = self.pending.oldest(usize::MAX);
             for chunk in reqs.chunks(self.cfg.max_batch.max(1)) {
                 out.send(primary, Msg::Forward(chunk.to_vec()));
             }
@@ -182,7 +136,7 @@ impl Replica {
     /// Drop pending requests that were executed.
     pub(crate) fn prune_pending(&mut self) {
         let table = self.exec.table();
-        self.pending.retain(|c, p| p.req.req.seq > table.last_seq(*c));
+        self.pending.prune(table);
         self.proposed.retain(|(c, s)| *s > table.last_seq(*c));
     }
 
