@@ -259,6 +259,13 @@ impl Replica {
                     }
                     if epoch == self.inst.epoch {
                         self.inst.accepted = true;
+                        if !self.bft() {
+                            // Crash mode: the ACCEPT was also this epoch's write
+                            // (`accept_value`); a recovered leader must not propose,
+                            // nor a follower accept, another value in this epoch.
+                            self.inst.written = Some(value);
+                            self.inst.free = false;
+                        }
                     }
                 }
                 _ => {}
