@@ -134,7 +134,7 @@ pub(crate) enum Record<D, B> {
     },
     /// With the batch when known (always in crash mode): a recovered replica's
     /// accepted value may be the one a regency change must propose again, and
-    /// the new leader needs the batch, not only its digest (decision 0020).
+    /// the new leader needs the batch, not only its digest (decision 0021).
     Accepted {
         instance: u64,
         epoch: u64,
