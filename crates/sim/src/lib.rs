@@ -22,6 +22,7 @@
 
 pub mod campaign;
 pub mod check;
+pub mod conformance;
 pub mod cpu;
 pub mod engine;
 pub mod faults;

@@ -4,18 +4,14 @@
 //! simulator's agreement checker must report.
 
 use crate::Ezbft;
-use quorate_sim::{run, Fault, Report, Scenario};
+use quorate_sim::conformance::Suite;
+use quorate_sim::Report;
 use std::time::Duration;
 
 fn collusion(colluders: &[u32], seed: u64) -> Report {
-    let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(20));
-    sc.workload =
-        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
-    sc.liveness_bound = Some(Duration::from_secs(10));
-    for r in colluders {
-        sc.faults.push(Fault::Byzantine { replica: *r, strategy: "collude-split".into() });
-    }
-    run(sc).expect("valid scenario")
+    Suite::<Ezbft>::new()
+        .with_scenario(|sc| sc.liveness_bound = Some(Duration::from_secs(10)))
+        .collusion(colluders, seed, 20)
 }
 
 #[test]

@@ -2,30 +2,38 @@
 //! state, linearizable KV histories and liveness, from no contention to full.
 
 use crate::Ezbft;
-use quorate_sim::{run, Report, Scenario};
+use quorate_sim::conformance::Suite;
+use quorate_sim::{Report, Scenario};
 use std::time::Duration;
 
+/// The suite's scenario with `clients` on a KV store with `contention`.
+fn scenario(seed: u64, clients: usize, secs: u64, contention: f64) -> Scenario<Ezbft> {
+    let workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention, read_only_gets: false });
+    Suite::<Ezbft>::new()
+        .with_scenario(|sc| {
+            sc.clients = clients;
+            sc.workload = workload;
+        })
+        .scenario(seed, secs)
+}
+
 fn kv(contention: f64, seed: u64, clients: usize) -> Report {
-    let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(5));
-    sc.workload = std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention, read_only_gets: false });
-    run(sc.judged()).expect("valid scenario")
+    judged(scenario(seed, clients, 5, contention))
 }
 
 /// Every check judged and passed, and the clients got work done.
 #[track_caller]
-fn assert_ok(r: &Report) {
-    r.assert_ok();
-    assert!(r.completed > 100, "only {} operations completed", r.completed);
+fn judged(sc: Scenario<Ezbft>) -> Report {
+    Suite::<Ezbft>::new().judge("ezbft", sc).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
 fn no_contention_takes_the_fast_path() {
     let r = kv(0.0, 1, 8);
-    assert_ok(&r);
     // Clients take the fast path, except the few commands ordered concurrently
     // with a checkpoint barrier (which interferes with everything): those
     // replicas that saw the barrier first add it to their dependencies.
-    let (fast, slow) = (sent(&r, "COMMITFAST"), sent(&r, "COMMITREPLY"));
+    let (fast, slow) = (r.sent("COMMITFAST"), r.sent("COMMITREPLY"));
     assert!(fast > 0 && slow * 100 < fast, "{fast} fast-path messages, {slow} slow-path replies");
 }
 
@@ -33,7 +41,6 @@ fn no_contention_takes_the_fast_path() {
 fn full_contention_is_safe_and_live() {
     for seed in 1..=3 {
         let r = kv(1.0, seed, 8);
-        assert_ok(&r);
         assert!(r.messages_by_kind.get("COMMIT").is_some_and(|k| k.count > 0), "contention takes the slow path");
     }
 }
@@ -41,20 +48,14 @@ fn full_contention_is_safe_and_live() {
 #[test]
 fn partial_contention_is_safe_and_live() {
     for seed in 1..=3 {
-        assert_ok(&kv(0.5, seed, 12));
+        kv(0.5, seed, 12);
     }
 }
 
 fn with_byzantine(strategy: &str, seed: u64) -> Report {
-    let mut sc = Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(8).with_duration(Duration::from_secs(20));
-    sc.workload =
-        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.02, read_only_gets: false });
+    let mut sc = scenario(seed, 8, 20, 0.02);
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: strategy.to_string() });
-    run(sc.judged()).expect("valid scenario")
-}
-
-fn sent(r: &Report, kind: &str) -> u64 {
-    r.messages_by_kind.get(kind).map_or(0, |k| k.count)
+    judged(sc)
 }
 
 #[test]
@@ -62,10 +63,9 @@ fn a_silent_leader_is_replaced_and_its_clients_move_on() {
     for strategy in ["silent-leader", "silent"] {
         for seed in 1..=2 {
             let r = with_byzantine(strategy, seed);
-            assert_ok(&r);
             // Its clients rebroadcast, the others suspect it, and the owner change completes.
-            assert!(sent(&r, "REQUEST-ALL") > 0 && sent(&r, "STARTOWNERCHANGE") > 0, "{strategy}");
-            assert!(sent(&r, "NEWOWNER") > 0, "{strategy}: no owner change completed");
+            assert!(r.sent("REQUEST-ALL") > 0 && r.sent("STARTOWNERCHANGE") > 0, "{strategy}");
+            assert!(r.sent("NEWOWNER") > 0, "{strategy}: no owner change completed");
         }
     }
 }
@@ -74,30 +74,13 @@ fn a_silent_leader_is_replaced_and_its_clients_move_on() {
 fn lying_or_absent_participants_push_commands_to_the_slow_path() {
     for strategy in ["lie-result", "drop-specorders"] {
         let r = with_byzantine(strategy, 1);
-        assert_ok(&r);
-        assert!(sent(&r, "COMMIT") > 0, "{strategy}: the fast path cannot complete with a faulty participant");
-        assert_eq!(sent(&r, "NEWOWNER"), 0, "{strategy}: participants are not owners: no owner change");
-    }
-}
-
-#[test]
-fn faulty_clients_do_not_break_correct_ones() {
-    for strategy in ["never-commit", "conflicting-commits", "reuse-timestamps"] {
-        let mut sc = Scenario::<Ezbft>::new(1).with_seed(3).with_clients(4).with_duration(Duration::from_secs(8));
-        sc.workload =
-            std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.5, read_only_gets: false });
-        sc.faults.push(quorate_sim::Fault::FaultyClient { strategy: strategy.to_string() });
-        let r = run(sc.judged()).expect("valid scenario");
-        assert_eq!(r.faulty_clients, 1);
-        assert_ok(&r);
+        assert!(r.sent("COMMIT") > 0, "{strategy}: the fast path cannot complete with a faulty participant");
+        assert_eq!(r.sent("NEWOWNER"), 0, "{strategy}: participants are not owners: no owner change");
     }
 }
 
 fn kv_scenario(seed: u64, clients: usize, secs: u64, checkpoint_interval: u64) -> Scenario<Ezbft> {
-    let mut sc =
-        Scenario::<Ezbft>::new(1).with_seed(seed).with_clients(clients).with_duration(Duration::from_secs(secs));
-    sc.workload =
-        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.02, read_only_gets: false });
+    let mut sc = scenario(seed, clients, secs, 0.02);
     sc.config = crate::Config { checkpoint_interval, ..crate::Config::default() };
     sc
 }
@@ -108,24 +91,11 @@ fn checkpoints_keep_owner_change_views_small() {
     // space's whole history (megabytes) travelled in every view.
     let mut sc = kv_scenario(1, 8, 20, 256);
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "late-silent-leader".to_string() });
-    let r = run(sc.judged()).expect("valid scenario");
-    assert_ok(&r);
-    assert!(sent(&r, "CHECKPOINT") > 0, "no checkpoint was taken");
+    let r = judged(sc);
+    assert!(r.sent("CHECKPOINT") > 0, "no checkpoint was taken");
     let new_owner = r.messages_by_kind.get("NEWOWNER").expect("the owner change completed");
     let per_message = new_owner.bytes / new_owner.count;
     assert!(per_message < 1 << 20, "NEWOWNER carries {per_message} bytes: histories are not collected");
-}
-
-#[test]
-fn a_crashed_replica_recovers_from_its_log() {
-    for (seed, replica) in [(1, 1), (2, 0)] {
-        let mut sc = kv_scenario(seed, 8, 12, 128);
-        sc.faults.push(quorate_sim::Fault::Crash { replica, at: Duration::from_secs(3) });
-        sc.faults.push(quorate_sim::Fault::Recover { replica, at: Duration::from_secs(5) });
-        let r = run(sc.judged()).expect("valid scenario");
-        assert_ok(&r);
-        assert!(sent(&r, "CHECKPOINT") > 0);
-    }
 }
 
 #[test]
@@ -136,9 +106,8 @@ fn a_partitioned_replica_catches_up_by_state_transfer() {
         from: Duration::from_secs(1),
         until: Some(Duration::from_secs(6)),
     });
-    let r = run(sc.judged()).expect("valid scenario");
-    assert_ok(&r);
-    assert!(sent(&r, "STATE") > 0, "replica 3 caught up without a state transfer");
+    let r = judged(sc);
+    assert!(r.sent("STATE") > 0, "replica 3 caught up without a state transfer");
 }
 
 #[test]
@@ -153,9 +122,8 @@ fn a_replica_cut_off_long_enough_to_lose_its_space_reopens_it() {
         from: Duration::from_secs(1),
         until: Some(Duration::from_secs(6)),
     });
-    let r = run(sc.judged()).expect("valid scenario");
-    assert_ok(&r);
-    assert!(sent(&r, "NEWOWNER") > 0, "replica 1's space was not settled");
+    let r = judged(sc);
+    assert!(r.sent("NEWOWNER") > 0, "replica 1's space was not settled");
     assert!(r.max_view >= 5, "replica 1 did not reopen its space (highest owner number {})", r.max_view);
 }
 
@@ -168,9 +136,7 @@ fn a_replica_cut_off_long_enough_to_lose_its_space_reopens_it() {
 /// of the default settings and fails liveness, and only liveness.
 #[test]
 fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
-    let mut sc = Scenario::<Ezbft>::new(1).with_seed(12).with_clients(8).with_duration(Duration::from_secs(5));
-    sc.workload =
-        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 1.0, read_only_gets: false });
+    let mut sc = scenario(12, 8, 5, 1.0);
     let hour = Duration::from_secs(3600);
     sc.config = crate::Config {
         commit_timeout: hour,
@@ -180,7 +146,7 @@ fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
     };
     sc.liveness_bound = Some(<Ezbft as quorate_core::Protocol>::liveness_bound(&crate::Config::default(), 1));
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "equivocate".into() });
-    let r = run(sc.judged()).expect("valid scenario");
+    let r = judged(sc);
     assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
     assert!(!r.ok());
     assert_eq!(r.safety_violations, 0, "{}", r.summary());

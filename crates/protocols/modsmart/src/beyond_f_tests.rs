@@ -5,17 +5,11 @@
 //! the simulator's agreement checker must report.
 
 use crate::ModSmart;
-use quorate_sim::{run, Fault, Report, Scenario};
-use std::time::Duration;
+use quorate_sim::conformance::Suite;
+use quorate_sim::Report;
 
 fn collusion(colluders: &[u32], seed: u64) -> Report {
-    let mut sc = Scenario::<ModSmart>::new(1).with_seed(seed).with_clients(16).with_duration(Duration::from_secs(4));
-    sc.workload =
-        std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
-    for r in colluders {
-        sc.faults.push(Fault::Byzantine { replica: *r, strategy: "collude-split".into() });
-    }
-    run(sc).expect("valid scenario")
+    Suite::<ModSmart>::new().with_scenario(|sc| sc.clients = 16).collusion(colluders, seed, 4)
 }
 
 #[test]

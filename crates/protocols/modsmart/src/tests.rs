@@ -435,3 +435,69 @@ fn state_reply_with_inconsistent_checkpoint_is_rejected() {
     let d: Vec<_> = net.replicas().map(|r| (r.executed(), r.state_digest())).collect();
     assert_eq!(d[3], d[0]);
 }
+
+/// Crash mode: leader 0 proposes and ACCEPTs a batch (durably) for instance 0,
+/// then crashes before its PROPOSE and ACCEPT leave, and recovers. The digest
+/// of its durable ACCEPT; its PROPOSE and ACCEPT are gone.
+fn cft_leader_recovered_with_an_unsent_accept() -> (Net, quorate_core::crypto::Digest) {
+    let mut net = net(FaultModel::Crash, 1, Config::default());
+    let req = net.request(C1, 1, put("a", "x"));
+    net.enqueue(C1, r(0), Msg::Request(req.clone()));
+    net.deliver_one();
+    let batch = net
+        .queued()
+        .iter()
+        .find_map(|e| match &e.msg {
+            Msg::Propose { batch, .. } => Some(batch.clone()),
+            _ => None,
+        })
+        .expect("leader 0 proposed");
+    let value = batch.digest(net.key(r(0)));
+    assert_eq!(net.discard(|e| e.from == NodeId::Replica(r(0))), 4, "PROPOSE and ACCEPT to 1 and 2");
+    net.crash(r(0));
+    net.restart(r(0));
+    net.deliver_all();
+    // The client retransmits to every replica: their request timers run.
+    net.submit(req, [r(1), r(2)]);
+    (net, value)
+}
+
+/// The batch replica `at` decided in instance 0, by digest.
+fn decided_value(net: &Net, at: ReplicaId) -> Option<quorate_core::crypto::Digest> {
+    let rep = net.machine::<crate::replica::Replica>(at);
+    rep.log.get(&0).map(|d| d.batch.digest(net.key(at)))
+}
+
+#[test]
+fn recovered_cft_leader_hands_the_batch_it_accepted_to_the_next_leader() {
+    let (mut net, value) = cft_leader_recovered_with_an_unsent_accept();
+    // Recovered leader 0 must not finish by itself here, and leader 1 must build its
+    // SYNC on 0's STOPDATA (its own and 0's are the n−f it waits for): the value 0
+    // accepted is bound, and only 0 holds its batch.
+    net.drop_when(|e| {
+        matches!(e.msg, Msg::Propose { .. }) && e.from == NodeId::Replica(r(0))
+            || matches!(e.msg, Msg::StopData(_)) && e.from == NodeId::Replica(r(2))
+    });
+    for _ in 0..40 {
+        tick(&mut net);
+    }
+    assert!(net.events().iter().any(|(_, e)| matches!(e, Event::ViewChanged { view: 1, .. })));
+    assert_eq!(net.replies(C1, 1).len(), 3, "decided after the regency change");
+    for i in 0..3 {
+        assert_eq!(decided_value(&net, r(i)), Some(value), "replica {i} decided the value 0 accepted");
+    }
+}
+
+#[test]
+fn recovered_cft_leader_repeats_the_proposal_it_accepted() {
+    let (mut net, value) = cft_leader_recovered_with_an_unsent_accept();
+    // Within one request timeout (no regency change yet), the stuck leader repeats its PROPOSE.
+    for _ in 0..3 {
+        tick(&mut net);
+    }
+    assert!(!net.events().iter().any(|(_, e)| matches!(e, Event::ViewChanged { .. })));
+    assert_eq!(net.replies(C1, 1).len(), 3, "decided in regency 0");
+    for i in 0..3 {
+        assert_eq!(decided_value(&net, r(i)), Some(value), "replica {i} decided the value 0 accepted");
+    }
+}

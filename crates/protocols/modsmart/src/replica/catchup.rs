@@ -4,7 +4,7 @@
 //! from durable state.
 
 use super::{CheckpointRecord, Instance, Out, Record, Replica, Transfer};
-use crate::messages::{Decision, Msg, StateReply};
+use crate::messages::{accept_bytes, Batch, Decision, Msg, StateReply};
 use crate::Timer;
 use quorate_core::crypto::Digest;
 use quorate_core::ids::{NodeId, ReplicaId};
@@ -217,7 +217,7 @@ impl Replica {
         }
         let mut votes = Vec::new();
         for bytes in records {
-            let Ok(rec) = quorate_core::wire::decode::<Record<Decision>>(&bytes, usize::MAX) else {
+            let Ok(rec) = quorate_core::wire::decode::<Record<Decision, Batch>>(&bytes, usize::MAX) else {
                 out.event(Event::Note("recovery: unreadable record skipped".into()));
                 continue;
             };
@@ -251,14 +251,37 @@ impl Replica {
                         self.inst.free = false;
                     }
                 }
-                Record::Accepted { instance, epoch, value } if instance == self.next() => {
+                Record::Accepted { instance, epoch, value, batch } if instance == self.next() => {
                     self.own_votes.cast((instance, epoch, true), value, "mod-smart: recovered ACCEPT");
+                    // The batch of the accepted value: the STOPDATA of a regency change must carry
+                    // it (a value bound without its batch stalls every new leader), and a
+                    // recovered leader can repeat its PROPOSE.
+                    if let Some(b) = batch.filter(|b| b.digest(self.crypto.as_ref()) == value) {
+                        self.inst.batches.insert(value, b);
+                    }
                     if epoch >= self.inst.valts {
                         self.inst.valts = epoch;
                         self.inst.val = Some(value);
                     }
+                    // Our own ACCEPT counts again towards (and is repeated for) a decision.
+                    let sig = if self.bft() {
+                        self.crypto.sign(&accept_bytes(instance, epoch, &value))
+                    } else {
+                        quorate_core::crypto::Signature(Vec::new())
+                    };
+                    if self.inst.acceptors.insert((epoch, self.id)) {
+                        self.inst.accepts.entry((epoch, value)).or_default().push((self.id, sig.clone()));
+                    }
                     if epoch == self.inst.epoch {
                         self.inst.accepted = true;
+                        self.inst.my_accept = Some((value, sig));
+                        if !self.bft() {
+                            // Crash mode: the ACCEPT was also this epoch's write
+                            // (`accept_value`); a recovered leader must not propose,
+                            // nor a follower accept, another value in this epoch.
+                            self.inst.written = Some(value);
+                            self.inst.free = false;
+                        }
                     }
                 }
                 _ => {}

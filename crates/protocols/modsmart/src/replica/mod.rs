@@ -110,13 +110,26 @@ pub(crate) struct Transfer {
 
 /// Durable records (thesis §4.2.3.2: decisions are logged; we also log votes
 /// so a recovered replica never votes twice differently in one epoch).
-#[derive(Clone, Debug, Serialize, Deserialize)]
 ///
-/// Written as `Record<&Decision>` (no copy of the batch), read back as `Record<Decision>`.
-pub(crate) enum Record<D> {
+/// Written as `Record<&Decision, &Batch>` (no copy of the batch), read back as
+/// `Record<Decision, Batch>`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) enum Record<D, B> {
     Decided(D),
-    Wrote { instance: u64, epoch: u64, value: Digest },
-    Accepted { instance: u64, epoch: u64, value: Digest },
+    Wrote {
+        instance: u64,
+        epoch: u64,
+        value: Digest,
+    },
+    /// With the batch when known (always in crash mode): a recovered replica's
+    /// accepted value may be the one a regency change must propose again, and
+    /// the new leader needs the batch, not only its digest (decision 0021).
+    Accepted {
+        instance: u64,
+        epoch: u64,
+        value: Digest,
+        batch: Option<B>,
+    },
     Regency(u64),
 }
 
@@ -351,7 +364,7 @@ impl Replica {
         }
     }
 
-    pub(crate) fn persist(&self, rec: &Record<&Decision>, out: &mut Out) {
+    pub(crate) fn persist(&self, rec: &Record<&Decision, &Batch>, out: &mut Out) {
         out.push(quorate_core::machine::Effect::Persist(quorate_core::wire::encode(rec).into()));
     }
 }
@@ -383,5 +396,9 @@ impl ReplicaMachine<ModSmart> for Replica {
 
     fn executed(&self) -> u64 {
         self.exec.slot()
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 }

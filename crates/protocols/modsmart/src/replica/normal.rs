@@ -198,7 +198,8 @@ impl Replica {
         // Alg. 6 l.29–33: one ACCEPT per epoch (its signature makes a second one a proof of equivocation).
         self.own_votes.cast((instance, epoch, true), v, "mod-smart: ACCEPT");
         let sig = if self.bft() { self.crypto.sign(&accept_bytes(instance, epoch, &v)) } else { Signature(Vec::new()) };
-        self.persist(&Record::Accepted { instance, epoch, value: v }, out);
+        let batch = self.inst.batches.get(&v);
+        self.persist(&Record::Accepted { instance, epoch, value: v, batch }, out);
         self.inst.my_accept = Some((v, sig.clone()));
         out.broadcast(Msg::Accept { regency, instance, value: v, sig: sig.clone() });
         self.count_accept(now, self.id, epoch, v, sig, out);
