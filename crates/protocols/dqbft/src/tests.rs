@@ -137,6 +137,19 @@ fn a_client_assigned_elsewhere_that_sends_everywhere_gains_nothing() {
     assert!(sent(&r, "FORWARD") > 0, "replicas relay the duplicates to the client's coordinator");
 }
 
+/// The core's generic faulty clients (bad signatures, reused sequence
+/// numbers, one sequence number split over two operations) hurt nobody else.
+#[test]
+fn generic_faulty_clients_do_not_break_correct_ones() {
+    for strategy in ["bad-signature", "reuse-seq", "split-requests"] {
+        let mut sc = scenario(3, 4, 8);
+        sc.faults.push(Fault::FaultyClient { strategy: strategy.to_string() });
+        let r = run(sc.judged()).expect("valid scenario");
+        assert_eq!(r.faulty_clients, 1, "{strategy}");
+        assert_ok(&r);
+    }
+}
+
 /// The runtime test `kill_and_restart_each_replica_under_load` in the
 /// simulator: each replica in turn crashes under load (the O-primary and
 /// every instance's coordinator of the time) and recovers from its log

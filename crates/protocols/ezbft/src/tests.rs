@@ -82,7 +82,10 @@ fn lying_or_absent_participants_push_commands_to_the_slow_path() {
 
 #[test]
 fn faulty_clients_do_not_break_correct_ones() {
-    for strategy in ["never-commit", "conflicting-commits", "reuse-timestamps"] {
+    // Its own strategies, then the core's generic ones.
+    for strategy in
+        ["never-commit", "conflicting-commits", "reuse-timestamps", "bad-signature", "reuse-seq", "split-requests"]
+    {
         let mut sc = Scenario::<Ezbft>::new(1).with_seed(3).with_clients(4).with_duration(Duration::from_secs(8));
         sc.workload =
             std::sync::Arc::new(quorate_sim::workload::Kv { payload: 16, contention: 0.5, read_only_gets: false });
