@@ -606,17 +606,15 @@ fn shell_quote(s: &str) -> String {
 
 fn list_faults<P: Protocol>() -> String {
     let mut s = format!("Byzantine replica strategies of {} (--byzantine R:STRATEGY):\n", P::NAME);
-    if P::strategies().is_empty() {
+    if P::STRATEGIES.is_empty() {
         s.push_str("  (none)\n");
     }
-    for (name, what) in P::strategies() {
+    for (name, what) in P::STRATEGIES {
         s.push_str(&format!("  {name:<24} {what}\n"));
     }
     s.push_str(&format!("Faulty client strategies of {} (--faulty-client STRATEGY):\n", P::NAME));
-    if P::client_strategies().is_empty() {
-        s.push_str("  (none)\n");
-    }
-    for (name, what) in P::client_strategies() {
+    // Never empty: the generic strategies are every protocol's.
+    for (name, what) in quorate_core::faulty_client::strategies::<P>() {
         s.push_str(&format!("  {name:<24} {what}\n"));
     }
     s.push_str(

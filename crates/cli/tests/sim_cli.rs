@@ -16,6 +16,16 @@ fn list_faults() {
     assert!(o.status.success());
     let s = text(&o.stdout);
     assert!(s.contains("--crash R@T") && s.contains("Byzantine replica strategies of mod-smart"), "{s}");
+    // Every protocol has the core's generic faulty clients, then its own.
+    for (protocol, own) in [("dqbft", "duplicate-requests"), ("ezbft", "never-commit"), ("pbft", "bad-signature")] {
+        let o = quorate(&["sim", "--protocol", protocol, "--list-faults"]);
+        assert!(o.status.success());
+        let s = text(&o.stdout);
+        let clients = s.split("Faulty client strategies").nth(1).unwrap_or_default();
+        for name in ["bad-signature", "reuse-seq", "split-requests", own] {
+            assert!(clients.contains(name), "{protocol}: {name} missing: {s}");
+        }
+    }
 }
 
 #[test]

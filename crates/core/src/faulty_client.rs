@@ -1,15 +1,15 @@
 //! Generic faulty clients: strategies that only tamper with the client
-//! REQUESTs a correct client sends, written once for every protocol whose
-//! message enum implements [`CarriesRequest`].
+//! REQUESTs a correct client sends ([`Message::request_mut`]), written once
+//! for every protocol.
 //!
-//! A protocol's [`Protocol::byzantine_client`] builds its correct client and
-//! hands it to [`wrap`] for the names in [`STRATEGIES`]; its own
-//! [`Protocol::client_strategies`] lists [`STRATEGIES`] first, then any
-//! protocol-specific ones.
+//! Hosts list [`strategies`] (the generic [`STRATEGIES`], then the
+//! protocol's own [`Protocol::CLIENT_STRATEGIES`]) and build faulty clients
+//! with [`build`]: a generic strategy wraps the protocol's correct client,
+//! any other goes to [`Protocol::byzantine_client`].
 
 use crate::crypto::{Crypto, Signature};
 use crate::ids::{NodeId, ReplicaId};
-use crate::machine::{ClientMachine, Effect, Input, Outbox, Protocol};
+use crate::machine::{ClientContext, ClientMachine, Effect, Input, Message, Outbox, Protocol, UnknownStrategy};
 use crate::request::SignedRequest;
 use crate::time::Time;
 use bytes::Bytes;
@@ -25,12 +25,6 @@ pub const STRATEGIES: &[(&str, &str)] = &[
 /// Length of the all-zero signature `bad-signature` puts on a request (at
 /// least; a longer real signature keeps its length).
 pub const BAD_SIGNATURE_LEN: usize = 64;
-
-/// A protocol message that may carry one client REQUEST.
-pub trait CarriesRequest {
-    /// The request this message carries, if it is a client REQUEST.
-    fn request_mut(&mut self) -> Option<&mut SignedRequest>;
-}
 
 /// Which generic strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,25 +60,29 @@ pub struct FaultyClient<P: Protocol> {
     last: Option<SignedRequest>,
 }
 
-/// `inner` (a correct client) made faulty following `strategy`, if it is a
-/// generic one; `n` replicas; `crypto` is the client's own provider.
-pub fn wrap<P: Protocol>(
-    strategy: &str,
-    inner: Box<dyn ClientMachine<P>>,
-    n: usize,
-    crypto: Arc<dyn Crypto>,
-) -> Option<Box<dyn ClientMachine<P>>>
-where
-    P::Message: CarriesRequest,
-{
-    let kind = Kind::from_name(strategy)?;
-    Some(Box::new(FaultyClient::new(kind, inner, n, crypto)))
+/// Every client strategy of `P`: the generic ones, then its own.
+pub fn strategies<P: Protocol>() -> Vec<(&'static str, &'static str)> {
+    STRATEGIES.iter().chain(P::CLIENT_STRATEGIES).copied().collect()
 }
 
-impl<P: Protocol> FaultyClient<P>
-where
-    P::Message: CarriesRequest,
-{
+/// A faulty client of `P` following `strategy`: a generic one wraps `P`'s
+/// correct client (a generic name wins over a protocol's own of the same
+/// name); any other is `P`'s to build.
+pub fn build<P: Protocol>(
+    strategy: &str,
+    ctx: ClientContext<P::Keys>,
+    config: &P::Config,
+) -> Result<Box<dyn ClientMachine<P>>, UnknownStrategy> {
+    match Kind::from_name(strategy) {
+        Some(kind) => {
+            let (n, crypto) = (ctx.membership.n(), ctx.crypto.clone());
+            Ok(Box::new(FaultyClient::new(kind, P::client(ctx, config), n, crypto)))
+        }
+        None => P::byzantine_client(strategy, ctx, config),
+    }
+}
+
+impl<P: Protocol> FaultyClient<P> {
     /// Wrap `inner` following `kind`.
     pub fn new(kind: Kind, inner: Box<dyn ClientMachine<P>>, n: usize, crypto: Arc<dyn Crypto>) -> Self {
         FaultyClient { inner, kind, n: n as u32, crypto, last: None }
@@ -146,10 +144,7 @@ where
     }
 }
 
-impl<P: Protocol> ClientMachine<P> for FaultyClient<P>
-where
-    P::Message: CarriesRequest,
-{
+impl<P: Protocol> ClientMachine<P> for FaultyClient<P> {
     fn invoke(&mut self, now: Time, op: Bytes, read_only: bool, out: &mut Outbox<P>) {
         let mut inner_out = Outbox::new();
         self.inner.invoke(now, op, read_only, &mut inner_out);
@@ -197,7 +192,8 @@ mod tests {
         let client: Arc<dyn Crypto> = Arc::new(keys[4].clone());
         let replica: Arc<dyn Crypto> = Arc::new(keys[0].clone());
         let inner = Box::new(Correct { seq: 0, crypto: client.clone() });
-        let mut c = wrap::<T>(strategy, inner, 4, client).expect("a generic strategy");
+        let kind = Kind::from_name(strategy).expect("a generic strategy");
+        let mut c = FaultyClient::<T>::new(kind, inner, 4, client);
         let mut out = Outbox::new();
         c.invoke(Time::ZERO, Bytes::from_static(b"a"), false, &mut out);
         c.invoke(Time::ZERO, Bytes::from_static(b"b"), false, &mut out);
@@ -218,10 +214,9 @@ mod tests {
         for (name, _) in STRATEGIES {
             assert!(Kind::from_name(name).is_some(), "{name}");
         }
-        let keys = Ed25519Crypto::deterministic(3, &[NodeId::Client(ClientId(7))]);
-        let crypto: Arc<dyn Crypto> = Arc::new(keys[0].clone());
-        let inner = Box::new(Correct { seq: 0, crypto: crypto.clone() });
-        assert!(wrap::<T>("duplicate-requests", inner, 4, crypto).is_none());
+        assert!(Kind::from_name("duplicate-requests").is_none());
+        // The core's test protocol has no client strategies of its own.
+        assert_eq!(strategies::<T>(), STRATEGIES.to_vec());
     }
 
     #[test]

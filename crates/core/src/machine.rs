@@ -10,6 +10,7 @@ use crate::ids::{ClientId, NodeId, ReplicaId};
 use crate::keys::KeyMaterial;
 use crate::membership::{FaultModel, Membership, MembershipError};
 use crate::quorum::{ConfigError, QuorumSystem};
+use crate::request::SignedRequest;
 use crate::service::Service;
 use crate::settings::GenericSettings;
 use crate::time::Time;
@@ -25,6 +26,9 @@ use std::time::Duration;
 pub trait Message: Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {
     /// Short name of the message kind (e.g. "PROPOSE").
     fn kind(&self) -> &'static str;
+    /// The client REQUEST this message carries, if it is one (the generic
+    /// faulty clients of [`crate::faulty_client`] tamper with it).
+    fn request_mut(&mut self) -> Option<&mut SignedRequest>;
     /// Check the signatures this message carries, through `crypto`, before
     /// the machine sees it. Only a performance hook: the runtime calls it on
     /// its receiving threads so that the machine's own checks (which it must
@@ -450,9 +454,7 @@ pub trait Protocol: Sized + Send + 'static {
     /// Build a client machine.
     fn client(ctx: ClientContext<Self::Keys>, config: &Self::Config) -> Box<dyn ClientMachine<Self>>;
     /// Adversary strategies this protocol provides: (name, description).
-    fn strategies() -> &'static [(&'static str, &'static str)] {
-        &[]
-    }
+    const STRATEGIES: &'static [(&'static str, &'static str)] = &[];
     /// Wrap a correct replica into a Byzantine one following `strategy`.
     fn byzantine(
         strategy: &str,
@@ -462,11 +464,12 @@ pub trait Protocol: Sized + Send + 'static {
         let _ = (ctx, config);
         Err(UnknownStrategy(strategy.to_string()))
     }
-    /// Client adversary strategies: (name, description).
-    fn client_strategies() -> &'static [(&'static str, &'static str)] {
-        &[]
-    }
-    /// Build a faulty client following `strategy`.
+    /// This protocol's own client adversary strategies: (name, description).
+    /// The generic ones ([`crate::faulty_client::STRATEGIES`]) come on top for
+    /// every protocol: hosts list [`crate::faulty_client::strategies`] and
+    /// build with [`crate::faulty_client::build`].
+    const CLIENT_STRATEGIES: &'static [(&'static str, &'static str)] = &[];
+    /// Build a faulty client following one of [`Protocol::CLIENT_STRATEGIES`].
     fn byzantine_client(
         strategy: &str,
         ctx: ClientContext<Self::Keys>,

@@ -2,7 +2,6 @@
 //! requests or pings; the tests drive executors and client wrappers
 //! directly, so it builds no machines.
 
-use crate::faulty_client::CarriesRequest;
 use crate::machine::{ClientContext, ClientMachine, Message, Protocol, ReplicaContext, ReplicaMachine};
 use crate::request::SignedRequest;
 
@@ -20,9 +19,6 @@ impl Message for M {
     fn kind(&self) -> &'static str {
         "M"
     }
-}
-
-impl CarriesRequest for M {
     fn request_mut(&mut self) -> Option<&mut SignedRequest> {
         match self {
             M::Req(r) => Some(r),

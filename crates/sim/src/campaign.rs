@@ -5,13 +5,13 @@
 //! --campaign-faults` replays campaign run S exactly):
 //!
 //! - up to f faulty replicas (distinct, uniformly chosen), each either
-//!   Byzantine with a random strategy from `P::strategies()` (Byzantine model
+//!   Byzantine with a random strategy from `P::STRATEGIES` (Byzantine model
 //!   only) or crashed at a random time, half of the crashed ones recovering
 //!   later (a crashed-and-recovered replica still counts toward f);
 //! - with probability 0.3, a partition isolating 1..=f random replicas that heals;
 //! - with probability 0.3, a GST with 1–5% extra loss before it;
 //! - with probability 0.3, one faulty client with a random strategy from
-//!   `P::client_strategies()`.
+//!   `faulty_client::strategies::<P>()` (the generic ones and the protocol's own).
 //!
 //! Every fault starts between 10% and 40% of the fault window and ends
 //! (recovery, heal, GST) by 60% of it. The window ([`fault_window`]) is the
@@ -129,7 +129,8 @@ pub fn campaign_scenario<P: Protocol>(base: &Scenario<P>, seed: u64) -> Scenario
     let mut sc = base.clone();
     sc.seed = seed;
     let window = fault_window(&sc).unwrap_or(sc.duration);
-    let p = plan(seed, sc.n(), sc.f, sc.model, window, P::strategies(), P::client_strategies());
+    let clients = quorate_core::faulty_client::strategies::<P>();
+    let p = plan(seed, sc.n(), sc.f, sc.model, window, P::STRATEGIES, &clients);
     sc.faults.extend(p.faults);
     if let Some(gst) = p.gst {
         sc.net.gst_ns = sc.net.gst_ns.max(u64::try_from(gst.as_nanos()).unwrap_or(u64::MAX));

@@ -15,10 +15,10 @@
 //! - a replica crashed and recovered from its durable state;
 //! - a replica partitioned away and healed (it must catch up);
 //! - loss before stabilisation (GST);
-//! - every Byzantine replica strategy of the protocol, at replica 0 and at
+//! - every Byzantine replica strategy ([`faulty_client::strategies`]: the generic ones and the protocol's own), at replica 0 and at
 //!   the last, except the colluding ones meant for runs beyond f
 //!   (`collude-*`, decision 0014);
-//! - every faulty-client strategy of the protocol;
+//! - every faulty-client strategy ([`faulty_client::strategies`]: the generic ones and the protocol's own);
 //! - determinism (one seed, one trace; another seed, another);
 //! - a short random campaign ([`crate::campaign`]), six seeds;
 //! - unit vote weights change nothing, others are refused unless the
@@ -31,6 +31,7 @@
 //! [`Suite::scenario`] and [`Suite::collusion`].
 
 use crate::{run, Fault, Report, Scenario};
+use quorate_core::faulty_client;
 use quorate_core::machine::Protocol;
 use quorate_core::FaultModel;
 use std::fmt;
@@ -228,7 +229,7 @@ impl<P: Protocol> Suite<P> {
         self.judge("loss_before_stabilisation", sc).map(|_| ())
     }
 
-    /// Each Byzantine strategy of the protocol meant for runs within f, at
+    /// Each Byzantine strategy ([`faulty_client::strategies`]: the generic ones and the protocol's own) meant for runs within f, at
     /// replica 0 and at the last replica. Nothing in the crash model. A
     /// Byzantine replica may slow the others down as far as the protocol
     /// lets it (a leader that proposes just before the timeout): the runs
@@ -237,7 +238,7 @@ impl<P: Protocol> Suite<P> {
         if self.base.model == FaultModel::Crash {
             return Ok(());
         }
-        for (name, _) in P::strategies().iter().filter(|(name, _)| !name.starts_with("collude")) {
+        for (name, _) in P::STRATEGIES.iter().filter(|(name, _)| !name.starts_with("collude")) {
             for replica in [0, self.n() - 1] {
                 let sc =
                     self.scenario(1, self.secs).with_fault(Fault::Byzantine { replica, strategy: (*name).to_string() });
@@ -253,7 +254,7 @@ impl<P: Protocol> Suite<P> {
     /// Each faulty-client strategy beside the correct clients, on a KV store
     /// with half of the operations on the shared key.
     pub fn client_strategies(&self) -> Outcome {
-        for (name, _) in P::client_strategies() {
+        for (name, _) in faulty_client::strategies::<P>() {
             let mut sc = self.scenario(3, 8).with_fault(Fault::FaultyClient { strategy: name.to_string() });
             sc.workload = Arc::new(crate::workload::Kv { payload: 16, contention: 0.5, read_only_gets: false });
             self.judge("client_strategies", sc)

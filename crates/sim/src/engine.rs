@@ -73,6 +73,7 @@ use crate::queue::EventQueue;
 use crate::report::{Dropped, KindStats, Latency, Report};
 use crate::workload::{Kv, OpGenerator, OpRecord, Workload};
 use bytes::Bytes;
+use quorate_core::faulty_client;
 use quorate_core::keys::KeyMaterial;
 use quorate_core::machine::{ClientContext, Message, ReplicaContext};
 use quorate_core::membership::MembershipError;
@@ -482,11 +483,11 @@ impl<P: Protocol> Scenario<P> {
                     if !byz.insert(*replica) {
                         return inv(format!("--byzantine: replica {replica} is given two strategies"));
                     }
-                    if !P::strategies().iter().any(|(s, _)| s == strategy) {
+                    if !P::STRATEGIES.iter().any(|(s, _)| s == strategy) {
                         return inv(format!(
                             "--byzantine {replica}:{strategy}: {} has no replica strategy '{strategy}' (known: {})",
                             P::NAME,
-                            names(P::strategies())
+                            names(P::STRATEGIES)
                         ));
                     }
                     if self.model == FaultModel::Crash {
@@ -494,11 +495,12 @@ impl<P: Protocol> Scenario<P> {
                     }
                 }
                 Fault::FaultyClient { strategy } => {
-                    if !P::client_strategies().iter().any(|(s, _)| s == strategy) {
+                    let known = faulty_client::strategies::<P>();
+                    if !known.iter().any(|(s, _)| s == strategy) {
                         return inv(format!(
                             "--faulty-client {strategy}: {} has no client strategy '{strategy}' (known: {})",
                             P::NAME,
-                            names(P::client_strategies())
+                            names(&known)
                         ));
                     }
                 }
@@ -810,7 +812,7 @@ impl<P: Protocol> Simulation<P> {
                 P::client(ctx, &sim.sc.config)
             } else {
                 let strategy = &faulty_strategies[i - sim.sc.clients];
-                P::byzantine_client(strategy, ctx, &sim.sc.config)
+                faulty_client::build::<P>(strategy, ctx, &sim.sc.config)
                     .map_err(|e| SimError::Invalid(format!("faulty client: {e}")))?
             };
             let label = if correct { "workload" } else { "faulty-workload" };

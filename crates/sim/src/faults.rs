@@ -50,14 +50,14 @@ pub enum Fault {
     Byzantine {
         /// The replica.
         replica: u32,
-        /// Strategy name from `Protocol::strategies()`.
+        /// Strategy name from `Protocol::STRATEGIES`.
         strategy: String,
     },
     /// One extra client runs the protocol's faulty-client `strategy`. It uses
     /// the workload's faulty key namespace; its operations are not checked for
     /// linearizability or liveness.
     FaultyClient {
-        /// Strategy name from `Protocol::client_strategies()`.
+        /// Strategy name from `faulty_client::strategies::<P>()`.
         strategy: String,
     },
 }

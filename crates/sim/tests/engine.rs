@@ -128,8 +128,8 @@ fn byzantine_replica_and_faulty_clients_are_tolerated() {
     for strategy in ["silent", "wrong-reply"] {
         let mut sc = base(9);
         sc.faults.push(Fault::Byzantine { replica: 2, strategy: strategy.into() });
-        sc.faults.push(Fault::FaultyClient { strategy: "bad-signature".into() });
-        sc.faults.push(Fault::FaultyClient { strategy: "reuse-seq".into() });
+        sc.faults.push(Fault::FaultyClient { strategy: "toy-bad-signature".into() });
+        sc.faults.push(Fault::FaultyClient { strategy: "toy-reuse-seq".into() });
         let r = run(sc).unwrap();
         assert!(r.ok(), "{strategy}: {}", r.summary());
         assert_eq!(r.faulty_clients, 2);

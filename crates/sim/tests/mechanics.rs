@@ -18,6 +18,9 @@ use std::time::Duration;
 struct Ping(u32);
 
 impl Message for Ping {
+    fn request_mut(&mut self) -> Option<&mut quorate_core::request::SignedRequest> {
+        None
+    }
     fn kind(&self) -> &'static str {
         "PING"
     }

@@ -228,9 +228,7 @@ impl<F: Flavor> Protocol for Dq<F> {
         Box::new(client::Client::<F>::new(ctx, config.clone()))
     }
 
-    fn strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::STRATEGIES
-    }
+    const STRATEGIES: &'static [(&'static str, &'static str)] = byzantine::STRATEGIES;
 
     fn byzantine(
         strategy: &str,
@@ -240,9 +238,7 @@ impl<F: Flavor> Protocol for Dq<F> {
         byzantine::replica::<F>(strategy, ctx, config)
     }
 
-    fn client_strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::CLIENT_STRATEGIES
-    }
+    const CLIENT_STRATEGIES: &'static [(&'static str, &'static str)] = byzantine::CLIENT_STRATEGIES;
 
     fn byzantine_client(
         strategy: &str,

@@ -350,6 +350,12 @@ fn instance_kind(d: bool, kind: &str) -> &'static str {
 }
 
 impl<D: InstanceMsg<DBatch>, O: InstanceMsg<OBatch>> Message for Msg<D, O> {
+    fn request_mut(&mut self) -> Option<&mut SignedRequest> {
+        match self {
+            Msg::Request(r) => Some(r),
+            _ => None,
+        }
+    }
     fn kind(&self) -> &'static str {
         match self {
             Msg::Request(_) => "REQUEST",

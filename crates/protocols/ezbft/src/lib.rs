@@ -186,9 +186,7 @@ impl Protocol for Ezbft {
         Box::new(client::Client::new(ctx, config.clone()))
     }
 
-    fn strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::STRATEGIES
-    }
+    const STRATEGIES: &'static [(&'static str, &'static str)] = byzantine::STRATEGIES;
 
     fn byzantine(
         strategy: &str,
@@ -198,9 +196,7 @@ impl Protocol for Ezbft {
         byzantine::replica(strategy, ctx, config)
     }
 
-    fn client_strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::CLIENT_STRATEGIES
-    }
+    const CLIENT_STRATEGIES: &'static [(&'static str, &'static str)] = byzantine::CLIENT_STRATEGIES;
 
     fn byzantine_client(
         strategy: &str,

@@ -607,6 +607,14 @@ pub enum Msg {
 }
 
 impl quorate_core::machine::Message for Msg {
+    /// A client's REQUEST, and the same request sent to every replica when
+    /// its command-leader does not answer.
+    fn request_mut(&mut self) -> Option<&mut SignedRequest> {
+        match self {
+            Msg::Request(r) | Msg::RequestAll { request: r, .. } => Some(r),
+            _ => None,
+        }
+    }
     fn kind(&self) -> &'static str {
         match self {
             Msg::Request(_) => "REQUEST",

@@ -1,17 +1,14 @@
 //! Adversary strategies for Mod-SMaRt, for the simulator. Each wraps a
-//! correct replica (or client) and rewrites what it sends; a faulty node signs
+//! correct replica and rewrites what it sends; a faulty node signs
 //! only with its own keys.
 
-use crate::client::Client;
 use crate::config::Config;
 use crate::messages::{accept_bytes, Batch, Decision, InstanceState, Msg, SignedStopData};
 use crate::replica::Replica;
 use crate::{ModSmart, Timer};
 use quorate_core::crypto::{Crypto, Digest, Signature};
 use quorate_core::ids::{NodeId, ReplicaId};
-use quorate_core::machine::{
-    ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
-};
+use quorate_core::machine::{Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::time::Time;
 use quorate_core::Bytes;
 use std::collections::{BTreeMap, VecDeque};
@@ -35,9 +32,6 @@ pub const STRATEGIES: &[(&str, &str)] = &[
          ACCEPTing it toward them, and the true batch to the others",
     ),
 ];
-
-/// Client strategies: (name, description): the generic ones only.
-pub const CLIENT_STRATEGIES: &[(&str, &str)] = quorate_core::faulty_client::STRATEGIES;
 
 /// Build a Byzantine replica.
 pub fn replica(
@@ -388,15 +382,4 @@ impl ReplicaMachine<ModSmart> for Adversary {
     fn executed(&self) -> u64 {
         self.inner.executed()
     }
-}
-
-/// Build a faulty client (the generic strategies of the core).
-pub fn client(
-    strategy: &str,
-    ctx: ClientContext,
-    cfg: &Config,
-) -> Result<Box<dyn ClientMachine<ModSmart>>, UnknownStrategy> {
-    let (n, crypto) = (ctx.membership.n(), ctx.crypto.clone());
-    quorate_core::faulty_client::wrap(strategy, Box::new(Client::new(ctx, cfg.clone())), n, crypto)
-        .ok_or_else(|| UnknownStrategy(strategy.to_string()))
 }

@@ -139,9 +139,7 @@ impl Protocol for ModSmart {
         Box::new(client::Client::new(ctx, config.clone()))
     }
 
-    fn strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::STRATEGIES
-    }
+    const STRATEGIES: &'static [(&'static str, &'static str)] = byzantine::STRATEGIES;
 
     fn byzantine(
         strategy: &str,
@@ -149,18 +147,6 @@ impl Protocol for ModSmart {
         config: &Config,
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         byzantine::replica(strategy, ctx, config)
-    }
-
-    fn client_strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::CLIENT_STRATEGIES
-    }
-
-    fn byzantine_client(
-        strategy: &str,
-        ctx: ClientContext,
-        config: &Config,
-    ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
-        byzantine::client(strategy, ctx, config)
     }
 }
 

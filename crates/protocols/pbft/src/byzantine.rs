@@ -2,16 +2,13 @@
 //! replica and rewrites what it receives or sends; a faulty replica MACs
 //! and signs only with its own keys.
 
-use crate::client::Client;
 use crate::config::Config;
 use crate::messages::{Batch, Msg};
 use crate::replica::Replica;
 use crate::Pbft;
 use quorate_core::crypto::{Crypto, Digest, Mac};
 use quorate_core::ids::{NodeId, ReplicaId};
-use quorate_core::machine::{
-    ClientContext, ClientMachine, Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy,
-};
+use quorate_core::machine::{Effect, Input, Outbox, ReplicaContext, ReplicaMachine, UnknownStrategy};
 use quorate_core::time::Time;
 use quorate_engines::instance::Instance;
 use quorate_engines::pbft::collusion::Collusion;
@@ -39,9 +36,6 @@ pub const STRATEGIES: &[(&str, &str)] = &[
          true batch to the others",
     ),
 ];
-
-/// Client strategies: (name, description): the generic ones only.
-pub const CLIENT_STRATEGIES: &[(&str, &str)] = quorate_core::faulty_client::STRATEGIES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -251,15 +245,4 @@ impl ReplicaMachine<Pbft> for Adversary {
     fn executed(&self) -> u64 {
         self.inner.executed()
     }
-}
-
-/// Build a faulty client (the generic strategies of the core).
-pub fn client(
-    strategy: &str,
-    ctx: ClientContext,
-    cfg: &Config,
-) -> Result<Box<dyn ClientMachine<Pbft>>, UnknownStrategy> {
-    let (n, crypto) = (ctx.membership.n(), ctx.crypto.clone());
-    quorate_core::faulty_client::wrap(strategy, Box::new(Client::new(ctx, cfg.clone())), n, crypto)
-        .ok_or_else(|| UnknownStrategy(strategy.to_string()))
 }

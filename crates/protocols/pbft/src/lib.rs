@@ -134,9 +134,7 @@ impl Protocol for Pbft {
         Box::new(client::Client::new(ctx, config.clone()))
     }
 
-    fn strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::STRATEGIES
-    }
+    const STRATEGIES: &'static [(&'static str, &'static str)] = byzantine::STRATEGIES;
 
     fn byzantine(
         strategy: &str,
@@ -144,18 +142,6 @@ impl Protocol for Pbft {
         config: &Config,
     ) -> Result<Box<dyn ReplicaMachine<Self>>, UnknownStrategy> {
         byzantine::replica(strategy, ctx, config)
-    }
-
-    fn client_strategies() -> &'static [(&'static str, &'static str)] {
-        byzantine::CLIENT_STRATEGIES
-    }
-
-    fn byzantine_client(
-        strategy: &str,
-        ctx: ClientContext,
-        config: &Config,
-    ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
-        byzantine::client(strategy, ctx, config)
     }
 }
 

@@ -80,6 +80,12 @@ pub enum Msg {
 }
 
 impl Message for Msg {
+    fn request_mut(&mut self) -> Option<&mut SignedRequest> {
+        match self {
+            Msg::Request(r) => Some(r),
+            _ => None,
+        }
+    }
     fn kind(&self) -> &'static str {
         match self {
             Msg::Request(_) => "REQUEST",
@@ -104,15 +110,6 @@ impl Message for Msg {
                 requests(&value.requests)
             }
             _ => {}
-        }
-    }
-}
-
-impl quorate_core::faulty_client::CarriesRequest for Msg {
-    fn request_mut(&mut self) -> Option<&mut SignedRequest> {
-        match self {
-            Msg::Request(r) => Some(r),
-            _ => None,
         }
     }
 }

@@ -25,6 +25,12 @@ enum M {
 }
 
 impl Message for M {
+    fn request_mut(&mut self) -> Option<&mut SignedRequest> {
+        match self {
+            M::Req(r) => Some(r),
+            _ => None,
+        }
+    }
     fn kind(&self) -> &'static str {
         match self {
             M::Req(_) => "REQUEST",

@@ -30,6 +30,11 @@ pub enum ToyMsg {
 }
 
 impl Message for ToyMsg {
+    /// The toy's requests are not [`quorate_core::request::SignedRequest`]s:
+    /// the generic faulty clients pass them through unchanged.
+    fn request_mut(&mut self) -> Option<&mut quorate_core::request::SignedRequest> {
+        None
+    }
     fn kind(&self) -> &'static str {
         match self {
             ToyMsg::Request { .. } => "REQUEST",
@@ -87,9 +92,8 @@ impl Protocol for Toy {
         Box::new(ToyClient::new(ctx, None))
     }
 
-    fn strategies() -> &'static [(&'static str, &'static str)] {
-        &[("silent", "sends nothing"), ("wrong-reply", "replies with garbage results")]
-    }
+    const STRATEGIES: &'static [(&'static str, &'static str)] =
+        &[("silent", "sends nothing"), ("wrong-reply", "replies with garbage results")];
 
     fn byzantine(
         strategy: &str,
@@ -102,9 +106,9 @@ impl Protocol for Toy {
         }
     }
 
-    fn client_strategies() -> &'static [(&'static str, &'static str)] {
-        &[("bad-signature", "signs requests wrongly"), ("reuse-seq", "reuses sequence number 1")]
-    }
+    // Named apart from the generic ones (which pass the toy's requests through).
+    const CLIENT_STRATEGIES: &'static [(&'static str, &'static str)] =
+        &[("toy-bad-signature", "signs requests wrongly"), ("toy-reuse-seq", "reuses sequence number 1")];
 
     fn byzantine_client(
         strategy: &str,
@@ -112,7 +116,7 @@ impl Protocol for Toy {
         _config: &ToyConfig,
     ) -> Result<Box<dyn ClientMachine<Self>>, UnknownStrategy> {
         match strategy {
-            "bad-signature" | "reuse-seq" => Ok(Box::new(ToyClient::new(ctx, Some(strategy.to_string())))),
+            "toy-bad-signature" | "toy-reuse-seq" => Ok(Box::new(ToyClient::new(ctx, Some(strategy.to_string())))),
             other => Err(UnknownStrategy(other.to_string())),
         }
     }
@@ -350,7 +354,7 @@ impl ToyClient {
     fn send(&self, out: &mut Outbox<Toy>) {
         let Some((op, read_only)) = &self.current else { return };
         let mut sig = self.crypto.sign(&request_signing_bytes(self.id.0, self.seq, op));
-        if self.strategy.as_deref() == Some("bad-signature") {
+        if self.strategy.as_deref() == Some("toy-bad-signature") {
             sig.0.iter_mut().for_each(|b| *b ^= 1);
         }
         out.broadcast(ToyMsg::Request { seq: self.seq, op: op.clone(), read_only: *read_only, sig });
@@ -360,7 +364,7 @@ impl ToyClient {
 
 impl ClientMachine<Toy> for ToyClient {
     fn invoke(&mut self, _now: Time, op: Bytes, read_only: bool, out: &mut Outbox<Toy>) {
-        if self.strategy.as_deref() != Some("reuse-seq") || self.seq == 0 {
+        if self.strategy.as_deref() != Some("toy-reuse-seq") || self.seq == 0 {
             self.seq += 1;
         }
         self.current = Some((op, read_only));
