@@ -146,7 +146,7 @@ fn liveness_fails_when_an_equivocating_owner_is_never_replaced() {
     };
     sc.liveness_bound = Some(<Ezbft as quorate_core::Protocol>::liveness_bound(&crate::Config::default(), 1));
     sc.faults.push(quorate_sim::Fault::Byzantine { replica: 0, strategy: "equivocate".into() });
-    let r = judged(sc);
+    let r = quorate_sim::run(sc.judged()).expect("valid scenario");
     assert!(r.liveness_judged && !r.liveness_ok, "{}", r.summary());
     assert!(!r.ok());
     assert_eq!(r.safety_violations, 0, "{}", r.summary());
