@@ -67,6 +67,7 @@ pub struct Suite<P: Protocol> {
     secs: u64,
     min_completed: u64,
     expectations: Vec<Expectation>,
+    skipped_clients: Vec<(&'static str, &'static str)>,
 }
 
 /// A protocol's own claim about the runs of one check (what its source
@@ -90,7 +91,7 @@ impl<P: Protocol> Suite<P> {
     pub fn new() -> Self {
         let mut base = Scenario::<P>::new(1).with_clients(4);
         base.workload = Arc::new(crate::workload::Kv { payload: 16, contention: 0.2, read_only_gets: false });
-        Suite { base, secs: 12, min_completed: 100, expectations: Vec::new() }
+        Suite { base, secs: 12, min_completed: 100, expectations: Vec::new(), skipped_clients: Vec::new() }
     }
 
     /// Runs in the crash fault model (Byzantine strategies are then skipped:
@@ -123,6 +124,14 @@ impl<P: Protocol> Suite<P> {
     /// `claim` about it (say, no view change in a fault-free run).
     pub fn expect(mut self, check: &'static str, claim: &'static str, holds: fn(&Report) -> bool) -> Self {
         self.expectations.push(Expectation { check, claim, holds });
+        self
+    }
+
+    /// Leaves client strategy `name` out of [`Suite::client_strategies`],
+    /// for `why` (a known open bug, with the test that reproduces it). The
+    /// reason is printed whenever the check runs.
+    pub fn without_client_strategy(mut self, name: &'static str, why: &'static str) -> Self {
+        self.skipped_clients.push((name, why));
         self
     }
 
@@ -255,6 +264,10 @@ impl<P: Protocol> Suite<P> {
     /// with half of the operations on the shared key.
     pub fn client_strategies(&self) -> Outcome {
         for (name, _) in faulty_client::strategies::<P>() {
+            if let Some((_, why)) = self.skipped_clients.iter().find(|(s, _)| *s == name) {
+                eprintln!("conformance: client strategy {name} left out: {why}");
+                continue;
+            }
             let mut sc = self.scenario(3, 8).with_fault(Fault::FaultyClient { strategy: name.to_string() });
             sc.workload = Arc::new(crate::workload::Kv { payload: 16, contention: 0.5, read_only_gets: false });
             self.judge("client_strategies", sc)
