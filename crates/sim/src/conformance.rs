@@ -238,7 +238,7 @@ impl<P: Protocol> Suite<P> {
         self.judge("loss_before_stabilisation", sc).map(|_| ())
     }
 
-    /// Each Byzantine strategy ([`faulty_client::strategies`]: the generic ones and the protocol's own) meant for runs within f, at
+    /// Each Byzantine strategy of the protocol meant for runs within f, at
     /// replica 0 and at the last replica. Nothing in the crash model. A
     /// Byzantine replica may slow the others down as far as the protocol
     /// lets it (a leader that proposes just before the timeout): the runs
@@ -260,7 +260,8 @@ impl<P: Protocol> Suite<P> {
         Ok(())
     }
 
-    /// Each faulty-client strategy beside the correct clients, on a KV store
+    /// Each faulty-client strategy ([`faulty_client::strategies`]: the
+    /// generic ones and the protocol's own) beside the correct clients, on a KV store
     /// with half of the operations on the shared key.
     pub fn client_strategies(&self) -> Outcome {
         for (name, _) in faulty_client::strategies::<P>() {
